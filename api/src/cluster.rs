@@ -1,0 +1,129 @@
+//! What the API needs from the cluster, as a trait so the HTTP layer can be tested without Raft.
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use sm::command::Command;
+use sm::outcome::Outcome;
+use sm::StateReader;
+
+/// Why the cluster could not serve a write or a linearizable read here.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ClusterError {
+    /// Another node leads; the request should go to its API address.
+    #[error("node {leader_id} leads")]
+    ForwardTo {
+        /// The leader's id.
+        leader_id: u64,
+        /// The leader's API `host:port`.
+        api_addr: String,
+    },
+    /// No leader is known (election in progress, or no quorum).
+    #[error("no leader: {0}")]
+    NoLeader(String),
+    /// The request was accepted but its outcome is unknown (the node stopped, a timeout).
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// An HTTP request as the API received it, kept whole so it can be forwarded to the leader.
+#[derive(Debug, Clone)]
+pub struct HttpRequest {
+    /// Upper-case method.
+    pub method: String,
+    /// Path without the query.
+    pub path: String,
+    /// The raw query string, if any.
+    pub query: Option<String>,
+    /// The headers that matter for forwarding and handling, lower-case names.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Bytes,
+}
+
+impl HttpRequest {
+    /// The first value of header `name` (lower-case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// An HTTP answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpReply {
+    /// Status code.
+    pub status: u16,
+    /// Extra headers (`Retry-After`, content type).
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Bytes,
+}
+
+/// A summary of this node's view of the cluster, for `GET /admin/cluster`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ClusterStatus {
+    /// This node.
+    pub node_id: u64,
+    /// The leader this node knows, if any.
+    pub leader_id: Option<u64>,
+    /// Current term.
+    pub term: u64,
+    /// Voter ids.
+    pub voters: Vec<u64>,
+    /// Learner ids.
+    pub learners: Vec<u64>,
+    /// Index of the last log entry.
+    pub last_log_index: Option<u64>,
+    /// Index of the last applied entry.
+    pub last_applied: Option<u64>,
+    /// Last index covered by the current snapshot.
+    pub snapshot_index: Option<u64>,
+    /// Last purged log index.
+    pub last_purged_index: Option<u64>,
+    /// Every member with its addresses and, on the leader, its replication progress.
+    pub nodes: Vec<NodeStatus>,
+}
+
+/// One member in [`ClusterStatus`].
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct NodeStatus {
+    /// Node id.
+    pub id: u64,
+    /// Public API `host:port`.
+    pub api_addr: String,
+    /// Raft peer `host:port`.
+    pub raft_addr: String,
+    /// Highest log index known replicated to it (leader only).
+    pub matched_index: Option<u64>,
+}
+
+/// The cluster as the API sees it.
+#[async_trait]
+pub trait Cluster: Send + Sync + 'static {
+    /// Proposes `command` and answers its outcome once committed and applied.
+    async fn write(&self, command: Command) -> Result<Outcome, ClusterError>;
+
+    /// Returns once this node may serve a linearizable read from its own state.
+    async fn linearizable(&self) -> Result<(), ClusterError>;
+
+    /// This node's applied state.
+    fn reader(&self) -> &StateReader;
+
+    /// Sends `request` to the API at `api_addr` (the leader) and answers its reply.
+    async fn forward(
+        &self,
+        api_addr: &str,
+        request: &HttpRequest,
+    ) -> Result<HttpReply, ClusterError>;
+
+    /// This node's view of the cluster.
+    fn status(&self) -> ClusterStatus;
+
+    /// Builds a snapshot now; answers the index it covers.
+    async fn snapshot(&self) -> Result<u64, ClusterError>;
+
+    /// Prometheus text of the Raft metrics.
+    fn raft_metrics(&self) -> String;
+}

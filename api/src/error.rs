@@ -1,0 +1,125 @@
+//! The contract's errors, `{"error": {"code", "message"}}`, and the one place that maps internal
+//! errors to them.
+
+use sm::outcome::Rejection;
+use sm::StoreError;
+
+use crate::cluster::{ClusterError, HttpReply};
+
+/// An error answer of the API.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{status} {code}: {message}")]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: u16,
+    /// Stable snake_case code of the contract.
+    pub code: &'static str,
+    /// A human sentence.
+    pub message: String,
+    /// Seconds the client should wait before retrying, when it should.
+    pub retry_after: Option<u32>,
+}
+
+impl ApiError {
+    fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    /// 400 `invalid_request`.
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(400, "invalid_request", message)
+    }
+
+    /// 401 `unauthorized`.
+    pub fn unauthorized() -> Self {
+        Self::new(401, "unauthorized", "missing or wrong bearer token")
+    }
+
+    /// 404 `not_found`.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(404, "not_found", message)
+    }
+
+    /// 405 `method_not_allowed`.
+    pub fn method_not_allowed() -> Self {
+        Self::new(
+            405,
+            "method_not_allowed",
+            "this path does not accept that method",
+        )
+    }
+
+    /// 413 `payload_too_large`.
+    pub fn payload_too_large() -> Self {
+        Self::new(
+            413,
+            "payload_too_large",
+            "request bodies are limited to 1 MiB",
+        )
+    }
+
+    /// 503 `no_leader`, retry after a second.
+    pub fn no_leader(message: impl Into<String>) -> Self {
+        ApiError {
+            retry_after: Some(1),
+            ..Self::new(503, "no_leader", message)
+        }
+    }
+
+    /// 500 `internal`: the node's own storage failed (never bad input).
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(500, "internal", message)
+    }
+
+    /// The HTTP reply carrying this error.
+    pub fn into_reply(self) -> HttpReply {
+        let body = serde_json::json!({"error": {"code": self.code, "message": self.message}});
+        let mut headers = vec![("content-type".to_string(), "application/json".to_string())];
+        if let Some(secs) = self.retry_after {
+            headers.push(("retry-after".to_string(), secs.to_string()));
+        }
+        HttpReply {
+            status: self.status,
+            headers,
+            body: body.to_string().into(),
+        }
+    }
+}
+
+impl From<Rejection> for ApiError {
+    fn from(rejection: Rejection) -> Self {
+        let message = rejection.to_string();
+        match rejection {
+            Rejection::InsufficientStock { .. } => Self::new(409, "insufficient_stock", message),
+            Rejection::InvalidState { .. } => Self::new(409, "invalid_state", message),
+            Rejection::NotFound { .. } => Self::new(404, "not_found", message),
+            Rejection::IdempotencyKeyReused => Self::new(422, "idempotency_key_reused", message),
+            Rejection::Invalid(_) => Self::new(400, "invalid_request", message),
+        }
+    }
+}
+
+impl From<ClusterError> for ApiError {
+    fn from(e: ClusterError) -> Self {
+        match e {
+            ClusterError::ForwardTo { leader_id, .. } => Self::no_leader(format!(
+                "node {leader_id} leads but the request could not be forwarded"
+            )),
+            ClusterError::NoLeader(m) => Self::no_leader(m),
+            ClusterError::Unavailable(m) => Self::no_leader(format!(
+                "outcome unknown, retry with the same Idempotency-Key: {m}"
+            )),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        Self::internal(e.to_string())
+    }
+}

@@ -1,0 +1,231 @@
+//! Dispatch: from an [`HttpRequest`] to an [`HttpReply`]. Validation happens here, before anything
+//! is proposed; writes and linearizable reads that reach a follower are forwarded to the leader.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::{json, Value};
+use sm::command::{Action, CancelOrder, Command, PayOrder};
+use sm::outcome::{Applied, Outcome};
+use sm::StateReader;
+
+use crate::cluster::{Cluster, ClusterError, HttpReply, HttpRequest};
+use crate::error::ApiError;
+use crate::idempotency;
+use crate::metrics::HttpMetrics;
+use crate::request::{self, CancelBody, OrderBody, PayBody, ReadQuery, SkuBody};
+use crate::routes::Route;
+use crate::view;
+
+/// Header marking a request already forwarded once, so a stale leader hint cannot loop.
+pub const FORWARDED_HEADER: &str = "x-orderq-forwarded";
+
+/// Settings of the API layer.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// Bearer token required on `/admin/*`; `None` leaves admin open (single-node development).
+    pub admin_token: Option<String>,
+    /// Payment window of orders that name none.
+    pub default_pay_within_secs: u64,
+}
+
+/// The API of one node.
+pub struct Api<C: Cluster> {
+    /// The cluster behind the API.
+    cluster: Arc<C>,
+    /// Settings.
+    config: ApiConfig,
+    /// Request counters and latencies.
+    metrics: HttpMetrics,
+}
+
+fn json_reply(status: u16, body: &Value) -> HttpReply {
+    HttpReply {
+        status,
+        headers: vec![("content-type".into(), "application/json".into())],
+        body: body.to_string().into(),
+    }
+}
+
+fn outcome_reply(outcome: Outcome) -> Result<HttpReply, ApiError> {
+    match outcome? {
+        Applied::Sku(sku) => Ok(json_reply(200, &view::sku(&sku))),
+        Applied::OrderCreated(order) => Ok(json_reply(201, &view::order(&order))),
+        Applied::Order(order) => Ok(json_reply(200, &view::order(&order))),
+    }
+}
+
+impl<C: Cluster> Api<C> {
+    /// The API over `cluster`.
+    pub fn new(cluster: Arc<C>, config: ApiConfig) -> Self {
+        Api {
+            cluster,
+            config,
+            metrics: HttpMetrics::default(),
+        }
+    }
+
+    /// Answers one request; never panics on input and never answers 5xx for bad input.
+    pub async fn handle(&self, request: HttpRequest) -> HttpReply {
+        let started = Instant::now();
+        let (template, reply) = match Route::parse(&request.method, &request.path) {
+            Ok(route) => {
+                let template = route.template();
+                let reply = self.dispatch(route, &request).await;
+                (template, reply.unwrap_or_else(ApiError::into_reply))
+            }
+            Err(e) => ("unmatched", e.into_reply()),
+        };
+        self.metrics
+            .observe(&request.method, template, reply.status, started.elapsed());
+        reply
+    }
+
+    async fn dispatch(&self, route: Route, req: &HttpRequest) -> Result<HttpReply, ApiError> {
+        if route.is_admin() {
+            self.check_admin(req)?;
+        }
+        match route {
+            Route::Healthz => Ok(json_reply(200, &json!({"status": "ok"}))),
+            Route::Readyz => match self.cluster.status().leader_id {
+                Some(leader) => Ok(json_reply(
+                    200,
+                    &json!({"status": "ready", "leader_id": leader}),
+                )),
+                None => Err(ApiError::no_leader("no leader known yet")),
+            },
+            Route::Metrics => Ok(HttpReply {
+                status: 200,
+                headers: vec![("content-type".into(), "text/plain; version=0.0.4".into())],
+                body: format!("{}{}", self.cluster.raft_metrics(), self.metrics.render()).into(),
+            }),
+            Route::ClusterStatus => Ok(json_reply(200, &json!(self.cluster.status()))),
+            Route::Snapshot => {
+                let index = self.cluster.snapshot().await?;
+                Ok(json_reply(200, &json!({"index": index})))
+            }
+            Route::PutSku(sku) => {
+                let put = request::parse_body::<SkuBody>(&req.body)?.into_command(&sku)?;
+                self.propose(req, Action::PutSku(put)).await
+            }
+            Route::CreateOrder => {
+                let body = request::parse_body::<OrderBody>(&req.body)?;
+                let create = body.into_command(self.config.default_pay_within_secs)?;
+                self.propose(req, Action::CreateOrder(create)).await
+            }
+            Route::PayOrder(order_id) => {
+                request::check_id("order id", &order_id)?;
+                let body = request::parse_body::<PayBody>(&req.body)?;
+                request::check_id("payment_ref", &body.payment_ref)?;
+                let pay = PayOrder {
+                    order_id,
+                    payment_ref: body.payment_ref,
+                };
+                self.propose(req, Action::PayOrder(pay)).await
+            }
+            Route::CancelOrder(order_id) => {
+                request::check_id("order id", &order_id)?;
+                request::parse_body::<CancelBody>(&req.body)?;
+                self.propose(req, Action::CancelOrder(CancelOrder { order_id }))
+                    .await
+            }
+            Route::GetSku(sku) => {
+                request::check_id("sku", &sku)?;
+                self.read(req, |reader| match reader.sku(&sku)? {
+                    Some(s) => Ok(json_reply(200, &view::sku(&s))),
+                    None => Err(ApiError::not_found(format!("sku {sku} not found"))),
+                })
+                .await
+            }
+            Route::GetOrder(order_id) => {
+                request::check_id("order id", &order_id)?;
+                self.read(req, |reader| match reader.order(&order_id)? {
+                    Some(o) => Ok(json_reply(200, &view::order(&o))),
+                    None => Err(ApiError::not_found(format!("order {order_id} not found"))),
+                })
+                .await
+            }
+            Route::ListOrders => {
+                let query = ReadQuery::parse(req.query.as_deref())?;
+                let user_id = query
+                    .user_id
+                    .clone()
+                    .ok_or_else(|| ApiError::invalid("user_id is required"))?;
+                request::check_id("user_id", &user_id)?;
+                let limit = query.limit.unwrap_or(50);
+                if !(1..=1000).contains(&limit) {
+                    return Err(ApiError::invalid("limit must be between 1 and 1000"));
+                }
+                if let Some(after) = &query.after {
+                    request::check_id("after", after)?;
+                }
+                self.read(req, |reader| {
+                    let page = reader.orders_of_user(&user_id, query.after.as_deref(), limit)?;
+                    let orders: Vec<Value> = page.orders.iter().map(view::order).collect();
+                    Ok(json_reply(
+                        200,
+                        &json!({"orders": orders, "next": page.next}),
+                    ))
+                })
+                .await
+            }
+        }
+    }
+
+    fn check_admin(&self, req: &HttpRequest) -> Result<(), ApiError> {
+        let Some(token) = &self.config.admin_token else {
+            return Ok(());
+        };
+        let presented = req
+            .header("authorization")
+            .and_then(|v| v.strip_prefix("Bearer "));
+        if presented.map(str::as_bytes) == Some(token.as_bytes()) {
+            Ok(())
+        } else {
+            Err(ApiError::unauthorized())
+        }
+    }
+
+    /// Proposes `action` with the request's idempotency key; forwards to the leader if needed.
+    async fn propose(&self, req: &HttpRequest, action: Action) -> Result<HttpReply, ApiError> {
+        let mut command = Command::new(action);
+        if let Some(key) = req.header("idempotency-key") {
+            idempotency::check_key(key)?;
+            command.idempotency_key = key.to_string();
+            command.request_hash = idempotency::request_hash(&req.method, &req.path, &req.body);
+        }
+        match self.cluster.write(command).await {
+            Ok(outcome) => outcome_reply(outcome),
+            Err(e) => self.forward_or_fail(req, e).await,
+        }
+    }
+
+    /// Serves a read of state: from this node when `consistency=local`, else after confirming
+    /// leadership (forwarding to the leader from a follower).
+    async fn read(
+        &self,
+        req: &HttpRequest,
+        answer: impl FnOnce(&StateReader) -> Result<HttpReply, ApiError>,
+    ) -> Result<HttpReply, ApiError> {
+        let query = ReadQuery::parse(req.query.as_deref())?;
+        if !query.is_local()? {
+            if let Err(e) = self.cluster.linearizable().await {
+                return self.forward_or_fail(req, e).await;
+            }
+        }
+        answer(self.cluster.reader())
+    }
+
+    async fn forward_or_fail(
+        &self,
+        req: &HttpRequest,
+        e: ClusterError,
+    ) -> Result<HttpReply, ApiError> {
+        match e {
+            ClusterError::ForwardTo { api_addr, .. } if req.header(FORWARDED_HEADER).is_none() => {
+                Ok(self.cluster.forward(&api_addr, req).await?)
+            }
+            e => Err(e.into()),
+        }
+    }
+}

@@ -1,0 +1,29 @@
+//! orderq's HTTP surface: request validation, the contract's errors, routes, admin and metrics.
+//!
+//! It talks to the cluster only through the [`Cluster`] trait (write a command, confirm a
+//! linearizable read, read local state, forward to the leader), so it can be tested without Raft.
+//!
+//! # Layout
+//! - [`routes`]: the route table ([`routes::ROUTES`] is what `docs/openapi.yaml` must describe).
+//! - [`request`]: bodies and queries with their validation.
+//! - [`idempotency`]: `Idempotency-Key` checks and request hashing.
+//! - [`handler`]: dispatch from request to reply, forwarding, admin auth.
+//! - [`view`]: the JSON shapes of orders and SKUs.
+//! - [`error`]: the contract's error codes, mapped in one place.
+//! - [`metrics`]: HTTP request metrics in Prometheus text.
+//! - [`cluster`]: the trait the node implements.
+//! - [`server`]: the warp glue (1 MiB body cap).
+
+pub mod cluster;
+pub mod error;
+pub mod handler;
+pub mod idempotency;
+pub mod metrics;
+pub mod request;
+pub mod routes;
+pub mod server;
+pub mod view;
+
+pub use cluster::{Cluster, ClusterError, ClusterStatus, HttpReply, HttpRequest, NodeStatus};
+pub use error::ApiError;
+pub use handler::{Api, ApiConfig};

@@ -1,0 +1,141 @@
+//! The route table: every public path, parsed from method and path. `docs/openapi.yaml` is checked
+//! against [`ROUTES`] by a test, so the document cannot drift from what is served.
+
+use percent_encoding::percent_decode_str;
+
+use crate::error::ApiError;
+
+/// Every route served, as (method, OpenAPI path template).
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("GET", "/metrics"),
+    ("GET", "/admin/cluster"),
+    ("POST", "/admin/snapshot"),
+    ("PUT", "/admin/skus/{sku}"),
+    ("GET", "/v1/skus/{sku}"),
+    ("POST", "/v1/orders"),
+    ("GET", "/v1/orders"),
+    ("GET", "/v1/orders/{id}"),
+    ("POST", "/v1/orders/{id}/pay"),
+    ("POST", "/v1/orders/{id}/cancel"),
+];
+
+/// A parsed route with its path parameters (percent-decoded).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// `GET /healthz`
+    Healthz,
+    /// `GET /readyz`
+    Readyz,
+    /// `GET /metrics`
+    Metrics,
+    /// `GET /admin/cluster`
+    ClusterStatus,
+    /// `POST /admin/snapshot`
+    Snapshot,
+    /// `PUT /admin/skus/{sku}`
+    PutSku(String),
+    /// `GET /v1/skus/{sku}`
+    GetSku(String),
+    /// `POST /v1/orders`
+    CreateOrder,
+    /// `GET /v1/orders`
+    ListOrders,
+    /// `GET /v1/orders/{id}`
+    GetOrder(String),
+    /// `POST /v1/orders/{id}/pay`
+    PayOrder(String),
+    /// `POST /v1/orders/{id}/cancel`
+    CancelOrder(String),
+}
+
+impl Route {
+    /// The route for `method` and `path`: 404 for an unknown path, 405 for a known path with
+    /// another method, 400 for a parameter that is not valid UTF-8 once decoded.
+    pub fn parse(method: &str, path: &str) -> Result<Route, ApiError> {
+        let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        let param = |raw: &str| -> Result<String, ApiError> {
+            percent_decode_str(raw)
+                .decode_utf8()
+                .map(|s| s.into_owned())
+                .map_err(|_| ApiError::invalid("path parameter is not UTF-8"))
+        };
+        let by_path: Option<(&str, Route)> = match segments.as_slice() {
+            ["healthz"] => Some(("GET", Route::Healthz)),
+            ["readyz"] => Some(("GET", Route::Readyz)),
+            ["metrics"] => Some(("GET", Route::Metrics)),
+            ["admin", "cluster"] => Some(("GET", Route::ClusterStatus)),
+            ["admin", "snapshot"] => Some(("POST", Route::Snapshot)),
+            ["admin", "skus", sku] => Some(("PUT", Route::PutSku(param(sku)?))),
+            ["v1", "skus", sku] => Some(("GET", Route::GetSku(param(sku)?))),
+            ["v1", "orders"] => match method {
+                "POST" => Some(("POST", Route::CreateOrder)),
+                _ => Some(("GET", Route::ListOrders)),
+            },
+            ["v1", "orders", id] => Some(("GET", Route::GetOrder(param(id)?))),
+            ["v1", "orders", id, "pay"] => Some(("POST", Route::PayOrder(param(id)?))),
+            ["v1", "orders", id, "cancel"] => Some(("POST", Route::CancelOrder(param(id)?))),
+            _ => None,
+        };
+        match by_path {
+            None => Err(ApiError::not_found(format!("no route for {path}"))),
+            Some((expected, route)) if expected == method => Ok(route),
+            Some(_) => Err(ApiError::method_not_allowed()),
+        }
+    }
+
+    /// The OpenAPI template of this route, the label of its metrics.
+    pub fn template(&self) -> &'static str {
+        match self {
+            Route::Healthz => "/healthz",
+            Route::Readyz => "/readyz",
+            Route::Metrics => "/metrics",
+            Route::ClusterStatus => "/admin/cluster",
+            Route::Snapshot => "/admin/snapshot",
+            Route::PutSku(_) => "/admin/skus/{sku}",
+            Route::GetSku(_) => "/v1/skus/{sku}",
+            Route::CreateOrder | Route::ListOrders => "/v1/orders",
+            Route::GetOrder(_) => "/v1/orders/{id}",
+            Route::PayOrder(_) => "/v1/orders/{id}/pay",
+            Route::CancelOrder(_) => "/v1/orders/{id}/cancel",
+        }
+    }
+
+    /// Whether the route is under `/admin` and so needs the admin token.
+    pub fn is_admin(&self) -> bool {
+        self.template().starts_with("/admin/")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_template_parses_to_its_route() {
+        for (method, template) in ROUTES {
+            let path = template.replace("{sku}", "A%20B").replace("{id}", "0001");
+            let route =
+                Route::parse(method, &path).unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+            assert_eq!(route.template(), *template);
+        }
+    }
+
+    #[test]
+    fn parameters_are_decoded() {
+        assert_eq!(
+            Route::parse("GET", "/v1/skus/A%20B").unwrap(),
+            Route::GetSku("A B".into())
+        );
+    }
+
+    #[test]
+    fn unknown_paths_and_methods_are_refused() {
+        assert_eq!(Route::parse("GET", "/v2/x").unwrap_err().status, 404);
+        assert_eq!(
+            Route::parse("DELETE", "/v1/orders/1").unwrap_err().status,
+            405
+        );
+    }
+}

@@ -1,0 +1,399 @@
+//! The API over an in-process state machine: contract status codes, validation and idempotency,
+//! without Raft.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use api::{Api, ApiConfig, Cluster, ClusterError, ClusterStatus, HttpReply, HttpRequest};
+use async_trait::async_trait;
+use serde_json::Value;
+use sm::apply::apply_batch;
+use sm::command::{Command, CommandBatch};
+use sm::outcome::Outcome;
+use sm::txn::Txn;
+use sm::StateReader;
+
+/// A one-node "cluster" that applies each write at once.
+struct LocalCluster {
+    _dir: tempfile::TempDir,
+    db: Arc<rocksdb::DB>,
+    reader: StateReader,
+    index: AtomicU64,
+    lock: Mutex<()>,
+}
+
+impl LocalCluster {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sm::db::open(dir.path()).unwrap();
+        LocalCluster {
+            reader: StateReader::new(db.clone()),
+            _dir: dir,
+            db,
+            index: AtomicU64::new(0),
+            lock: Mutex::new(()),
+        }
+    }
+}
+
+#[async_trait]
+impl Cluster for LocalCluster {
+    async fn write(&self, command: Command) -> Result<Outcome, ClusterError> {
+        let _guard = self.lock.lock().unwrap();
+        let index = self.index.fetch_add(1, Ordering::SeqCst) + 1;
+        let mut txn = Txn::new(&self.db);
+        let batch = CommandBatch {
+            now_ms: 1_700_000_000_000,
+            commands: vec![command],
+        };
+        let outcome = apply_batch(&mut txn, index, &batch).unwrap().remove(0);
+        self.db.write(txn.into_write_batch().unwrap()).unwrap();
+        Ok(outcome)
+    }
+
+    async fn linearizable(&self) -> Result<(), ClusterError> {
+        Ok(())
+    }
+
+    fn reader(&self) -> &StateReader {
+        &self.reader
+    }
+
+    async fn forward(
+        &self,
+        _api_addr: &str,
+        _request: &HttpRequest,
+    ) -> Result<HttpReply, ClusterError> {
+        Err(ClusterError::NoLeader("single node".into()))
+    }
+
+    fn status(&self) -> ClusterStatus {
+        ClusterStatus {
+            node_id: 1,
+            leader_id: Some(1),
+            term: 1,
+            voters: vec![1],
+            learners: vec![],
+            last_log_index: None,
+            last_applied: None,
+            snapshot_index: None,
+            last_purged_index: None,
+            nodes: vec![],
+        }
+    }
+
+    async fn snapshot(&self) -> Result<u64, ClusterError> {
+        Ok(0)
+    }
+
+    fn raft_metrics(&self) -> String {
+        String::new()
+    }
+}
+
+struct Client {
+    api: Api<LocalCluster>,
+}
+
+impl Client {
+    fn new(admin_token: Option<&str>) -> Self {
+        let config = ApiConfig {
+            admin_token: admin_token.map(str::to_string),
+            default_pay_within_secs: 86_400,
+        };
+        Client {
+            api: Api::new(Arc::new(LocalCluster::new()), config),
+        }
+    }
+
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> (u16, Value) {
+        let (path, query) = match path.split_once('?') {
+            Some((p, q)) => (p.to_string(), Some(q.to_string())),
+            None => (path.to_string(), None),
+        };
+        let request = HttpRequest {
+            method: method.into(),
+            path,
+            query,
+            headers: headers
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect(),
+            body: body.to_string().into(),
+        };
+        let reply = self.api.handle(request).await;
+        let value = serde_json::from_slice(&reply.body).unwrap_or(Value::Null);
+        (reply.status, value)
+    }
+}
+
+fn code(v: &Value) -> &str {
+    v["error"]["code"].as_str().unwrap_or("")
+}
+
+#[tokio::test]
+async fn the_order_flow_follows_the_contract() {
+    let c = Client::new(None);
+    let (s, sku) = c
+        .call(
+            "PUT",
+            "/admin/skus/A",
+            &[],
+            r#"{"stock": 10, "price_cents": 1999}"#,
+        )
+        .await;
+    assert_eq!((s, sku["available"].as_u64()), (200, Some(10)));
+    let (s, order) = c
+        .call(
+            "POST",
+            "/v1/orders",
+            &[],
+            r#"{"user_id":"u1","items":[{"sku":"A","qty":2}]}"#,
+        )
+        .await;
+    assert_eq!(s, 201);
+    assert_eq!(order["state"], "pending_payment");
+    assert_eq!(order["amount_cents"], 3998);
+    assert!(order["expires_at"].as_str().unwrap().ends_with('Z'));
+    let id = order["id"].as_str().unwrap();
+    let (s, paid) = c
+        .call(
+            "POST",
+            &format!("/v1/orders/{id}/pay"),
+            &[],
+            r#"{"payment_ref":"p-1"}"#,
+        )
+        .await;
+    assert_eq!((s, paid["state"].as_str()), (200, Some("paid")));
+    let (s, _) = c
+        .call("POST", &format!("/v1/orders/{id}/cancel"), &[], "{}")
+        .await;
+    assert_eq!(s, 409);
+    let (s, sku) = c.call("GET", "/v1/skus/A?consistency=local", &[], "").await;
+    assert_eq!(
+        (s, sku["sold"].as_u64(), sku["available"].as_u64()),
+        (200, Some(2), Some(8))
+    );
+    let (s, list) = c
+        .call("GET", "/v1/orders?user_id=u1&limit=10", &[], "")
+        .await;
+    assert_eq!((s, list["orders"].as_array().map(Vec::len)), (200, Some(1)));
+    assert_eq!(list["next"], Value::Null);
+}
+
+#[tokio::test]
+async fn bad_input_gets_its_documented_error_and_changes_nothing() {
+    let c = Client::new(Some("secret"));
+    let auth = [("authorization", "Bearer secret")];
+    assert_eq!(
+        c.call(
+            "PUT",
+            "/admin/skus/A",
+            &auth,
+            r#"{"stock": 5, "price_cents": 100}"#
+        )
+        .await
+        .0,
+        200
+    );
+    let cases: Vec<(&str, &str, Vec<(&str, &str)>, String, u16, &str)> = vec![
+        (
+            "PUT",
+            "/admin/skus/A",
+            vec![],
+            r#"{"stock": 1, "price_cents": 1}"#.into(),
+            401,
+            "unauthorized",
+        ),
+        (
+            "PUT",
+            "/admin/skus/A",
+            vec![("authorization", "Bearer nope")],
+            r#"{"stock": 1, "price_cents": 1}"#.into(),
+            401,
+            "unauthorized",
+        ),
+        (
+            "PUT",
+            "/admin/skus/A",
+            auth.to_vec(),
+            r#"{"stock": -1, "price_cents": 1}"#.into(),
+            400,
+            "invalid_request",
+        ),
+        (
+            "PUT",
+            "/admin/skus/A",
+            auth.to_vec(),
+            r#"{"stock": 1, "price_cents": 99999999999999999999}"#.into(),
+            400,
+            "invalid_request",
+        ),
+        (
+            "POST",
+            "/v1/orders",
+            vec![],
+            r#"{"user_id":"u1","items":[{"sku":"A","qty":1}],"extra":1}"#.into(),
+            400,
+            "invalid_request",
+        ),
+        (
+            "POST",
+            "/v1/orders",
+            vec![],
+            r#"{"user_id":7,"items":[{"sku":"A","qty":1}]}"#.into(),
+            400,
+            "invalid_request",
+        ),
+        (
+            "POST",
+            "/v1/orders",
+            vec![],
+            r#"{"user_id":"u1","items":[{"sku":"A","qty":0}]}"#.into(),
+            400,
+            "invalid_request",
+        ),
+        (
+            "POST",
+            "/v1/orders",
+            vec![],
+            r#"{"user_id":"u1","items":[{"sku":"A","qty":1000000000}]}"#.into(),
+            400,
+            "invalid_request",
+        ),
+        (
+            "POST",
+            "/v1/orders",
+            vec![],
+            r#"{"user_id":"","items":[{"sku":"A","qty":1}]}"#.into(),
+            400,
+            "invalid_request",
+        ),
+        (
+            "POST",
+            "/v1/orders",
+            vec![],
+            format!(
+                r#"{{"user_id":"{}","items":[{{"sku":"A","qty":1}}]}}"#,
+                "x".repeat(300)
+            ),
+            400,
+            "invalid_request",
+        ),
+        (
+            "POST",
+            "/v1/orders",
+            vec![],
+            "{not json".into(),
+            400,
+            "invalid_request",
+        ),
+        (
+            "POST",
+            "/v1/orders",
+            vec![],
+            r#"{"user_id":"u1","items":[{"sku":"A","qty":6}]}"#.into(),
+            409,
+            "insufficient_stock",
+        ),
+        (
+            "POST",
+            "/v1/orders",
+            vec![],
+            r#"{"user_id":"u1","items":[{"sku":"nope","qty":1}]}"#.into(),
+            404,
+            "not_found",
+        ),
+        (
+            "POST",
+            "/v1/orders",
+            vec![("idempotency-key", "")],
+            r#"{"user_id":"u1","items":[{"sku":"A","qty":1}]}"#.into(),
+            400,
+            "invalid_request",
+        ),
+        (
+            "GET",
+            "/v1/orders/missing",
+            vec![],
+            String::new(),
+            404,
+            "not_found",
+        ),
+        (
+            "GET",
+            "/v1/orders?user_id=u1&limit=0",
+            vec![],
+            String::new(),
+            400,
+            "invalid_request",
+        ),
+        (
+            "GET",
+            "/v1/skus/A?consistency=sometimes",
+            vec![],
+            String::new(),
+            400,
+            "invalid_request",
+        ),
+        (
+            "DELETE",
+            "/v1/orders",
+            vec![],
+            String::new(),
+            405,
+            "method_not_allowed",
+        ),
+    ];
+    for (method, path, headers, body, status, expected) in cases {
+        let (s, v) = c.call(method, path, &headers, &body).await;
+        assert_eq!((s, code(&v)), (status, expected), "{method} {path} {body}");
+    }
+    let (_, sku) = c.call("GET", "/v1/skus/A", &[], "").await;
+    assert_eq!(
+        (sku["stock"].as_u64(), sku["available"].as_u64()),
+        (Some(5), Some(5)),
+        "nothing changed"
+    );
+}
+
+#[tokio::test]
+async fn idempotency_keys_replay_the_first_answer() {
+    let c = Client::new(None);
+    c.call(
+        "PUT",
+        "/admin/skus/A",
+        &[],
+        r#"{"stock": 5, "price_cents": 100}"#,
+    )
+    .await;
+    let key = [("idempotency-key", "order-1")];
+    let body = r#"{"user_id":"u1","items":[{"sku":"A","qty":1}]}"#;
+    let first = c.call("POST", "/v1/orders", &key, body).await;
+    let again = c
+        .call(
+            "POST",
+            "/v1/orders",
+            &key,
+            "{ \"items\": [{\"qty\": 1, \"sku\": \"A\"}], \"user_id\": \"u1\" }",
+        )
+        .await;
+    assert_eq!(first, again);
+    let other = c
+        .call(
+            "POST",
+            "/v1/orders",
+            &key,
+            r#"{"user_id":"u1","items":[{"sku":"A","qty":2}]}"#,
+        )
+        .await;
+    assert_eq!((other.0, code(&other.1)), (422, "idempotency_key_reused"));
+    let (_, sku) = c.call("GET", "/v1/skus/A", &[], "").await;
+    assert_eq!(sku["reserved"].as_u64(), Some(1));
+}

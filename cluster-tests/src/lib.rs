@@ -1,0 +1,47 @@
+//! Black-box tests of real `orderq` processes, and the load generator.
+//!
+//! Nothing here links the server's crates: the tests start the `orderq` binary (found through
+//! `$ORDERQ_BIN`, else next to the test executable's target directory) and talk to it over
+//! HTTP exactly as a user would, so they check the public contract in `/work/shared/API.md`.
+//!
+//! A test reads as a story of verbs on a [`Cluster`]:
+//!
+//! ```no_run
+//! # async fn story() -> cluster::Result<()> {
+//! use cluster::{Cluster, ClusterOptions, NewOrder};
+//! let mut cluster = Cluster::start(3, ClusterOptions::default()).await?;
+//! let leader = cluster.wait_for_leader().await?;
+//! cluster.kill(leader)?;
+//! let order = NewOrder::single("u1", "A", 1);
+//! let next = cluster.wait_for_leader().await?;
+//! cluster.create_order(next, &order, Some("key-1")).await?;
+//! cluster.restart(leader)?;
+//! # Ok(()) }
+//! ```
+//!
+//! # Layout
+//!
+//! - [`cluster`]: [`Cluster`], n `orderq serve` processes with their ports, directories and
+//!   verbs (`start`, `kill`, `restart`, `wait_for_leader`, typed requests).
+//! - [`process`]: one child process: locating the binary, spawning it with its log captured,
+//!   `SIGKILL` by pid.
+//! - [`client`]: [`NodeClient`], typed HTTP calls to one node, and raw [`Request`]s for
+//!   malformed input.
+//! - [`model`]: the contract's JSON bodies (orders, SKUs, cluster status).
+//! - [`wait`]: polling a condition until a deadline; bounding a whole scenario.
+//! - [`error`]: the one [`Error`] type.
+//! - `src/bin/loadgen.rs`: the benchmark's load generator.
+//! - `tests/tNN_*.rs`: the tests, numbered by area.
+
+pub mod client;
+pub mod cluster;
+pub mod error;
+pub mod model;
+pub mod process;
+pub mod wait;
+
+pub use client::{create_order_retrying, ApiResponse, NodeClient, Request};
+pub use cluster::{Cluster, ClusterOptions};
+pub use error::{Error, Result};
+pub use model::{stock_held, NewItem, NewOrder, Order, OrderState, Sku, SkuSettings};
+pub use wait::{poll_until, retry_while_unavailable, within};

@@ -1,0 +1,323 @@
+//! Configuration: one struct with defaults, filled from a TOML file, then `ORDERQ_*` environment
+//! variables, then flags (each later source wins).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Args;
+use serde::Deserialize;
+
+/// A cluster member as configured: `[[peers]]` in the file, `--peer ID=RAFT_ADDR,API_ADDR` as a flag.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Peer {
+    /// Node id.
+    pub id: u64,
+    /// Raft peer `host:port`.
+    pub raft_addr: String,
+    /// Public API `host:port`.
+    pub api_addr: String,
+}
+
+/// `[payment]` settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Payment {
+    /// The payment provider's refund endpoint (used by the refund flow).
+    #[serde(default)]
+    pub refund_url: String,
+}
+
+/// Everything a node is configured with.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// This node's id.
+    pub node_id: u64,
+    /// Where the database and snapshots live.
+    pub data_dir: PathBuf,
+    /// Public HTTP API address.
+    pub api_addr: String,
+    /// Raft peer port address.
+    pub raft_addr: String,
+    /// The initial voters, this node included; empty means a single-node cluster of this node.
+    pub peers: Vec<Peer>,
+    /// Bearer token required on `/admin/*`; empty leaves admin open.
+    pub admin_token: String,
+    /// Secret every peer must present on the Raft port.
+    pub cluster_secret: String,
+    /// Payment provider settings.
+    pub payment: Payment,
+    /// Election timeout (the lower bound; the upper is twice it).
+    pub election_timeout_ms: u64,
+    /// Leader heartbeat interval.
+    pub heartbeat_ms: u64,
+    /// Build a snapshot after this many log entries since the last one.
+    pub snapshot_every: u64,
+    /// Log entries kept behind a snapshot (for followers slightly behind).
+    pub keep_logs_after_snapshot: u64,
+    /// Most commands per Raft entry; 1 turns batching off.
+    pub max_batch: usize,
+    /// Most batches proposed at once.
+    pub max_in_flight: usize,
+    /// Payment window of orders that name none.
+    pub default_pay_within_secs: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            node_id: 1,
+            data_dir: PathBuf::from("./orderq-data"),
+            api_addr: "127.0.0.1:8080".into(),
+            raft_addr: "127.0.0.1:9080".into(),
+            peers: Vec::new(),
+            admin_token: String::new(),
+            cluster_secret: String::new(),
+            payment: Payment::default(),
+            election_timeout_ms: 1000,
+            heartbeat_ms: 200,
+            snapshot_every: 10_000,
+            keep_logs_after_snapshot: 1_000,
+            max_batch: 512,
+            max_in_flight: 4,
+            default_pay_within_secs: 86_400,
+        }
+    }
+}
+
+/// A configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("reading {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for [`Config`].
+    #[error("parsing {path}: {source}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: toml::de::Error,
+    },
+    /// A value is out of range or inconsistent.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// `orderq serve` flags. Each has an `ORDERQ_<KEY>` environment variable; flags beat the
+/// environment, which beats the file.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ServeArgs {
+    /// TOML configuration file.
+    #[arg(long, env = "ORDERQ_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// This node's id.
+    #[arg(long, env = "ORDERQ_NODE_ID")]
+    pub node_id: Option<u64>,
+    /// Data directory.
+    #[arg(long, env = "ORDERQ_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Public API address (host:port).
+    #[arg(long, env = "ORDERQ_API_ADDR")]
+    pub api_addr: Option<String>,
+    /// Raft peer address (host:port).
+    #[arg(long, env = "ORDERQ_RAFT_ADDR")]
+    pub raft_addr: Option<String>,
+    /// An initial voter, `ID=RAFT_ADDR,API_ADDR`; repeat for each (this node included).
+    /// The environment variable takes them separated by spaces.
+    #[arg(long = "peer", env = "ORDERQ_PEERS", value_delimiter = ' ')]
+    pub peers: Vec<String>,
+    /// Bearer token for /admin/*.
+    #[arg(long, env = "ORDERQ_ADMIN_TOKEN")]
+    pub admin_token: Option<String>,
+    /// Secret peers present on the Raft port.
+    #[arg(long, env = "ORDERQ_CLUSTER_SECRET")]
+    pub cluster_secret: Option<String>,
+    /// The payment provider's refund endpoint.
+    #[arg(long, env = "ORDERQ_PAYMENT_REFUND_URL")]
+    pub payment_refund_url: Option<String>,
+    /// Election timeout in milliseconds.
+    #[arg(long, env = "ORDERQ_ELECTION_TIMEOUT_MS")]
+    pub election_timeout_ms: Option<u64>,
+    /// Heartbeat interval in milliseconds.
+    #[arg(long, env = "ORDERQ_HEARTBEAT_MS")]
+    pub heartbeat_ms: Option<u64>,
+    /// Log entries between snapshots.
+    #[arg(long, env = "ORDERQ_SNAPSHOT_EVERY")]
+    pub snapshot_every: Option<u64>,
+    /// Log entries kept behind a snapshot.
+    #[arg(long, env = "ORDERQ_KEEP_LOGS_AFTER_SNAPSHOT")]
+    pub keep_logs_after_snapshot: Option<u64>,
+    /// Most commands per Raft entry (1 = batching off).
+    #[arg(long, env = "ORDERQ_MAX_BATCH")]
+    pub max_batch: Option<usize>,
+    /// Most batches proposed at once.
+    #[arg(long, env = "ORDERQ_MAX_IN_FLIGHT")]
+    pub max_in_flight: Option<usize>,
+    /// Default payment window of an order, in seconds.
+    #[arg(long, env = "ORDERQ_DEFAULT_PAY_WITHIN_SECS")]
+    pub default_pay_within_secs: Option<u64>,
+}
+
+/// Parses `ID=RAFT_ADDR,API_ADDR`.
+pub fn parse_peer(spec: &str) -> Result<Peer, ConfigError> {
+    let bad = || ConfigError::Invalid(format!("peer {spec:?} is not ID=RAFT_ADDR,API_ADDR"));
+    let (id, addrs) = spec.split_once('=').ok_or_else(bad)?;
+    let (raft_addr, api_addr) = addrs.split_once(',').ok_or_else(bad)?;
+    Ok(Peer {
+        id: id.trim().parse().map_err(|_| bad())?,
+        raft_addr: raft_addr.trim().to_string(),
+        api_addr: api_addr.trim().to_string(),
+    })
+}
+
+impl Config {
+    /// The configuration from the file named by `args` (if any), overridden by `args`.
+    pub fn load(args: &ServeArgs) -> Result<Self, ConfigError> {
+        let mut config = match &args.config {
+            None => Config::default(),
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+                toml::from_str(&text).map_err(|source| ConfigError::Parse {
+                    path: path.clone(),
+                    source,
+                })?
+            }
+        };
+        macro_rules! override_with {
+            ($($field:ident),*) => {$(if let Some(v) = &args.$field { config.$field = v.clone(); })*};
+        }
+        override_with!(
+            node_id,
+            data_dir,
+            api_addr,
+            raft_addr,
+            admin_token,
+            cluster_secret,
+            election_timeout_ms,
+            heartbeat_ms,
+            snapshot_every,
+            keep_logs_after_snapshot,
+            max_batch,
+            max_in_flight,
+            default_pay_within_secs
+        );
+        if let Some(url) = &args.payment_refund_url {
+            config.payment.refund_url = url.clone();
+        }
+        if !args.peers.is_empty() {
+            config.peers = args
+                .peers
+                .iter()
+                .filter(|s| !s.trim().is_empty())
+                .map(|s| parse_peer(s))
+                .collect::<Result<_, _>>()?;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&mut self) -> Result<(), ConfigError> {
+        let invalid = |m: String| Err(ConfigError::Invalid(m));
+        for (name, addr) in [("api_addr", &self.api_addr), ("raft_addr", &self.raft_addr)] {
+            if addr.parse::<SocketAddr>().is_err() {
+                return invalid(format!("{name} {addr:?} is not host:port with an IP"));
+            }
+        }
+        if self.peers.is_empty() {
+            self.peers.push(Peer {
+                id: self.node_id,
+                raft_addr: self.raft_addr.clone(),
+                api_addr: self.api_addr.clone(),
+            });
+        }
+        if !self.peers.iter().any(|p| p.id == self.node_id) {
+            return invalid(format!("node_id {} is not among the peers", self.node_id));
+        }
+        if self.heartbeat_ms == 0 || self.election_timeout_ms <= self.heartbeat_ms {
+            return invalid("election_timeout_ms must exceed heartbeat_ms > 0".into());
+        }
+        if self.max_batch == 0 || self.max_in_flight == 0 || self.snapshot_every == 0 {
+            return invalid(
+                "max_batch, max_in_flight and snapshot_every must be at least 1".into(),
+            );
+        }
+        if self.default_pay_within_secs == 0 {
+            return invalid("default_pay_within_secs must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    /// The node that initialises a new cluster: the lowest id among the peers.
+    pub fn initialiser(&self) -> u64 {
+        self.peers
+            .iter()
+            .map(|p| p.id)
+            .min()
+            .unwrap_or(self.node_id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_beat_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("n.toml");
+        std::fs::write(
+            &path,
+            r#"
+node_id = 2
+api_addr = "127.0.0.1:8082"
+raft_addr = "127.0.0.1:9082"
+[[peers]]
+id = 1
+raft_addr = "127.0.0.1:9081"
+api_addr = "127.0.0.1:8081"
+[[peers]]
+id = 2
+raft_addr = "127.0.0.1:9082"
+api_addr = "127.0.0.1:8082"
+[payment]
+refund_url = "http://127.0.0.1:1/refund"
+"#,
+        )
+        .unwrap();
+        let args = ServeArgs {
+            config: Some(path),
+            max_batch: Some(1),
+            ..Default::default()
+        };
+        let config = Config::load(&args).unwrap();
+        assert_eq!(config.node_id, 2);
+        assert_eq!(config.max_batch, 1);
+        assert_eq!(config.initialiser(), 1);
+        assert_eq!(config.payment.refund_url, "http://127.0.0.1:1/refund");
+    }
+
+    #[test]
+    fn defaults_make_a_single_node() {
+        let config = Config::load(&ServeArgs::default()).unwrap();
+        assert_eq!(config.peers.len(), 1);
+        assert_eq!(config.api_addr, "127.0.0.1:8080");
+        assert_eq!(config.default_pay_within_secs, 86_400);
+    }
+
+    #[test]
+    fn bad_peers_and_unknown_keys_are_refused() {
+        assert!(parse_peer("x=1,2").is_err());
+        assert!(parse_peer("1=127.0.0.1:1").is_err());
+        assert!(toml::from_str::<Config>("bogus = 1").is_err());
+    }
+}

@@ -1,0 +1,18 @@
+//! The orderq node: configuration, openraft wiring, the peer network, the write batcher and the
+//! glue between the API and Raft. The binary (`src/main.rs`) is a thin CLI over [`serve::run`].
+//!
+//! # Layout
+//! - [`config`]: the one configuration struct, from file, environment and flags.
+//! - [`serve`]: start-up and shutdown of a node; cluster initialisation.
+//! - [`batcher`]: group commit of concurrent writes into one Raft entry.
+//! - [`raft_cluster`]: `api::Cluster` over Raft (writes, linearizable reads, forwarding, status).
+//! - [`network`], [`peer_server`], [`peer_wire`]: the Raft peer protocol (prost over HTTP,
+//!   authenticated by the cluster secret).
+
+pub mod batcher;
+pub mod config;
+pub mod network;
+pub mod peer_server;
+pub mod peer_wire;
+pub mod raft_cluster;
+pub mod serve;

@@ -1,0 +1,189 @@
+//! The Raft network, client side: openraft's RPCs as HTTP POSTs with prost bodies to the peer's
+//! Raft port, each carrying the cluster secret.
+
+use std::time::Duration;
+
+use openraft::error::{
+    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, SnapshotMismatch,
+    Unreachable,
+};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use openraft::SnapshotSegmentId;
+use prost::Message;
+use sm::raft_types::{NodeId, PeerAddr, TypeConfig};
+
+use crate::peer_wire::{
+    AppendMsg, AppendReplyMsg, SnapshotMsg, SnapshotReplyMsg, VoteMsg, VoteReplyMsg, WireError,
+    APPEND_PATH, SECRET_HEADER, SNAPSHOT_PATH, VOTE_PATH,
+};
+
+/// Builds one [`PeerClient`] per target; they share one HTTP connection pool.
+#[derive(Clone)]
+pub struct PeerNetwork {
+    /// Pooled HTTP client.
+    http: reqwest::Client,
+    /// The cluster secret presented to peers.
+    secret: String,
+}
+
+impl PeerNetwork {
+    /// A network presenting `secret`.
+    pub fn new(secret: String) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_millis(500))
+            .pool_idle_timeout(Duration::from_secs(30))
+            .tcp_nodelay(true)
+            .build()?;
+        Ok(PeerNetwork { http, secret })
+    }
+}
+
+impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
+    type Network = PeerClient;
+
+    async fn new_client(&mut self, target: NodeId, node: &PeerAddr) -> Self::Network {
+        PeerClient {
+            http: self.http.clone(),
+            secret: self.secret.clone(),
+            target,
+            base: format!("http://{}/raft/", node.raft_addr),
+        }
+    }
+}
+
+/// The connection to one peer.
+pub struct PeerClient {
+    /// Pooled HTTP client.
+    http: reqwest::Client,
+    /// The cluster secret.
+    secret: String,
+    /// The peer's node id.
+    target: NodeId,
+    /// `http://raft_addr/raft/`.
+    base: String,
+}
+
+/// What can go wrong on one RPC before openraft's own error types are chosen.
+enum CallError {
+    /// The peer could not be reached.
+    Unreachable(String),
+    /// The peer answered something unusable.
+    Network(String),
+}
+
+impl<E: std::error::Error> From<CallError> for RPCError<NodeId, PeerAddr, E> {
+    fn from(e: CallError) -> Self {
+        match e {
+            CallError::Unreachable(m) => {
+                RPCError::Unreachable(Unreachable::new(&std::io::Error::other(m)))
+            }
+            CallError::Network(m) => {
+                RPCError::Network(NetworkError::new(&std::io::Error::other(m)))
+            }
+        }
+    }
+}
+
+impl From<WireError> for CallError {
+    fn from(e: WireError) -> Self {
+        CallError::Network(e.to_string())
+    }
+}
+
+impl PeerClient {
+    async fn call<Req: Message, Resp: Message + Default>(
+        &self,
+        path: &str,
+        req: &Req,
+        timeout: Duration,
+    ) -> Result<Resp, CallError> {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header(SECRET_HEADER, &self.secret)
+            .header("content-type", "application/x-protobuf")
+            .timeout(timeout)
+            .body(req.encode_to_vec())
+            .send()
+            .await
+            .map_err(|e| {
+                if e.is_connect() {
+                    CallError::Unreachable(e.to_string())
+                } else {
+                    CallError::Network(e.to_string())
+                }
+            })?;
+        let status = response.status();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| CallError::Network(e.to_string()))?;
+        if !status.is_success() {
+            let text = String::from_utf8_lossy(&body);
+            return Err(CallError::Network(format!(
+                "peer {} answered {status}: {text}",
+                self.target
+            )));
+        }
+        Resp::decode(body).map_err(|e| CallError::Network(e.to_string()))
+    }
+}
+
+impl RaftNetwork<TypeConfig> for PeerClient {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, PeerAddr, RaftError<NodeId>>> {
+        let msg = AppendMsg::from_raft(&rpc).map_err(CallError::from)?;
+        let reply: AppendReplyMsg = self.call(APPEND_PATH, &msg, option.hard_ttl()).await?;
+        Ok(reply.into_raft().map_err(CallError::from)?)
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<
+        InstallSnapshotResponse<NodeId>,
+        RPCError<NodeId, PeerAddr, RaftError<NodeId, InstallSnapshotError>>,
+    > {
+        let msg = SnapshotMsg::from_raft(&rpc).map_err(CallError::from)?;
+        let reply: SnapshotReplyMsg = self.call(SNAPSHOT_PATH, &msg, option.hard_ttl()).await?;
+        if let Some(expect_id) = reply.expect_id {
+            let mismatch = SnapshotMismatch {
+                expect: SnapshotSegmentId {
+                    id: expect_id,
+                    offset: reply.expect_offset,
+                },
+                got: SnapshotSegmentId {
+                    id: reply.got_id,
+                    offset: reply.got_offset,
+                },
+            };
+            let err = RaftError::APIError(InstallSnapshotError::SnapshotMismatch(mismatch));
+            return Err(RPCError::RemoteError(RemoteError::new(self.target, err)));
+        }
+        let vote = reply
+            .vote
+            .as_ref()
+            .map(sm::raft_types::Vote::from)
+            .ok_or_else(|| CallError::Network("snapshot reply without vote".into()))?;
+        Ok(InstallSnapshotResponse { vote })
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, PeerAddr, RaftError<NodeId>>> {
+        let reply: VoteReplyMsg = self
+            .call(VOTE_PATH, &VoteMsg::from_raft(&rpc), option.hard_ttl())
+            .await?;
+        Ok(reply.into_raft().map_err(CallError::from)?)
+    }
+}

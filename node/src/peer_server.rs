@@ -1,0 +1,101 @@
+//! The Raft network, server side: the peer port. Refuses any request without the cluster secret
+//! (401) and hands decoded RPCs to openraft.
+
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use openraft::error::{InstallSnapshotError, RaftError};
+use prost::Message;
+use sm::raft_types::Raft;
+use warp::http::{Response, StatusCode};
+use warp::hyper::Body;
+use warp::Filter;
+
+use crate::peer_wire::{
+    AppendMsg, AppendReplyMsg, SnapshotMsg, SnapshotReplyMsg, VoteMsg, VoteReplyMsg, WireError,
+    SECRET_HEADER,
+};
+
+/// Largest peer message accepted: snapshot chunks and entry batches stay far below it.
+const MAX_PEER_BODY: u64 = 256 << 20;
+
+fn reply(status: StatusCode, body: Vec<u8>) -> Response<Body> {
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = status;
+    response
+}
+
+fn failure(status: StatusCode, message: impl std::fmt::Display) -> Response<Body> {
+    reply(status, message.to_string().into_bytes())
+}
+
+async fn handle(raft: Raft, rpc: String, body: Bytes) -> Result<Vec<u8>, (StatusCode, String)> {
+    let bad = |e: WireError| (StatusCode::BAD_REQUEST, e.to_string());
+    let decode_err = |e: prost::DecodeError| (StatusCode::BAD_REQUEST, e.to_string());
+    let failed = |e: String| (StatusCode::SERVICE_UNAVAILABLE, e);
+    match rpc.as_str() {
+        crate::peer_wire::APPEND_PATH => {
+            let req = AppendMsg::decode(body)
+                .map_err(decode_err)?
+                .into_raft()
+                .map_err(bad)?;
+            let resp = raft
+                .append_entries(req)
+                .await
+                .map_err(|e| failed(e.to_string()))?;
+            Ok(AppendReplyMsg::from_raft(&resp).encode_to_vec())
+        }
+        crate::peer_wire::VOTE_PATH => {
+            let req = VoteMsg::decode(body)
+                .map_err(decode_err)?
+                .into_raft()
+                .map_err(bad)?;
+            let resp = raft.vote(req).await.map_err(|e| failed(e.to_string()))?;
+            Ok(VoteReplyMsg::from_raft(&resp).encode_to_vec())
+        }
+        crate::peer_wire::SNAPSHOT_PATH => {
+            let req = SnapshotMsg::decode(body)
+                .map_err(decode_err)?
+                .into_raft()
+                .map_err(bad)?;
+            match raft.install_snapshot(req).await {
+                Ok(resp) => Ok(SnapshotReplyMsg::from_raft(&resp).encode_to_vec()),
+                Err(RaftError::APIError(InstallSnapshotError::SnapshotMismatch(m))) => {
+                    Ok(SnapshotReplyMsg::mismatch(&m.expect, &m.got).encode_to_vec())
+                }
+                Err(e) => Err(failed(e.to_string())),
+            }
+        }
+        other => Err((StatusCode::NOT_FOUND, format!("no peer RPC {other}"))),
+    }
+}
+
+/// Binds the peer port on `addr` and serves it until `shutdown` resolves.
+pub fn bind(
+    raft: Raft,
+    secret: String,
+    addr: SocketAddr,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(SocketAddr, impl std::future::Future<Output = ()>), warp::Error> {
+    let routes = warp::post()
+        .and(warp::path("raft"))
+        .and(warp::path::param::<String>())
+        .and(warp::path::end())
+        .and(warp::header::optional::<String>(SECRET_HEADER))
+        .and(warp::body::content_length_limit(MAX_PEER_BODY))
+        .and(warp::body::bytes())
+        .then(move |rpc: String, presented: Option<String>, body: Bytes| {
+            let raft = raft.clone();
+            let secret = secret.clone();
+            async move {
+                if presented.as_deref() != Some(secret.as_str()) {
+                    return failure(StatusCode::UNAUTHORIZED, "missing or wrong cluster secret");
+                }
+                match handle(raft, rpc, body).await {
+                    Ok(bytes) => reply(StatusCode::OK, bytes),
+                    Err((status, message)) => failure(status, message),
+                }
+            }
+        });
+    warp::serve(routes).try_bind_with_graceful_shutdown(addr, shutdown)
+}

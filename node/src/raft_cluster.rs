@@ -1,0 +1,240 @@
+//! The node's side of `api::Cluster`: writes through the batcher, linearizable reads through
+//! openraft, forwarding over HTTP to the leader's API, status and metrics from Raft's metrics.
+
+use std::fmt::Write;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use openraft::error::{CheckIsLeaderError, RaftError};
+use sm::command::Command;
+use sm::outcome::Outcome;
+use sm::raft_types::Raft;
+use sm::StateReader;
+
+use api::handler::FORWARDED_HEADER;
+use api::{Cluster, ClusterError, ClusterStatus, HttpReply, HttpRequest, NodeStatus};
+
+use crate::batcher::Batcher;
+
+/// How long `POST /admin/snapshot` waits for the snapshot to be built.
+const SNAPSHOT_WAIT: Duration = Duration::from_secs(60);
+
+/// The cluster as this node's API sees it.
+pub struct RaftCluster {
+    /// The Raft handle.
+    raft: Raft,
+    /// Group commit for writes.
+    batcher: Batcher,
+    /// This node's applied state.
+    reader: StateReader,
+    /// Client for forwarding to the leader's API.
+    http: reqwest::Client,
+}
+
+impl RaftCluster {
+    /// The cluster view over `raft`.
+    pub fn new(raft: Raft, batcher: Batcher, reader: StateReader) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(1))
+            .timeout(Duration::from_secs(30))
+            .tcp_nodelay(true)
+            .build()?;
+        Ok(RaftCluster {
+            raft,
+            batcher,
+            reader,
+            http,
+        })
+    }
+}
+
+#[async_trait]
+impl Cluster for RaftCluster {
+    async fn write(&self, command: Command) -> Result<Outcome, ClusterError> {
+        self.batcher.submit(command).await
+    }
+
+    async fn linearizable(&self) -> Result<(), ClusterError> {
+        match self.raft.ensure_linearizable().await {
+            Ok(_) => Ok(()),
+            Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => {
+                match (f.leader_id, f.leader_node) {
+                    (Some(leader_id), Some(node)) => Err(ClusterError::ForwardTo {
+                        leader_id,
+                        api_addr: node.api_addr,
+                    }),
+                    _ => Err(ClusterError::NoLeader("no leader known yet".into())),
+                }
+            }
+            Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(e))) => {
+                Err(ClusterError::NoLeader(e.to_string()))
+            }
+            Err(RaftError::Fatal(e)) => Err(ClusterError::Unavailable(e.to_string())),
+        }
+    }
+
+    fn reader(&self) -> &StateReader {
+        &self.reader
+    }
+
+    async fn forward(
+        &self,
+        api_addr: &str,
+        request: &HttpRequest,
+    ) -> Result<HttpReply, ClusterError> {
+        let mut url = format!("http://{api_addr}{}", request.path);
+        if let Some(query) = &request.query {
+            url.push('?');
+            url.push_str(query);
+        }
+        let method = reqwest::Method::from_bytes(request.method.as_bytes())
+            .map_err(|e| ClusterError::Unavailable(e.to_string()))?;
+        let mut builder = self.http.request(method, url).header(FORWARDED_HEADER, "1");
+        for (name, value) in &request.headers {
+            builder = builder.header(name.as_str(), value.as_str());
+        }
+        let response = builder
+            .body(request.body.clone())
+            .send()
+            .await
+            .map_err(|e| {
+                ClusterError::NoLeader(format!("leader at {api_addr} unreachable: {e}"))
+            })?;
+        let status = response.status().as_u16();
+        let headers = ["content-type", "retry-after"]
+            .iter()
+            .filter_map(|name| {
+                let value = response.headers().get(*name)?.to_str().ok()?;
+                Some((name.to_string(), value.to_string()))
+            })
+            .collect();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| ClusterError::Unavailable(format!("leader's answer was cut: {e}")))?;
+        Ok(HttpReply {
+            status,
+            headers,
+            body,
+        })
+    }
+
+    fn status(&self) -> ClusterStatus {
+        let m = self.raft.metrics().borrow().clone();
+        let membership = m.membership_config.membership();
+        let voters: Vec<u64> = membership.voter_ids().collect();
+        let learners: Vec<u64> = membership.learner_ids().collect();
+        let nodes = membership
+            .nodes()
+            .map(|(id, addr)| NodeStatus {
+                id: *id,
+                api_addr: addr.api_addr.clone(),
+                raft_addr: addr.raft_addr.clone(),
+                matched_index: m
+                    .replication
+                    .as_ref()
+                    .and_then(|r| r.get(id).cloned().flatten())
+                    .map(|l| l.index),
+            })
+            .collect();
+        ClusterStatus {
+            node_id: m.id,
+            leader_id: m.current_leader,
+            term: m.current_term,
+            voters,
+            learners,
+            last_log_index: m.last_log_index,
+            last_applied: m.last_applied.map(|l| l.index),
+            snapshot_index: m.snapshot.map(|l| l.index),
+            last_purged_index: m.purged.map(|l| l.index),
+            nodes,
+        }
+    }
+
+    async fn snapshot(&self) -> Result<u64, ClusterError> {
+        let target = self
+            .raft
+            .metrics()
+            .borrow()
+            .last_applied
+            .map(|l| l.index)
+            .unwrap_or(0);
+        self.raft
+            .trigger()
+            .snapshot()
+            .await
+            .map_err(|e| ClusterError::Unavailable(e.to_string()))?;
+        let built = self
+            .raft
+            .wait(Some(SNAPSHOT_WAIT))
+            .metrics(
+                |m| m.snapshot.is_some_and(|s| s.index >= target),
+                "snapshot covers the applied state",
+            )
+            .await
+            .map_err(|e| ClusterError::Unavailable(e.to_string()))?;
+        Ok(built.snapshot.map(|s| s.index).unwrap_or(0))
+    }
+
+    fn raft_metrics(&self) -> String {
+        let m = self.raft.metrics().borrow().clone();
+        let mut out = String::new();
+        let gauge = |out: &mut String, name: &str, help: &str, value: u64| {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+            );
+        };
+        gauge(
+            &mut out,
+            "orderq_raft_term",
+            "Current Raft term.",
+            m.current_term,
+        );
+        gauge(
+            &mut out,
+            "orderq_raft_leader_id",
+            "Known leader id, 0 when none.",
+            m.current_leader.unwrap_or(0),
+        );
+        gauge(
+            &mut out,
+            "orderq_raft_is_leader",
+            "1 on the leader.",
+            u64::from(m.current_leader == Some(m.id)),
+        );
+        gauge(
+            &mut out,
+            "orderq_raft_last_log_index",
+            "Index of the last log entry.",
+            m.last_log_index.unwrap_or(0),
+        );
+        let applied = m.last_applied.map(|l| l.index).unwrap_or(0);
+        gauge(
+            &mut out,
+            "orderq_raft_applied_index",
+            "Index of the last applied entry.",
+            applied,
+        );
+        gauge(
+            &mut out,
+            "orderq_raft_snapshot_index",
+            "Last index in the current snapshot.",
+            m.snapshot.map(|l| l.index).unwrap_or(0),
+        );
+        if let Some(replication) = &m.replication {
+            out.push_str("# HELP orderq_raft_replication_lag Entries a follower is behind the leader's log.\n");
+            out.push_str("# TYPE orderq_raft_replication_lag gauge\n");
+            let last = m.last_log_index.unwrap_or(0);
+            for (id, matched) in replication {
+                let matched = matched.map(|l| l.index).unwrap_or(0);
+                let _ = writeln!(
+                    out,
+                    "orderq_raft_replication_lag{{node=\"{id}\"}} {}",
+                    last.saturating_sub(matched)
+                );
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,139 @@
+//! `orderq serve`: opens the storage, starts Raft, the peer port, the batcher and the API, and
+//! initialises a new cluster from the node with the lowest id.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use openraft::SnapshotPolicy;
+use sm::raft_types::{PeerAddr, Raft};
+use sm::Storage;
+use tokio::sync::watch;
+
+use crate::batcher::Batcher;
+use crate::config::Config;
+use crate::network::PeerNetwork;
+use crate::raft_cluster::RaftCluster;
+
+/// Why a node could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The data directory could not be opened.
+    #[error("storage: {0}")]
+    Storage(#[from] sm::StoreError),
+    /// openraft refused the configuration or failed to start.
+    #[error("raft: {0}")]
+    Raft(String),
+    /// A port could not be bound.
+    #[error("binding {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// Why.
+        source: warp::Error,
+    },
+    /// An address did not parse.
+    #[error("address {0:?} is not host:port")]
+    Address(String),
+    /// The HTTP client could not be built.
+    #[error("http client: {0}")]
+    Http(#[from] reqwest::Error),
+}
+
+fn raft_config(config: &Config) -> Result<openraft::Config, ServeError> {
+    let raft = openraft::Config {
+        cluster_name: "orderq".into(),
+        heartbeat_interval: config.heartbeat_ms,
+        election_timeout_min: config.election_timeout_ms,
+        election_timeout_max: config.election_timeout_ms * 2,
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_every),
+        max_in_snapshot_log_to_keep: config.keep_logs_after_snapshot,
+        ..Default::default()
+    };
+    raft.validate().map_err(|e| ServeError::Raft(e.to_string()))
+}
+
+fn socket(addr: &str) -> Result<SocketAddr, ServeError> {
+    addr.parse()
+        .map_err(|_| ServeError::Address(addr.to_string()))
+}
+
+/// Runs the node until `shutdown` flips to true.
+pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<(), ServeError> {
+    std::fs::create_dir_all(&config.data_dir).map_err(sm::StoreError::from)?;
+    let storage = Storage::open(&config.data_dir)?;
+    let network = PeerNetwork::new(config.cluster_secret.clone())?;
+    let raft = Raft::new(
+        config.node_id,
+        Arc::new(raft_config(&config)?),
+        network,
+        storage.log,
+        storage.state,
+    )
+    .await
+    .map_err(|e| ServeError::Raft(e.to_string()))?;
+
+    let stopped = || {
+        let mut shutdown = shutdown.clone();
+        async move {
+            let _ = shutdown.wait_for(|stop| *stop).await;
+        }
+    };
+    let (raft_bound, peer_server) = crate::peer_server::bind(
+        raft.clone(),
+        config.cluster_secret.clone(),
+        socket(&config.raft_addr)?,
+        stopped(),
+    )
+    .map_err(|source| ServeError::Bind {
+        addr: config.raft_addr.clone(),
+        source,
+    })?;
+    let peer_task = tokio::spawn(peer_server);
+
+    let batcher = Batcher::start(raft.clone(), config.max_batch, config.max_in_flight);
+    let cluster = Arc::new(RaftCluster::new(raft.clone(), batcher, storage.reader)?);
+    let api = Arc::new(api::Api::new(
+        cluster,
+        api::ApiConfig {
+            admin_token: Some(config.admin_token.clone()).filter(|t| !t.is_empty()),
+            default_pay_within_secs: config.default_pay_within_secs,
+        },
+    ));
+    let (api_bound, api_server) = api::server::bind(api, socket(&config.api_addr)?, stopped())
+        .map_err(|source| ServeError::Bind {
+            addr: config.api_addr.clone(),
+            source,
+        })?;
+    let api_task = tokio::spawn(api_server);
+    tracing::info!(node_id = config.node_id, api = %api_bound, raft = %raft_bound, "orderq serving");
+
+    if config.node_id == config.initialiser() && !raft.is_initialized().await.unwrap_or(true) {
+        let members: BTreeMap<u64, PeerAddr> = config
+            .peers
+            .iter()
+            .map(|p| {
+                (
+                    p.id,
+                    PeerAddr {
+                        raft_addr: p.raft_addr.clone(),
+                        api_addr: p.api_addr.clone(),
+                    },
+                )
+            })
+            .collect();
+        tracing::info!(voters = ?members.keys().collect::<Vec<_>>(), "initialising a new cluster");
+        if let Err(e) = raft.initialize(members).await {
+            tracing::warn!(error = %e, "initialise refused");
+        }
+    }
+
+    let _ = shutdown.wait_for(|stop| *stop).await;
+    tracing::info!("shutting down");
+    let _ = api_task.await;
+    let _ = peer_task.await;
+    raft.shutdown()
+        .await
+        .map_err(|e| ServeError::Raft(e.to_string()))?;
+    Ok(())
+}

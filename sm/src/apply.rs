@@ -1,0 +1,345 @@
+//! The deterministic state transition: `(state, command batch) → (state', outcomes)`.
+//!
+//! To ensure correctness:
+//! - Nothing here reads a clock, a random source or anything outside the [`Txn`]: time is the
+//!   batch's `now_ms`, ids come from the log index and the command's position.
+//! - Every refusal is a [`Rejection`] returned as the command's outcome, never a panic; a refused
+//!   command changes nothing.
+//! - Stock moves only between `available`, `reserved` and `sold` with checked arithmetic, so
+//!   `available + reserved + sold == stock` holds after every command.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::command::{Action, CancelOrder, Command, CommandBatch, CreateOrder, PayOrder, PutSku};
+use crate::error::StoreError;
+use crate::keys::{self, TimerKind, CF_IDEMPOTENCY, CF_ORDERS, CF_SKUS, CF_TIMERS, CF_USER_ORDERS};
+use crate::order::{CloseReason, Order, OrderItem, OrderState};
+use crate::outcome::{Applied, Outcome, Rejection};
+use crate::sku::Sku;
+use crate::txn::Txn;
+
+/// What the state machine remembers of a request made with an `Idempotency-Key`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IdempotencyRecord {
+    /// Hash of the first request; another hash under the same key is refused.
+    pub request_hash: Vec<u8>,
+    /// The first answer, returned again to every retry.
+    pub outcome: Outcome,
+    /// When the first request was applied (for retention).
+    pub at_ms: i64,
+}
+
+/// Applies every command of `batch`, found at `log_index`, answering each.
+pub fn apply_batch(
+    txn: &mut Txn<'_>,
+    log_index: u64,
+    batch: &CommandBatch,
+) -> Result<Vec<Outcome>, StoreError> {
+    batch
+        .commands
+        .iter()
+        .enumerate()
+        .map(|(position, command)| apply_command(txn, log_index, position, batch.now_ms, command))
+        .collect()
+}
+
+/// Applies one command, honouring its idempotency key.
+fn apply_command(
+    txn: &mut Txn<'_>,
+    log_index: u64,
+    position: usize,
+    now_ms: i64,
+    command: &Command,
+) -> Result<Outcome, StoreError> {
+    let key = command.idempotency_key.as_bytes();
+    if !key.is_empty() {
+        if let Some(record) = txn.get::<IdempotencyRecord>(CF_IDEMPOTENCY, key)? {
+            return Ok(if record.request_hash == command.request_hash {
+                record.outcome
+            } else {
+                Err(Rejection::IdempotencyKeyReused)
+            });
+        }
+    }
+    let ctx = Ctx {
+        log_index,
+        position,
+        now_ms,
+    };
+    let outcome = match &command.action {
+        None => Err(Rejection::Invalid("command without an action".into())),
+        Some(Action::PutSku(put)) => put_sku(txn, put)?,
+        Some(Action::CreateOrder(create)) => create_order(txn, &ctx, create)?,
+        Some(Action::PayOrder(pay)) => pay_order(txn, &ctx, pay)?,
+        Some(Action::CancelOrder(cancel)) => cancel_order(txn, &ctx, cancel)?,
+    };
+    if !key.is_empty() {
+        let record = IdempotencyRecord {
+            request_hash: command.request_hash.clone(),
+            outcome: outcome.clone(),
+            at_ms: now_ms,
+        };
+        txn.put(CF_IDEMPOTENCY, key.to_vec(), &record)?;
+    }
+    Ok(outcome)
+}
+
+/// Where and when a command is applied.
+struct Ctx {
+    /// Log index of the entry carrying the command.
+    log_index: u64,
+    /// The command's position in its batch.
+    position: usize,
+    /// The batch's clock.
+    now_ms: i64,
+}
+
+fn load_sku(txn: &Txn<'_>, sku: &str) -> Result<Option<Sku>, StoreError> {
+    txn.get(CF_SKUS, sku.as_bytes())
+}
+
+fn save_sku(txn: &mut Txn<'_>, sku: &Sku) -> Result<(), StoreError> {
+    txn.put(CF_SKUS, sku.sku.as_bytes().to_vec(), sku)
+}
+
+fn load_order(txn: &Txn<'_>, order_id: &str) -> Result<Option<Order>, StoreError> {
+    txn.get(CF_ORDERS, order_id.as_bytes())
+}
+
+fn save_order(txn: &mut Txn<'_>, order: &Order) -> Result<(), StoreError> {
+    txn.put(CF_ORDERS, order.id.as_bytes().to_vec(), order)
+}
+
+fn order_not_found(order_id: &str) -> Rejection {
+    Rejection::NotFound {
+        kind: "order".into(),
+        id: order_id.into(),
+    }
+}
+
+fn invalid_state(order: &Order, action: &str) -> Rejection {
+    let state = serde_json::to_value(order.state)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    Rejection::InvalidState {
+        order_id: order.id.clone(),
+        state,
+        action: action.into(),
+    }
+}
+
+/// Loads or changes a SKU; the total may not drop below what is reserved and sold.
+fn put_sku(txn: &mut Txn<'_>, put: &PutSku) -> Result<Outcome, StoreError> {
+    if put.sku.is_empty() {
+        return Ok(Err(Rejection::Invalid("empty sku".into())));
+    }
+    let sku = match load_sku(txn, &put.sku)? {
+        None => Sku {
+            sku: put.sku.clone(),
+            price_cents: put.price_cents,
+            stock: put.stock,
+            available: put.stock,
+            reserved: 0,
+            sold: 0,
+            per_user_limit: put.per_user_limit,
+        },
+        Some(old) => {
+            let held = old.reserved.saturating_add(old.sold);
+            let Some(available) = put.stock.checked_sub(held) else {
+                return Ok(Err(Rejection::InsufficientStock {
+                    sku: put.sku.clone(),
+                    available: put.stock,
+                    wanted: held,
+                }));
+            };
+            Sku {
+                price_cents: put.price_cents,
+                stock: put.stock,
+                available,
+                per_user_limit: put.per_user_limit,
+                ..old
+            }
+        }
+    };
+    save_sku(txn, &sku)?;
+    Ok(Ok(Applied::Sku(sku)))
+}
+
+/// Places an order: reserves every line or nothing, indexes it by user and arms its close timer.
+fn create_order(txn: &mut Txn<'_>, ctx: &Ctx, create: &CreateOrder) -> Result<Outcome, StoreError> {
+    if create.user_id.is_empty() || create.items.is_empty() {
+        return Ok(Err(Rejection::Invalid(
+            "an order needs a user and at least one item".into(),
+        )));
+    }
+    // Lines of the same SKU are merged, so each SKU is checked against its whole demand.
+    let mut wanted: BTreeMap<&str, u64> = BTreeMap::new();
+    for line in &create.items {
+        if line.qty == 0 || line.sku.is_empty() {
+            return Ok(Err(Rejection::Invalid(
+                "every item needs a sku and qty >= 1".into(),
+            )));
+        }
+        let total = wanted.entry(line.sku.as_str()).or_default();
+        let Some(sum) = total.checked_add(line.qty) else {
+            return Ok(Err(Rejection::Invalid("quantity overflows".into())));
+        };
+        *total = sum;
+    }
+    let mut skus = Vec::with_capacity(wanted.len());
+    let mut items = Vec::with_capacity(wanted.len());
+    let mut amount_cents: u64 = 0;
+    for (sku_id, qty) in wanted {
+        let Some(mut sku) = load_sku(txn, sku_id)? else {
+            return Ok(Err(Rejection::NotFound {
+                kind: "sku".into(),
+                id: sku_id.into(),
+            }));
+        };
+        if sku.available < qty {
+            return Ok(Err(Rejection::InsufficientStock {
+                sku: sku.sku,
+                available: sku.available,
+                wanted: qty,
+            }));
+        }
+        let Some(amount) = qty
+            .checked_mul(sku.price_cents)
+            .and_then(|line| amount_cents.checked_add(line))
+        else {
+            return Ok(Err(Rejection::Invalid("order amount overflows".into())));
+        };
+        amount_cents = amount;
+        items.push(OrderItem {
+            sku: sku.sku.clone(),
+            qty,
+            price_cents: sku.price_cents,
+        });
+        sku.available -= qty;
+        sku.reserved += qty;
+        skus.push(sku);
+    }
+    for sku in &skus {
+        save_sku(txn, sku)?;
+    }
+    let pay_ms = i64::try_from(create.pay_within_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+    let order = Order {
+        id: keys::order_id(ctx.log_index, ctx.position),
+        user_id: create.user_id.clone(),
+        items,
+        amount_cents,
+        state: OrderState::PendingPayment,
+        close_reason: None,
+        payment_ref: None,
+        created_at_ms: ctx.now_ms,
+        expires_at_ms: ctx.now_ms.saturating_add(pay_ms),
+        paid_at_ms: None,
+        closed_at_ms: None,
+        refunded_at_ms: None,
+    };
+    save_order(txn, &order)?;
+    txn.put_raw(
+        CF_USER_ORDERS,
+        keys::user_order(&order.user_id, &order.id),
+        Vec::new(),
+    );
+    txn.put_raw(CF_TIMERS, close_timer(&order), Vec::new());
+    Ok(Ok(Applied::OrderCreated(order)))
+}
+
+fn close_timer(order: &Order) -> Vec<u8> {
+    keys::timer(order.expires_at_ms, TimerKind::CloseOrder, &order.id)
+}
+
+/// Moves the reserved units of `order` with `moved`, which returns `None` when the stock does not
+/// hold them (a broken invariant: reported as corruption rather than silently repaired).
+fn move_reserved(
+    txn: &mut Txn<'_>,
+    order: &Order,
+    moved: impl Fn(&mut Sku, u64) -> Option<()>,
+) -> Result<(), StoreError> {
+    for item in &order.items {
+        let mut sku = load_sku(txn, &item.sku)?.ok_or_else(|| {
+            StoreError::corrupt(
+                "skus",
+                format!("order {} names missing sku {}", order.id, item.sku),
+            )
+        })?;
+        moved(&mut sku, item.qty).ok_or_else(|| {
+            StoreError::corrupt(
+                "skus",
+                format!("sku {} does not hold order {}", sku.sku, order.id),
+            )
+        })?;
+        save_sku(txn, &sku)?;
+    }
+    Ok(())
+}
+
+/// Releases an unpaid order's stock and closes it.
+fn close_unpaid(
+    txn: &mut Txn<'_>,
+    order: &mut Order,
+    reason: CloseReason,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    move_reserved(txn, order, |sku, qty| {
+        sku.reserved = sku.reserved.checked_sub(qty)?;
+        sku.available = sku.available.checked_add(qty)?;
+        Some(())
+    })?;
+    txn.delete(CF_TIMERS, close_timer(order));
+    order.state = OrderState::Closed;
+    order.close_reason = Some(reason);
+    order.closed_at_ms = Some(now_ms);
+    save_order(txn, order)
+}
+
+/// Pays an order: reserved stock becomes sold and the close timer is cancelled. An order past its
+/// deadline is closed instead, so no order is ever paid after `expires_at`.
+fn pay_order(txn: &mut Txn<'_>, ctx: &Ctx, pay: &PayOrder) -> Result<Outcome, StoreError> {
+    let Some(mut order) = load_order(txn, &pay.order_id)? else {
+        return Ok(Err(order_not_found(&pay.order_id)));
+    };
+    match order.state {
+        OrderState::Paid if order.payment_ref.as_deref() == Some(pay.payment_ref.as_str()) => {
+            Ok(Ok(Applied::Order(order)))
+        }
+        OrderState::PendingPayment if ctx.now_ms >= order.expires_at_ms => {
+            close_unpaid(txn, &mut order, CloseReason::Expired, ctx.now_ms)?;
+            Ok(Err(invalid_state(&order, "pay")))
+        }
+        OrderState::PendingPayment => {
+            move_reserved(txn, &order, |sku, qty| {
+                sku.reserved = sku.reserved.checked_sub(qty)?;
+                sku.sold = sku.sold.checked_add(qty)?;
+                Some(())
+            })?;
+            txn.delete(CF_TIMERS, close_timer(&order));
+            order.state = OrderState::Paid;
+            order.payment_ref = Some(pay.payment_ref.clone());
+            order.paid_at_ms = Some(ctx.now_ms);
+            save_order(txn, &order)?;
+            Ok(Ok(Applied::Order(order)))
+        }
+        _ => Ok(Err(invalid_state(&order, "pay"))),
+    }
+}
+
+/// Cancels an unpaid order; cancelling a cancelled order answers it again.
+fn cancel_order(txn: &mut Txn<'_>, ctx: &Ctx, cancel: &CancelOrder) -> Result<Outcome, StoreError> {
+    let Some(mut order) = load_order(txn, &cancel.order_id)? else {
+        return Ok(Err(order_not_found(&cancel.order_id)));
+    };
+    match (order.state, order.close_reason) {
+        (OrderState::Closed, Some(CloseReason::Cancelled)) => Ok(Ok(Applied::Order(order))),
+        (OrderState::PendingPayment, _) => {
+            close_unpaid(txn, &mut order, CloseReason::Cancelled, ctx.now_ms)?;
+            Ok(Ok(Applied::Order(order)))
+        }
+        _ => Ok(Err(invalid_state(&order, "cancel"))),
+    }
+}

@@ -1,0 +1,128 @@
+//! Commands: what a Raft entry carries. Prost messages, so the log and the peer wire hold a
+//! compact, versionable encoding; serde too, because openraft's `serde` feature asks app data to
+//! be serialisable.
+//!
+//! A [`CommandBatch`] is one Raft entry: the write batcher coalesces concurrent requests into it
+//! and the leader stamps `now_ms` once, so `apply` never reads a clock.
+
+use serde::{Deserialize, Serialize};
+
+/// One Raft entry's worth of commands, applied in order with one clock reading.
+#[derive(Clone, PartialEq, prost::Message, Serialize, Deserialize)]
+pub struct CommandBatch {
+    /// Wall-clock milliseconds since the epoch, stamped by the leader when it proposed the batch.
+    #[prost(int64, tag = "1")]
+    pub now_ms: i64,
+    /// The commands, each answered on its own.
+    #[prost(message, repeated, tag = "2")]
+    pub commands: Vec<Command>,
+}
+
+/// One client request, as the state machine sees it.
+#[derive(Clone, PartialEq, prost::Message, Serialize, Deserialize)]
+pub struct Command {
+    /// The client's `Idempotency-Key`, scoped by the API; empty when the request had none.
+    #[prost(string, tag = "1")]
+    pub idempotency_key: String,
+    /// Hash of the request (method, path, body): a reused key with another body is refused.
+    #[prost(bytes = "vec", tag = "2")]
+    pub request_hash: Vec<u8>,
+    /// What to do.
+    #[prost(oneof = "Action", tags = "3, 4, 5, 6")]
+    pub action: Option<Action>,
+}
+
+/// The state changes a client can ask for.
+#[derive(Clone, PartialEq, prost::Oneof, Serialize, Deserialize)]
+pub enum Action {
+    /// Load or change a SKU's stock and price.
+    #[prost(message, tag = "3")]
+    PutSku(PutSku),
+    /// Place an order, reserving its stock.
+    #[prost(message, tag = "4")]
+    CreateOrder(CreateOrder),
+    /// Record the payment of an order.
+    #[prost(message, tag = "5")]
+    PayOrder(PayOrder),
+    /// Cancel an unpaid order, releasing its stock.
+    #[prost(message, tag = "6")]
+    CancelOrder(CancelOrder),
+}
+
+/// Sets a SKU's total stock (available + reserved + sold), price and per-user limit.
+#[derive(Clone, PartialEq, prost::Message, Serialize, Deserialize)]
+pub struct PutSku {
+    /// The SKU id.
+    #[prost(string, tag = "1")]
+    pub sku: String,
+    /// Total loaded stock.
+    #[prost(uint64, tag = "2")]
+    pub stock: u64,
+    /// Unit price in cents.
+    #[prost(uint64, tag = "3")]
+    pub price_cents: u64,
+    /// Most units one user may buy; 0 means no limit.
+    #[prost(uint64, tag = "4")]
+    pub per_user_limit: u64,
+}
+
+/// Places an order: every line reserved, or none.
+#[derive(Clone, PartialEq, prost::Message, Serialize, Deserialize)]
+pub struct CreateOrder {
+    /// Who buys.
+    #[prost(string, tag = "1")]
+    pub user_id: String,
+    /// What is bought.
+    #[prost(message, repeated, tag = "2")]
+    pub items: Vec<OrderLine>,
+    /// Seconds the buyer has to pay before the order closes itself.
+    #[prost(uint64, tag = "3")]
+    pub pay_within_secs: u64,
+}
+
+/// One line of a [`CreateOrder`].
+#[derive(Clone, PartialEq, prost::Message, Serialize, Deserialize)]
+pub struct OrderLine {
+    /// The SKU id.
+    #[prost(string, tag = "1")]
+    pub sku: String,
+    /// Units, at least one.
+    #[prost(uint64, tag = "2")]
+    pub qty: u64,
+}
+
+/// Marks an order paid.
+#[derive(Clone, PartialEq, prost::Message, Serialize, Deserialize)]
+pub struct PayOrder {
+    /// The order id.
+    #[prost(string, tag = "1")]
+    pub order_id: String,
+    /// The payment provider's reference; paying again with the same one is a no-op.
+    #[prost(string, tag = "2")]
+    pub payment_ref: String,
+}
+
+/// Cancels an unpaid order.
+#[derive(Clone, PartialEq, prost::Message, Serialize, Deserialize)]
+pub struct CancelOrder {
+    /// The order id.
+    #[prost(string, tag = "1")]
+    pub order_id: String,
+}
+
+impl Command {
+    /// A command without idempotency protection.
+    pub fn new(action: Action) -> Self {
+        Command {
+            idempotency_key: String::new(),
+            request_hash: Vec::new(),
+            action: Some(action),
+        }
+    }
+}
+
+impl std::fmt::Display for CommandBatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "batch of {} at {}", self.commands.len(), self.now_ms)
+    }
+}

@@ -1,0 +1,66 @@
+//! orderq's replicated state machine and its RocksDB storage.
+//!
+//! This crate decides; it does no network IO and never reads the clock. The node feeds it
+//! committed Raft entries; it answers each command with an outcome and keeps everything in one
+//! RocksDB database.
+//!
+//! # Layout
+//! - [`keys`]: column-family names and key encoding (nothing else builds keys).
+//! - [`command`]: the prost commands a Raft entry carries.
+//! - [`order`], [`sku`]: the domain records.
+//! - [`outcome`]: what applying a command answers, including typed rejections.
+//! - [`apply`]: the deterministic state transition.
+//! - [`txn`]: read-your-writes staging of one applied batch, written as one `WriteBatch`.
+//! - [`log_store`]: the Raft log and vote (openraft `RaftLogStorage`), synced before acknowledged.
+//! - [`state_machine`]: openraft `RaftStateMachine` over the state column families.
+//! - [`snapshot`]: consistent capture and atomic restore of the state.
+//! - [`log_codec`]: binary form of entries and votes, on disk and on the peer wire.
+//! - [`reader`]: reads of the applied state for the API.
+//! - [`raft_types`]: the openraft type configuration.
+//! - [`db`], [`error`]: opening the database; storage errors.
+
+pub mod apply;
+pub mod command;
+pub mod db;
+pub mod error;
+pub mod keys;
+pub mod log_codec;
+pub mod log_store;
+pub mod order;
+pub mod outcome;
+pub mod raft_types;
+pub mod reader;
+pub mod sku;
+pub mod snapshot;
+pub mod state_machine;
+pub mod txn;
+
+use std::path::Path;
+
+pub use error::StoreError;
+pub use log_store::LogStore;
+pub use reader::StateReader;
+pub use state_machine::StateMachine;
+
+/// Everything a node keeps on disk, opened from its data directory.
+pub struct Storage {
+    /// The Raft log and vote.
+    pub log: LogStore,
+    /// The state machine.
+    pub state: StateMachine,
+    /// Reads of the applied state.
+    pub reader: StateReader,
+}
+
+impl Storage {
+    /// Opens (or creates) the storage under `data_dir`: the database in `db/`, the current
+    /// snapshot in `snapshot/`.
+    pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        let db = db::open(&data_dir.join("db"))?;
+        Ok(Storage {
+            log: LogStore::new(db.clone())?,
+            state: StateMachine::new(db.clone(), &data_dir.join("snapshot"))?,
+            reader: StateReader::new(db),
+        })
+    }
+}

@@ -1,0 +1,240 @@
+//! The Raft log and vote in RocksDB: openraft's [`RaftLogStorage`].
+//!
+//! To ensure correctness:
+//! - An append is acknowledged to openraft (its [`LogFlushed`] callback) only after the WAL holding
+//!   it is synced. Appends are written at once and handed to a flusher thread that syncs the WAL
+//!   once for every append waiting, in order: durable before acknowledged, with group fsync.
+//! - The vote is written with a synced write before `save_vote` returns.
+//! - State-machine writes share the database and its WAL, so after a crash the recovered WAL is a
+//!   prefix: a purge that survived implies every state write before it survived too.
+
+use std::fmt::Debug;
+use std::ops::{Bound, RangeBounds};
+use std::sync::mpsc;
+use std::sync::Arc;
+
+use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
+use openraft::{OptionalSend, RaftLogReader, StorageIOError};
+use rocksdb::{Direction, IteratorMode, WriteBatch, WriteOptions, DB};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::db::cf;
+use crate::error::StoreError;
+use crate::keys::{self, CF_LOG, CF_RAFT_META, META_COMMITTED, META_LAST_PURGED, META_VOTE};
+use crate::log_codec::{decode_entry, encode_entry};
+use crate::raft_types::{Entry, LogId, StorageError, TypeConfig, Vote};
+
+/// The log store. Cheap to clone: clones share the database and the flusher.
+#[derive(Clone)]
+pub struct LogStore {
+    /// The node's database (shared with the state machine).
+    db: Arc<DB>,
+    /// Appends waiting for the WAL sync, in append order.
+    flusher: mpsc::Sender<LogFlushed<TypeConfig>>,
+}
+
+fn log_err(e: impl std::error::Error + 'static) -> StorageError {
+    StorageIOError::write_logs(&e).into()
+}
+
+fn read_err(e: impl std::error::Error + 'static) -> StorageError {
+    StorageIOError::read_logs(&e).into()
+}
+
+impl LogStore {
+    /// A log store over `db`, starting its WAL flusher thread (which ends with the last clone).
+    pub fn new(db: Arc<DB>) -> Result<Self, StoreError> {
+        let (flusher, pending) = mpsc::channel::<LogFlushed<TypeConfig>>();
+        let flush_db = db.clone();
+        std::thread::Builder::new()
+            .name("orderq-wal-sync".into())
+            .spawn(move || sync_appends(&flush_db, &pending))?;
+        Ok(LogStore { db, flusher })
+    }
+
+    fn get_meta<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StoreError> {
+        match self.db.get_cf(cf(&self.db, CF_RAFT_META)?, key)? {
+            None => Ok(None),
+            Some(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| StoreError::corrupt("raft meta", e)),
+        }
+    }
+
+    fn put_meta<T: Serialize>(&self, key: &[u8], value: &T, sync: bool) -> Result<(), StoreError> {
+        let bytes = serde_json::to_vec(value).map_err(|e| StoreError::corrupt("raft meta", e))?;
+        let mut opts = WriteOptions::default();
+        opts.set_sync(sync);
+        self.db
+            .put_cf_opt(cf(&self.db, CF_RAFT_META)?, key, bytes, &opts)?;
+        Ok(())
+    }
+
+    /// The log id of the last purged entry, if any was purged.
+    pub fn last_purged(&self) -> Result<Option<LogId>, StoreError> {
+        self.get_meta(META_LAST_PURGED)
+    }
+
+    fn read_range(&self, start: u64, end: Bound<u64>) -> Result<Vec<Entry>, StoreError> {
+        let from = keys::log_index(start);
+        let mut entries = Vec::new();
+        for item in self.db.iterator_cf(
+            cf(&self.db, CF_LOG)?,
+            IteratorMode::From(&from, Direction::Forward),
+        ) {
+            let (key, value) = item?;
+            let index = keys::parse_log_index(&key)
+                .ok_or_else(|| StoreError::corrupt("log key", "not 8 bytes"))?;
+            let past_end = match end {
+                Bound::Included(e) => index > e,
+                Bound::Excluded(e) => index >= e,
+                Bound::Unbounded => false,
+            };
+            if past_end {
+                break;
+            }
+            entries.push(decode_entry(&value)?);
+        }
+        Ok(entries)
+    }
+
+    fn last_entry_id(&self) -> Result<Option<LogId>, StoreError> {
+        match self
+            .db
+            .iterator_cf(cf(&self.db, CF_LOG)?, IteratorMode::End)
+            .next()
+        {
+            None => Ok(None),
+            Some(item) => {
+                let (_, value) = item?;
+                Ok(Some(decode_entry(&value)?.log_id))
+            }
+        }
+    }
+}
+
+/// The flusher thread: waits for appends, syncs the WAL once for all that are waiting, then
+/// acknowledges them in order.
+fn sync_appends(db: &DB, pending: &mpsc::Receiver<LogFlushed<TypeConfig>>) {
+    while let Ok(first) = pending.recv() {
+        let mut waiting = vec![first];
+        waiting.extend(pending.try_iter());
+        let result = db.flush_wal(true).map_err(std::io::Error::other);
+        for callback in waiting {
+            let result = match &result {
+                Ok(()) => Ok(()),
+                Err(e) => Err(std::io::Error::other(e.to_string())),
+            };
+            callback.log_io_completed(result);
+        }
+    }
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry>, StorageError> {
+        let start = match range.start_bound() {
+            Bound::Included(s) => *s,
+            Bound::Excluded(s) => s.saturating_add(1),
+            Bound::Unbounded => 0,
+        };
+        self.read_range(start, range.end_bound().cloned())
+            .map_err(read_err)
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = LogStore;
+
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
+        let last_purged_log_id = self.last_purged().map_err(read_err)?;
+        let last_log_id = self
+            .last_entry_id()
+            .map_err(read_err)?
+            .or(last_purged_log_id);
+        Ok(LogState {
+            last_purged_log_id,
+            last_log_id,
+        })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote) -> Result<(), StorageError> {
+        self.put_meta(META_VOTE, vote, true)
+            .map_err(|e| StorageIOError::write_vote(&e).into())
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote>, StorageError> {
+        self.get_meta(META_VOTE)
+            .map_err(|e| StorageIOError::read_vote(&e).into())
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
+        self.put_meta(META_COMMITTED, &committed, false)
+            .map_err(log_err)
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
+        Ok(self
+            .get_meta::<Option<LogId>>(META_COMMITTED)
+            .map_err(read_err)?
+            .flatten())
+    }
+
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: LogFlushed<TypeConfig>,
+    ) -> Result<(), StorageError>
+    where
+        I: IntoIterator<Item = Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let log_cf = cf(&self.db, CF_LOG).map_err(log_err)?;
+        let mut batch = WriteBatch::default();
+        for entry in entries {
+            batch.put_cf(
+                log_cf,
+                keys::log_index(entry.log_id.index),
+                encode_entry(&entry).map_err(log_err)?,
+            );
+        }
+        self.db.write(batch).map_err(log_err)?;
+        self.flusher
+            .send(callback)
+            .map_err(|_| log_err(std::io::Error::other("WAL flusher stopped")))
+    }
+
+    async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        let log_cf = cf(&self.db, CF_LOG).map_err(log_err)?;
+        let mut opts = WriteOptions::default();
+        opts.set_sync(true);
+        let mut batch = WriteBatch::default();
+        batch.delete_range_cf(
+            log_cf,
+            keys::log_index(log_id.index),
+            keys::log_index(u64::MAX),
+        );
+        self.db.write_opt(batch, &opts).map_err(log_err)
+    }
+
+    async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        let log_cf = cf(&self.db, CF_LOG).map_err(log_err)?;
+        let meta_cf = cf(&self.db, CF_RAFT_META).map_err(log_err)?;
+        let mut batch = WriteBatch::default();
+        let purged = serde_json::to_vec(&log_id).map_err(log_err)?;
+        batch.put_cf(meta_cf, META_LAST_PURGED, purged);
+        batch.delete_range_cf(
+            log_cf,
+            keys::log_index(0),
+            keys::log_index(log_id.index.saturating_add(1)),
+        );
+        self.db.write(batch).map_err(log_err)
+    }
+}

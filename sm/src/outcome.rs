@@ -1,0 +1,67 @@
+//! What applying a command answers: the changed entity or a typed rejection.
+
+use serde::{Deserialize, Serialize};
+
+use crate::order::Order;
+use crate::sku::Sku;
+
+/// The answers to one Raft entry: one [`Outcome`] per command, in order (empty for blank and
+/// membership entries).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BatchOutcome(pub Vec<Outcome>);
+
+/// The answer to one command.
+pub type Outcome = Result<Applied, Rejection>;
+
+/// A command that changed (or, for an idempotent repeat, confirmed) state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Applied {
+    /// The SKU after the change.
+    Sku(Sku),
+    /// An order was created.
+    OrderCreated(Order),
+    /// The order after a change of state.
+    Order(Order),
+}
+
+/// Why the state machine refused a command. It is a normal answer, never a panic; the API maps
+/// each to the contract's status and error code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[serde(rename_all = "snake_case")]
+pub enum Rejection {
+    /// Not enough stock for some line (or a SKU lowered below reserved + sold).
+    #[error("insufficient stock for sku {sku}: {available} available, {wanted} wanted")]
+    InsufficientStock {
+        /// The SKU short of stock.
+        sku: String,
+        /// What is available.
+        available: u64,
+        /// What was asked.
+        wanted: u64,
+    },
+    /// The order's state does not allow this move.
+    #[error("order {order_id} is {state}; cannot {action}")]
+    InvalidState {
+        /// The order.
+        order_id: String,
+        /// Its current state, snake_case.
+        state: String,
+        /// What was attempted.
+        action: String,
+    },
+    /// The named entity does not exist.
+    #[error("{kind} {id} not found")]
+    NotFound {
+        /// `order` or `sku`.
+        kind: String,
+        /// Its id.
+        id: String,
+    },
+    /// The same idempotency key came with another request.
+    #[error("idempotency key was used for a different request")]
+    IdempotencyKeyReused,
+    /// A command the API should have refused (kept so `apply` never trusts its input).
+    #[error("{0}")]
+    Invalid(String),
+}

@@ -1,0 +1,56 @@
+//! The openraft type configuration shared by the storage (here) and the node's wiring.
+
+use std::fmt;
+use std::io::Cursor;
+
+use serde::{Deserialize, Serialize};
+
+use crate::command::CommandBatch;
+use crate::outcome::BatchOutcome;
+
+/// A Raft node id.
+pub type NodeId = u64;
+
+/// How to reach a cluster member: its peer (Raft) address and its public API address. Stored in
+/// the membership, so every node can forward clients to the leader's API.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerAddr {
+    /// `host:port` of the Raft peer port.
+    pub raft_addr: String,
+    /// `host:port` of the public HTTP API.
+    pub api_addr: String,
+}
+
+impl fmt::Display for PeerAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "raft={} api={}", self.raft_addr, self.api_addr)
+    }
+}
+
+openraft::declare_raft_types!(
+    /// orderq's Raft types: entries carry a [`CommandBatch`], applying one answers a
+    /// [`BatchOutcome`], snapshots travel as bytes.
+    pub TypeConfig:
+        D = CommandBatch,
+        R = BatchOutcome,
+        NodeId = NodeId,
+        Node = PeerAddr,
+        Entry = openraft::Entry<TypeConfig>,
+        SnapshotData = Cursor<Vec<u8>>,
+        AsyncRuntime = openraft::TokioRuntime,
+);
+
+/// A log entry of this cluster.
+pub type Entry = openraft::Entry<TypeConfig>;
+/// A log id of this cluster.
+pub type LogId = openraft::LogId<NodeId>;
+/// A vote of this cluster.
+pub type Vote = openraft::Vote<NodeId>;
+/// The storage error openraft expects.
+pub type StorageError = openraft::StorageError<NodeId>;
+/// Snapshot metadata of this cluster.
+pub type SnapshotMeta = openraft::SnapshotMeta<NodeId, PeerAddr>;
+/// A membership as stored with its log id.
+pub type StoredMembership = openraft::StoredMembership<NodeId, PeerAddr>;
+/// The Raft handle of this cluster.
+pub type Raft = openraft::Raft<TypeConfig>;

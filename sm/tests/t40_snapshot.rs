@@ -1,0 +1,76 @@
+//! Snapshots are point-in-time copies and installing one replaces the state.
+
+use openraft::storage::RaftStateMachine;
+use openraft::{CommittedLeaderId, EntryPayload, RaftSnapshotBuilder};
+use sm::command::{Action, Command, CommandBatch, PutSku};
+use sm::raft_types::{Entry, LogId};
+use sm::Storage;
+
+fn put_entry(index: u64, sku: &str, stock: u64) -> Entry {
+    Entry {
+        log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
+        payload: EntryPayload::Normal(CommandBatch {
+            now_ms: 0,
+            commands: vec![Command::new(Action::PutSku(PutSku {
+                sku: sku.into(),
+                stock,
+                price_cents: 1,
+                per_user_limit: 0,
+            }))],
+        }),
+    }
+}
+
+#[tokio::test]
+async fn a_snapshot_is_the_state_at_its_index_and_installs_whole() {
+    let source_dir = tempfile::tempdir().unwrap();
+    let mut source = Storage::open(source_dir.path()).unwrap();
+    source
+        .state
+        .apply(vec![put_entry(1, "A", 5), put_entry(2, "B", 7)])
+        .await
+        .unwrap();
+    let snapshot = source
+        .state
+        .get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .unwrap();
+    assert_eq!(snapshot.meta.last_log_id.map(|l| l.index), Some(2));
+    // Changes after the snapshot are not in it.
+    source
+        .state
+        .apply(vec![put_entry(3, "C", 9)])
+        .await
+        .unwrap();
+
+    let target_dir = tempfile::tempdir().unwrap();
+    let mut target = Storage::open(target_dir.path()).unwrap();
+    target
+        .state
+        .apply(vec![put_entry(1, "Z", 1)])
+        .await
+        .unwrap();
+    let meta = snapshot.meta.clone();
+    target
+        .state
+        .install_snapshot(&meta, snapshot.snapshot)
+        .await
+        .unwrap();
+
+    assert_eq!(target.reader.sku("A").unwrap().unwrap().stock, 5);
+    assert_eq!(target.reader.sku("B").unwrap().unwrap().stock, 7);
+    assert!(
+        target.reader.sku("C").unwrap().is_none(),
+        "the snapshot holds no later change"
+    );
+    assert!(
+        target.reader.sku("Z").unwrap().is_none(),
+        "installing replaced the old state"
+    );
+    let (applied, _) = target.state.applied_state().await.unwrap();
+    assert_eq!(applied.map(|l| l.index), Some(2));
+    let current = target.state.get_current_snapshot().await.unwrap().unwrap();
+    assert_eq!(current.meta, meta);
+}
