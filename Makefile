@@ -33,10 +33,10 @@ run: deps
 
 # The cluster tests start real orderq processes, so the binaries are built before the tests run.
 test: deps
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
 	cargo build --workspace --bins
 	cargo test --workspace
-	cargo clippy --workspace --all-targets -- -D warnings
-	cargo fmt --all -- --check
 
 # Three local nodes under load for 20 s; the cluster is stopped however the load generator ends.
 bench: deps build

@@ -133,6 +133,16 @@ impl Client {
     }
 }
 
+/// (method, path, headers, body, expected status, expected error code)
+type BadCase<'a> = (
+    &'a str,
+    &'a str,
+    Vec<(&'a str, &'a str)>,
+    String,
+    u16,
+    &'a str,
+);
+
 fn code(v: &Value) -> &str {
     v["error"]["code"].as_str().unwrap_or("")
 }
@@ -202,7 +212,7 @@ async fn bad_input_gets_its_documented_error_and_changes_nothing() {
         .0,
         200
     );
-    let cases: Vec<(&str, &str, Vec<(&str, &str)>, String, u16, &str)> = vec![
+    let cases: Vec<BadCase> = vec![
         (
             "PUT",
             "/admin/skus/A",

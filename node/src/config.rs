@@ -80,7 +80,7 @@ impl Default for Config {
             snapshot_every: 10_000,
             keep_logs_after_snapshot: 1_000,
             max_batch: 512,
-            max_in_flight: 4,
+            max_in_flight: 2,
             default_pay_within_secs: 86_400,
         }
     }
