@@ -124,6 +124,10 @@ pub trait Cluster: Send + Sync + 'static {
     /// Builds a snapshot now; answers the index it covers.
     async fn snapshot(&self) -> Result<u64, ClusterError>;
 
-    /// Prometheus text of the Raft metrics.
-    fn raft_metrics(&self) -> String;
+    /// The 99th percentile of recent timer firing lags (due → applied), measured while this
+    /// node led; `None` when it has fired none.
+    fn timer_lag_p99_ms(&self) -> Option<u64>;
+
+    /// Prometheus text of the node's own metrics (Raft state, replication).
+    fn node_metrics(&self) -> String;
 }

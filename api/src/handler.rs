@@ -52,6 +52,7 @@ fn outcome_reply(outcome: Outcome) -> Result<HttpReply, ApiError> {
         Applied::Sku(sku) => Ok(json_reply(200, &view::sku(&sku))),
         Applied::OrderCreated(order) => Ok(json_reply(201, &view::order(&order))),
         Applied::Order(order) => Ok(json_reply(200, &view::order(&order))),
+        Applied::TimersFired(fired) => Ok(json_reply(200, &json!({"fired": fired.fired.len()}))),
     }
 }
 
@@ -97,9 +98,27 @@ impl<C: Cluster> Api<C> {
             Route::Metrics => Ok(HttpReply {
                 status: 200,
                 headers: vec![("content-type".into(), "text/plain; version=0.0.4".into())],
-                body: format!("{}{}", self.cluster.raft_metrics(), self.metrics.render()).into(),
+                body: format!(
+                    "{}{}{}",
+                    self.cluster.node_metrics(),
+                    self.timer_metrics()?,
+                    self.metrics.render()
+                )
+                .into(),
             }),
             Route::ClusterStatus => Ok(json_reply(200, &json!(self.cluster.status()))),
+            Route::Timers => {
+                let stats = self.cluster.reader().timer_stats()?;
+                Ok(json_reply(
+                    200,
+                    &json!({
+                        "pending": stats.pending,
+                        "next_due_at": stats.next_due_ms.map(view::rfc3339),
+                        "fired": stats.fired,
+                        "lag_ms_p99": self.cluster.timer_lag_p99_ms(),
+                    }),
+                ))
+            }
             Route::Snapshot => {
                 let index = self.cluster.snapshot().await?;
                 Ok(json_reply(200, &json!({"index": index})))
@@ -170,6 +189,24 @@ impl<C: Cluster> Api<C> {
                 .await
             }
         }
+    }
+
+    fn timer_metrics(&self) -> Result<String, ApiError> {
+        let stats = self.cluster.reader().timer_stats()?;
+        let mut out = format!(
+            "# HELP orderq_timers_pending Timers armed and not yet fired or cancelled.\n\
+             # TYPE orderq_timers_pending gauge\norderq_timers_pending {}\n\
+             # HELP orderq_timers_fired_total Timers fired since the cluster began.\n\
+             # TYPE orderq_timers_fired_total counter\norderq_timers_fired_total {}\n",
+            stats.pending, stats.fired
+        );
+        if let Some(lag) = self.cluster.timer_lag_p99_ms() {
+            out.push_str(&format!(
+                "# HELP orderq_timer_lag_p99_ms Recent timer firing lag (due to applied), 99th percentile.\n\
+                 # TYPE orderq_timer_lag_p99_ms gauge\norderq_timer_lag_p99_ms {lag}\n"
+            ));
+        }
+        Ok(out)
     }
 
     fn check_admin(&self, req: &HttpRequest) -> Result<(), ApiError> {

@@ -12,6 +12,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/metrics"),
     ("GET", "/admin/cluster"),
     ("POST", "/admin/snapshot"),
+    ("GET", "/admin/timers"),
     ("PUT", "/admin/skus/{sku}"),
     ("GET", "/v1/skus/{sku}"),
     ("POST", "/v1/orders"),
@@ -34,6 +35,8 @@ pub enum Route {
     ClusterStatus,
     /// `POST /admin/snapshot`
     Snapshot,
+    /// `GET /admin/timers`
+    Timers,
     /// `PUT /admin/skus/{sku}`
     PutSku(String),
     /// `GET /v1/skus/{sku}`
@@ -67,6 +70,7 @@ impl Route {
             ["metrics"] => Some(("GET", Route::Metrics)),
             ["admin", "cluster"] => Some(("GET", Route::ClusterStatus)),
             ["admin", "snapshot"] => Some(("POST", Route::Snapshot)),
+            ["admin", "timers"] => Some(("GET", Route::Timers)),
             ["admin", "skus", sku] => Some(("PUT", Route::PutSku(param(sku)?))),
             ["v1", "skus", sku] => Some(("GET", Route::GetSku(param(sku)?))),
             ["v1", "orders"] => match method {
@@ -93,6 +97,7 @@ impl Route {
             Route::Metrics => "/metrics",
             Route::ClusterStatus => "/admin/cluster",
             Route::Snapshot => "/admin/snapshot",
+            Route::Timers => "/admin/timers",
             Route::PutSku(_) => "/admin/skus/{sku}",
             Route::GetSku(_) => "/v1/skus/{sku}",
             Route::CreateOrder | Route::ListOrders => "/v1/orders",

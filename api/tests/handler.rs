@@ -86,7 +86,11 @@ impl Cluster for LocalCluster {
         Ok(0)
     }
 
-    fn raft_metrics(&self) -> String {
+    fn timer_lag_p99_ms(&self) -> Option<u64> {
+        None
+    }
+
+    fn node_metrics(&self) -> String {
         String::new()
     }
 }

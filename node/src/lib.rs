@@ -6,13 +6,19 @@
 //! - [`serve`]: start-up and shutdown of a node; cluster initialisation.
 //! - [`batcher`]: group commit of concurrent writes into one Raft entry.
 //! - [`raft_cluster`]: `api::Cluster` over Raft (writes, linearizable reads, forwarding, status).
+//! - [`leadership`]: starts leader-only services on gaining leadership, stops them on losing it.
+//! - [`timing_wheel`]: the hierarchical timing wheel (pure data structure).
+//! - [`timer_service`]: the leader's wheel driver: refill from disk, propose due timers.
 //! - [`network`], [`peer_server`], [`peer_wire`]: the Raft peer protocol (prost over HTTP,
 //!   authenticated by the cluster secret).
 
 pub mod batcher;
 pub mod config;
+pub mod leadership;
 pub mod network;
 pub mod peer_server;
 pub mod peer_wire;
 pub mod raft_cluster;
 pub mod serve;
+pub mod timer_service;
+pub mod timing_wheel;

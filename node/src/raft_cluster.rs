@@ -2,6 +2,7 @@
 //! openraft, forwarding over HTTP to the leader's API, status and metrics from Raft's metrics.
 
 use std::fmt::Write;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -15,6 +16,7 @@ use api::handler::FORWARDED_HEADER;
 use api::{Cluster, ClusterError, ClusterStatus, HttpReply, HttpRequest, NodeStatus};
 
 use crate::batcher::Batcher;
+use crate::timer_service::TimerLag;
 
 /// How long `POST /admin/snapshot` waits for the snapshot to be built.
 const SNAPSHOT_WAIT: Duration = Duration::from_secs(60);
@@ -29,11 +31,18 @@ pub struct RaftCluster {
     reader: StateReader,
     /// Client for forwarding to the leader's API.
     http: reqwest::Client,
+    /// Timer firing lag measured by this node's time wheel while it leads.
+    timer_lag: Arc<TimerLag>,
 }
 
 impl RaftCluster {
     /// The cluster view over `raft`.
-    pub fn new(raft: Raft, batcher: Batcher, reader: StateReader) -> Result<Self, reqwest::Error> {
+    pub fn new(
+        raft: Raft,
+        batcher: Batcher,
+        reader: StateReader,
+        timer_lag: Arc<TimerLag>,
+    ) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(1))
             .timeout(Duration::from_secs(30))
@@ -44,6 +53,7 @@ impl RaftCluster {
             batcher,
             reader,
             http,
+            timer_lag,
         })
     }
 }
@@ -176,7 +186,11 @@ impl Cluster for RaftCluster {
         Ok(built.snapshot.map(|s| s.index).unwrap_or(0))
     }
 
-    fn raft_metrics(&self) -> String {
+    fn timer_lag_p99_ms(&self) -> Option<u64> {
+        self.timer_lag.p99_ms()
+    }
+
+    fn node_metrics(&self) -> String {
         let m = self.raft.metrics().borrow().clone();
         let mut out = String::new();
         let gauge = |out: &mut String, name: &str, help: &str, value: u64| {

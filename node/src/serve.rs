@@ -12,8 +12,10 @@ use tokio::sync::watch;
 
 use crate::batcher::Batcher;
 use crate::config::Config;
+use crate::leadership::LeaderServices;
 use crate::network::PeerNetwork;
 use crate::raft_cluster::RaftCluster;
+use crate::timer_service::TimerLag;
 
 /// Why a node could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +64,7 @@ fn socket(addr: &str) -> Result<SocketAddr, ServeError> {
 pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<(), ServeError> {
     std::fs::create_dir_all(&config.data_dir).map_err(sm::StoreError::from)?;
     let storage = Storage::open(&config.data_dir)?;
+    let state_machine = storage.state.clone();
     let network = PeerNetwork::new(config.cluster_secret.clone())?;
     let raft = Raft::new(
         config.node_id,
@@ -92,7 +95,21 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
     let peer_task = tokio::spawn(peer_server);
 
     let batcher = Batcher::start(raft.clone(), config.max_batch, config.max_in_flight);
-    let cluster = Arc::new(RaftCluster::new(raft.clone(), batcher, storage.reader)?);
+    let timer_lag = Arc::new(TimerLag::default());
+    let leader_services = LeaderServices {
+        raft: raft.clone(),
+        state: state_machine,
+        reader: storage.reader.clone(),
+        batcher: batcher.clone(),
+        timer_lag: timer_lag.clone(),
+    };
+    let leader_task = tokio::spawn(leader_services.run(shutdown.clone()));
+    let cluster = Arc::new(RaftCluster::new(
+        raft.clone(),
+        batcher,
+        storage.reader,
+        timer_lag,
+    )?);
     let api = Arc::new(api::Api::new(
         cluster,
         api::ApiConfig {
@@ -130,6 +147,7 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
 
     let _ = shutdown.wait_for(|stop| *stop).await;
     tracing::info!("shutting down");
+    let _ = leader_task.await;
     let _ = api_task.await;
     let _ = peer_task.await;
     raft.shutdown()

@@ -4,7 +4,8 @@
 //! - Nothing here reads a clock, a random source or anything outside the [`Txn`]: time is the
 //!   batch's `now_ms`, ids come from the log index and the command's position.
 //! - Every refusal is a [`Rejection`] returned as the command's outcome, never a panic; a refused
-//!   command changes nothing.
+//!   command changes nothing, except a payment that arrives after the deadline, which closes the
+//!   expired order it was refused for.
 //! - Stock moves only between `available`, `reserved` and `sold` with checked arithmetic, so
 //!   `available + reserved + sold == stock` holds after every command.
 
@@ -14,10 +15,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::command::{Action, CancelOrder, Command, CommandBatch, CreateOrder, PayOrder, PutSku};
 use crate::error::StoreError;
-use crate::keys::{self, TimerKind, CF_IDEMPOTENCY, CF_ORDERS, CF_SKUS, CF_TIMERS, CF_USER_ORDERS};
+use crate::keys::{self, TimerKind, CF_IDEMPOTENCY, CF_ORDERS, CF_SKUS, CF_USER_ORDERS};
 use crate::order::{CloseReason, Order, OrderItem, OrderState};
 use crate::outcome::{Applied, Outcome, Rejection};
 use crate::sku::Sku;
+use crate::timers;
 use crate::txn::Txn;
 
 /// What the state machine remembers of a request made with an `Idempotency-Key`.
@@ -74,6 +76,7 @@ fn apply_command(
         Some(Action::CreateOrder(create)) => create_order(txn, &ctx, create)?,
         Some(Action::PayOrder(pay)) => pay_order(txn, &ctx, pay)?,
         Some(Action::CancelOrder(cancel)) => cancel_order(txn, &ctx, cancel)?,
+        Some(Action::FireTimers(fire)) => timers::fire(txn, now_ms, fire)?,
     };
     if !key.is_empty() {
         let record = IdempotencyRecord {
@@ -246,7 +249,7 @@ fn create_order(txn: &mut Txn<'_>, ctx: &Ctx, create: &CreateOrder) -> Result<Ou
         keys::user_order(&order.user_id, &order.id),
         Vec::new(),
     );
-    txn.put_raw(CF_TIMERS, close_timer(&order), Vec::new());
+    timers::arm(txn, close_timer(&order))?;
     Ok(Ok(Applied::OrderCreated(order)))
 }
 
@@ -279,8 +282,8 @@ fn move_reserved(
     Ok(())
 }
 
-/// Releases an unpaid order's stock and closes it.
-fn close_unpaid(
+/// Releases an unpaid order's stock, disarms its close timer and closes it.
+pub(crate) fn close_unpaid(
     txn: &mut Txn<'_>,
     order: &mut Order,
     reason: CloseReason,
@@ -291,7 +294,7 @@ fn close_unpaid(
         sku.available = sku.available.checked_add(qty)?;
         Some(())
     })?;
-    txn.delete(CF_TIMERS, close_timer(order));
+    timers::disarm(txn, close_timer(order))?;
     order.state = OrderState::Closed;
     order.close_reason = Some(reason);
     order.closed_at_ms = Some(now_ms);
@@ -318,7 +321,7 @@ fn pay_order(txn: &mut Txn<'_>, ctx: &Ctx, pay: &PayOrder) -> Result<Outcome, St
                 sku.sold = sku.sold.checked_add(qty)?;
                 Some(())
             })?;
-            txn.delete(CF_TIMERS, close_timer(&order));
+            timers::disarm(txn, close_timer(&order))?;
             order.state = OrderState::Paid;
             order.payment_ref = Some(pay.payment_ref.clone());
             order.paid_at_ms = Some(ctx.now_ms);

@@ -28,7 +28,7 @@ pub struct Command {
     #[prost(bytes = "vec", tag = "2")]
     pub request_hash: Vec<u8>,
     /// What to do.
-    #[prost(oneof = "Action", tags = "3, 4, 5, 6")]
+    #[prost(oneof = "Action", tags = "3, 4, 5, 6, 7")]
     pub action: Option<Action>,
 }
 
@@ -47,6 +47,9 @@ pub enum Action {
     /// Cancel an unpaid order, releasing its stock.
     #[prost(message, tag = "6")]
     CancelOrder(CancelOrder),
+    /// Fire due timers (proposed by the leader's time wheel).
+    #[prost(message, tag = "7")]
+    FireTimers(FireTimers),
 }
 
 /// Sets a SKU's total stock (available + reserved + sold), price and per-user limit.
@@ -108,6 +111,15 @@ pub struct CancelOrder {
     /// The order id.
     #[prost(string, tag = "1")]
     pub order_id: String,
+}
+
+/// Timers the leader's wheel found due. `apply` re-checks each: a timer that no longer exists
+/// (its order was paid or cancelled meanwhile) or is not yet due at the batch's clock is skipped.
+#[derive(Clone, PartialEq, prost::Message, Serialize, Deserialize)]
+pub struct FireTimers {
+    /// Timer keys (see `keys::timer`).
+    #[prost(bytes = "vec", repeated, tag = "1")]
+    pub keys: Vec<Vec<u8>>,
 }
 
 impl Command {

@@ -69,6 +69,10 @@ pub const META_COMMITTED: &[u8] = b"committed";
 pub const SM_LAST_APPLIED: &[u8] = b"last_applied";
 /// `sm_meta` key of the last applied membership.
 pub const SM_MEMBERSHIP: &[u8] = b"membership";
+/// `sm_meta` key of the number of pending timers.
+pub const SM_TIMERS_PENDING: &[u8] = b"timers_pending";
+/// `sm_meta` key of the number of timers fired so far.
+pub const SM_TIMERS_FIRED: &[u8] = b"timers_fired";
 
 /// Key of a log entry: its index, big-endian so entries sort by index.
 pub fn log_index(index: u64) -> [u8; 8] {
@@ -103,14 +107,51 @@ pub enum TimerKind {
     CloseOrder = 1,
 }
 
+impl TimerKind {
+    /// The kind with tag `tag`, if known.
+    pub fn from_tag(tag: u8) -> Option<Self> {
+        match tag {
+            1 => Some(TimerKind::CloseOrder),
+            _ => None,
+        }
+    }
+}
+
 /// Key of a timer: `due_ms (BE) kind target`, so a scan from the start yields timers in due order.
 pub fn timer(due_ms: i64, kind: TimerKind, target: &str) -> Vec<u8> {
-    let mut key = Vec::with_capacity(9 + target.len());
-    // Times before the epoch are clamped: a timer due in the past is due now.
-    key.extend_from_slice(&(due_ms.max(0) as u64).to_be_bytes());
+    let mut key = timer_due_prefix(due_ms).to_vec();
+    key.reserve(1 + target.len());
     key.push(kind as u8);
     key.extend_from_slice(target.as_bytes());
     key
+}
+
+/// The first 8 bytes of every timer key due at `due_ms`: a scan bound for "due before".
+pub fn timer_due_prefix(due_ms: i64) -> [u8; 8] {
+    // Times before the epoch are clamped: a timer due in the past is due now.
+    (due_ms.max(0) as u64).to_be_bytes()
+}
+
+/// A timer key taken apart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimerKey<'a> {
+    /// When it is due, ms since the epoch.
+    pub due_ms: i64,
+    /// What it does.
+    pub kind: TimerKind,
+    /// What it acts on (an order id).
+    pub target: &'a str,
+}
+
+/// Inverse of [`timer`]; `None` for a key that is not a timer key of a known kind.
+pub fn parse_timer(key: &[u8]) -> Option<TimerKey<'_>> {
+    let (due, rest) = key.split_first_chunk::<8>()?;
+    let (kind, target) = rest.split_first()?;
+    Some(TimerKey {
+        due_ms: i64::try_from(u64::from_be_bytes(*due)).ok()?,
+        kind: TimerKind::from_tag(*kind)?,
+        target: std::str::from_utf8(target).ok()?,
+    })
 }
 
 /// Order id derived from the log position of the command that created it: unique, the same on
@@ -136,6 +177,12 @@ mod tests {
         let late = timer(1_001, TimerKind::CloseOrder, "aaa");
         assert!(early < late);
         assert!(late.as_slice() < KEY_END);
+        let parsed = parse_timer(&late).unwrap();
+        assert_eq!(
+            (parsed.due_ms, parsed.kind, parsed.target),
+            (1_001, TimerKind::CloseOrder, "aaa")
+        );
+        assert_eq!(parse_timer(b"short"), None);
     }
 
     #[test]

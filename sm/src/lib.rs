@@ -10,6 +10,7 @@
 //! - [`order`], [`sku`]: the domain records.
 //! - [`outcome`]: what applying a command answers, including typed rejections.
 //! - [`apply`]: the deterministic state transition.
+//! - [`timers`]: arming, disarming and firing timers (the `timers` column family).
 //! - [`txn`]: read-your-writes staging of one applied batch, written as one `WriteBatch`.
 //! - [`log_store`]: the Raft log and vote (openraft `RaftLogStorage`), synced before acknowledged.
 //! - [`state_machine`]: openraft `RaftStateMachine` over the state column families.
@@ -33,6 +34,7 @@ pub mod reader;
 pub mod sku;
 pub mod snapshot;
 pub mod state_machine;
+pub mod timers;
 pub mod txn;
 
 use std::path::Path;

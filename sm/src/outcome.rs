@@ -23,6 +23,19 @@ pub enum Applied {
     OrderCreated(Order),
     /// The order after a change of state.
     Order(Order),
+    /// Timers fired by a `FireTimers` command.
+    TimersFired(FiredTimers),
+}
+
+/// What a `FireTimers` command did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FiredTimers {
+    /// Keys of the timers that fired (acted and removed).
+    pub fired: Vec<Vec<u8>>,
+    /// Keys skipped because they were no longer pending.
+    pub gone: u64,
+    /// Keys skipped because they were not yet due at the batch's clock.
+    pub early: Vec<Vec<u8>>,
 }
 
 /// Why the state machine refused a command. It is a normal answer, never a panic; the API maps

@@ -7,7 +7,10 @@ use rocksdb::{Direction, IteratorMode, DB};
 
 use crate::db::cf;
 use crate::error::StoreError;
-use crate::keys::{self, CF_ORDERS, CF_SKUS, CF_TIMERS, CF_USER_ORDERS};
+use crate::keys::{
+    self, CF_ORDERS, CF_SKUS, CF_SM_META, CF_TIMERS, CF_USER_ORDERS, SM_TIMERS_FIRED,
+    SM_TIMERS_PENDING,
+};
 use crate::order::Order;
 use crate::sku::Sku;
 use crate::txn::Txn;
@@ -19,6 +22,17 @@ pub struct OrderPage {
     pub orders: Vec<Order>,
     /// The id to pass as `after` for the next page, when there may be one.
     pub next: Option<String>,
+}
+
+/// Timer counts for `GET /admin/timers` and the metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimerStats {
+    /// Timers armed and not yet fired or cancelled.
+    pub pending: u64,
+    /// Timers fired since the cluster began.
+    pub fired: u64,
+    /// When the earliest pending timer is due (ms since the epoch).
+    pub next_due_ms: Option<i64>,
 }
 
 /// Read access to the applied state. Cheap to clone.
@@ -89,22 +103,45 @@ impl StateReader {
         Ok(OrderPage { orders, next })
     }
 
-    /// Number of pending timers and the earliest due time (ms), for operators.
-    pub fn pending_timers(&self) -> Result<(u64, Option<i64>), StoreError> {
-        let mut count = 0u64;
-        let mut first = None;
-        for item in self
+    /// Timer counts for operators: pending, fired so far, and the earliest due time (ms).
+    pub fn timer_stats(&self) -> Result<TimerStats, StoreError> {
+        let txn = Txn::new(&self.db);
+        let next_due_ms = match self
             .db
             .iterator_cf(cf(&self.db, CF_TIMERS)?, IteratorMode::Start)
+            .next()
         {
+            None => None,
+            Some(item) => keys::parse_timer(&item?.0).map(|t| t.due_ms),
+        };
+        Ok(TimerStats {
+            pending: txn.get(CF_SM_META, SM_TIMERS_PENDING)?.unwrap_or(0),
+            fired: txn.get(CF_SM_META, SM_TIMERS_FIRED)?.unwrap_or(0),
+            next_due_ms,
+        })
+    }
+
+    /// Up to `limit` pending timer keys due in `[from_ms, until_ms)`, in due order: how the
+    /// leader's wheel refills the near future from disk.
+    pub fn timers_due(
+        &self,
+        from_ms: i64,
+        until_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
+        let start = keys::timer_due_prefix(from_ms);
+        let end = keys::timer_due_prefix(until_ms);
+        let mut found = Vec::new();
+        for item in self.db.iterator_cf(
+            cf(&self.db, CF_TIMERS)?,
+            IteratorMode::From(&start, Direction::Forward),
+        ) {
             let (key, _) = item?;
-            if first.is_none() {
-                first = key
-                    .first_chunk::<8>()
-                    .map(|due| i64::try_from(u64::from_be_bytes(*due)).unwrap_or(i64::MAX));
+            if key.as_ref() >= end.as_slice() || found.len() == limit {
+                break;
             }
-            count += 1;
+            found.push(key.to_vec());
         }
-        Ok((count, first))
+        Ok(found)
     }
 }

@@ -13,14 +13,18 @@ use std::sync::Arc;
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{EntryPayload, RaftSnapshotBuilder, StorageIOError};
 use rocksdb::DB;
+use tokio::sync::broadcast;
 
 use crate::apply::apply_batch;
 use crate::error::StoreError;
-use crate::keys::{CF_SM_META, SM_LAST_APPLIED, SM_MEMBERSHIP};
+use crate::keys::{CF_SM_META, CF_TIMERS, SM_LAST_APPLIED, SM_MEMBERSHIP};
 use crate::outcome::BatchOutcome;
 use crate::raft_types::{Entry, LogId, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
 use crate::snapshot::{self, SnapshotFile};
 use crate::txn::Txn;
+
+/// Applied batches whose armed timers a slow wheel may fall behind by before it must reload.
+const ARMED_TIMER_BACKLOG: usize = 4096;
 
 /// The state machine. Clones share the database and the snapshot file.
 #[derive(Clone)]
@@ -29,6 +33,9 @@ pub struct StateMachine {
     db: Arc<DB>,
     /// Where the current snapshot lives.
     snapshots: Arc<SnapshotFile>,
+    /// Timer keys armed by each applied batch, for the leader's time wheel (see
+    /// [`StateMachine::subscribe_armed_timers`]). Not part of the state: a notification only.
+    armed_timers: broadcast::Sender<Arc<Vec<Vec<u8>>>>,
 }
 
 fn sm_read_err(e: impl std::error::Error + 'static) -> StorageError {
@@ -49,7 +56,14 @@ impl StateMachine {
         Ok(StateMachine {
             db,
             snapshots: Arc::new(SnapshotFile::new(snapshot_dir)?),
+            armed_timers: broadcast::channel(ARMED_TIMER_BACKLOG).0,
         })
+    }
+
+    /// Receives the keys of timers armed by every batch applied from now on. A receiver that falls
+    /// behind gets `Lagged` and must reload the timers from the state.
+    pub fn subscribe_armed_timers(&self) -> broadcast::Receiver<Arc<Vec<Vec<u8>>>> {
+        self.armed_timers.subscribe()
     }
 
     /// The log id of the last applied entry and the membership as of it.
@@ -86,7 +100,16 @@ impl StateMachine {
         }
         if let Some(last) = last {
             txn.put(CF_SM_META, SM_LAST_APPLIED.to_vec(), &last)?;
+            let armed = if self.armed_timers.receiver_count() > 0 {
+                txn.staged_puts(CF_TIMERS)
+            } else {
+                Vec::new()
+            };
             self.db.write(txn.into_write_batch()?)?;
+            if !armed.is_empty() {
+                // No receiver (not the leader, or shutting down) is fine: the wheel reloads from disk.
+                let _ = self.armed_timers.send(Arc::new(armed));
+            }
         }
         Ok(replies)
     }

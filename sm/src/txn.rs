@@ -73,6 +73,15 @@ impl<'a> Txn<'a> {
         self.writes.insert((cf, key), None);
     }
 
+    /// Keys staged for a put into `cf` (for example timers armed by this batch).
+    pub fn staged_puts(&self, cf: &'static str) -> Vec<Vec<u8>> {
+        self.writes
+            .iter()
+            .filter(|((c, _), value)| *c == cf && value.is_some())
+            .map(|((_, key), _)| key.clone())
+            .collect()
+    }
+
     /// The staged writes as one RocksDB batch.
     pub fn into_write_batch(self) -> Result<WriteBatch, StoreError> {
         let mut batch = WriteBatch::default();

@@ -131,7 +131,7 @@ fn paying_sells_and_cancelling_releases() {
     let a = f.reader().sku("A").unwrap().unwrap();
     assert_eq!((a.available, a.reserved, a.sold), (3, 0, 2));
     assert_eq!(
-        f.reader().pending_timers().unwrap().0,
+        f.reader().timer_stats().unwrap().pending,
         0,
         "paid and cancelled orders keep no close timer"
     );

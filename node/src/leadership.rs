@@ -1,0 +1,72 @@
+//! Leader-only services: started when this node gains leadership, stopped when it loses it.
+//!
+//! To ensure correctness: a service may act only through Raft proposals, which a deposed leader
+//! cannot commit, and whose effects `apply` re-checks; so a service that runs a moment too long
+//! after losing leadership changes nothing it should not.
+
+use std::sync::Arc;
+
+use openraft::ServerState;
+use sm::raft_types::Raft;
+use sm::{StateMachine, StateReader};
+use tokio::sync::watch;
+
+use crate::batcher::Batcher;
+use crate::timer_service::{TimerLag, TimerService};
+
+/// What leader services need.
+pub struct LeaderServices {
+    /// The Raft handle, watched for leadership.
+    pub raft: Raft,
+    /// The state machine, for armed-timer notifications.
+    pub state: StateMachine,
+    /// The applied state.
+    pub reader: StateReader,
+    /// Where services propose.
+    pub batcher: Batcher,
+    /// Timer lag shared with the API.
+    pub timer_lag: Arc<TimerLag>,
+}
+
+impl LeaderServices {
+    /// Watches leadership until `shutdown` turns true, running the services while leading.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let mut metrics = self.raft.metrics();
+        let mut running: Option<watch::Sender<bool>> = None;
+        loop {
+            let leading = {
+                let m = metrics.borrow_and_update();
+                m.state == ServerState::Leader
+            };
+            match (leading, running.is_some()) {
+                (true, false) => running = Some(self.start()),
+                (false, true) => {
+                    if let Some(stop) = running.take() {
+                        let _ = stop.send(true);
+                    }
+                }
+                _ => {}
+            }
+            tokio::select! {
+                changed = metrics.changed() => if changed.is_err() { break },
+                _ = shutdown.wait_for(|stop| *stop) => break,
+            }
+        }
+        if let Some(stop) = running {
+            let _ = stop.send(true);
+        }
+    }
+
+    fn start(&self) -> watch::Sender<bool> {
+        let (stop, stopped) = watch::channel(false);
+        // Subscribe before the first refill reads the disk, so no timer armed in between is missed.
+        let timers = TimerService::new(
+            self.reader.clone(),
+            self.batcher.clone(),
+            self.state.subscribe_armed_timers(),
+            self.timer_lag.clone(),
+        );
+        tokio::spawn(timers.run(stopped));
+        stop
+    }
+}
