@@ -13,7 +13,9 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::model::{ClusterStatus, NewOrder, Order, OrderPage, Sku, SkuSettings, SnapshotTaken};
+use crate::model::{
+    ClusterStatus, NewOrder, Order, OrderPage, Sku, SkuSettings, SnapshotTaken, TimerStats,
+};
 
 /// The header that makes a POST retry-safe.
 pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
@@ -305,6 +307,11 @@ impl NodeClient {
     /// `GET /admin/cluster`: this node's view of the cluster.
     pub async fn cluster_status(&self) -> Result<ClusterStatus> {
         self.call(Request::get("/admin/cluster")).await
+    }
+
+    /// `GET /admin/timers`: pending and fired timers, firing lag.
+    pub async fn timers(&self) -> Result<TimerStats> {
+        self.call(Request::get("/admin/timers")).await
     }
 
     /// `POST /admin/snapshot`: builds a snapshot now.

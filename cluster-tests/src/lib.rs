@@ -43,5 +43,7 @@ pub mod wait;
 pub use client::{create_order_retrying, ApiResponse, NodeClient, Request};
 pub use cluster::{Cluster, ClusterOptions};
 pub use error::{Error, Result};
-pub use model::{stock_held, NewItem, NewOrder, Order, OrderState, Sku, SkuSettings};
+pub use model::{
+    epoch_ms, stock_held, NewItem, NewOrder, Order, OrderState, Sku, SkuSettings, TimerStats,
+};
 pub use wait::{poll_until, retry_while_unavailable, within};

@@ -277,3 +277,23 @@ mod tests {
         .holds_invariant(10));
     }
 }
+
+/// `GET /admin/timers` answer.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct TimerStats {
+    /// Timers armed and not yet fired or cancelled.
+    pub pending: u64,
+    /// RFC 3339 due time of the earliest pending timer.
+    pub next_due_at: Option<String>,
+    /// Timers fired since the cluster began.
+    pub fired: u64,
+    /// Recent firing lag p99 in ms, on a node that fired timers as leader.
+    pub lag_ms_p99: Option<u64>,
+}
+
+/// Milliseconds since the epoch of an RFC 3339 time, as the API writes them.
+pub fn epoch_ms(rfc3339: &str) -> Option<i64> {
+    let t = time::OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339)
+        .ok()?;
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok()
+}
