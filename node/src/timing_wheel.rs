@@ -74,11 +74,9 @@ impl<T> TimingWheel<T> {
             return;
         }
         let differing = (self.current ^ due_tick) as u64;
-        for level in 0..LEVEL_BITS.len() {
-            let top = shift(level + 1);
-            if differing >> top == 0 {
-                let slot =
-                    ((due_tick >> shift(level)) as usize) & ((1usize << LEVEL_BITS[level]) - 1);
+        for (level, bits) in LEVEL_BITS.iter().enumerate() {
+            if differing >> shift(level + 1) == 0 {
+                let slot = ((due_tick >> shift(level)) as usize) & ((1usize << bits) - 1);
                 self.levels[level][slot].push((due_tick, item));
                 return;
             }
