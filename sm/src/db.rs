@@ -3,20 +3,38 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, Options, DB};
+use rocksdb::{BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, Options, DB};
 
 use crate::error::StoreError;
 use crate::keys::ALL_CFS;
 
+/// Memory all memtables of all column families may use together before the largest is flushed.
+const MEMTABLE_BUDGET: usize = 64 << 20;
+/// One block cache shared by every column family.
+const BLOCK_CACHE: usize = 32 << 20;
+
 /// Opens (creating if needed) the database at `path` with all column families.
+///
+/// Memory is bounded by design, not by the defaults (64 MiB of memtables per column family):
+/// memtables share [`MEMTABLE_BUDGET`] and reads share one [`BLOCK_CACHE`], so millions of
+/// orders and timers live on disk and the node's resident memory stays small.
 pub fn open(path: &Path) -> Result<Arc<DB>, StoreError> {
     let mut opts = Options::default();
     opts.create_if_missing(true);
     opts.create_missing_column_families(true);
     opts.increase_parallelism(2);
-    let cfs = ALL_CFS
-        .iter()
-        .map(|name| ColumnFamilyDescriptor::new(*name, Options::default()));
+    opts.set_db_write_buffer_size(MEMTABLE_BUDGET);
+    let cache = Cache::new_lru_cache(BLOCK_CACHE);
+    let mut table = BlockBasedOptions::default();
+    table.set_block_cache(&cache);
+    table.set_bloom_filter(10.0, false);
+    table.set_cache_index_and_filter_blocks(true);
+    let cfs = ALL_CFS.iter().map(|name| {
+        let mut cf_opts = Options::default();
+        cf_opts.set_block_based_table_factory(&table);
+        cf_opts.set_write_buffer_size(MEMTABLE_BUDGET / 4);
+        ColumnFamilyDescriptor::new(*name, cf_opts)
+    });
     Ok(Arc::new(DB::open_cf_descriptors(&opts, path, cfs)?))
 }
 

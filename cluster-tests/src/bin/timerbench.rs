@@ -1,0 +1,180 @@
+//! The time wheel's benchmark: creates many orders whose close timers come due together (or far
+//! in the future, to measure what pending timers cost), then measures how fast they all close.
+//!
+//! ```text
+//! timerbench --targets http://127.0.0.1:8081 --orders 100000 --expire-in-secs 30 --admin-token T
+//! timerbench --targets http://127.0.0.1:8081 --orders 1000000 --expire-in-secs 86400 --no-wait
+//! ```
+//!
+//! Every order's pay window is chosen so that its deadline falls in the same wall-clock second
+//! (`--expire-in-secs` from the start, rounded to a whole second). With `--no-wait` it stops after
+//! creating them (for memory figures); otherwise it waits until the SKU has nothing reserved and
+//! reports how long after the deadline the last order closed, and checks the stock is whole.
+//! Only loopback targets are accepted; the run is bounded in time.
+
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use clap::Parser;
+use cluster::{poll_until, NewOrder, NodeClient, SkuSettings};
+
+/// Longest the whole run may take.
+const RUN_LIMIT: Duration = Duration::from_secs(3600);
+
+/// Command-line arguments.
+#[derive(Debug, Parser)]
+#[command(about = "Time wheel benchmark: many orders expiring in the same second, or far ahead")]
+struct Args {
+    /// API base URLs, comma-separated (loopback only).
+    #[arg(long, value_delimiter = ',', default_value = "http://127.0.0.1:8080")]
+    targets: Vec<String>,
+    /// Orders to create.
+    #[arg(long, default_value_t = 100_000)]
+    orders: u64,
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 64)]
+    clients: u64,
+    /// Seconds from the start until every order's deadline.
+    #[arg(long, default_value_t = 30)]
+    expire_in_secs: u64,
+    /// The SKU to use (loaded with exactly `--orders` units).
+    #[arg(long, default_value = "timerbench")]
+    sku: String,
+    /// Stop after creating the orders.
+    #[arg(long)]
+    no_wait: bool,
+    /// Bearer token for `/admin/*`.
+    #[arg(long, env = "ORDERQ_ADMIN_TOKEN")]
+    admin_token: Option<String>,
+}
+
+fn wall_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    if args
+        .targets
+        .iter()
+        .any(|t| !t.starts_with("http://127.") && !t.starts_with("http://localhost"))
+    {
+        eprintln!("timerbench: only loopback targets are allowed");
+        return ExitCode::from(2);
+    }
+    match tokio::time::timeout(RUN_LIMIT, run(args)).await {
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(e)) => {
+            eprintln!("timerbench: {e}");
+            ExitCode::FAILURE
+        }
+        Err(_) => {
+            eprintln!("timerbench: run exceeded {RUN_LIMIT:?}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<(), String> {
+    let clients: Vec<NodeClient> = args
+        .targets
+        .iter()
+        .map(|t| NodeClient::new(t.clone(), args.admin_token.clone()).map_err(|e| e.to_string()))
+        .collect::<Result<_, _>>()?;
+    let first = clients.first().ok_or("no targets")?.clone();
+    let stock = i64::try_from(args.orders).map_err(|e| e.to_string())?;
+    let settings = SkuSettings {
+        stock,
+        price_cents: 100,
+        per_user_limit: 0,
+    };
+    first
+        .put_sku(&args.sku, &settings)
+        .await
+        .map_err(|e| e.to_string())?;
+    let before = first.timers().await.map_err(|e| e.to_string())?;
+
+    // Every deadline in the same whole second.
+    let deadline_ms = (wall_ms() / 1000 + args.expire_in_secs as i64) * 1000;
+    let next = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..args.clients {
+        let client = clients[(c as usize) % clients.len()].clone();
+        let (next, failed, sku, total) =
+            (next.clone(), failed.clone(), args.sku.clone(), args.orders);
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= total {
+                    break;
+                }
+                let secs_left = (deadline_ms - wall_ms()) / 1000;
+                let order = NewOrder {
+                    pay_within_secs: Some(secs_left.max(1) as u64),
+                    ..NewOrder::single(format!("tb-{}", i % 10_000), sku.clone(), 1)
+                };
+                if client.create_order(&order, None).await.is_err() {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.map_err(|e| e.to_string())?;
+    }
+    let created = args.orders - failed.load(Ordering::Relaxed);
+    let create_secs = started.elapsed().as_secs_f64();
+    println!(
+        "created {created} orders ({} failed) in {create_secs:.1} s: {:.0} orders/s",
+        failed.load(Ordering::Relaxed),
+        created as f64 / create_secs
+    );
+    let armed = first.timers().await.map_err(|e| e.to_string())?;
+    println!("timers pending {} (was {})", armed.pending, before.pending);
+    if args.no_wait {
+        return Ok(());
+    }
+    let deadline_left = (deadline_ms - wall_ms()).max(0);
+    println!(
+        "deadline in {:.1} s; waiting for every close",
+        deadline_left as f64 / 1000.0
+    );
+    let limit = Duration::from_millis(deadline_left as u64) + Duration::from_secs(120);
+    let sku = poll_until("every order closed", limit, || async {
+        let sku = first
+            .get_sku(&args.sku, true)
+            .await
+            .map_err(|e| e.to_string())?;
+        if sku.reserved == 0 && wall_ms() >= deadline_ms {
+            Ok(sku)
+        } else {
+            Err(format!("{} reserved", sku.reserved))
+        }
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    let closed_after = wall_ms() - deadline_ms;
+    let after = first.timers().await.map_err(|e| e.to_string())?;
+    println!(
+        "all closed {:.2} s after the deadline (observed by polling every 100 ms); fired {}; lag p99 {:?} ms",
+        closed_after as f64 / 1000.0,
+        after.fired - before.fired,
+        after.lag_ms_p99
+    );
+    println!(
+        "stock available {} reserved {} sold {} of {}",
+        sku.available, sku.reserved, sku.sold, stock
+    );
+    if sku.available != stock || sku.reserved != 0 {
+        return Err("stock was not restored exactly".into());
+    }
+    Ok(())
+}
