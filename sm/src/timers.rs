@@ -23,11 +23,10 @@ fn add_to_counter(txn: &mut Txn<'_>, key: &'static [u8], delta: i64) -> Result<(
     txn.put(CF_SM_META, key.to_vec(), &next)
 }
 
-/// Arms timer `key` (a `keys::timer` key).
+/// Arms timer `key`. The caller guarantees it is not pending yet (its target is new, like an
+/// order created by this very command), so arming is one write and no read.
 pub fn arm(txn: &mut Txn<'_>, key: Vec<u8>) -> Result<(), StoreError> {
-    if txn.get_raw(CF_TIMERS, &key)?.is_none() {
-        add_to_counter(txn, SM_TIMERS_PENDING, 1)?;
-    }
+    add_to_counter(txn, SM_TIMERS_PENDING, 1)?;
     txn.put_raw(CF_TIMERS, key, Vec::new());
     Ok(())
 }
