@@ -63,6 +63,8 @@ pub const KEY_END: &[u8] = &[0xff];
 pub const META_VOTE: &[u8] = b"vote";
 /// `raft_meta` key of the last purged log id.
 pub const META_LAST_PURGED: &[u8] = b"last_purged";
+/// `raft_meta` key set while a snapshot is being installed (see `snapshot::restore`).
+pub const META_RESTORING: &[u8] = b"restoring";
 /// `raft_meta` key of the committed log id.
 pub const META_COMMITTED: &[u8] = b"committed";
 /// `sm_meta` key of the last applied log id.

@@ -1,7 +1,6 @@
 //! The openraft type configuration shared by the storage (here) and the node's wiring.
 
 use std::fmt;
-use std::io::Cursor;
 
 use serde::{Deserialize, Serialize};
 
@@ -29,14 +28,14 @@ impl fmt::Display for PeerAddr {
 
 openraft::declare_raft_types!(
     /// orderq's Raft types: entries carry a [`CommandBatch`], applying one answers a
-    /// [`BatchOutcome`], snapshots travel as bytes.
+    /// [`BatchOutcome`], snapshots are files streamed in chunks.
     pub TypeConfig:
         D = CommandBatch,
         R = BatchOutcome,
         NodeId = NodeId,
         Node = PeerAddr,
         Entry = openraft::Entry<TypeConfig>,
-        SnapshotData = Cursor<Vec<u8>>,
+        SnapshotData = tokio::fs::File,
         AsyncRuntime = openraft::TokioRuntime,
 );
 

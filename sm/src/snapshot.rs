@@ -1,29 +1,42 @@
-//! Snapshots: a point-in-time copy of the state column families.
+//! Snapshots: a point-in-time copy of the state column families, streamed through files so a
+//! snapshot of millions of orders never sits in memory.
 //!
 //! To ensure correctness:
 //! - A snapshot is read from one RocksDB snapshot, and its `last_log_id` and membership are read
 //!   from that same RocksDB snapshot, so the data is exactly the state after `last_log_id`, never
 //!   newer (the pitfall of openraft's example store).
-//! - Installing one replaces every state column family in one synced `WriteBatch`.
-//! - The current snapshot is kept in a file written to a temporary name, synced, then renamed.
+//! - The current snapshot is a data file plus `current.meta` naming it; both are synced, and the
+//!   meta is replaced by rename, so a crash leaves the old or the new snapshot, never half of one.
+//! - Installing replaces every state column family. It is written in bounded batches, so a
+//!   `restoring` marker (outside the state) is set first and cleared by the last synced batch;
+//!   a node that crashed in between finishes the restore from the current snapshot on start.
 
 use std::fs;
-use std::io::Write;
+use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use rocksdb::{IteratorMode, WriteBatch, WriteOptions, DB};
+use serde::{Deserialize, Serialize};
 
 use crate::db::cf;
 use crate::error::StoreError;
-use crate::keys::{KEY_END, SM_LAST_APPLIED, SM_MEMBERSHIP, STATE_CFS};
+use crate::keys::{
+    CF_RAFT_META, CF_SM_META, KEY_END, META_RESTORING, SM_LAST_APPLIED, SM_MEMBERSHIP, STATE_CFS,
+};
 use crate::raft_types::{LogId, SnapshotMeta, StoredMembership};
 
-/// Reads the state column families from a RocksDB snapshot and encodes them as
-/// `(cf tag u8, key len u32, key, value len u32, value)*`, with the log id and membership they
-/// are the state of.
-pub fn capture(db: &DB) -> Result<(Option<LogId>, StoredMembership, Vec<u8>), StoreError> {
+/// Bytes of puts per write batch while restoring.
+const RESTORE_BATCH_BYTES: usize = 16 << 20;
+
+/// Streams the state column families, read from one RocksDB snapshot, into `out` as
+/// `(cf tag u8, key len u32, key, value len u32, value)*`; answers the log id and membership the
+/// data is the state of.
+pub fn capture(
+    db: &DB,
+    out: &mut impl Write,
+) -> Result<(Option<LogId>, StoredMembership), StoreError> {
     let view = db.snapshot();
-    let meta_cf = cf(db, crate::keys::CF_SM_META)?;
+    let meta_cf = cf(db, CF_SM_META)?;
     let last_applied: Option<LogId> = match view.get_cf(meta_cf, SM_LAST_APPLIED)? {
         None => None,
         Some(bytes) => {
@@ -36,107 +49,199 @@ pub fn capture(db: &DB) -> Result<(Option<LogId>, StoredMembership, Vec<u8>), St
             serde_json::from_slice(&bytes).map_err(|e| StoreError::corrupt("membership", e))?
         }
     };
-    let mut data = Vec::new();
     for (tag, name) in STATE_CFS.iter().enumerate() {
         for item in view.iterator_cf(cf(db, name)?, IteratorMode::Start) {
             let (key, value) = item?;
-            data.push(tag as u8);
-            put_bytes(&mut data, &key)?;
-            put_bytes(&mut data, &value)?;
+            out.write_all(&[tag as u8])?;
+            write_bytes(out, &key)?;
+            write_bytes(out, &value)?;
         }
     }
-    Ok((last_applied, membership, data))
+    Ok((last_applied, membership))
 }
 
-fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) -> Result<(), StoreError> {
+fn write_bytes(out: &mut impl Write, bytes: &[u8]) -> Result<(), StoreError> {
     let len = u32::try_from(bytes.len())
         .map_err(|_| StoreError::corrupt("snapshot", "record over 4 GiB"))?;
-    out.extend_from_slice(&len.to_be_bytes());
-    out.extend_from_slice(bytes);
+    out.write_all(&len.to_be_bytes())?;
+    out.write_all(bytes)?;
     Ok(())
 }
 
-fn take_bytes<'a>(data: &mut &'a [u8]) -> Result<&'a [u8], StoreError> {
-    let short = || StoreError::corrupt("snapshot", "truncated record");
-    let (len, rest) = data.split_first_chunk::<4>().ok_or_else(short)?;
-    let len = u32::from_be_bytes(*len) as usize;
-    if rest.len() < len {
-        return Err(short());
-    }
-    let (bytes, rest) = rest.split_at(len);
-    *data = rest;
+fn read_bytes(input: &mut impl Read) -> Result<Vec<u8>, StoreError> {
+    let mut len = [0u8; 4];
+    input
+        .read_exact(&mut len)
+        .map_err(|e| StoreError::corrupt("snapshot", format!("truncated record: {e}")))?;
+    let mut bytes = vec![0u8; u32::from_be_bytes(len) as usize];
+    input
+        .read_exact(&mut bytes)
+        .map_err(|e| StoreError::corrupt("snapshot", format!("truncated record: {e}")))?;
     Ok(bytes)
 }
 
-/// Replaces the whole state with the snapshot `data` (as [`capture`] wrote it), atomically and
-/// durably.
-pub fn restore(db: &DB, mut data: &[u8]) -> Result<(), StoreError> {
+/// Replaces the whole state with the snapshot in `input` (as [`capture`] wrote it), durably and
+/// recoverably (see the module docs).
+pub fn restore(db: &DB, input: impl Read) -> Result<(), StoreError> {
+    let mut synced = WriteOptions::default();
+    synced.set_sync(true);
+    db.put_cf_opt(cf(db, CF_RAFT_META)?, META_RESTORING, b"1", &synced)?;
     let mut batch = WriteBatch::default();
     for name in STATE_CFS {
         batch.delete_range_cf(cf(db, name)?, [].as_slice(), KEY_END);
     }
-    while let Some((&tag, rest)) = data.split_first() {
-        data = rest;
-        let name = STATE_CFS.get(tag as usize).ok_or_else(|| {
-            StoreError::corrupt("snapshot", format!("unknown column family tag {tag}"))
-        })?;
-        let key = take_bytes(&mut data)?;
-        let value = take_bytes(&mut data)?;
-        batch.put_cf(cf(db, name)?, key, value);
+    let mut input = BufReader::new(input);
+    loop {
+        let mut tag = [0u8; 1];
+        match input.read(&mut tag)? {
+            0 => break,
+            _ => {
+                let name = STATE_CFS.get(tag[0] as usize).ok_or_else(|| {
+                    StoreError::corrupt("snapshot", format!("unknown column family tag {}", tag[0]))
+                })?;
+                let key = read_bytes(&mut input)?;
+                let value = read_bytes(&mut input)?;
+                batch.put_cf(cf(db, name)?, key, value);
+                if batch.size_in_bytes() >= RESTORE_BATCH_BYTES {
+                    db.write(std::mem::take(&mut batch))?;
+                }
+            }
+        }
     }
-    let mut opts = WriteOptions::default();
-    opts.set_sync(true);
-    db.write_opt(batch, &opts)?;
+    batch.delete_cf(cf(db, CF_RAFT_META)?, META_RESTORING);
+    db.write_opt(batch, &synced)?;
     Ok(())
 }
 
-/// The file that holds the current snapshot beside the database.
-pub struct SnapshotFile {
-    /// `<data_dir>/snapshot/current`.
-    path: PathBuf,
+/// What `current.meta` holds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct CurrentSnapshot {
+    /// The snapshot's metadata.
+    meta: SnapshotMeta,
+    /// Its data file, relative to the snapshot directory.
+    data_file: String,
 }
 
-impl SnapshotFile {
-    /// The snapshot file under `dir` (created if needed).
-    pub fn new(dir: &Path) -> Result<Self, StoreError> {
+/// The snapshot directory beside the database: data files and `current.meta`.
+pub struct SnapshotStore {
+    /// `<data_dir>/snapshot`.
+    dir: PathBuf,
+}
+
+fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    fs::File::open(dir)?.sync_all()?;
+    Ok(())
+}
+
+fn unique_suffix() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
+}
+
+impl SnapshotStore {
+    /// The snapshot store under `dir` (created if needed). Finishes a restore that a crash
+    /// interrupted, from the current snapshot.
+    pub fn open(dir: &Path, db: &DB) -> Result<Self, StoreError> {
         fs::create_dir_all(dir)?;
-        Ok(SnapshotFile {
-            path: dir.join("current"),
-        })
-    }
-
-    /// Saves `meta` and `data` as the current snapshot.
-    pub fn save(&self, meta: &SnapshotMeta, data: &[u8]) -> Result<(), StoreError> {
-        let meta = serde_json::to_vec(meta).map_err(|e| StoreError::corrupt("snapshot meta", e))?;
-        let tmp = self.path.with_extension("tmp");
-        let mut file = fs::File::create(&tmp)?;
-        file.write_all(&(meta.len() as u64).to_be_bytes())?;
-        file.write_all(&meta)?;
-        file.write_all(data)?;
-        file.sync_all()?;
-        fs::rename(&tmp, &self.path)?;
-        if let Some(dir) = self.path.parent() {
-            fs::File::open(dir)?.sync_all()?;
+        let store = SnapshotStore {
+            dir: dir.to_path_buf(),
+        };
+        if db.get_cf(cf(db, CF_RAFT_META)?, META_RESTORING)?.is_some() {
+            let (_, data) = store.current()?.ok_or_else(|| {
+                StoreError::corrupt("snapshot", "restore interrupted but no current snapshot")
+            })?;
+            tracing::warn!("finishing a snapshot install interrupted by a crash");
+            restore(db, fs::File::open(data)?)?;
         }
-        Ok(())
+        store.remove_unreferenced()?;
+        Ok(store)
     }
 
-    /// The current snapshot, if one was saved.
-    pub fn load(&self) -> Result<Option<(SnapshotMeta, Vec<u8>)>, StoreError> {
-        let bytes = match fs::read(&self.path) {
+    /// A fresh path for a snapshot being written or received.
+    pub fn new_data_path(&self, kind: &str) -> PathBuf {
+        self.dir.join(format!("{kind}-{}.data", unique_suffix()))
+    }
+
+    /// Builds a snapshot of `db` into a new data file and makes it current.
+    pub fn build(&self, db: &DB) -> Result<(SnapshotMeta, PathBuf), StoreError> {
+        let path = self.new_data_path("snap");
+        let mut out = BufWriter::new(fs::File::create(&path)?);
+        let (last_log_id, last_membership) = capture(db, &mut out)?;
+        let file = out
+            .into_inner()
+            .map_err(|e| StoreError::Io(e.into_error()))?;
+        file.sync_all()?;
+        let snapshot_id = match last_log_id {
+            Some(id) => format!(
+                "{}-{}-{}-{}",
+                id.leader_id.term,
+                id.leader_id.node_id,
+                id.index,
+                unique_suffix()
+            ),
+            None => format!("empty-{}", unique_suffix()),
+        };
+        let meta = SnapshotMeta {
+            last_log_id,
+            last_membership,
+            snapshot_id,
+        };
+        self.set_current(&meta, &path)?;
+        Ok((meta, path))
+    }
+
+    /// Makes the data file at `data` (inside the directory) the current snapshot with `meta`.
+    pub fn set_current(&self, meta: &SnapshotMeta, data: &Path) -> Result<(), StoreError> {
+        let data_file = data
+            .file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| StoreError::corrupt("snapshot", "data file without a name"))?
+            .to_string();
+        let current = CurrentSnapshot {
+            meta: meta.clone(),
+            data_file,
+        };
+        let bytes =
+            serde_json::to_vec(&current).map_err(|e| StoreError::corrupt("snapshot meta", e))?;
+        let tmp = self.dir.join("current.meta.tmp");
+        let mut file = fs::File::create(&tmp)?;
+        file.write_all(&bytes)?;
+        file.sync_all()?;
+        fs::rename(&tmp, self.dir.join("current.meta"))?;
+        sync_dir(&self.dir)?;
+        self.remove_unreferenced()
+    }
+
+    /// The current snapshot's metadata and data file, if there is one.
+    pub fn current(&self) -> Result<Option<(SnapshotMeta, PathBuf)>, StoreError> {
+        let bytes = match fs::read(self.dir.join("current.meta")) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e.into()),
         };
-        let corrupt = || StoreError::corrupt("snapshot file", "truncated");
-        let (len, rest) = bytes.split_first_chunk::<8>().ok_or_else(corrupt)?;
-        let len = usize::try_from(u64::from_be_bytes(*len)).map_err(|_| corrupt())?;
-        if rest.len() < len {
-            return Err(corrupt());
+        let current: CurrentSnapshot =
+            serde_json::from_slice(&bytes).map_err(|e| StoreError::corrupt("snapshot meta", e))?;
+        Ok(Some((current.meta, self.dir.join(current.data_file))))
+    }
+
+    /// Deletes data files that are not the current snapshot (older snapshots, abandoned
+    /// receptions), keeping any still being written by this process younger than a minute.
+    fn remove_unreferenced(&self) -> Result<(), StoreError> {
+        let keep = self.current()?.map(|(_, path)| path);
+        for entry in fs::read_dir(&self.dir)? {
+            let path = entry?.path();
+            let is_data = path.extension().is_some_and(|e| e == "data");
+            let fresh = fs::metadata(&path)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age.as_secs() < 60);
+            if is_data && Some(&path) != keep.as_ref() && !fresh {
+                let _ = fs::remove_file(&path);
+            }
         }
-        let (meta, data) = rest.split_at(len);
-        let meta =
-            serde_json::from_slice(meta).map_err(|e| StoreError::corrupt("snapshot meta", e))?;
-        Ok(Some((meta, data.to_vec())))
+        Ok(())
     }
 }

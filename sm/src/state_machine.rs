@@ -6,7 +6,6 @@
 //! - `apply` is deterministic (see [`crate::apply`]): replicas applying the same log agree.
 //! - Snapshots are consistent point-in-time views ([`crate::snapshot`]).
 
-use std::io::Cursor;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -20,7 +19,7 @@ use crate::error::StoreError;
 use crate::keys::{CF_SM_META, CF_TIMERS, SM_LAST_APPLIED, SM_MEMBERSHIP};
 use crate::outcome::BatchOutcome;
 use crate::raft_types::{Entry, LogId, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
-use crate::snapshot::{self, SnapshotFile};
+use crate::snapshot::SnapshotStore;
 use crate::txn::Txn;
 
 /// Applied batches whose armed timers a slow wheel may fall behind by before it must reload.
@@ -32,7 +31,7 @@ pub struct StateMachine {
     /// The node's database (shared with the log store and readers).
     db: Arc<DB>,
     /// Where the current snapshot lives.
-    snapshots: Arc<SnapshotFile>,
+    snapshots: Arc<SnapshotStore>,
     /// Timer keys armed by each applied batch, for the leader's time wheel (see
     /// [`StateMachine::subscribe_armed_timers`]). Not part of the state: a notification only.
     armed_timers: broadcast::Sender<Arc<Vec<Vec<u8>>>>,
@@ -53,9 +52,10 @@ fn snapshot_err(e: impl std::error::Error + 'static) -> StorageError {
 impl StateMachine {
     /// The state machine over `db`, keeping its snapshot under `snapshot_dir`.
     pub fn new(db: Arc<DB>, snapshot_dir: &Path) -> Result<Self, StoreError> {
+        let snapshots = Arc::new(SnapshotStore::open(snapshot_dir, &db)?);
         Ok(StateMachine {
             db,
-            snapshots: Arc::new(SnapshotFile::new(snapshot_dir)?),
+            snapshots,
             armed_timers: broadcast::channel(ARMED_TIMER_BACKLOG).0,
         })
     }
@@ -115,29 +115,23 @@ impl StateMachine {
     }
 
     fn build(&self) -> Result<Snapshot<TypeConfig>, StoreError> {
-        let (last_log_id, last_membership, data) = snapshot::capture(&self.db)?;
-        let snapshot_id = match last_log_id {
-            Some(id) => format!(
-                "{}-{}-{}",
-                id.leader_id.term, id.leader_id.node_id, id.index
-            ),
-            None => "empty".to_string(),
-        };
-        let meta = SnapshotMeta {
-            last_log_id,
-            last_membership,
-            snapshot_id,
-        };
-        self.snapshots.save(&meta, &data)?;
+        let (meta, path) = self.snapshots.build(&self.db)?;
         Ok(Snapshot {
             meta,
-            snapshot: Box::new(Cursor::new(data)),
+            snapshot: Box::new(tokio::fs::File::from_std(std::fs::File::open(path)?)),
         })
     }
 
-    fn install(&self, meta: &SnapshotMeta, data: &[u8]) -> Result<(), StoreError> {
-        snapshot::restore(&self.db, data)?;
-        self.snapshots.save(meta, data)
+    /// Installs the snapshot whose data was received into `received`: kept as the current
+    /// snapshot first, then restored from, so a crash mid-restore can finish from it.
+    fn install(&self, meta: &SnapshotMeta, received: std::fs::File) -> Result<(), StoreError> {
+        let path = self.snapshots.new_data_path("snap");
+        let mut source = std::io::BufReader::new(received);
+        let mut copy = std::fs::File::create(&path)?;
+        std::io::copy(&mut source, &mut copy)?;
+        copy.sync_all()?;
+        self.snapshots.set_current(meta, &path)?;
+        crate::snapshot::restore(&self.db, std::fs::File::open(&path)?)
     }
 }
 
@@ -176,32 +170,43 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         SnapshotBuilder { sm: self.clone() }
     }
 
-    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
-        Ok(Box::new(Cursor::new(Vec::new())))
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<tokio::fs::File>, StorageError> {
+        let path = self.snapshots.new_data_path("recv");
+        let file = tokio::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .await
+            .map_err(snapshot_err)?;
+        Ok(Box::new(file))
     }
 
     async fn install_snapshot(
         &mut self,
         meta: &SnapshotMeta,
-        snapshot: Box<Cursor<Vec<u8>>>,
+        snapshot: Box<tokio::fs::File>,
     ) -> Result<(), StorageError> {
         let sm = self.clone();
         let meta = meta.clone();
-        let data = snapshot.into_inner();
-        tokio::task::spawn_blocking(move || sm.install(&meta, &data))
-            .await
-            .map_err(snapshot_err)?
-            .map_err(snapshot_err)
+        let mut received = snapshot.into_std().await;
+        tokio::task::spawn_blocking(move || {
+            std::io::Seek::seek(&mut received, std::io::SeekFrom::Start(0))?;
+            sm.install(&meta, received)
+        })
+        .await
+        .map_err(snapshot_err)?
+        .map_err(snapshot_err)
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
-        Ok(self
-            .snapshots
-            .load()
-            .map_err(sm_read_err)?
-            .map(|(meta, data)| Snapshot {
-                meta,
-                snapshot: Box::new(Cursor::new(data)),
-            }))
+        let Some((meta, path)) = self.snapshots.current().map_err(sm_read_err)? else {
+            return Ok(None);
+        };
+        let file = tokio::fs::File::open(path).await.map_err(sm_read_err)?;
+        Ok(Some(Snapshot {
+            meta,
+            snapshot: Box::new(file),
+        }))
     }
 }

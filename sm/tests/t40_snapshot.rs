@@ -74,3 +74,52 @@ async fn a_snapshot_is_the_state_at_its_index_and_installs_whole() {
     let current = target.state.get_current_snapshot().await.unwrap().unwrap();
     assert_eq!(current.meta, meta);
 }
+
+#[tokio::test]
+async fn an_install_interrupted_by_a_crash_finishes_on_start() {
+    let source_dir = tempfile::tempdir().unwrap();
+    let mut source = Storage::open(source_dir.path()).unwrap();
+    source
+        .state
+        .apply(vec![put_entry(1, "A", 5)])
+        .await
+        .unwrap();
+    let snapshot = source
+        .state
+        .get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .unwrap();
+
+    let target_dir = tempfile::tempdir().unwrap();
+    let mut target = Storage::open(target_dir.path()).unwrap();
+    target
+        .state
+        .install_snapshot(&snapshot.meta, snapshot.snapshot)
+        .await
+        .unwrap();
+    drop(target);
+
+    // A crash in the middle of a restore: the marker is set and the state is half-written.
+    {
+        let db = sm::db::open(&target_dir.path().join("db")).unwrap();
+        let raft_meta = db.cf_handle(sm::keys::CF_RAFT_META).unwrap();
+        db.put_cf(raft_meta, sm::keys::META_RESTORING, b"1")
+            .unwrap();
+        let skus = db.cf_handle(sm::keys::CF_SKUS).unwrap();
+        db.delete_cf(skus, b"A").unwrap();
+        db.put_cf(skus, b"half", b"{}").unwrap();
+    }
+
+    let reopened = Storage::open(target_dir.path()).unwrap();
+    assert_eq!(
+        reopened.reader.sku("A").unwrap().unwrap().stock,
+        5,
+        "the restore was finished"
+    );
+    assert!(
+        matches!(reopened.reader.sku("half"), Ok(None)),
+        "the half-written state is gone"
+    );
+}
