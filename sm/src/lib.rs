@@ -10,7 +10,10 @@
 //! - [`order`], [`sku`]: the domain records.
 //! - [`outcome`]: what applying a command answers, including typed rejections.
 //! - [`apply`]: the deterministic state transition.
-//! - [`txn`]: read-your-writes staging of one applied batch, written as one `WriteBatch`.
+//! - [`txn`]: read-your-writes staging of one applied batch, written as one `WriteBatch`; it
+//!   captures the change stream.
+//! - [`changes`]: change records (offset, time, table, key, op, before/after), pages of the stream,
+//!   node-local retention.
 //! - [`log_store`]: the Raft log and vote (openraft `RaftLogStorage`), synced before acknowledged.
 //! - [`state_machine`]: openraft `RaftStateMachine` over the state column families.
 //! - [`snapshot`]: consistent capture and atomic restore of the state.
@@ -20,6 +23,7 @@
 //! - [`db`], [`error`]: opening the database; storage errors.
 
 pub mod apply;
+pub mod changes;
 pub mod command;
 pub mod db;
 pub mod error;
@@ -57,10 +61,11 @@ impl Storage {
     /// snapshot in `snapshot/`.
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
         let db = db::open(&data_dir.join("db"))?;
+        let state = StateMachine::new(db.clone(), &data_dir.join("snapshot"))?;
         Ok(Storage {
             log: LogStore::new(db.clone())?,
-            state: StateMachine::new(db.clone(), &data_dir.join("snapshot"))?,
-            reader: StateReader::new(db),
+            reader: StateReader::with_applied(db, state.watch_applied()),
+            state,
         })
     }
 }

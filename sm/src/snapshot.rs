@@ -4,7 +4,8 @@
 //! - A snapshot is read from one RocksDB snapshot, and its `last_log_id` and membership are read
 //!   from that same RocksDB snapshot, so the data is exactly the state after `last_log_id`, never
 //!   newer (the pitfall of openraft's example store).
-//! - Installing one replaces every state column family in one synced `WriteBatch`.
+//! - Installing one replaces every state column family in one synced `WriteBatch`, which also
+//!   empties the node-local change stream and moves its floor to the snapshot's last entry.
 //! - The current snapshot is kept in a file written to a temporary name, synced, then renamed.
 
 use std::fs;
@@ -68,9 +69,10 @@ fn take_bytes<'a>(data: &mut &'a [u8]) -> Result<&'a [u8], StoreError> {
     Ok(bytes)
 }
 
-/// Replaces the whole state with the snapshot `data` (as [`capture`] wrote it), atomically and
-/// durably.
-pub fn restore(db: &DB, mut data: &[u8]) -> Result<(), StoreError> {
+/// Replaces the whole state with the snapshot `data` (as [`capture`] wrote it), the state after
+/// the entry at `last_index`, atomically and durably. The same batch forgets this node's change
+/// records, which the snapshot does not carry: the stream resumes after `last_index`.
+pub fn restore(db: &DB, mut data: &[u8], last_index: Option<u64>) -> Result<(), StoreError> {
     let mut batch = WriteBatch::default();
     for name in STATE_CFS {
         batch.delete_range_cf(cf(db, name)?, [].as_slice(), KEY_END);
@@ -84,6 +86,7 @@ pub fn restore(db: &DB, mut data: &[u8]) -> Result<(), StoreError> {
         let value = take_bytes(&mut data)?;
         batch.put_cf(cf(db, name)?, key, value);
     }
+    crate::changes::reset_after_snapshot(db, &mut batch, last_index)?;
     let mut opts = WriteOptions::default();
     opts.set_sync(true);
     db.write_opt(batch, &opts)?;

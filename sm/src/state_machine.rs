@@ -13,6 +13,7 @@ use std::sync::Arc;
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{EntryPayload, RaftSnapshotBuilder, StorageIOError};
 use rocksdb::DB;
+use tokio::sync::watch;
 
 use crate::apply::apply_batch;
 use crate::error::StoreError;
@@ -29,6 +30,9 @@ pub struct StateMachine {
     db: Arc<DB>,
     /// Where the current snapshot lives.
     snapshots: Arc<SnapshotFile>,
+    /// The index of the last applied entry, published after each apply and install so that
+    /// readers (the change stream's long poll) wake on new state instead of polling.
+    applied: Arc<watch::Sender<u64>>,
 }
 
 fn sm_read_err(e: impl std::error::Error + 'static) -> StorageError {
@@ -46,10 +50,19 @@ fn snapshot_err(e: impl std::error::Error + 'static) -> StorageError {
 impl StateMachine {
     /// The state machine over `db`, keeping its snapshot under `snapshot_dir`.
     pub fn new(db: Arc<DB>, snapshot_dir: &Path) -> Result<Self, StoreError> {
-        Ok(StateMachine {
+        let mut sm = StateMachine {
             db,
             snapshots: Arc::new(SnapshotFile::new(snapshot_dir)?),
-        })
+            applied: Arc::new(watch::Sender::new(0)),
+        };
+        let index = sm.applied()?.0.map_or(0, |id| id.index);
+        sm.applied = Arc::new(watch::Sender::new(index));
+        Ok(sm)
+    }
+
+    /// A receiver of the last applied index, which changes after every applied batch.
+    pub fn watch_applied(&self) -> watch::Receiver<u64> {
+        self.applied.subscribe()
     }
 
     /// The log id of the last applied entry and the membership as of it.
@@ -73,6 +86,7 @@ impl StateMachine {
             let reply = match entry.payload {
                 EntryPayload::Blank => BatchOutcome::default(),
                 EntryPayload::Normal(ref batch) => {
+                    txn.begin_entry(entry.log_id.index, batch.now_ms);
                     BatchOutcome(apply_batch(&mut txn, entry.log_id.index, batch)?)
                 }
                 EntryPayload::Membership(ref membership) => {
@@ -87,6 +101,7 @@ impl StateMachine {
         if let Some(last) = last {
             txn.put(CF_SM_META, SM_LAST_APPLIED.to_vec(), &last)?;
             self.db.write(txn.into_write_batch()?)?;
+            self.applied.send_replace(last.index);
         }
         Ok(replies)
     }
@@ -113,7 +128,9 @@ impl StateMachine {
     }
 
     fn install(&self, meta: &SnapshotMeta, data: &[u8]) -> Result<(), StoreError> {
-        snapshot::restore(&self.db, data)?;
+        let last_index = meta.last_log_id.map(|id| id.index);
+        snapshot::restore(&self.db, data, last_index)?;
+        self.applied.send_replace(last_index.unwrap_or(0));
         self.snapshots.save(meta, data)
     }
 }
