@@ -5,11 +5,13 @@
 //! - [`config`]: the one configuration struct, from file, environment and flags.
 //! - [`serve`]: start-up and shutdown of a node; cluster initialisation.
 //! - [`batcher`]: group commit of concurrent writes into one Raft entry.
+//! - [`change_retention`]: node-local pruning of the change stream by age and count.
 //! - [`raft_cluster`]: `api::Cluster` over Raft (writes, linearizable reads, forwarding, status).
 //! - [`network`], [`peer_server`], [`peer_wire`]: the Raft peer protocol (prost over HTTP,
 //!   authenticated by the cluster secret).
 
 pub mod batcher;
+pub mod change_retention;
 pub mod config;
 pub mod network;
 pub mod peer_server;
