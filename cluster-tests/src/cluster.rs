@@ -265,13 +265,15 @@ impl Cluster {
         );
         self.restart(id)?;
         poll_until(&format!("node {id} to answer"), limit, || async {
-            self.ensure_running().map_err(|e| e.to_string())?;
+            if let Err(exited) = self.ensure_running() {
+                return Ok(Err(exited));
+            }
             match self.client(id).is_healthy().await {
-                true => Ok(()),
+                true => Ok(Ok(())),
                 false => Err("no /healthz yet".to_owned()),
             }
         })
-        .await?;
+        .await??;
         let via = self.client(via).clone();
         let (api, raft) = (api_addr.to_string(), raft_addr.to_string());
         crate::wait::retry_while_unavailable(&format!("learner {id} to be added"), limit, || {
