@@ -1,5 +1,7 @@
 //! What the API needs from the cluster, as a trait so the HTTP layer can be tested without Raft.
 
+use std::collections::BTreeSet;
+
 use async_trait::async_trait;
 use bytes::Bytes;
 use sm::command::Command;
@@ -23,6 +25,10 @@ pub enum ClusterError {
     /// The request was accepted but its outcome is unknown (the node stopped, a timeout).
     #[error("unavailable: {0}")]
     Unavailable(String),
+    /// The cluster refused a membership change that cannot be made as asked (a voter that is not
+    /// a member, a node id already taken by other addresses).
+    #[error("refused: {0}")]
+    Refused(String),
 }
 
 /// An HTTP request as the API received it, kept whole so it can be forwarded to the leader.
@@ -130,4 +136,28 @@ pub trait Cluster: Send + Sync + 'static {
 
     /// Prometheus text of the node's own metrics (Raft state, replication).
     fn node_metrics(&self) -> String;
+
+    /// Adds node `node_id` as a learner (a member that replicates and serves local reads and the
+    /// change stream but never votes) and returns once it has caught up. The default refuses:
+    /// only a Raft cluster changes membership.
+    async fn add_learner(
+        &self,
+        node_id: u64,
+        api_addr: String,
+        raft_addr: String,
+    ) -> Result<(), ClusterError> {
+        let _ = (node_id, api_addr, raft_addr);
+        Err(ClusterError::Refused(
+            "this cluster does not change membership".into(),
+        ))
+    }
+
+    /// Makes `voters` the voters (promoting learners, removing voters not named) and returns once
+    /// the change is committed. The default refuses, as for [`Cluster::add_learner`].
+    async fn change_voters(&self, voters: BTreeSet<u64>) -> Result<(), ClusterError> {
+        let _ = voters;
+        Err(ClusterError::Refused(
+            "this cluster does not change membership".into(),
+        ))
+    }
 }

@@ -1,6 +1,7 @@
 //! The contract's errors, `{"error": {"code", "message"}}`, and the one place that maps internal
 //! errors to them.
 
+use sm::changes::ChangesError;
 use sm::outcome::Rejection;
 use sm::StoreError;
 
@@ -63,6 +64,16 @@ impl ApiError {
         )
     }
 
+    /// 409 `invalid_state`: the cluster's membership does not allow the change asked for.
+    pub fn invalid_state(message: impl Into<String>) -> Self {
+        Self::new(409, "invalid_state", message)
+    }
+
+    /// 410 `offset_expired`: the change stream no longer holds changes after that offset.
+    pub fn offset_expired(message: impl Into<String>) -> Self {
+        Self::new(410, "offset_expired", message)
+    }
+
     /// 503 `no_leader`, retry after a second.
     pub fn no_leader(message: impl Into<String>) -> Self {
         ApiError {
@@ -114,6 +125,16 @@ impl From<ClusterError> for ApiError {
             ClusterError::Unavailable(m) => Self::no_leader(format!(
                 "outcome unknown, retry with the same Idempotency-Key: {m}"
             )),
+            ClusterError::Refused(m) => Self::invalid_state(m),
+        }
+    }
+}
+
+impl From<ChangesError> for ApiError {
+    fn from(e: ChangesError) -> Self {
+        match e {
+            ChangesError::Expired { .. } => Self::offset_expired(e.to_string()),
+            ChangesError::Store(e) => e.into(),
         }
     }
 }

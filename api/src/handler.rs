@@ -9,11 +9,14 @@ use sm::command::{Action, CancelOrder, Command, PayOrder};
 use sm::outcome::{Applied, Outcome};
 use sm::StateReader;
 
+use crate::changes::{self, ChangeStream, ChangesQuery};
 use crate::cluster::{Cluster, ClusterError, HttpReply, HttpRequest};
 use crate::error::ApiError;
 use crate::idempotency;
 use crate::metrics::HttpMetrics;
-use crate::request::{self, CancelBody, OrderBody, PayBody, ReadQuery, SkuBody};
+use crate::request::{
+    self, CancelBody, LearnerBody, OrderBody, PayBody, ReadQuery, SkuBody, VotersBody,
+};
 use crate::routes::Route;
 use crate::view;
 
@@ -80,6 +83,29 @@ impl<C: Cluster> Api<C> {
         self.metrics
             .observe(&request.method, template, reply.status, started.elapsed());
         reply
+    }
+
+    /// `GET /v1/changes/stream` as an open stream, for transports that can stream (the warp
+    /// server); `None` for every other request, which goes to [`Api::handle`]. An expired offset
+    /// or a bad query is an ordinary error reply.
+    pub fn open_change_stream(
+        &self,
+        request: &HttpRequest,
+    ) -> Option<Result<ChangeStream, HttpReply>> {
+        if Route::parse(&request.method, &request.path) != Ok(Route::ChangeStream) {
+            return None;
+        }
+        let started = Instant::now();
+        let opened = ChangesQuery::parse(request.query.as_deref())
+            .and_then(|query| changes::open_stream(self.cluster.reader(), query));
+        let status = opened.as_ref().map_or_else(|e| e.status, |_| 200);
+        self.metrics.observe(
+            &request.method,
+            Route::ChangeStream.template(),
+            status,
+            started.elapsed(),
+        );
+        Some(opened.map_err(ApiError::into_reply))
     }
 
     async fn dispatch(&self, route: Route, req: &HttpRequest) -> Result<HttpReply, ApiError> {
@@ -163,6 +189,38 @@ impl<C: Cluster> Api<C> {
                     None => Err(ApiError::not_found(format!("order {order_id} not found"))),
                 })
                 .await
+            }
+            Route::Changes => {
+                let query = ChangesQuery::parse(req.query.as_deref())?;
+                let page = changes::long_poll(self.cluster.reader(), query).await?;
+                Ok(json_reply(200, &page))
+            }
+            Route::ChangeStream => {
+                let query = ChangesQuery::parse(req.query.as_deref())?;
+                Ok(HttpReply {
+                    status: 200,
+                    headers: vec![("content-type".into(), "application/x-ndjson".into())],
+                    body: changes::one_page_ndjson(self.cluster.reader(), query)?,
+                })
+            }
+            Route::AddLearner => {
+                let body = request::parse_body::<LearnerBody>(&req.body)?;
+                body.check()?;
+                let added = self
+                    .cluster
+                    .add_learner(body.node_id, body.api_addr, body.raft_addr)
+                    .await;
+                match added {
+                    Ok(()) => Ok(json_reply(200, &json!(self.cluster.status()))),
+                    Err(e) => self.forward_or_fail(req, e).await,
+                }
+            }
+            Route::ChangeVoters => {
+                let voters = request::parse_body::<VotersBody>(&req.body)?.into_set()?;
+                match self.cluster.change_voters(voters).await {
+                    Ok(()) => Ok(json_reply(200, &json!(self.cluster.status()))),
+                    Err(e) => self.forward_or_fail(req, e).await,
+                }
             }
             Route::ListOrders => {
                 let query = ReadQuery::parse(req.query.as_deref())?;

@@ -8,12 +8,14 @@
 //! - [`request`]: bodies and queries with their validation.
 //! - [`idempotency`]: `Idempotency-Key` checks and request hashing.
 //! - [`handler`]: dispatch from request to reply, forwarding, admin auth.
-//! - [`view`]: the JSON shapes of orders and SKUs.
+//! - [`view`]: the JSON shapes of orders, SKUs and changes.
+//! - [`changes`]: the change stream's query, long poll and NDJSON stream.
 //! - [`error`]: the contract's error codes, mapped in one place.
 //! - [`metrics`]: HTTP request metrics in Prometheus text.
 //! - [`cluster`]: the trait the node implements.
 //! - [`server`]: the warp glue (1 MiB body cap).
 
+pub mod changes;
 pub mod cluster;
 pub mod error;
 pub mod handler;

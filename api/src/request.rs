@@ -151,6 +151,56 @@ pub struct PayBody {
 #[serde(deny_unknown_fields)]
 pub struct CancelBody {}
 
+/// Most voters one membership change may name.
+pub const MAX_VOTERS: usize = 9;
+
+/// Body of `POST /admin/cluster/learners`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LearnerBody {
+    /// The new member's id; never one a wiped node used before (see `ops/README.md`).
+    pub node_id: u64,
+    /// Its public API `host:port` (an IP), where followers forward and consumers read.
+    pub api_addr: String,
+    /// Its Raft peer `host:port` (an IP), where the leader replicates to it.
+    pub raft_addr: String,
+}
+
+impl LearnerBody {
+    /// Checks the addresses are `ip:port`, as the node's own config requires.
+    pub fn check(&self) -> Result<(), ApiError> {
+        for (name, addr) in [("api_addr", &self.api_addr), ("raft_addr", &self.raft_addr)] {
+            if addr.parse::<std::net::SocketAddr>().is_err() {
+                return Err(ApiError::invalid(format!(
+                    "{name} {addr:?} is not host:port with an IP"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Body of `POST /admin/cluster/voters`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VotersBody {
+    /// The complete new set of voters; each must already be a member (a learner to promote).
+    pub voters: Vec<u64>,
+}
+
+impl VotersBody {
+    /// The voters as a set: 1 to [`MAX_VOTERS`] distinct ids.
+    pub fn into_set(self) -> Result<std::collections::BTreeSet<u64>, ApiError> {
+        let set: std::collections::BTreeSet<u64> = self.voters.iter().copied().collect();
+        if set.is_empty() || set.len() > MAX_VOTERS || set.len() != self.voters.len() {
+            return Err(ApiError::invalid(format!(
+                "voters must list 1 to {MAX_VOTERS} distinct node ids"
+            )));
+        }
+        Ok(set)
+    }
+}
+
 /// Query of `GET` routes of state.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -20,6 +20,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/orders/{id}"),
     ("POST", "/v1/orders/{id}/pay"),
     ("POST", "/v1/orders/{id}/cancel"),
+    ("GET", "/v1/changes"),
+    ("GET", "/v1/changes/stream"),
+    ("POST", "/admin/cluster/learners"),
+    ("POST", "/admin/cluster/voters"),
 ];
 
 /// A parsed route with its path parameters (percent-decoded).
@@ -51,6 +55,14 @@ pub enum Route {
     PayOrder(String),
     /// `POST /v1/orders/{id}/cancel`
     CancelOrder(String),
+    /// `GET /v1/changes`: a page of the change stream (long poll).
+    Changes,
+    /// `GET /v1/changes/stream`: the change stream as NDJSON over one open response.
+    ChangeStream,
+    /// `POST /admin/cluster/learners`: add a non-voting member.
+    AddLearner,
+    /// `POST /admin/cluster/voters`: replace the set of voters.
+    ChangeVoters,
 }
 
 impl Route {
@@ -80,6 +92,10 @@ impl Route {
             ["v1", "orders", id] => Some(("GET", Route::GetOrder(param(id)?))),
             ["v1", "orders", id, "pay"] => Some(("POST", Route::PayOrder(param(id)?))),
             ["v1", "orders", id, "cancel"] => Some(("POST", Route::CancelOrder(param(id)?))),
+            ["v1", "changes"] => Some(("GET", Route::Changes)),
+            ["v1", "changes", "stream"] => Some(("GET", Route::ChangeStream)),
+            ["admin", "cluster", "learners"] => Some(("POST", Route::AddLearner)),
+            ["admin", "cluster", "voters"] => Some(("POST", Route::ChangeVoters)),
             _ => None,
         };
         match by_path {
@@ -104,6 +120,10 @@ impl Route {
             Route::GetOrder(_) => "/v1/orders/{id}",
             Route::PayOrder(_) => "/v1/orders/{id}/pay",
             Route::CancelOrder(_) => "/v1/orders/{id}/cancel",
+            Route::Changes => "/v1/changes",
+            Route::ChangeStream => "/v1/changes/stream",
+            Route::AddLearner => "/admin/cluster/learners",
+            Route::ChangeVoters => "/admin/cluster/voters",
         }
     }
 

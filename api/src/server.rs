@@ -1,6 +1,7 @@
 //! The warp glue: turns every HTTP request into an [`HttpRequest`] (body capped at 1 MiB) and
 //! hands it to [`Api::handle`]; routing and errors live there, so they are testable without a
-//! socket.
+//! socket. The one exception is the change stream, whose body is streamed
+//! ([`Api::open_change_stream`]).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -70,6 +71,17 @@ fn into_response(reply: HttpReply) -> Response<Body> {
     response
 }
 
+/// A 200 whose NDJSON body is `stream`, sent chunk by chunk as it yields.
+fn stream_response(stream: crate::changes::ChangeStream) -> Response<Body> {
+    let body = Body::wrap_stream(stream.map(Ok::<Bytes, std::convert::Infallible>));
+    let mut response = Response::new(body);
+    response.headers_mut().insert(
+        warp::http::header::CONTENT_TYPE,
+        warp::http::HeaderValue::from_static("application/x-ndjson"),
+    );
+    response
+}
+
 /// The warp filter answering every request through `api`.
 pub fn filter<C: Cluster>(
     api: Arc<Api<C>>,
@@ -112,6 +124,12 @@ pub fn filter<C: Cluster>(
                         headers: kept,
                         body,
                     };
+                    if let Some(opened) = api.open_change_stream(&request) {
+                        return match opened {
+                            Ok(stream) => stream_response(stream),
+                            Err(reply) => into_response(reply),
+                        };
+                    }
                     into_response(api.handle(request).await)
                 }
             },

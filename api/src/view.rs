@@ -1,10 +1,13 @@
 //! The JSON shapes the contract answers with.
 
 use serde_json::{json, Value};
+use sm::changes::{Change, Table};
 use sm::order::Order;
 use sm::sku::Sku;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
+
+use sm::StoreError;
 
 /// Milliseconds since the epoch as an RFC 3339 UTC string.
 pub fn rfc3339(ms: i64) -> String {
@@ -43,6 +46,36 @@ pub fn sku(sku: &Sku) -> Value {
         "sold": sku.sold,
         "per_user_limit": sku.per_user_limit,
     })
+}
+
+/// A change of the stream as the contract shows it: `{"offset", "at", "table", "key", "op",
+/// "before", "after"}`, with orders and SKUs in the same shapes as their own routes, so a consumer
+/// reads a change exactly like a `GET` of the row; messages as the queue stores them.
+pub fn change(change: &Change) -> Result<Value, StoreError> {
+    let image = |bytes: &Option<Vec<u8>>| -> Result<Value, StoreError> {
+        let Some(bytes) = bytes else {
+            return Ok(Value::Null);
+        };
+        match change.table {
+            Table::Orders => serde_json::from_slice::<Order>(bytes)
+                .map(|o| order(&o))
+                .map_err(|e| StoreError::corrupt("order image", e)),
+            Table::Skus => serde_json::from_slice::<Sku>(bytes)
+                .map(|s| sku(&s))
+                .map_err(|e| StoreError::corrupt("sku image", e)),
+            Table::Messages => serde_json::from_slice::<Value>(bytes)
+                .map_err(|e| StoreError::corrupt("message image", e)),
+        }
+    };
+    Ok(json!({
+        "offset": change.offset,
+        "at": rfc3339(change.at_ms),
+        "table": change.table.name(),
+        "key": change.key_text(),
+        "op": change.op.name(),
+        "before": image(&change.before)?,
+        "after": image(&change.after)?,
+    }))
 }
 
 #[cfg(test)]

@@ -14,7 +14,8 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::model::{
-    ClusterStatus, NewOrder, Order, OrderPage, Sku, SkuSettings, SnapshotTaken, TimerStats,
+    ChangePage, ClusterStatus, NewOrder, Order, OrderPage, Sku, SkuSettings, SnapshotTaken,
+    TimerStats,
 };
 
 /// The header that makes a POST retry-safe.
@@ -312,6 +313,35 @@ impl NodeClient {
     /// `GET /admin/timers`: pending and fired timers, firing lag.
     pub async fn timers(&self) -> Result<TimerStats> {
         self.call(Request::get("/admin/timers")).await
+    }
+
+    /// `GET /v1/changes?after=&limit=&wait_ms=`: one page of this node's change stream.
+    pub async fn changes(
+        &self,
+        after: Option<u64>,
+        limit: u32,
+        wait_ms: u64,
+    ) -> Result<ChangePage> {
+        let mut path = format!("/v1/changes?limit={limit}&wait_ms={wait_ms}");
+        if let Some(after) = after {
+            path.push_str(&format!("&after={after}"));
+        }
+        self.call(Request::get(path)).await
+    }
+
+    /// `POST /admin/cluster/learners`: adds a learner; answers once it caught up.
+    pub async fn add_learner(
+        &self,
+        node_id: u64,
+        api_addr: &str,
+        raft_addr: &str,
+    ) -> Result<ClusterStatus> {
+        self.call(Request::json(
+            Method::POST,
+            "/admin/cluster/learners",
+            &serde_json::json!({"node_id": node_id, "api_addr": api_addr, "raft_addr": raft_addr}),
+        ))
+        .await
     }
 
     /// `POST /admin/snapshot`: builds a snapshot now.

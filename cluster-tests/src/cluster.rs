@@ -71,6 +71,8 @@ struct Node {
     process: Option<NodeProcess>,
     /// A client for its API.
     client: NodeClient,
+    /// Started with `--join` and added as a learner, rather than an initial voter.
+    learner: bool,
 }
 
 impl Node {
@@ -132,6 +134,7 @@ impl Cluster {
                     dir: node_dir,
                     process: None,
                     client,
+                    learner: false,
                 },
             );
         }
@@ -230,6 +233,59 @@ impl Cluster {
         );
         self.node_mut(id).process = Some(process);
         Ok(())
+    }
+
+    /// Starts a new node with the next free id as `orderq serve --join`, adds it through node
+    /// `via` with `POST /admin/cluster/learners` and returns its id once the leader answered that
+    /// it caught up.
+    pub async fn add_learner(&mut self, via: u64, limit: Duration) -> Result<u64> {
+        let id = self.ids().into_iter().max().unwrap_or(0) + 1;
+        let ports = reserve_ports(2)?;
+        let api_addr = SocketAddr::from(([127, 0, 0, 1], ports[0]));
+        let raft_addr = SocketAddr::from(([127, 0, 0, 1], ports[1]));
+        let dir = self.dir.path().join(format!("node-{id}"));
+        std::fs::create_dir_all(&dir).map_err(|source| Error::Io {
+            context: format!("creating {}", dir.display()),
+            source,
+        })?;
+        let client = NodeClient::new(
+            format!("http://{api_addr}"),
+            self.options.admin_token.clone(),
+        )?;
+        self.nodes.insert(
+            id,
+            Node {
+                api_addr,
+                raft_addr,
+                dir,
+                process: None,
+                client,
+                learner: true,
+            },
+        );
+        self.restart(id)?;
+        poll_until(&format!("node {id} to answer"), limit, || async {
+            if let Err(exited) = self.ensure_running() {
+                return Ok(Err(exited));
+            }
+            match self.client(id).is_healthy().await {
+                true => Ok(Ok(())),
+                false => Err("no /healthz yet".to_owned()),
+            }
+        })
+        .await??;
+        let via = self.client(via).clone();
+        let (api, raft) = (api_addr.to_string(), raft_addr.to_string());
+        crate::wait::retry_while_unavailable(&format!("learner {id} to be added"), limit, || {
+            via.add_learner(id, &api, &raft)
+        })
+        .await?;
+        Ok(id)
+    }
+
+    /// Whether node `id` was added as a learner.
+    pub fn is_learner(&self, id: u64) -> bool {
+        self.node(id).learner
     }
 
     /// Fails if any node the fixture believes running has exited (with its log tail).
@@ -447,9 +503,13 @@ impl Cluster {
             "--raft-addr".into(),
             node.raft_addr.to_string(),
         ];
-        for (peer_id, peer) in &self.nodes {
-            args.push("--peer".into());
-            args.push(format!("{peer_id}={},{}", peer.raft_addr, peer.api_addr));
+        if node.learner {
+            args.push("--join".into());
+        } else {
+            for (peer_id, peer) in self.nodes.iter().filter(|(_, peer)| !peer.learner) {
+                args.push("--peer".into());
+                args.push(format!("{peer_id}={},{}", peer.raft_addr, peer.api_addr));
+            }
         }
         let options = &self.options;
         let flags: [(&str, Option<String>); 8] = [

@@ -29,13 +29,17 @@
 //!   malformed input.
 //! - [`model`]: the contract's JSON bodies (orders, SKUs, cluster status).
 //! - [`wait`]: polling a condition until a deadline; bounding a whole scenario.
+//! - [`follower`]: [`ChangeFollower`], a change-stream consumer that keeps its offset in a file
+//!   and resumes without gaps or repeats (behind `src/bin/follow-changes.rs` and the tests).
 //! - [`error`]: the one [`Error`] type.
 //! - `src/bin/loadgen.rs`: the benchmark's load generator.
+//! - `src/bin/follow-changes.rs`: the example change-stream consumer.
 //! - `tests/tNN_*.rs`: the tests, numbered by area.
 
 pub mod client;
 pub mod cluster;
 pub mod error;
+pub mod follower;
 pub mod model;
 pub mod process;
 pub mod wait;
@@ -43,7 +47,9 @@ pub mod wait;
 pub use client::{create_order_retrying, ApiResponse, NodeClient, Request};
 pub use cluster::{Cluster, ClusterOptions};
 pub use error::{Error, Result};
+pub use follower::ChangeFollower;
 pub use model::{
-    epoch_ms, stock_held, NewItem, NewOrder, Order, OrderState, Sku, SkuSettings, TimerStats,
+    entry_end_offset, epoch_ms, stock_held, Change, ChangePage, NewItem, NewOrder, Order,
+    OrderState, Sku, SkuSettings, TimerStats,
 };
 pub use wait::{poll_until, retry_while_unavailable, within};

@@ -297,3 +297,40 @@ pub fn epoch_ms(rfc3339: &str) -> Option<i64> {
         .ok()?;
     i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok()
 }
+
+/// One change of the stream (`GET /v1/changes`), as the contract shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Change {
+    /// Position in the stream; strictly increasing, the same on every node.
+    pub offset: u64,
+    /// When the change was applied (RFC 3339).
+    pub at: String,
+    /// `orders`, `skus` or `messages`.
+    pub table: String,
+    /// The order id or SKU.
+    pub key: String,
+    /// `insert`, `update` or `delete`.
+    pub op: String,
+    /// The row before, in its GET shape; null for an insert.
+    pub before: serde_json::Value,
+    /// The row after, in its GET shape; null for a delete.
+    pub after: serde_json::Value,
+}
+
+/// A page of the change stream.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ChangePage {
+    /// Changes after the asked offset, in order.
+    pub changes: Vec<Change>,
+    /// The `after` of the next call.
+    pub next: u64,
+}
+
+/// Bits of an offset that count the changes within one log entry.
+pub const OFFSET_SEQ_BITS: u32 = 20;
+
+/// The largest offset of any change of the entry at `log_index`: `after` of a consumer that has
+/// seen that entry whole.
+pub fn entry_end_offset(log_index: u64) -> u64 {
+    (log_index << OFFSET_SEQ_BITS) | ((1 << OFFSET_SEQ_BITS) - 1)
+}

@@ -62,6 +62,16 @@ pub struct Config {
     pub max_in_flight: usize,
     /// Payment window of orders that name none.
     pub default_pay_within_secs: u64,
+    /// This node joins an existing cluster (as a learner, added with
+    /// `POST /admin/cluster/learners` on any member): it never initialises a cluster and needs
+    /// no `peers`. Without it, a node with empty `peers` would initialise a cluster of its own.
+    pub join: bool,
+    /// Change-stream records older than this many seconds are pruned on this node; 0 keeps them
+    /// regardless of age. Node-local: an analytics learner may keep more than the voters.
+    pub changes_retention_secs: u64,
+    /// At most this many of the newest change-stream records are kept on this node; 0 keeps
+    /// them regardless of count.
+    pub changes_retention_count: u64,
 }
 
 impl Default for Config {
@@ -82,6 +92,9 @@ impl Default for Config {
             max_batch: 512,
             max_in_flight: 2,
             default_pay_within_secs: 86_400,
+            join: false,
+            changes_retention_secs: 7 * 86_400,
+            changes_retention_count: 10_000_000,
         }
     }
 }
@@ -163,6 +176,17 @@ pub struct ServeArgs {
     /// Default payment window of an order, in seconds.
     #[arg(long, env = "ORDERQ_DEFAULT_PAY_WITHIN_SECS")]
     pub default_pay_within_secs: Option<u64>,
+    /// Join an existing cluster instead of initialising one: start the node, then add it with
+    /// `POST /admin/cluster/learners` on any member. No --peer needed. Never reuse the id of a
+    /// node whose data directory was wiped.
+    #[arg(long, env = "ORDERQ_JOIN")]
+    pub join: bool,
+    /// Keep change-stream records at most this many seconds on this node (0 = no age limit).
+    #[arg(long, env = "ORDERQ_CHANGES_RETENTION_SECS")]
+    pub changes_retention_secs: Option<u64>,
+    /// Keep at most this many change-stream records on this node (0 = no count limit).
+    #[arg(long, env = "ORDERQ_CHANGES_RETENTION_COUNT")]
+    pub changes_retention_count: Option<u64>,
 }
 
 /// Parses `ID=RAFT_ADDR,API_ADDR`.
@@ -209,8 +233,13 @@ impl Config {
             keep_logs_after_snapshot,
             max_batch,
             max_in_flight,
-            default_pay_within_secs
+            default_pay_within_secs,
+            changes_retention_secs,
+            changes_retention_count
         );
+        if args.join {
+            config.join = true;
+        }
         if let Some(url) = &args.payment_refund_url {
             config.payment.refund_url = url.clone();
         }
@@ -233,14 +262,14 @@ impl Config {
                 return invalid(format!("{name} {addr:?} is not host:port with an IP"));
             }
         }
-        if self.peers.is_empty() {
+        if self.peers.is_empty() && !self.join {
             self.peers.push(Peer {
                 id: self.node_id,
                 raft_addr: self.raft_addr.clone(),
                 api_addr: self.api_addr.clone(),
             });
         }
-        if !self.peers.iter().any(|p| p.id == self.node_id) {
+        if !self.join && !self.peers.iter().any(|p| p.id == self.node_id) {
             return invalid(format!("node_id {} is not among the peers", self.node_id));
         }
         if self.heartbeat_ms == 0 || self.election_timeout_ms <= self.heartbeat_ms {
@@ -255,6 +284,12 @@ impl Config {
             return invalid("default_pay_within_secs must be at least 1".into());
         }
         Ok(())
+    }
+
+    /// Whether this node initialises a new cluster on its first start: it does not join one and
+    /// has the lowest id among the peers.
+    pub fn initialises(&self) -> bool {
+        !self.join && self.node_id == self.initialiser()
     }
 
     /// The node that initialises a new cluster: the lowest id among the peers.
@@ -312,6 +347,20 @@ refund_url = "http://127.0.0.1:1/refund"
         assert_eq!(config.peers.len(), 1);
         assert_eq!(config.api_addr, "127.0.0.1:8080");
         assert_eq!(config.default_pay_within_secs, 86_400);
+    }
+
+    #[test]
+    fn a_joining_node_needs_no_peers_and_never_initialises() {
+        let args = ServeArgs {
+            node_id: Some(4),
+            join: true,
+            ..Default::default()
+        };
+        let config = Config::load(&args).unwrap();
+        assert!(config.join);
+        assert!(config.peers.is_empty());
+        assert!(!config.initialises());
+        assert!(Config::load(&ServeArgs::default()).unwrap().initialises());
     }
 
     #[test]

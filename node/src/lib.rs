@@ -5,6 +5,7 @@
 //! - [`config`]: the one configuration struct, from file, environment and flags.
 //! - [`serve`]: start-up and shutdown of a node; cluster initialisation.
 //! - [`batcher`]: group commit of concurrent writes into one Raft entry.
+//! - [`change_retention`]: node-local pruning of the change stream by age and count.
 //! - [`raft_cluster`]: `api::Cluster` over Raft (writes, linearizable reads, forwarding, status).
 //! - [`leadership`]: starts leader-only services on gaining leadership, stops them on losing it.
 //! - [`timing_wheel`]: the hierarchical timing wheel (pure data structure).
@@ -13,6 +14,7 @@
 //!   authenticated by the cluster secret).
 
 pub mod batcher;
+pub mod change_retention;
 pub mod config;
 pub mod leadership;
 pub mod network;

@@ -1,15 +1,17 @@
 //! The node's side of `api::Cluster`: writes through the batcher, linearizable reads through
-//! openraft, forwarding over HTTP to the leader's API, status and metrics from Raft's metrics.
+//! openraft, forwarding over HTTP to the leader's API, membership changes (learners, voters),
+//! status and metrics from Raft's metrics.
 
+use std::collections::BTreeSet;
 use std::fmt::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use openraft::error::{CheckIsLeaderError, RaftError};
+use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
 use sm::command::Command;
 use sm::outcome::Outcome;
-use sm::raft_types::Raft;
+use sm::raft_types::{NodeId, PeerAddr, Raft};
 use sm::StateReader;
 
 use api::handler::FORWARDED_HEADER;
@@ -20,6 +22,22 @@ use crate::timer_service::TimerLag;
 
 /// How long `POST /admin/snapshot` waits for the snapshot to be built.
 const SNAPSHOT_WAIT: Duration = Duration::from_secs(60);
+
+/// How long `POST /admin/cluster/learners` waits for the learner to catch up.
+const LEARNER_CATCH_UP_WAIT: Duration = Duration::from_secs(300);
+/// How long `POST /admin/cluster/voters` waits for the change to commit.
+const MEMBERSHIP_WAIT: Duration = Duration::from_secs(60);
+
+/// Maps openraft's membership-change error to what the API acts on: forward to the leader, or a
+/// refusal the operator must fix (409), or unavailable.
+fn membership_error(e: RaftError<NodeId, ClientWriteError<NodeId, PeerAddr>>) -> ClusterError {
+    match e {
+        RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => {
+            ClusterError::Refused(e.to_string())
+        }
+        other => crate::batcher::write_error(other),
+    }
+}
 
 /// The cluster as this node's API sees it.
 pub struct RaftCluster {
@@ -184,6 +202,52 @@ impl Cluster for RaftCluster {
             .await
             .map_err(|e| ClusterError::Unavailable(e.to_string()))?;
         Ok(built.snapshot.map(|s| s.index).unwrap_or(0))
+    }
+
+    async fn add_learner(
+        &self,
+        node_id: u64,
+        api_addr: String,
+        raft_addr: String,
+    ) -> Result<(), ClusterError> {
+        let node = PeerAddr {
+            raft_addr,
+            api_addr,
+        };
+        let membership = self.raft.metrics().borrow().membership_config.clone();
+        if let Some(existing) = membership.membership().get_node(&node_id) {
+            // Same addresses: a retry, answered once caught up. Other addresses: a different
+            // machine under a taken id, which openraft cannot tell from a wiped node.
+            if *existing != node {
+                return Err(ClusterError::Refused(format!(
+                    "node {node_id} is already a member at {existing}; pick an unused id"
+                )));
+            }
+        }
+        let added = tokio::time::timeout(
+            LEARNER_CATCH_UP_WAIT,
+            self.raft.add_learner(node_id, node, true),
+        )
+        .await
+        .map_err(|_| {
+            ClusterError::Unavailable(format!(
+                "node {node_id} was added but has not caught up within {LEARNER_CATCH_UP_WAIT:?}; \
+                 see GET /admin/cluster"
+            ))
+        })?;
+        added.map(|_| ()).map_err(membership_error)
+    }
+
+    async fn change_voters(&self, voters: BTreeSet<u64>) -> Result<(), ClusterError> {
+        let changed =
+            tokio::time::timeout(MEMBERSHIP_WAIT, self.raft.change_membership(voters, false))
+                .await
+                .map_err(|_| {
+                    ClusterError::Unavailable(format!(
+                        "the membership change did not commit within {MEMBERSHIP_WAIT:?}"
+                    ))
+                })?;
+        changed.map(|_| ()).map_err(membership_error)
     }
 
     fn timer_lag_p99_ms(&self) -> Option<u64> {

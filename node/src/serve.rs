@@ -1,11 +1,13 @@
-//! `orderq serve`: opens the storage, starts Raft, the peer port, the batcher and the API, and
-//! initialises a new cluster from the node with the lowest id.
+//! `orderq serve`: opens the storage, starts Raft, the peer port, the batcher, the API and the
+//! change-stream retention, and initialises a new cluster from the node with the lowest id
+//! (unless the node joins an existing cluster).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use openraft::SnapshotPolicy;
+use sm::changes::Retention;
 use sm::raft_types::{PeerAddr, Raft};
 use sm::Storage;
 use tokio::sync::watch;
@@ -94,6 +96,15 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
     })?;
     let peer_task = tokio::spawn(peer_server);
 
+    let retention_task = tokio::spawn(crate::change_retention::run(
+        storage.reader.clone(),
+        Retention {
+            max_age_ms: i64::try_from(config.changes_retention_secs.saturating_mul(1000))
+                .unwrap_or(i64::MAX),
+            max_count: config.changes_retention_count,
+        },
+        stopped(),
+    ));
     let batcher = Batcher::start(raft.clone(), config.max_batch, config.max_in_flight);
     let timer_lag = Arc::new(TimerLag::default());
     let leader_services = LeaderServices {
@@ -125,7 +136,13 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
     let api_task = tokio::spawn(api_server);
     tracing::info!(node_id = config.node_id, api = %api_bound, raft = %raft_bound, "orderq serving");
 
-    if config.node_id == config.initialiser() && !raft.is_initialized().await.unwrap_or(true) {
+    if config.join {
+        tracing::info!(
+            node_id = config.node_id,
+            "joining: add this node with POST /admin/cluster/learners on any member"
+        );
+    }
+    if config.initialises() && !raft.is_initialized().await.unwrap_or(true) {
         let members: BTreeMap<u64, PeerAddr> = config
             .peers
             .iter()
@@ -150,6 +167,7 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
     let _ = leader_task.await;
     let _ = api_task.await;
     let _ = peer_task.await;
+    let _ = retention_task.await;
     raft.shutdown()
         .await
         .map_err(|e| ServeError::Raft(e.to_string()))?;

@@ -24,7 +24,8 @@ pub const CF_TIMERS: &str = "timers";
 pub const CF_MESSAGES: &str = "messages";
 /// Per-subscription delivery state (reserved for the queue).
 pub const CF_DELIVERIES: &str = "deliveries";
-/// The change stream (reserved for change capture).
+/// The change stream, keyed by [`change`] offset (see `changes`). Node-local history like the
+/// Raft log: not part of snapshots, pruned by each node's own retention.
 pub const CF_CHANGES: &str = "changes";
 
 /// Every column family the database is opened with.
@@ -44,6 +45,8 @@ pub const ALL_CFS: &[&str] = &[
 
 /// The column families that make up the replicated state: what a snapshot carries and what
 /// installing one replaces. The order is the snapshot's wire order (the index is the CF tag).
+/// `changes` is not among them: it is history, like the log, and installing a snapshot empties it
+/// (see `changes::reset_after_snapshot`).
 pub const STATE_CFS: &[&str] = &[
     CF_SM_META,
     CF_SKUS,
@@ -53,7 +56,6 @@ pub const STATE_CFS: &[&str] = &[
     CF_TIMERS,
     CF_MESSAGES,
     CF_DELIVERIES,
-    CF_CHANGES,
 ];
 
 /// Exclusive upper bound of every key in a state column family.
@@ -67,6 +69,9 @@ pub const META_LAST_PURGED: &[u8] = b"last_purged";
 pub const META_RESTORING: &[u8] = b"restoring";
 /// `raft_meta` key of the committed log id.
 pub const META_COMMITTED: &[u8] = b"committed";
+/// `raft_meta` key of this node's change-stream floor: the newest offset it no longer serves
+/// after (node-local, like the rest of `raft_meta`).
+pub const META_CHANGES_FLOOR: &[u8] = b"changes_floor";
 /// `sm_meta` key of the last applied log id.
 pub const SM_LAST_APPLIED: &[u8] = b"last_applied";
 /// `sm_meta` key of the last applied membership.
@@ -83,6 +88,16 @@ pub fn log_index(index: u64) -> [u8; 8] {
 
 /// Inverse of [`log_index`]; `None` for a key that is not 8 bytes.
 pub fn parse_log_index(key: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(key.try_into().ok()?))
+}
+
+/// Key of a change record: its offset, big-endian so records sort in stream order.
+pub fn change(offset: u64) -> [u8; 8] {
+    offset.to_be_bytes()
+}
+
+/// Inverse of [`change`]; `None` for a key that is not 8 bytes.
+pub fn parse_change(key: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(key.try_into().ok()?))
 }
 

@@ -11,7 +11,10 @@
 //! - [`outcome`]: what applying a command answers, including typed rejections.
 //! - [`apply`]: the deterministic state transition.
 //! - [`timers`]: arming, disarming and firing timers (the `timers` column family).
-//! - [`txn`]: read-your-writes staging of one applied batch, written as one `WriteBatch`.
+//! - [`txn`]: read-your-writes staging of one applied batch, written as one `WriteBatch`; it
+//!   captures the change stream.
+//! - [`changes`]: change records (offset, time, table, key, op, before/after), pages of the stream,
+//!   node-local retention.
 //! - [`log_store`]: the Raft log and vote (openraft `RaftLogStorage`), synced before acknowledged.
 //! - [`state_machine`]: openraft `RaftStateMachine` over the state column families.
 //! - [`snapshot`]: consistent capture and atomic restore of the state.
@@ -21,6 +24,7 @@
 //! - [`db`], [`error`]: opening the database; storage errors.
 
 pub mod apply;
+pub mod changes;
 pub mod command;
 pub mod db;
 pub mod error;
@@ -59,10 +63,11 @@ impl Storage {
     /// snapshot in `snapshot/`.
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
         let db = db::open(&data_dir.join("db"))?;
+        let state = StateMachine::new(db.clone(), &data_dir.join("snapshot"))?;
         Ok(Storage {
             log: LogStore::new(db.clone())?,
-            state: StateMachine::new(db.clone(), &data_dir.join("snapshot"))?,
-            reader: StateReader::new(db),
+            reader: StateReader::with_applied(db, state.watch_applied()),
+            state,
         })
     }
 }

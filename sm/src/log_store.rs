@@ -25,13 +25,32 @@ use crate::keys::{self, CF_LOG, CF_RAFT_META, META_COMMITTED, META_LAST_PURGED, 
 use crate::log_codec::{decode_entry, encode_entry};
 use crate::raft_types::{Entry, LogId, StorageError, TypeConfig, Vote};
 
+/// The WAL flusher thread and the queue feeding it. Dropped with the last [`LogStore`] clone: the
+/// queue closes, the thread finishes what is queued and exits, and the drop waits for it, so the
+/// database is released when the store is.
+struct WalSyncer {
+    /// Appends waiting for the WAL sync, in append order.
+    queue: Option<mpsc::Sender<LogFlushed<TypeConfig>>>,
+    /// The flusher thread.
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for WalSyncer {
+    fn drop(&mut self) {
+        drop(self.queue.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
 /// The log store. Cheap to clone: clones share the database and the flusher.
 #[derive(Clone)]
 pub struct LogStore {
     /// The node's database (shared with the state machine).
     db: Arc<DB>,
-    /// Appends waiting for the WAL sync, in append order.
-    flusher: mpsc::Sender<LogFlushed<TypeConfig>>,
+    /// The WAL flusher.
+    flusher: Arc<WalSyncer>,
 }
 
 fn log_err(e: impl std::error::Error + 'static) -> StorageError {
@@ -45,11 +64,15 @@ fn read_err(e: impl std::error::Error + 'static) -> StorageError {
 impl LogStore {
     /// A log store over `db`, starting its WAL flusher thread (which ends with the last clone).
     pub fn new(db: Arc<DB>) -> Result<Self, StoreError> {
-        let (flusher, pending) = mpsc::channel::<LogFlushed<TypeConfig>>();
+        let (queue, pending) = mpsc::channel::<LogFlushed<TypeConfig>>();
         let flush_db = db.clone();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("orderq-wal-sync".into())
             .spawn(move || sync_appends(&flush_db, &pending))?;
+        let flusher = Arc::new(WalSyncer {
+            queue: Some(queue),
+            thread: Some(thread),
+        });
         Ok(LogStore { db, flusher })
     }
 
@@ -206,9 +229,13 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             );
         }
         self.db.write(batch).map_err(log_err)?;
+        let stopped = || log_err(std::io::Error::other("WAL flusher stopped"));
         self.flusher
+            .queue
+            .as_ref()
+            .ok_or_else(stopped)?
             .send(callback)
-            .map_err(|_| log_err(std::io::Error::other("WAL flusher stopped")))
+            .map_err(|_| stopped())
     }
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {

@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use rocksdb::{Direction, IteratorMode, DB};
+use tokio::sync::watch;
 
+use crate::changes::{self, ChangePage, ChangesError};
 use crate::db::cf;
 use crate::error::StoreError;
 use crate::keys::{
@@ -40,12 +42,42 @@ pub struct TimerStats {
 pub struct StateReader {
     /// The node's database.
     db: Arc<DB>,
+    /// The last applied index, to wait for new changes on.
+    applied: watch::Receiver<u64>,
 }
 
 impl StateReader {
-    /// A reader over `db`.
+    /// A reader over `db` that is never told of new applies (tests that apply by hand): a wait
+    /// for changes returns at once.
     pub fn new(db: Arc<DB>) -> Self {
-        StateReader { db }
+        let (_, applied) = watch::channel(0);
+        StateReader { db, applied }
+    }
+
+    /// A reader over `db` woken by `applied` (see `StateMachine::watch_applied`).
+    pub fn with_applied(db: Arc<DB>, applied: watch::Receiver<u64>) -> Self {
+        StateReader { db, applied }
+    }
+
+    /// Up to `limit` changes after offset `after` from this node's own stream (see
+    /// [`crate::changes::page`]).
+    pub fn changes(&self, after: u64, limit: usize) -> Result<ChangePage, ChangesError> {
+        changes::page(&self.db, after, limit)
+    }
+
+    /// The newest offset this node no longer serves after.
+    pub fn changes_floor(&self) -> Result<u64, StoreError> {
+        changes::floor(&self.db)
+    }
+
+    /// A receiver that changes whenever an entry is applied: long polls wait on it.
+    pub fn applied(&self) -> watch::Receiver<u64> {
+        self.applied.clone()
+    }
+
+    /// The database, for node-local maintenance (pruning the change stream).
+    pub fn db(&self) -> &Arc<DB> {
+        &self.db
     }
 
     /// The SKU, if loaded.

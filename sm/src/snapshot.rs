@@ -10,6 +10,8 @@
 //! - Installing replaces every state column family. It is written in bounded batches, so a
 //!   `restoring` marker (outside the state) is set first and cleared by the last synced batch;
 //!   a node that crashed in between finishes the restore from the current snapshot on start.
+//!   Installing also empties the node-local change stream and moves its floor to the snapshot's
+//!   last entry (the snapshot does not carry change records).
 
 use std::fs;
 use std::io::{BufReader, BufWriter, Read, Write};
@@ -80,9 +82,11 @@ fn read_bytes(input: &mut impl Read) -> Result<Vec<u8>, StoreError> {
     Ok(bytes)
 }
 
-/// Replaces the whole state with the snapshot in `input` (as [`capture`] wrote it), durably and
-/// recoverably (see the module docs).
-pub fn restore(db: &DB, input: impl Read) -> Result<(), StoreError> {
+/// Replaces the whole state with the snapshot in `input` (as [`capture`] wrote it), the state
+/// after the entry at `last_index`, durably and recoverably (see the module docs). The last batch
+/// forgets this node's change records, which the snapshot does not carry: the stream resumes
+/// after `last_index`.
+pub fn restore(db: &DB, input: impl Read, last_index: Option<u64>) -> Result<(), StoreError> {
     let mut synced = WriteOptions::default();
     synced.set_sync(true);
     db.put_cf_opt(cf(db, CF_RAFT_META)?, META_RESTORING, b"1", &synced)?;
@@ -108,6 +112,7 @@ pub fn restore(db: &DB, input: impl Read) -> Result<(), StoreError> {
             }
         }
     }
+    crate::changes::reset_after_snapshot(db, &mut batch, last_index)?;
     batch.delete_cf(cf(db, CF_RAFT_META)?, META_RESTORING);
     db.write_opt(batch, &synced)?;
     Ok(())
@@ -149,11 +154,11 @@ impl SnapshotStore {
             dir: dir.to_path_buf(),
         };
         if db.get_cf(cf(db, CF_RAFT_META)?, META_RESTORING)?.is_some() {
-            let (_, data) = store.current()?.ok_or_else(|| {
+            let (meta, data) = store.current()?.ok_or_else(|| {
                 StoreError::corrupt("snapshot", "restore interrupted but no current snapshot")
             })?;
             tracing::warn!("finishing a snapshot install interrupted by a crash");
-            restore(db, fs::File::open(data)?)?;
+            restore(db, fs::File::open(data)?, meta.last_log_id.map(|l| l.index))?;
         }
         store.remove_unreferenced()?;
         Ok(store)

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{EntryPayload, RaftSnapshotBuilder, StorageIOError};
 use rocksdb::DB;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 
 use crate::apply::apply_batch;
 use crate::error::StoreError;
@@ -35,6 +35,9 @@ pub struct StateMachine {
     /// Timer keys armed by each applied batch, for the leader's time wheel (see
     /// [`StateMachine::subscribe_armed_timers`]). Not part of the state: a notification only.
     armed_timers: broadcast::Sender<Arc<Vec<Vec<u8>>>>,
+    /// The index of the last applied entry, published after each apply and install so that
+    /// readers (the change stream's long poll) wake on new state instead of polling.
+    applied: Arc<watch::Sender<u64>>,
 }
 
 fn sm_read_err(e: impl std::error::Error + 'static) -> StorageError {
@@ -53,11 +56,20 @@ impl StateMachine {
     /// The state machine over `db`, keeping its snapshot under `snapshot_dir`.
     pub fn new(db: Arc<DB>, snapshot_dir: &Path) -> Result<Self, StoreError> {
         let snapshots = Arc::new(SnapshotStore::open(snapshot_dir, &db)?);
-        Ok(StateMachine {
+        let mut sm = StateMachine {
             db,
             snapshots,
             armed_timers: broadcast::channel(ARMED_TIMER_BACKLOG).0,
-        })
+            applied: Arc::new(watch::Sender::new(0)),
+        };
+        let index = sm.applied()?.0.map_or(0, |id| id.index);
+        sm.applied = Arc::new(watch::Sender::new(index));
+        Ok(sm)
+    }
+
+    /// A receiver of the last applied index, which changes after every applied batch.
+    pub fn watch_applied(&self) -> watch::Receiver<u64> {
+        self.applied.subscribe()
     }
 
     /// Receives the keys of timers armed by every batch applied from now on. A receiver that falls
@@ -87,6 +99,7 @@ impl StateMachine {
             let reply = match entry.payload {
                 EntryPayload::Blank => BatchOutcome::default(),
                 EntryPayload::Normal(ref batch) => {
+                    txn.begin_entry(entry.log_id.index, batch.now_ms);
                     BatchOutcome(apply_batch(&mut txn, entry.log_id.index, batch)?)
                 }
                 EntryPayload::Membership(ref membership) => {
@@ -106,6 +119,7 @@ impl StateMachine {
                 Vec::new()
             };
             self.db.write(txn.into_write_batch()?)?;
+            self.applied.send_replace(last.index);
             if !armed.is_empty() {
                 // No receiver (not the leader, or shutting down) is fine: the wheel reloads from disk.
                 let _ = self.armed_timers.send(Arc::new(armed));
@@ -131,7 +145,10 @@ impl StateMachine {
         std::io::copy(&mut source, &mut copy)?;
         copy.sync_all()?;
         self.snapshots.set_current(meta, &path)?;
-        crate::snapshot::restore(&self.db, std::fs::File::open(&path)?)
+        let last_index = meta.last_log_id.map(|id| id.index);
+        crate::snapshot::restore(&self.db, std::fs::File::open(&path)?, last_index)?;
+        self.applied.send_replace(last_index.unwrap_or(0));
+        Ok(())
     }
 }
 

@@ -3,6 +3,11 @@
 //! `apply` reads through the [`Txn`] (its own pending writes first, then RocksDB) and writes into
 //! it; the whole batch then goes to disk as one `WriteBatch`, so a crash leaves either all of a
 //! batch's effects or none.
+//!
+//! It is also where the change stream is captured: once [`Txn::begin_entry`] names the log entry
+//! being applied, every write to a captured table (`orders`, `skus`, `messages`) that changes a
+//! value stages a [`Change`] record with its before and after images into the same batch, so
+//! `apply` records changes without knowing about them.
 
 use std::collections::HashMap;
 
@@ -10,7 +15,9 @@ use rocksdb::{WriteBatch, DB};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::changes::{Change, EntryClock, Op, Table};
 use crate::error::StoreError;
+use crate::keys::{self, CF_CHANGES};
 
 /// Pending writes of one applied batch over a database.
 pub struct Txn<'a> {
@@ -18,6 +25,11 @@ pub struct Txn<'a> {
     db: &'a DB,
     /// Writes so far: `Some(value)` to put, `None` to delete.
     writes: HashMap<(&'static str, Vec<u8>), Option<Vec<u8>>>,
+    /// The entry whose changes are being recorded; `None` records none (reads, `apply` alone).
+    entry: Option<EntryClock>,
+    /// The first failure while capturing a change, reported by [`Txn::into_write_batch`] so the
+    /// batch is never written without its change records.
+    failed: Option<StoreError>,
 }
 
 impl<'a> Txn<'a> {
@@ -26,6 +38,58 @@ impl<'a> Txn<'a> {
         Txn {
             db,
             writes: HashMap::new(),
+            entry: None,
+            failed: None,
+        }
+    }
+
+    /// Starts recording the changes of the entry at `log_index`, stamped `now_ms`: its offsets
+    /// are `log_index << 20 | seq` in write order.
+    pub fn begin_entry(&mut self, log_index: u64, now_ms: i64) {
+        self.entry = Some(EntryClock::new(log_index, now_ms));
+    }
+
+    /// Stages the change record of writing `after` to `key` in `cf`, if `cf` is captured, an
+    /// entry is being recorded and the value really changes.
+    fn capture(&mut self, cf: &'static str, key: &[u8], after: Option<&[u8]>) {
+        let Some(table) = Table::of_cf(cf) else {
+            return;
+        };
+        if self.entry.is_none() || self.failed.is_some() {
+            return;
+        }
+        let before = match self.get_raw(cf, key) {
+            Ok(before) => before,
+            Err(e) => {
+                self.failed = Some(e);
+                return;
+            }
+        };
+        let Some(op) = Op::between(before.as_deref(), after) else {
+            return;
+        };
+        let Some(entry) = self.entry.as_mut() else {
+            return;
+        };
+        let at_ms = entry.now_ms;
+        let record = entry.next_offset().and_then(|offset| {
+            let change = Change {
+                offset,
+                at_ms,
+                table,
+                key: key.to_vec(),
+                op,
+                before,
+                after: after.map(<[u8]>::to_vec),
+            };
+            Ok((offset, change.encode()?))
+        });
+        match record {
+            Ok((offset, bytes)) => {
+                self.writes
+                    .insert((CF_CHANGES, keys::change(offset).to_vec()), Some(bytes));
+            }
+            Err(e) => self.failed = Some(e),
         }
     }
 
@@ -53,6 +117,7 @@ impl<'a> Txn<'a> {
 
     /// Stages a raw put.
     pub fn put_raw(&mut self, cf: &'static str, key: Vec<u8>, value: Vec<u8>) {
+        self.capture(cf, &key, Some(&value));
         self.writes.insert((cf, key), Some(value));
     }
 
@@ -70,6 +135,7 @@ impl<'a> Txn<'a> {
 
     /// Stages a delete.
     pub fn delete(&mut self, cf: &'static str, key: Vec<u8>) {
+        self.capture(cf, &key, None);
         self.writes.insert((cf, key), None);
     }
 
@@ -82,8 +148,12 @@ impl<'a> Txn<'a> {
             .collect()
     }
 
-    /// The staged writes as one RocksDB batch.
+    /// The staged writes, change records included, as one RocksDB batch; fails if capturing a
+    /// change failed.
     pub fn into_write_batch(self) -> Result<WriteBatch, StoreError> {
+        if let Some(e) = self.failed {
+            return Err(e);
+        }
         let mut batch = WriteBatch::default();
         for ((cf, key), value) in self.writes {
             let handle = crate::db::cf(self.db, cf)?;
