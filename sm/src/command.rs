@@ -28,7 +28,7 @@ pub struct Command {
     #[prost(bytes = "vec", tag = "2")]
     pub request_hash: Vec<u8>,
     /// What to do.
-    #[prost(oneof = "Action", tags = "3, 4, 5, 6")]
+    #[prost(oneof = "Action", tags = "3, 4, 5, 6, 8")]
     pub action: Option<Action>,
 }
 
@@ -47,6 +47,9 @@ pub enum Action {
     /// Cancel an unpaid order, releasing its stock.
     #[prost(message, tag = "6")]
     CancelOrder(CancelOrder),
+    /// Buy one unit at a flash sale (see `crate::seckill`).
+    #[prost(message, tag = "8")]
+    Seckill(Seckill),
 }
 
 /// Sets a SKU's total stock (available + reserved + sold), price and per-user limit.
@@ -108,6 +111,21 @@ pub struct CancelOrder {
     /// The order id.
     #[prost(string, tag = "1")]
     pub order_id: String,
+}
+
+/// Buys one unit of a SKU at a flash sale: an order of qty 1, or `sold_out` / `limit_exceeded`.
+/// Many of these for one SKU in one entry are decided in log order, so none oversells.
+#[derive(Clone, PartialEq, prost::Message, Serialize, Deserialize)]
+pub struct Seckill {
+    /// The SKU on sale.
+    #[prost(string, tag = "1")]
+    pub sku: String,
+    /// Who buys.
+    #[prost(string, tag = "2")]
+    pub user_id: String,
+    /// Seconds the buyer has to pay (the flash sale's short window, from the node's config).
+    #[prost(uint64, tag = "3")]
+    pub pay_within_secs: u64,
 }
 
 impl Command {

@@ -10,6 +10,9 @@
 //! - [`order`], [`sku`]: the domain records.
 //! - [`outcome`]: what applying a command answers, including typed rejections.
 //! - [`apply`]: the deterministic state transition.
+//! - [`seckill`]: the flash sale's one-unit purchase, decided in log order.
+//! - [`user_limit`]: per-user holdings of a SKU, checked against its per-user limit.
+//! - [`sold_out`]: the in-memory set of SKUs with nothing available, kept from applied state.
 //! - [`txn`]: read-your-writes staging of one applied batch, written as one `WriteBatch`.
 //! - [`log_store`]: the Raft log and vote (openraft `RaftLogStorage`), synced before acknowledged.
 //! - [`state_machine`]: openraft `RaftStateMachine` over the state column families.
@@ -30,10 +33,13 @@ pub mod order;
 pub mod outcome;
 pub mod raft_types;
 pub mod reader;
+pub mod seckill;
 pub mod sku;
 pub mod snapshot;
+pub mod sold_out;
 pub mod state_machine;
 pub mod txn;
+pub mod user_limit;
 
 use std::path::Path;
 
@@ -57,10 +63,11 @@ impl Storage {
     /// snapshot in `snapshot/`.
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
         let db = db::open(&data_dir.join("db"))?;
+        let state = StateMachine::new(db.clone(), &data_dir.join("snapshot"))?;
         Ok(Storage {
             log: LogStore::new(db.clone())?,
-            state: StateMachine::new(db.clone(), &data_dir.join("snapshot"))?,
-            reader: StateReader::new(db),
+            reader: StateReader::with_sold_out(db, state.sold_out()),
+            state,
         })
     }
 }

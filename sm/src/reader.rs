@@ -7,9 +7,11 @@ use rocksdb::{Direction, IteratorMode, DB};
 
 use crate::db::cf;
 use crate::error::StoreError;
-use crate::keys::{self, CF_ORDERS, CF_SKUS, CF_TIMERS, CF_USER_ORDERS};
+use crate::apply::IdempotencyRecord;
+use crate::keys::{self, CF_IDEMPOTENCY, CF_ORDERS, CF_SKUS, CF_TIMERS, CF_USER_ORDERS};
 use crate::order::Order;
 use crate::sku::Sku;
+use crate::sold_out::SoldOut;
 use crate::txn::Txn;
 
 /// A page of a user's orders.
@@ -26,12 +28,33 @@ pub struct OrderPage {
 pub struct StateReader {
     /// The node's database.
     db: Arc<DB>,
+    /// The state machine's sold-out set, for the flash sale's answer without Raft.
+    sold_out: SoldOut,
 }
 
 impl StateReader {
-    /// A reader over `db`.
+    /// A reader over `db` whose sold-out set stays empty (nothing applies through it).
     pub fn new(db: Arc<DB>) -> Self {
-        StateReader { db }
+        StateReader {
+            db,
+            sold_out: SoldOut::default(),
+        }
+    }
+
+    /// A reader over `db` sharing the state machine's sold-out set.
+    pub fn with_sold_out(db: Arc<DB>, sold_out: SoldOut) -> Self {
+        StateReader { db, sold_out }
+    }
+
+    /// SKUs with nothing available in this node's applied state.
+    pub fn sold_out(&self) -> &SoldOut {
+        &self.sold_out
+    }
+
+    /// The applied answer to a request made with `Idempotency-Key` `key`, if this node has it:
+    /// a retry answered from memory (a sold-out flash sale) must still get its first answer.
+    pub fn idempotency_record(&self, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
+        Txn::new(&self.db).get(CF_IDEMPOTENCY, key.as_bytes())
     }
 
     /// The SKU, if loaded.

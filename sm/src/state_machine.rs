@@ -18,6 +18,7 @@ use crate::apply::apply_batch;
 use crate::error::StoreError;
 use crate::keys::{CF_SM_META, SM_LAST_APPLIED, SM_MEMBERSHIP};
 use crate::outcome::BatchOutcome;
+use crate::sold_out::SoldOut;
 use crate::raft_types::{Entry, LogId, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
 use crate::snapshot::{self, SnapshotFile};
 use crate::txn::Txn;
@@ -29,6 +30,8 @@ pub struct StateMachine {
     db: Arc<DB>,
     /// Where the current snapshot lives.
     snapshots: Arc<SnapshotFile>,
+    /// SKUs with nothing available, updated after each applied batch (shared with the reader).
+    sold_out: SoldOut,
 }
 
 fn sm_read_err(e: impl std::error::Error + 'static) -> StorageError {
@@ -46,10 +49,18 @@ fn snapshot_err(e: impl std::error::Error + 'static) -> StorageError {
 impl StateMachine {
     /// The state machine over `db`, keeping its snapshot under `snapshot_dir`.
     pub fn new(db: Arc<DB>, snapshot_dir: &Path) -> Result<Self, StoreError> {
+        let sold_out = SoldOut::default();
+        sold_out.reload(&db)?;
         Ok(StateMachine {
             db,
             snapshots: Arc::new(SnapshotFile::new(snapshot_dir)?),
+            sold_out,
         })
+    }
+
+    /// The sold-out set this state machine keeps up to date.
+    pub fn sold_out(&self) -> SoldOut {
+        self.sold_out.clone()
     }
 
     /// The log id of the last applied entry and the membership as of it.
@@ -86,7 +97,9 @@ impl StateMachine {
         }
         if let Some(last) = last {
             txn.put(CF_SM_META, SM_LAST_APPLIED.to_vec(), &last)?;
+            let sold_out = SoldOut::changes(&txn)?;
             self.db.write(txn.into_write_batch()?)?;
+            self.sold_out.record(sold_out);
         }
         Ok(replies)
     }
@@ -114,6 +127,7 @@ impl StateMachine {
 
     fn install(&self, meta: &SnapshotMeta, data: &[u8]) -> Result<(), StoreError> {
         snapshot::restore(&self.db, data)?;
+        self.sold_out.reload(&self.db)?;
         self.snapshots.save(meta, data)
     }
 }

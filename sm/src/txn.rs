@@ -73,6 +73,15 @@ impl<'a> Txn<'a> {
         self.writes.insert((cf, key), None);
     }
 
+    /// The values staged to be put in `cf`: what a batch changed there, for the in-memory views
+    /// updated once the batch is written (the sold-out set).
+    pub fn staged_puts(&self, cf: &'static str) -> impl Iterator<Item = &[u8]> + '_ {
+        self.writes
+            .iter()
+            .filter(move |((name, _), _)| *name == cf)
+            .filter_map(|(_, value)| value.as_deref())
+    }
+
     /// The staged writes as one RocksDB batch.
     pub fn into_write_batch(self) -> Result<WriteBatch, StoreError> {
         let mut batch = WriteBatch::default();
