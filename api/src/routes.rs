@@ -19,6 +19,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/orders/{id}"),
     ("POST", "/v1/orders/{id}/pay"),
     ("POST", "/v1/orders/{id}/cancel"),
+    ("POST", "/v1/seckill/{sku}"),
 ];
 
 /// A parsed route with its path parameters (percent-decoded).
@@ -48,6 +49,8 @@ pub enum Route {
     PayOrder(String),
     /// `POST /v1/orders/{id}/cancel`
     CancelOrder(String),
+    /// `POST /v1/seckill/{sku}`
+    Seckill(String),
 }
 
 impl Route {
@@ -76,6 +79,7 @@ impl Route {
             ["v1", "orders", id] => Some(("GET", Route::GetOrder(param(id)?))),
             ["v1", "orders", id, "pay"] => Some(("POST", Route::PayOrder(param(id)?))),
             ["v1", "orders", id, "cancel"] => Some(("POST", Route::CancelOrder(param(id)?))),
+            ["v1", "seckill", sku] => Some(("POST", Route::Seckill(param(sku)?))),
             _ => None,
         };
         match by_path {
@@ -99,6 +103,7 @@ impl Route {
             Route::GetOrder(_) => "/v1/orders/{id}",
             Route::PayOrder(_) => "/v1/orders/{id}/pay",
             Route::CancelOrder(_) => "/v1/orders/{id}/cancel",
+            Route::Seckill(_) => "/v1/seckill/{sku}",
         }
     }
 

@@ -100,6 +100,7 @@ impl Client {
         let config = ApiConfig {
             admin_token: admin_token.map(str::to_string),
             default_pay_within_secs: 86_400,
+            seckill_pay_within_secs: 900,
         };
         Client {
             api: Api::new(Arc::new(LocalCluster::new()), config),

@@ -62,6 +62,13 @@ pub struct Config {
     pub max_in_flight: usize,
     /// Payment window of orders that name none.
     pub default_pay_within_secs: u64,
+    /// Payment window of flash-sale orders: short, so unpaid units return to the sale soon.
+    pub seckill_pay_within_secs: u64,
+    /// Most normal writes queued or in flight on this node; more are answered 429 at once.
+    pub queue_depth: usize,
+    /// Most flash-sale purchases queued or in flight on this node (their own budget, so a sale
+    /// cannot crowd out normal writes); more are answered 429 at once.
+    pub seckill_queue_depth: usize,
 }
 
 impl Default for Config {
@@ -82,6 +89,9 @@ impl Default for Config {
             max_batch: 512,
             max_in_flight: 2,
             default_pay_within_secs: 86_400,
+            seckill_pay_within_secs: 900,
+            queue_depth: 4096,
+            seckill_queue_depth: 2048,
         }
     }
 }
@@ -163,6 +173,15 @@ pub struct ServeArgs {
     /// Default payment window of an order, in seconds.
     #[arg(long, env = "ORDERQ_DEFAULT_PAY_WITHIN_SECS")]
     pub default_pay_within_secs: Option<u64>,
+    /// Payment window of a flash-sale order, in seconds.
+    #[arg(long, env = "ORDERQ_SECKILL_PAY_WITHIN_SECS")]
+    pub seckill_pay_within_secs: Option<u64>,
+    /// Most normal writes queued or in flight before 429.
+    #[arg(long, env = "ORDERQ_QUEUE_DEPTH")]
+    pub queue_depth: Option<usize>,
+    /// Most flash-sale purchases queued or in flight before 429.
+    #[arg(long, env = "ORDERQ_SECKILL_QUEUE_DEPTH")]
+    pub seckill_queue_depth: Option<usize>,
 }
 
 /// Parses `ID=RAFT_ADDR,API_ADDR`.
@@ -209,7 +228,10 @@ impl Config {
             keep_logs_after_snapshot,
             max_batch,
             max_in_flight,
-            default_pay_within_secs
+            default_pay_within_secs,
+            seckill_pay_within_secs,
+            queue_depth,
+            seckill_queue_depth
         );
         if let Some(url) = &args.payment_refund_url {
             config.payment.refund_url = url.clone();
@@ -251,8 +273,13 @@ impl Config {
                 "max_batch, max_in_flight and snapshot_every must be at least 1".into(),
             );
         }
-        if self.default_pay_within_secs == 0 {
-            return invalid("default_pay_within_secs must be at least 1".into());
+        if self.default_pay_within_secs == 0 || self.seckill_pay_within_secs == 0 {
+            return invalid(
+                "default_pay_within_secs and seckill_pay_within_secs must be at least 1".into(),
+            );
+        }
+        if self.queue_depth == 0 || self.seckill_queue_depth == 0 {
+            return invalid("queue_depth and seckill_queue_depth must be at least 1".into());
         }
         Ok(())
     }

@@ -5,10 +5,12 @@
 //! - [`config`]: the one configuration struct, from file, environment and flags.
 //! - [`serve`]: start-up and shutdown of a node; cluster initialisation.
 //! - [`batcher`]: group commit of concurrent writes into one Raft entry.
+//! - [`admission`]: per-lane budgets of queued writes (normal, flash sale); 429 when spent.
 //! - [`raft_cluster`]: `api::Cluster` over Raft (writes, linearizable reads, forwarding, status).
 //! - [`network`], [`peer_server`], [`peer_wire`]: the Raft peer protocol (prost over HTTP,
 //!   authenticated by the cluster secret).
 
+pub mod admission;
 pub mod batcher;
 pub mod config;
 pub mod network;

@@ -10,7 +10,7 @@ use sm::raft_types::{PeerAddr, Raft};
 use sm::Storage;
 use tokio::sync::watch;
 
-use crate::batcher::Batcher;
+use crate::batcher::{Batcher, BatcherConfig};
 use crate::config::Config;
 use crate::network::PeerNetwork;
 use crate::raft_cluster::RaftCluster;
@@ -91,13 +91,22 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
     })?;
     let peer_task = tokio::spawn(peer_server);
 
-    let batcher = Batcher::start(raft.clone(), config.max_batch, config.max_in_flight);
+    let batcher = Batcher::start(
+        raft.clone(),
+        BatcherConfig {
+            max_batch: config.max_batch,
+            max_in_flight: config.max_in_flight,
+            queue_depth: config.queue_depth,
+            seckill_queue_depth: config.seckill_queue_depth,
+        },
+    );
     let cluster = Arc::new(RaftCluster::new(raft.clone(), batcher, storage.reader)?);
     let api = Arc::new(api::Api::new(
         cluster,
         api::ApiConfig {
             admin_token: Some(config.admin_token.clone()).filter(|t| !t.is_empty()),
             default_pay_within_secs: config.default_pay_within_secs,
+            seckill_pay_within_secs: config.seckill_pay_within_secs,
         },
     ));
     let (api_bound, api_server) = api::server::bind(api, socket(&config.api_addr)?, stopped())

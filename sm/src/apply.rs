@@ -13,13 +13,13 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::command::{Action, CancelOrder, Command, CommandBatch, CreateOrder, PayOrder, PutSku};
-use crate::user_limit;
 use crate::error::StoreError;
 use crate::keys::{self, TimerKind, CF_IDEMPOTENCY, CF_ORDERS, CF_SKUS, CF_TIMERS, CF_USER_ORDERS};
 use crate::order::{CloseReason, Order, OrderItem, OrderState};
 use crate::outcome::{Applied, Outcome, Rejection};
 use crate::sku::Sku;
 use crate::txn::Txn;
+use crate::user_limit;
 
 /// What the state machine remembers of a request made with an `Idempotency-Key`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -172,7 +172,11 @@ fn put_sku(txn: &mut Txn<'_>, put: &PutSku) -> Result<Outcome, StoreError> {
 
 /// Places an order: reserves every line or nothing (within each SKU's per-user limit), indexes it
 /// by user and arms its close timer.
-pub(crate) fn create_order(txn: &mut Txn<'_>, ctx: &Ctx, create: &CreateOrder) -> Result<Outcome, StoreError> {
+pub(crate) fn create_order(
+    txn: &mut Txn<'_>,
+    ctx: &Ctx,
+    create: &CreateOrder,
+) -> Result<Outcome, StoreError> {
     if create.user_id.is_empty() || create.items.is_empty() {
         return Ok(Err(Rejection::Invalid(
             "an order needs a user and at least one item".into(),

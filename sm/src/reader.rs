@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use rocksdb::{Direction, IteratorMode, DB};
 
+use crate::apply::IdempotencyRecord;
 use crate::db::cf;
 use crate::error::StoreError;
-use crate::apply::IdempotencyRecord;
 use crate::keys::{self, CF_IDEMPOTENCY, CF_ORDERS, CF_SKUS, CF_TIMERS, CF_USER_ORDERS};
 use crate::order::Order;
 use crate::sku::Sku;

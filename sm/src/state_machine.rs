@@ -18,9 +18,9 @@ use crate::apply::apply_batch;
 use crate::error::StoreError;
 use crate::keys::{CF_SM_META, SM_LAST_APPLIED, SM_MEMBERSHIP};
 use crate::outcome::BatchOutcome;
-use crate::sold_out::SoldOut;
 use crate::raft_types::{Entry, LogId, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
 use crate::snapshot::{self, SnapshotFile};
+use crate::sold_out::SoldOut;
 use crate::txn::Txn;
 
 /// The state machine. Clones share the database and the snapshot file.
