@@ -4,7 +4,8 @@
 # One cargo build dir outside the clone, reused by every target, by ops/local-cluster.sh and by
 # every fresh clone (CI included). All cargo runs use the dev profile, which the workspace tunes
 # (dependencies at opt-level 3), so RocksDB is compiled once and stays fast.
-export CARGO_TARGET_DIR ?= $(HOME)/.cache/orderq-target
+# Per-worktree build dir while branches are developed side by side (the lead resets this on merge).
+export CARGO_TARGET_DIR := $(HOME)/.cache/orderq-target-seckill
 
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
