@@ -29,6 +29,7 @@
 //!   malformed input.
 //! - [`model`]: the contract's JSON bodies (orders, SKUs, cluster status).
 //! - [`wait`]: polling a condition until a deadline; bounding a whole scenario.
+//! - [`load_stats`]: the load generator's counts, latency percentiles and rates per outcome.
 //! - [`error`]: the one [`Error`] type.
 //! - `src/bin/loadgen.rs`: the benchmark's load generator.
 //! - `tests/tNN_*.rs`: the tests, numbered by area.
@@ -36,6 +37,7 @@
 pub mod client;
 pub mod cluster;
 pub mod error;
+pub mod load_stats;
 pub mod model;
 pub mod process;
 pub mod wait;

@@ -55,6 +55,14 @@ impl Lane {
     }
 }
 
+/// A metric rendered per lane: name, Prometheus type, help, and its value for a lane.
+type MetricSeries = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&Admission, Lane) -> u64,
+);
+
 /// One lane's budget.
 #[derive(Debug)]
 struct Budget {
@@ -129,7 +137,7 @@ impl Admission {
     /// Prometheus text: depth in use, configured depth and refusals per lane.
     pub fn render_metrics(&self) -> String {
         let mut out = String::new();
-        let series: [(&str, &str, &str, fn(&Self, Lane) -> u64); 3] = [
+        let series: [MetricSeries; 3] = [
             (
                 "orderq_admission_queue_depth",
                 "gauge",
