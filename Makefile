@@ -17,7 +17,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 ADMIN_TOKEN := $(shell sed -n 's/^admin_token *= *"\(.*\)"/\1/p' ops/node1.toml)
 BENCH_TARGETS := http://127.0.0.1:8081,http://127.0.0.1:8082,http://127.0.0.1:8083
 
-.PHONY: deps build run test bench cluster-start cluster-stop
+.PHONY: deps build run test bench bench-seckill cluster-start cluster-stop
 
 deps:
 	@if ! dpkg -s $(APT_PACKAGES) >/dev/null 2>&1; then \
@@ -44,6 +44,13 @@ bench: deps build
 	trap 'ops/local-cluster.sh stop' EXIT; \
 	cargo run --bin loadgen -- --targets $(BENCH_TARGETS) --clients 64 --duration-secs 20 \
 		--admin-token $(ADMIN_TOKEN)
+
+# A flash sale on the three local nodes: 200,000 purchases of 10,000 units by 256 clients.
+bench-seckill: deps build
+	ops/local-cluster.sh start
+	trap 'ops/local-cluster.sh stop' EXIT; \
+	cargo run --bin loadgen -- --targets $(BENCH_TARGETS) --scenario seckill --clients 256 \
+		--requests 200000 --units 10000 --users 100000 --admin-token $(ADMIN_TOKEN)
 
 cluster-start: build
 	ops/local-cluster.sh start

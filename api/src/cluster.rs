@@ -22,6 +22,10 @@ pub enum ClusterError {
     /// No leader is known (election in progress, or no quorum).
     #[error("no leader: {0}")]
     NoLeader(String),
+    /// The node's admission budget for this kind of write is spent: the client should retry
+    /// after `retry_after_secs` rather than queue behind a backlog.
+    #[error("overloaded: {0}")]
+    Overloaded(String),
     /// The request was accepted but its outcome is unknown (the node stopped, a timeout).
     #[error("unavailable: {0}")]
     Unavailable(String),

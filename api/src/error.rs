@@ -82,6 +82,19 @@ impl ApiError {
         }
     }
 
+    /// 409 `sold_out`: the flash sale has no unit left.
+    pub fn sold_out(sku: &str) -> Self {
+        Self::new(409, "sold_out", format!("sku {sku} is sold out"))
+    }
+
+    /// 429 `overloaded`, retry after a second.
+    pub fn overloaded(message: impl Into<String>) -> Self {
+        ApiError {
+            retry_after: Some(1),
+            ..Self::new(429, "overloaded", message)
+        }
+    }
+
     /// 500 `internal`: the node's own storage failed (never bad input).
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(500, "internal", message)
@@ -108,6 +121,8 @@ impl From<Rejection> for ApiError {
         match rejection {
             Rejection::InsufficientStock { .. } => Self::new(409, "insufficient_stock", message),
             Rejection::InvalidState { .. } => Self::new(409, "invalid_state", message),
+            Rejection::SoldOut { .. } => Self::new(409, "sold_out", message),
+            Rejection::LimitExceeded { .. } => Self::new(409, "limit_exceeded", message),
             Rejection::NotFound { .. } => Self::new(404, "not_found", message),
             Rejection::IdempotencyKeyReused => Self::new(422, "idempotency_key_reused", message),
             Rejection::Invalid(_) => Self::new(400, "invalid_request", message),
@@ -122,6 +137,7 @@ impl From<ClusterError> for ApiError {
                 "node {leader_id} leads but the request could not be forwarded"
             )),
             ClusterError::NoLeader(m) => Self::no_leader(m),
+            ClusterError::Overloaded(m) => Self::overloaded(m),
             ClusterError::Unavailable(m) => Self::no_leader(format!(
                 "outcome unknown, retry with the same Idempotency-Key: {m}"
             )),

@@ -30,19 +30,21 @@ pub struct ApiConfig {
     pub admin_token: Option<String>,
     /// Payment window of orders that name none.
     pub default_pay_within_secs: u64,
+    /// Payment window of flash-sale orders: short, so unpaid units return to the sale soon.
+    pub seckill_pay_within_secs: u64,
 }
 
 /// The API of one node.
 pub struct Api<C: Cluster> {
     /// The cluster behind the API.
-    cluster: Arc<C>,
+    pub(crate) cluster: Arc<C>,
     /// Settings.
-    config: ApiConfig,
+    pub(crate) config: ApiConfig,
     /// Request counters and latencies.
     metrics: HttpMetrics,
 }
 
-fn json_reply(status: u16, body: &Value) -> HttpReply {
+pub(crate) fn json_reply(status: u16, body: &Value) -> HttpReply {
     HttpReply {
         status,
         headers: vec![("content-type".into(), "application/json".into())],
@@ -50,7 +52,7 @@ fn json_reply(status: u16, body: &Value) -> HttpReply {
     }
 }
 
-fn outcome_reply(outcome: Outcome) -> Result<HttpReply, ApiError> {
+pub(crate) fn outcome_reply(outcome: Outcome) -> Result<HttpReply, ApiError> {
     match outcome? {
         Applied::Sku(sku) => Ok(json_reply(200, &view::sku(&sku))),
         Applied::OrderCreated(order) => Ok(json_reply(201, &view::order(&order))),
@@ -174,6 +176,7 @@ impl<C: Cluster> Api<C> {
                 self.propose(req, Action::CancelOrder(CancelOrder { order_id }))
                     .await
             }
+            Route::Seckill(sku) => self.seckill(req, sku).await,
             Route::GetSku(sku) => {
                 request::check_id("sku", &sku)?;
                 self.read(req, |reader| match reader.sku(&sku)? {
@@ -282,13 +285,32 @@ impl<C: Cluster> Api<C> {
     }
 
     /// Proposes `action` with the request's idempotency key; forwards to the leader if needed.
-    async fn propose(&self, req: &HttpRequest, action: Action) -> Result<HttpReply, ApiError> {
+    pub(crate) async fn propose(
+        &self,
+        req: &HttpRequest,
+        action: Action,
+    ) -> Result<HttpReply, ApiError> {
+        let command = Self::command(req, action)?;
+        self.propose_command(req, command).await
+    }
+
+    /// `action` carrying the request's checked idempotency key and hash, if it has a key.
+    pub(crate) fn command(req: &HttpRequest, action: Action) -> Result<Command, ApiError> {
         let mut command = Command::new(action);
         if let Some(key) = req.header("idempotency-key") {
             idempotency::check_key(key)?;
             command.idempotency_key = key.to_string();
             command.request_hash = idempotency::request_hash(&req.method, &req.path, &req.body);
         }
+        Ok(command)
+    }
+
+    /// Proposes `command`; forwards the request to the leader if needed.
+    pub(crate) async fn propose_command(
+        &self,
+        req: &HttpRequest,
+        command: Command,
+    ) -> Result<HttpReply, ApiError> {
         match self.cluster.write(command).await {
             Ok(outcome) => outcome_reply(outcome),
             Err(e) => self.forward_or_fail(req, e).await,

@@ -8,6 +8,7 @@
 //! - [`request`]: bodies and queries with their validation.
 //! - [`idempotency`]: `Idempotency-Key` checks and request hashing.
 //! - [`handler`]: dispatch from request to reply, forwarding, admin auth.
+//! - [`seckill`]: the flash sale's purchase, with its sold-out answer from memory.
 //! - [`view`]: the JSON shapes of orders, SKUs and changes.
 //! - [`changes`]: the change stream's query, long poll and NDJSON stream.
 //! - [`error`]: the contract's error codes, mapped in one place.
@@ -23,6 +24,7 @@ pub mod idempotency;
 pub mod metrics;
 pub mod request;
 pub mod routes;
+pub mod seckill;
 pub mod server;
 pub mod view;
 

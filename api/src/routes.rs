@@ -24,6 +24,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/changes/stream"),
     ("POST", "/admin/cluster/learners"),
     ("POST", "/admin/cluster/voters"),
+    ("POST", "/v1/seckill/{sku}"),
 ];
 
 /// A parsed route with its path parameters (percent-decoded).
@@ -63,6 +64,8 @@ pub enum Route {
     AddLearner,
     /// `POST /admin/cluster/voters`: replace the set of voters.
     ChangeVoters,
+    /// `POST /v1/seckill/{sku}`
+    Seckill(String),
 }
 
 impl Route {
@@ -96,6 +99,7 @@ impl Route {
             ["v1", "changes", "stream"] => Some(("GET", Route::ChangeStream)),
             ["admin", "cluster", "learners"] => Some(("POST", Route::AddLearner)),
             ["admin", "cluster", "voters"] => Some(("POST", Route::ChangeVoters)),
+            ["v1", "seckill", sku] => Some(("POST", Route::Seckill(param(sku)?))),
             _ => None,
         };
         match by_path {
@@ -124,6 +128,7 @@ impl Route {
             Route::ChangeStream => "/v1/changes/stream",
             Route::AddLearner => "/admin/cluster/learners",
             Route::ChangeVoters => "/admin/cluster/voters",
+            Route::Seckill(_) => "/v1/seckill/{sku}",
         }
     }
 

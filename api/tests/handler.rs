@@ -1,99 +1,13 @@
 //! The API over an in-process state machine: contract status codes, validation and idempotency,
 //! without Raft.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+mod support;
 
-use api::{Api, ApiConfig, Cluster, ClusterError, ClusterStatus, HttpReply, HttpRequest};
-use async_trait::async_trait;
+use std::sync::Arc;
+
+use api::{Api, ApiConfig, HttpRequest};
 use serde_json::Value;
-use sm::apply::apply_batch;
-use sm::command::{Command, CommandBatch};
-use sm::outcome::Outcome;
-use sm::txn::Txn;
-use sm::StateReader;
-
-/// A one-node "cluster" that applies each write at once.
-struct LocalCluster {
-    _dir: tempfile::TempDir,
-    db: Arc<rocksdb::DB>,
-    reader: StateReader,
-    index: AtomicU64,
-    lock: Mutex<()>,
-}
-
-impl LocalCluster {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let db = sm::db::open(dir.path()).unwrap();
-        LocalCluster {
-            reader: StateReader::new(db.clone()),
-            _dir: dir,
-            db,
-            index: AtomicU64::new(0),
-            lock: Mutex::new(()),
-        }
-    }
-}
-
-#[async_trait]
-impl Cluster for LocalCluster {
-    async fn write(&self, command: Command) -> Result<Outcome, ClusterError> {
-        let _guard = self.lock.lock().unwrap();
-        let index = self.index.fetch_add(1, Ordering::SeqCst) + 1;
-        let mut txn = Txn::new(&self.db);
-        let batch = CommandBatch {
-            now_ms: 1_700_000_000_000,
-            commands: vec![command],
-        };
-        let outcome = apply_batch(&mut txn, index, &batch).unwrap().remove(0);
-        self.db.write(txn.into_write_batch().unwrap()).unwrap();
-        Ok(outcome)
-    }
-
-    async fn linearizable(&self) -> Result<(), ClusterError> {
-        Ok(())
-    }
-
-    fn reader(&self) -> &StateReader {
-        &self.reader
-    }
-
-    async fn forward(
-        &self,
-        _api_addr: &str,
-        _request: &HttpRequest,
-    ) -> Result<HttpReply, ClusterError> {
-        Err(ClusterError::NoLeader("single node".into()))
-    }
-
-    fn status(&self) -> ClusterStatus {
-        ClusterStatus {
-            node_id: 1,
-            leader_id: Some(1),
-            term: 1,
-            voters: vec![1],
-            learners: vec![],
-            last_log_index: None,
-            last_applied: None,
-            snapshot_index: None,
-            last_purged_index: None,
-            nodes: vec![],
-        }
-    }
-
-    async fn snapshot(&self) -> Result<u64, ClusterError> {
-        Ok(0)
-    }
-
-    fn timer_lag_p99_ms(&self) -> Option<u64> {
-        None
-    }
-
-    fn node_metrics(&self) -> String {
-        String::new()
-    }
-}
+use support::LocalCluster;
 
 struct Client {
     api: Api<LocalCluster>,
@@ -104,6 +18,7 @@ impl Client {
         let config = ApiConfig {
             admin_token: admin_token.map(str::to_string),
             default_pay_within_secs: 86_400,
+            seckill_pay_within_secs: 900,
         };
         Client {
             api: Api::new(Arc::new(LocalCluster::new()), config),

@@ -305,6 +305,39 @@ impl NodeClient {
         .await
     }
 
+    /// `POST /v1/seckill/{sku}` for `user_id`, with an `Idempotency-Key` when given. Answers
+    /// whatever came back undecoded: most answers of a sale are 409 `sold_out` or 429.
+    pub async fn seckill(
+        &self,
+        sku: &str,
+        user_id: &str,
+        key: Option<&str>,
+    ) -> Result<ApiResponse> {
+        let mut request = Request::json(
+            Method::POST,
+            format!("/v1/seckill/{sku}"),
+            &serde_json::json!({ "user_id": user_id }),
+        );
+        if let Some(key) = key {
+            request = request.idempotency_key(key);
+        }
+        self.send(request).await
+    }
+
+    /// Every order of `user_id` (all pages), read linearizably.
+    pub async fn all_orders_of(&self, user_id: &str) -> Result<Vec<Order>> {
+        let mut orders = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.list_orders(user_id, 1000, after.as_deref()).await?;
+            orders.extend(page.orders);
+            match page.next {
+                Some(next) => after = Some(next),
+                None => return Ok(orders),
+            }
+        }
+    }
+
     /// `GET /admin/cluster`: this node's view of the cluster.
     pub async fn cluster_status(&self) -> Result<ClusterStatus> {
         self.call(Request::get("/admin/cluster")).await

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
-use crate::client::NodeClient;
+use crate::client::{ApiResponse, NodeClient};
 use crate::error::{Error, Result};
 use crate::model::{ClusterStatus, NewOrder, Order, Sku, SkuSettings};
 use crate::process::{locate_binary, log_tail, NodeProcess};
@@ -466,6 +466,17 @@ impl Cluster {
     /// `POST /v1/orders/{order_id}/pay` through node `node`.
     pub async fn pay(&self, node: u64, order_id: &str, payment_ref: &str) -> Result<Order> {
         self.client(node).pay(order_id, payment_ref).await
+    }
+
+    /// `POST /v1/seckill/{sku}` for `user_id` through node `node`; the answer undecoded.
+    pub async fn seckill(
+        &self,
+        node: u64,
+        sku: &str,
+        user_id: &str,
+        key: Option<&str>,
+    ) -> Result<ApiResponse> {
+        self.client(node).seckill(sku, user_id, key).await
     }
 
     /// `POST /v1/orders/{order_id}/cancel` through node `node`.

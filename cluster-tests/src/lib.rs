@@ -31,6 +31,7 @@
 //! - [`wait`]: polling a condition until a deadline; bounding a whole scenario.
 //! - [`follower`]: [`ChangeFollower`], a change-stream consumer that keeps its offset in a file
 //!   and resumes without gaps or repeats (behind `src/bin/follow-changes.rs` and the tests).
+//! - [`load_stats`]: the load generator's counts, latency percentiles and rates per outcome.
 //! - [`error`]: the one [`Error`] type.
 //! - `src/bin/loadgen.rs`: the benchmark's load generator.
 //! - `src/bin/follow-changes.rs`: the example change-stream consumer.
@@ -40,6 +41,7 @@ pub mod client;
 pub mod cluster;
 pub mod error;
 pub mod follower;
+pub mod load_stats;
 pub mod model;
 pub mod process;
 pub mod wait;

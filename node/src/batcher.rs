@@ -10,6 +10,11 @@
 //! - `now_ms` is stamped once per batch on the proposing node; `apply` never reads a clock.
 //! - At most `max_in_flight` batches are proposed at once; while they are in flight, new requests
 //!   queue up and form the next batch, so batches grow with load and stay small when idle.
+//! - Every request is admitted by [`Admission`] before it is queued, so each lane's queue is
+//!   bounded and a full one answers 429 at once. Each batch takes normal writes first up to half
+//!   of `max_batch`, then flash-sale purchases, then more normal writes: a flood of purchases
+//!   (many of one hot SKU in one entry, decided in order by `apply`) cannot starve normal writes,
+//!   nor can they starve it.
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -22,6 +27,8 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use api::ClusterError;
 
+use crate::admission::{Admission, Lane};
+
 /// A command waiting to be proposed, with where to send its outcome.
 struct Pending {
     /// The command.
@@ -33,29 +40,118 @@ struct Pending {
 /// The handle callers submit through. Cheap to clone.
 #[derive(Clone)]
 pub struct Batcher {
-    /// The queue of waiting commands.
-    queue: mpsc::Sender<Pending>,
+    /// The queue of waiting normal writes.
+    normal: mpsc::Sender<Pending>,
+    /// The queue of waiting flash-sale purchases.
+    seckill: mpsc::Sender<Pending>,
+    /// The per-lane budgets that bound both queues.
+    admission: Arc<Admission>,
+}
+
+/// How the batcher forms and proposes batches.
+#[derive(Debug, Clone, Copy)]
+pub struct BatcherConfig {
+    /// Most commands per entry.
+    pub max_batch: usize,
+    /// Most entries proposed at once.
+    pub max_in_flight: usize,
+    /// Most normal writes queued or in flight.
+    pub queue_depth: usize,
+    /// Most flash-sale purchases queued or in flight.
+    pub seckill_queue_depth: usize,
 }
 
 impl Batcher {
-    /// Starts the batcher task proposing to `raft`: at most `max_batch` commands per entry and
-    /// `max_in_flight` entries proposed at once.
-    pub fn start(raft: Raft, max_batch: usize, max_in_flight: usize) -> Self {
-        let (queue, pending) = mpsc::channel(max_batch.max(1) * max_in_flight.max(1) * 4);
-        tokio::spawn(run(raft, pending, max_batch.max(1), max_in_flight.max(1)));
-        Batcher { queue }
+    /// Starts the batcher task proposing to `raft`.
+    pub fn start(raft: Raft, config: BatcherConfig) -> Self {
+        let admission = Arc::new(Admission::new(
+            config.queue_depth,
+            config.seckill_queue_depth,
+        ));
+        // A permit is taken before queueing, so a lane's channel never holds more than its depth.
+        let (normal, normal_rx) = mpsc::channel(admission.depth(Lane::Normal));
+        let (seckill, seckill_rx) = mpsc::channel(admission.depth(Lane::Seckill));
+        tokio::spawn(run(
+            raft,
+            Lanes {
+                normal: normal_rx,
+                seckill: seckill_rx,
+            },
+            config.max_batch.max(1),
+            config.max_in_flight.max(1),
+        ));
+        Batcher {
+            normal,
+            seckill,
+            admission,
+        }
     }
 
-    /// Proposes `command` and waits for its outcome.
+    /// Proposes `command` and waits for its outcome; [`ClusterError::Overloaded`] at once when
+    /// its lane's budget is spent.
     pub async fn submit(&self, command: Command) -> Result<Outcome, ClusterError> {
+        let lane = Lane::of(&command);
+        let _permit = self.admission.admit(lane)?;
+        let queue = match lane {
+            Lane::Normal => &self.normal,
+            Lane::Seckill => &self.seckill,
+        };
         let (reply, outcome) = oneshot::channel();
-        self.queue
-            .send(Pending { command, reply })
-            .await
-            .map_err(|_| ClusterError::Unavailable("node is shutting down".into()))?;
+        queue
+            .try_send(Pending { command, reply })
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => {
+                    ClusterError::Overloaded("the write queue is full".into())
+                }
+                mpsc::error::TrySendError::Closed(_) => {
+                    ClusterError::Unavailable("node is shutting down".into())
+                }
+            })?;
         outcome
             .await
             .map_err(|_| ClusterError::Unavailable("the proposal was dropped".into()))?
+    }
+
+    /// The admission budgets, for metrics.
+    pub fn admission(&self) -> &Admission {
+        &self.admission
+    }
+}
+
+/// The receiving ends of both lanes.
+struct Lanes {
+    /// Normal writes.
+    normal: mpsc::Receiver<Pending>,
+    /// Flash-sale purchases.
+    seckill: mpsc::Receiver<Pending>,
+}
+
+impl Lanes {
+    /// Waits for the first waiting command of either lane (normal first); `None` once both
+    /// lanes are closed.
+    async fn first(&mut self) -> Option<Pending> {
+        tokio::select! {
+            biased;
+            Some(p) = self.normal.recv() => Some(p),
+            Some(p) = self.seckill.recv() => Some(p),
+            else => None,
+        }
+    }
+
+    /// Fills `batch` from what is waiting now: normal writes up to half of `max`, then
+    /// purchases, then normal writes again, so neither lane starves the other.
+    fn fill(&mut self, batch: &mut Vec<Pending>, max: usize) {
+        let take = |queue: &mut mpsc::Receiver<Pending>, batch: &mut Vec<Pending>, upto: usize| {
+            while batch.len() < upto {
+                match queue.try_recv() {
+                    Ok(next) => batch.push(next),
+                    Err(_) => break,
+                }
+            }
+        };
+        take(&mut self.normal, batch, max.div_ceil(2));
+        take(&mut self.seckill, batch, max);
+        take(&mut self.normal, batch, max);
     }
 }
 
@@ -66,27 +162,17 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-async fn run(
-    raft: Raft,
-    mut pending: mpsc::Receiver<Pending>,
-    max_batch: usize,
-    max_in_flight: usize,
-) {
+async fn run(raft: Raft, mut lanes: Lanes, max_batch: usize, max_in_flight: usize) {
     let slots = Arc::new(Semaphore::new(max_in_flight));
     loop {
         let Ok(slot) = slots.clone().acquire_owned().await else {
             return;
         };
-        let Some(first) = pending.recv().await else {
+        let Some(first) = lanes.first().await else {
             return;
         };
         let mut waiting = vec![first];
-        while waiting.len() < max_batch {
-            match pending.try_recv() {
-                Ok(next) => waiting.push(next),
-                Err(_) => break,
-            }
-        }
+        lanes.fill(&mut waiting, max_batch);
         let raft = raft.clone();
         tokio::spawn(async move {
             propose(&raft, waiting).await;

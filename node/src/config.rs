@@ -72,6 +72,13 @@ pub struct Config {
     /// At most this many of the newest change-stream records are kept on this node; 0 keeps
     /// them regardless of count.
     pub changes_retention_count: u64,
+    /// Payment window of flash-sale orders: short, so unpaid units return to the sale soon.
+    pub seckill_pay_within_secs: u64,
+    /// Most normal writes queued or in flight on this node; more are answered 429 at once.
+    pub queue_depth: usize,
+    /// Most flash-sale purchases queued or in flight on this node (their own budget, so a sale
+    /// cannot crowd out normal writes); more are answered 429 at once.
+    pub seckill_queue_depth: usize,
 }
 
 impl Default for Config {
@@ -95,6 +102,9 @@ impl Default for Config {
             join: false,
             changes_retention_secs: 7 * 86_400,
             changes_retention_count: 10_000_000,
+            seckill_pay_within_secs: 900,
+            queue_depth: 4096,
+            seckill_queue_depth: 2048,
         }
     }
 }
@@ -187,6 +197,15 @@ pub struct ServeArgs {
     /// Keep at most this many change-stream records on this node (0 = no count limit).
     #[arg(long, env = "ORDERQ_CHANGES_RETENTION_COUNT")]
     pub changes_retention_count: Option<u64>,
+    /// Payment window of a flash-sale order, in seconds.
+    #[arg(long, env = "ORDERQ_SECKILL_PAY_WITHIN_SECS")]
+    pub seckill_pay_within_secs: Option<u64>,
+    /// Most normal writes queued or in flight before 429.
+    #[arg(long, env = "ORDERQ_QUEUE_DEPTH")]
+    pub queue_depth: Option<usize>,
+    /// Most flash-sale purchases queued or in flight before 429.
+    #[arg(long, env = "ORDERQ_SECKILL_QUEUE_DEPTH")]
+    pub seckill_queue_depth: Option<usize>,
 }
 
 /// Parses `ID=RAFT_ADDR,API_ADDR`.
@@ -235,7 +254,10 @@ impl Config {
             max_in_flight,
             default_pay_within_secs,
             changes_retention_secs,
-            changes_retention_count
+            changes_retention_count,
+            seckill_pay_within_secs,
+            queue_depth,
+            seckill_queue_depth
         );
         if args.join {
             config.join = true;
@@ -280,8 +302,13 @@ impl Config {
                 "max_batch, max_in_flight and snapshot_every must be at least 1".into(),
             );
         }
-        if self.default_pay_within_secs == 0 {
-            return invalid("default_pay_within_secs must be at least 1".into());
+        if self.default_pay_within_secs == 0 || self.seckill_pay_within_secs == 0 {
+            return invalid(
+                "default_pay_within_secs and seckill_pay_within_secs must be at least 1".into(),
+            );
+        }
+        if self.queue_depth == 0 || self.seckill_queue_depth == 0 {
+            return invalid("queue_depth and seckill_queue_depth must be at least 1".into());
         }
         Ok(())
     }

@@ -5,6 +5,7 @@
 //! - [`config`]: the one configuration struct, from file, environment and flags.
 //! - [`serve`]: start-up and shutdown of a node; cluster initialisation.
 //! - [`batcher`]: group commit of concurrent writes into one Raft entry.
+//! - [`admission`]: per-lane budgets of queued writes (normal, flash sale); 429 when spent.
 //! - [`change_retention`]: node-local pruning of the change stream by age and count.
 //! - [`raft_cluster`]: `api::Cluster` over Raft (writes, linearizable reads, forwarding, status).
 //! - [`leadership`]: starts leader-only services on gaining leadership, stops them on losing it.
@@ -13,6 +14,7 @@
 //! - [`network`], [`peer_server`], [`peer_wire`]: the Raft peer protocol (prost over HTTP,
 //!   authenticated by the cluster secret).
 
+pub mod admission;
 pub mod batcher;
 pub mod change_retention;
 pub mod config;

@@ -256,7 +256,7 @@ impl Cluster for RaftCluster {
 
     fn node_metrics(&self) -> String {
         let m = self.raft.metrics().borrow().clone();
-        let mut out = String::new();
+        let mut out = self.batcher.admission().render_metrics();
         let gauge = |out: &mut String, name: &str, help: &str, value: u64| {
             let _ = writeln!(
                 out,
@@ -293,6 +293,12 @@ impl Cluster for RaftCluster {
             "orderq_raft_applied_index",
             "Index of the last applied entry.",
             applied,
+        );
+        gauge(
+            &mut out,
+            "orderq_seckill_sold_out_skus",
+            "SKUs this node answers sold_out from memory.",
+            self.reader.sold_out().len() as u64,
         );
         gauge(
             &mut out,

@@ -12,7 +12,7 @@ use sm::raft_types::{PeerAddr, Raft};
 use sm::Storage;
 use tokio::sync::watch;
 
-use crate::batcher::Batcher;
+use crate::batcher::{Batcher, BatcherConfig};
 use crate::config::Config;
 use crate::leadership::LeaderServices;
 use crate::network::PeerNetwork;
@@ -105,7 +105,15 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
         },
         stopped(),
     ));
-    let batcher = Batcher::start(raft.clone(), config.max_batch, config.max_in_flight);
+    let batcher = Batcher::start(
+        raft.clone(),
+        BatcherConfig {
+            max_batch: config.max_batch,
+            max_in_flight: config.max_in_flight,
+            queue_depth: config.queue_depth,
+            seckill_queue_depth: config.seckill_queue_depth,
+        },
+    );
     let timer_lag = Arc::new(TimerLag::default());
     let leader_services = LeaderServices {
         raft: raft.clone(),
@@ -126,6 +134,7 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
         api::ApiConfig {
             admin_token: Some(config.admin_token.clone()).filter(|t| !t.is_empty()),
             default_pay_within_secs: config.default_pay_within_secs,
+            seckill_pay_within_secs: config.seckill_pay_within_secs,
         },
     ));
     let (api_bound, api_server) = api::server::bind(api, socket(&config.api_addr)?, stopped())

@@ -21,6 +21,7 @@ use crate::outcome::{Applied, Outcome, Rejection};
 use crate::sku::Sku;
 use crate::timers;
 use crate::txn::Txn;
+use crate::user_limit;
 
 /// What the state machine remembers of a request made with an `Idempotency-Key`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -77,6 +78,7 @@ fn apply_command(
         Some(Action::PayOrder(pay)) => pay_order(txn, &ctx, pay)?,
         Some(Action::CancelOrder(cancel)) => cancel_order(txn, &ctx, cancel)?,
         Some(Action::FireTimers(fire)) => timers::fire(txn, now_ms, fire)?,
+        Some(Action::Seckill(buy)) => crate::seckill::buy_one(txn, &ctx, buy)?,
     };
     if !key.is_empty() {
         let record = IdempotencyRecord {
@@ -90,13 +92,13 @@ fn apply_command(
 }
 
 /// Where and when a command is applied.
-struct Ctx {
+pub(crate) struct Ctx {
     /// Log index of the entry carrying the command.
-    log_index: u64,
+    pub(crate) log_index: u64,
     /// The command's position in its batch.
-    position: usize,
+    pub(crate) position: usize,
     /// The batch's clock.
-    now_ms: i64,
+    pub(crate) now_ms: i64,
 }
 
 fn load_sku(txn: &Txn<'_>, sku: &str) -> Result<Option<Sku>, StoreError> {
@@ -171,8 +173,13 @@ fn put_sku(txn: &mut Txn<'_>, put: &PutSku) -> Result<Outcome, StoreError> {
     Ok(Ok(Applied::Sku(sku)))
 }
 
-/// Places an order: reserves every line or nothing, indexes it by user and arms its close timer.
-fn create_order(txn: &mut Txn<'_>, ctx: &Ctx, create: &CreateOrder) -> Result<Outcome, StoreError> {
+/// Places an order: reserves every line or nothing (within each SKU's per-user limit), indexes it
+/// by user and arms its close timer.
+pub(crate) fn create_order(
+    txn: &mut Txn<'_>,
+    ctx: &Ctx,
+    create: &CreateOrder,
+) -> Result<Outcome, StoreError> {
     if create.user_id.is_empty() || create.items.is_empty() {
         return Ok(Err(Rejection::Invalid(
             "an order needs a user and at least one item".into(),
@@ -209,6 +216,9 @@ fn create_order(txn: &mut Txn<'_>, ctx: &Ctx, create: &CreateOrder) -> Result<Ou
                 wanted: qty,
             }));
         }
+        if let Some(refused) = user_limit::check(txn, &create.user_id, &sku, qty)? {
+            return Ok(Err(refused));
+        }
         let Some(amount) = qty
             .checked_mul(sku.price_cents)
             .and_then(|line| amount_cents.checked_add(line))
@@ -227,6 +237,9 @@ fn create_order(txn: &mut Txn<'_>, ctx: &Ctx, create: &CreateOrder) -> Result<Ou
     }
     for sku in &skus {
         save_sku(txn, sku)?;
+    }
+    for item in &items {
+        user_limit::hold(txn, &create.user_id, &item.sku, item.qty)?;
     }
     let pay_ms = i64::try_from(create.pay_within_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
     let order = Order {
@@ -294,6 +307,9 @@ pub(crate) fn close_unpaid(
         sku.available = sku.available.checked_add(qty)?;
         Some(())
     })?;
+    for item in &order.items {
+        user_limit::release(txn, &order.user_id, &item.sku, item.qty)?;
+    }
     timers::disarm(txn, close_timer(order))?;
     order.state = OrderState::Closed;
     order.close_reason = Some(reason);

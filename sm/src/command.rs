@@ -28,7 +28,7 @@ pub struct Command {
     #[prost(bytes = "vec", tag = "2")]
     pub request_hash: Vec<u8>,
     /// What to do.
-    #[prost(oneof = "Action", tags = "3, 4, 5, 6, 7")]
+    #[prost(oneof = "Action", tags = "3, 4, 5, 6, 7, 8")]
     pub action: Option<Action>,
 }
 
@@ -50,6 +50,9 @@ pub enum Action {
     /// Fire due timers (proposed by the leader's time wheel).
     #[prost(message, tag = "7")]
     FireTimers(FireTimers),
+    /// Buy one unit at a flash sale (see `crate::seckill`).
+    #[prost(message, tag = "8")]
+    Seckill(Seckill),
 }
 
 /// Sets a SKU's total stock (available + reserved + sold), price and per-user limit.
@@ -120,6 +123,21 @@ pub struct FireTimers {
     /// Timer keys (see `keys::timer`).
     #[prost(bytes = "vec", repeated, tag = "1")]
     pub keys: Vec<Vec<u8>>,
+}
+
+/// Buys one unit of a SKU at a flash sale: an order of qty 1, or `sold_out` / `limit_exceeded`.
+/// Many of these for one SKU in one entry are decided in log order, so none oversells.
+#[derive(Clone, PartialEq, prost::Message, Serialize, Deserialize)]
+pub struct Seckill {
+    /// The SKU on sale.
+    #[prost(string, tag = "1")]
+    pub sku: String,
+    /// Who buys.
+    #[prost(string, tag = "2")]
+    pub user_id: String,
+    /// Seconds the buyer has to pay (the flash sale's short window, from the node's config).
+    #[prost(uint64, tag = "3")]
+    pub pay_within_secs: u64,
 }
 
 impl Command {

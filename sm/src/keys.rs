@@ -27,6 +27,9 @@ pub const CF_DELIVERIES: &str = "deliveries";
 /// The change stream, keyed by [`change`] offset (see `changes`). Node-local history like the
 /// Raft log: not part of snapshots, pruned by each node's own retention.
 pub const CF_CHANGES: &str = "changes";
+/// Units of a SKU a user holds in open or paid orders, keyed by [`user_sku`]: what per-user
+/// limits are checked against (see `crate::user_limit`).
+pub const CF_USER_UNITS: &str = "user_units";
 
 /// Every column family the database is opened with.
 pub const ALL_CFS: &[&str] = &[
@@ -41,6 +44,7 @@ pub const ALL_CFS: &[&str] = &[
     CF_MESSAGES,
     CF_DELIVERIES,
     CF_CHANGES,
+    CF_USER_UNITS,
 ];
 
 /// The column families that make up the replicated state: what a snapshot carries and what
@@ -56,6 +60,7 @@ pub const STATE_CFS: &[&str] = &[
     CF_TIMERS,
     CF_MESSAGES,
     CF_DELIVERIES,
+    CF_USER_UNITS,
 ];
 
 /// Exclusive upper bound of every key in a state column family.
@@ -113,6 +118,13 @@ pub fn user_prefix(user_id: &str) -> Vec<u8> {
     let mut key = Vec::with_capacity(user_id.len() + 21);
     key.extend_from_slice(user_id.as_bytes());
     key.push(0);
+    key
+}
+
+/// Key of a user's holding of one SKU in `user_units`: `user 0x00 sku`.
+pub fn user_sku(user_id: &str, sku: &str) -> Vec<u8> {
+    let mut key = user_prefix(user_id);
+    key.extend_from_slice(sku.as_bytes());
     key
 }
 

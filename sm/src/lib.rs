@@ -15,6 +15,9 @@
 //!   captures the change stream.
 //! - [`changes`]: change records (offset, time, table, key, op, before/after), pages of the stream,
 //!   node-local retention.
+//! - [`seckill`]: the flash sale's one-unit purchase, decided in log order.
+//! - [`user_limit`]: per-user holdings of a SKU, checked against its per-user limit.
+//! - [`sold_out`]: the in-memory set of SKUs with nothing available, kept from applied state.
 //! - [`log_store`]: the Raft log and vote (openraft `RaftLogStorage`), synced before acknowledged.
 //! - [`state_machine`]: openraft `RaftStateMachine` over the state column families.
 //! - [`snapshot`]: consistent capture and atomic restore of the state.
@@ -35,11 +38,14 @@ pub mod order;
 pub mod outcome;
 pub mod raft_types;
 pub mod reader;
+pub mod seckill;
 pub mod sku;
 pub mod snapshot;
+pub mod sold_out;
 pub mod state_machine;
 pub mod timers;
 pub mod txn;
+pub mod user_limit;
 
 use std::path::Path;
 
@@ -66,7 +72,7 @@ impl Storage {
         let state = StateMachine::new(db.clone(), &data_dir.join("snapshot"))?;
         Ok(Storage {
             log: LogStore::new(db.clone())?,
-            reader: StateReader::with_applied(db, state.watch_applied()),
+            reader: StateReader::live(db, state.watch_applied(), state.sold_out()),
             state,
         })
     }

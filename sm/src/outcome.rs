@@ -53,6 +53,26 @@ pub enum Rejection {
         /// What was asked.
         wanted: u64,
     },
+    /// A flash sale found no unit left.
+    #[error("sku {sku} is sold out")]
+    SoldOut {
+        /// The SKU.
+        sku: String,
+    },
+    /// The buyer would hold more units of the SKU than its per-user limit.
+    #[error("user {user_id} may hold at most {limit} of sku {sku}; holds {held}, wanted {wanted}")]
+    LimitExceeded {
+        /// The SKU.
+        sku: String,
+        /// The buyer.
+        user_id: String,
+        /// The SKU's per-user limit.
+        limit: u64,
+        /// Units the buyer already holds in open or paid orders.
+        held: u64,
+        /// Units asked for.
+        wanted: u64,
+    },
     /// The order's state does not allow this move.
     #[error("order {order_id} is {state}; cannot {action}")]
     InvalidState {

@@ -6,15 +6,17 @@ use std::sync::Arc;
 use rocksdb::{Direction, IteratorMode, DB};
 use tokio::sync::watch;
 
+use crate::apply::IdempotencyRecord;
 use crate::changes::{self, ChangePage, ChangesError};
 use crate::db::cf;
 use crate::error::StoreError;
 use crate::keys::{
-    self, CF_ORDERS, CF_SKUS, CF_SM_META, CF_TIMERS, CF_USER_ORDERS, SM_TIMERS_FIRED,
-    SM_TIMERS_PENDING,
+    self, CF_IDEMPOTENCY, CF_ORDERS, CF_SKUS, CF_SM_META, CF_TIMERS, CF_USER_ORDERS,
+    SM_TIMERS_FIRED, SM_TIMERS_PENDING,
 };
 use crate::order::Order;
 use crate::sku::Sku;
+use crate::sold_out::SoldOut;
 use crate::txn::Txn;
 
 /// A page of a user's orders.
@@ -44,6 +46,8 @@ pub struct StateReader {
     db: Arc<DB>,
     /// The last applied index, to wait for new changes on.
     applied: watch::Receiver<u64>,
+    /// The state machine's sold-out set, for the flash sale's answer without Raft.
+    sold_out: SoldOut,
 }
 
 impl StateReader {
@@ -51,12 +55,21 @@ impl StateReader {
     /// for changes returns at once.
     pub fn new(db: Arc<DB>) -> Self {
         let (_, applied) = watch::channel(0);
-        StateReader { db, applied }
+        StateReader {
+            db,
+            applied,
+            sold_out: SoldOut::default(),
+        }
     }
 
-    /// A reader over `db` woken by `applied` (see `StateMachine::watch_applied`).
-    pub fn with_applied(db: Arc<DB>, applied: watch::Receiver<u64>) -> Self {
-        StateReader { db, applied }
+    /// A reader over `db` that follows a state machine: woken by `applied` (see
+    /// `StateMachine::watch_applied`) and sharing its sold-out set.
+    pub fn live(db: Arc<DB>, applied: watch::Receiver<u64>, sold_out: SoldOut) -> Self {
+        StateReader {
+            db,
+            applied,
+            sold_out,
+        }
     }
 
     /// Up to `limit` changes after offset `after` from this node's own stream (see
@@ -78,6 +91,17 @@ impl StateReader {
     /// The database, for node-local maintenance (pruning the change stream).
     pub fn db(&self) -> &Arc<DB> {
         &self.db
+    }
+
+    /// SKUs with nothing available in this node's applied state.
+    pub fn sold_out(&self) -> &SoldOut {
+        &self.sold_out
+    }
+
+    /// The applied answer to a request made with `Idempotency-Key` `key`, if this node has it:
+    /// a retry answered from memory (a sold-out flash sale) must still get its first answer.
+    pub fn idempotency_record(&self, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
+        Txn::new(&self.db).get(CF_IDEMPOTENCY, key.as_bytes())
     }
 
     /// The SKU, if loaded.

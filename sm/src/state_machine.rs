@@ -20,6 +20,7 @@ use crate::keys::{CF_SM_META, CF_TIMERS, SM_LAST_APPLIED, SM_MEMBERSHIP};
 use crate::outcome::BatchOutcome;
 use crate::raft_types::{Entry, LogId, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
 use crate::snapshot::SnapshotStore;
+use crate::sold_out::SoldOut;
 use crate::txn::Txn;
 
 /// Applied batches whose armed timers a slow wheel may fall behind by before it must reload.
@@ -38,6 +39,8 @@ pub struct StateMachine {
     /// The index of the last applied entry, published after each apply and install so that
     /// readers (the change stream's long poll) wake on new state instead of polling.
     applied: Arc<watch::Sender<u64>>,
+    /// SKUs with nothing available, updated after each applied batch (shared with the reader).
+    sold_out: SoldOut,
 }
 
 fn sm_read_err(e: impl std::error::Error + 'static) -> StorageError {
@@ -56,9 +59,12 @@ impl StateMachine {
     /// The state machine over `db`, keeping its snapshot under `snapshot_dir`.
     pub fn new(db: Arc<DB>, snapshot_dir: &Path) -> Result<Self, StoreError> {
         let snapshots = Arc::new(SnapshotStore::open(snapshot_dir, &db)?);
+        let sold_out = SoldOut::default();
+        sold_out.reload(&db)?;
         let mut sm = StateMachine {
             db,
             snapshots,
+            sold_out,
             armed_timers: broadcast::channel(ARMED_TIMER_BACKLOG).0,
             applied: Arc::new(watch::Sender::new(0)),
         };
@@ -76,6 +82,11 @@ impl StateMachine {
     /// behind gets `Lagged` and must reload the timers from the state.
     pub fn subscribe_armed_timers(&self) -> broadcast::Receiver<Arc<Vec<Vec<u8>>>> {
         self.armed_timers.subscribe()
+    }
+
+    /// The sold-out set this state machine keeps up to date.
+    pub fn sold_out(&self) -> SoldOut {
+        self.sold_out.clone()
     }
 
     /// The log id of the last applied entry and the membership as of it.
@@ -118,7 +129,9 @@ impl StateMachine {
             } else {
                 Vec::new()
             };
+            let sold_out = SoldOut::changes(&txn)?;
             self.db.write(txn.into_write_batch()?)?;
+            self.sold_out.record(sold_out);
             self.applied.send_replace(last.index);
             if !armed.is_empty() {
                 // No receiver (not the leader, or shutting down) is fine: the wheel reloads from disk.
@@ -147,6 +160,7 @@ impl StateMachine {
         self.snapshots.set_current(meta, &path)?;
         let last_index = meta.last_log_id.map(|id| id.index);
         crate::snapshot::restore(&self.db, std::fs::File::open(&path)?, last_index)?;
+        self.sold_out.reload(&self.db)?;
         self.applied.send_replace(last_index.unwrap_or(0));
         Ok(())
     }

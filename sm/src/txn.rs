@@ -148,6 +148,15 @@ impl<'a> Txn<'a> {
             .collect()
     }
 
+    /// The values staged to be put in `cf`: what a batch changed there, for the in-memory views
+    /// updated once the batch is written (the sold-out set).
+    pub fn staged_values(&self, cf: &'static str) -> impl Iterator<Item = &[u8]> + '_ {
+        self.writes
+            .iter()
+            .filter(move |((name, _), _)| *name == cf)
+            .filter_map(|(_, value)| value.as_deref())
+    }
+
     /// The staged writes, change records included, as one RocksDB batch; fails if capturing a
     /// change failed.
     pub fn into_write_batch(self) -> Result<WriteBatch, StoreError> {
