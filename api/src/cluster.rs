@@ -8,8 +8,9 @@ use sm::command::Command;
 use sm::outcome::Outcome;
 use sm::StateReader;
 
-/// Why the cluster could not serve a write or a linearizable read here.
-#[derive(Debug, Clone, thiserror::Error)]
+/// Why the cluster could not serve a write or a linearizable read here. Serialisable, because a
+/// follower forwards writes to the leader and relays each command's answer.
+#[derive(Debug, Clone, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum ClusterError {
     /// Another node leads; the request should go to its API address.
     #[error("node {leader_id} leads")]

@@ -10,6 +10,8 @@
 //! - `now_ms` is stamped once per batch on the proposing node; `apply` never reads a clock.
 //! - At most `max_in_flight` batches are proposed at once; while they are in flight, new requests
 //!   queue up and form the next batch, so batches grow with load and stay small when idle.
+//! - On a follower, a batch goes to the leader in one peer request ([`WriteForwarder`]) instead
+//!   of one HTTP request per write; the leader batches forwarded commands with its own.
 //! - Every request is admitted by [`Admission`] before it is queued, so each lane's queue is
 //!   bounded and a full one answers 429 at once. Each batch takes normal writes first up to half
 //!   of `max_batch`, then flash-sale purchases, then more normal writes: a flood of purchases
@@ -22,12 +24,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use openraft::error::{ClientWriteError, RaftError};
 use sm::command::{Command, CommandBatch};
 use sm::outcome::Outcome;
-use sm::raft_types::{NodeId, Raft};
+use sm::raft_types::{NodeId, PeerAddr, Raft};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use api::ClusterError;
 
 use crate::admission::{Admission, Lane};
+use crate::write_forwarder::WriteForwarder;
 
 /// A command waiting to be proposed, with where to send its outcome.
 struct Pending {
@@ -35,6 +38,9 @@ struct Pending {
     command: Command,
     /// The caller.
     reply: oneshot::Sender<Result<Outcome, ClusterError>>,
+    /// Whether a follower may forward it to the leader (false for commands that were forwarded
+    /// here already, so none travels twice).
+    forwardable: bool,
 }
 
 /// The handle callers submit through. Cheap to clone.
@@ -46,6 +52,16 @@ pub struct Batcher {
     seckill: mpsc::Sender<Pending>,
     /// The per-lane budgets that bound both queues.
     admission: Arc<Admission>,
+}
+
+/// Where the batcher proposes: Raft here, or the leader through the forwarder when this node
+/// follows.
+#[derive(Clone)]
+struct Proposer {
+    /// This node's Raft.
+    raft: Raft,
+    /// Sends batches to the leader when this node follows.
+    forwarder: WriteForwarder,
 }
 
 /// How the batcher forms and proposes batches.
@@ -62,8 +78,9 @@ pub struct BatcherConfig {
 }
 
 impl Batcher {
-    /// Starts the batcher task proposing to `raft`.
-    pub fn start(raft: Raft, config: BatcherConfig) -> Self {
+    /// Starts the batcher task proposing to `raft`, or through `forwarder` to the leader while
+    /// this node follows.
+    pub fn start(raft: Raft, forwarder: WriteForwarder, config: BatcherConfig) -> Self {
         let admission = Arc::new(Admission::new(
             config.queue_depth,
             config.seckill_queue_depth,
@@ -72,7 +89,7 @@ impl Batcher {
         let (normal, normal_rx) = mpsc::channel(admission.depth(Lane::Normal));
         let (seckill, seckill_rx) = mpsc::channel(admission.depth(Lane::Seckill));
         tokio::spawn(run(
-            raft,
+            Proposer { raft, forwarder },
             Lanes {
                 normal: normal_rx,
                 seckill: seckill_rx,
@@ -88,8 +105,18 @@ impl Batcher {
     }
 
     /// Proposes `command` and waits for its outcome; [`ClusterError::Overloaded`] at once when
-    /// its lane's budget is spent.
+    /// its lane's budget is spent. On a follower the command is forwarded to the leader.
     pub async fn submit(&self, command: Command) -> Result<Outcome, ClusterError> {
+        self.enqueue(command, true).await
+    }
+
+    /// Like [`Batcher::submit`] for a command a follower forwarded here: never forwarded again;
+    /// if this node no longer leads, the answer is `ForwardTo`.
+    pub async fn submit_forwarded(&self, command: Command) -> Result<Outcome, ClusterError> {
+        self.enqueue(command, false).await
+    }
+
+    async fn enqueue(&self, command: Command, forwardable: bool) -> Result<Outcome, ClusterError> {
         let lane = Lane::of(&command);
         let _permit = self.admission.admit(lane)?;
         let queue = match lane {
@@ -98,7 +125,11 @@ impl Batcher {
         };
         let (reply, outcome) = oneshot::channel();
         queue
-            .try_send(Pending { command, reply })
+            .try_send(Pending {
+                command,
+                reply,
+                forwardable,
+            })
             .map_err(|e| match e {
                 mpsc::error::TrySendError::Full(_) => {
                     ClusterError::Overloaded("the write queue is full".into())
@@ -162,7 +193,7 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-async fn run(raft: Raft, mut lanes: Lanes, max_batch: usize, max_in_flight: usize) {
+async fn run(proposer: Proposer, mut lanes: Lanes, max_batch: usize, max_in_flight: usize) {
     let slots = Arc::new(Semaphore::new(max_in_flight));
     loop {
         let Ok(slot) = slots.clone().acquire_owned().await else {
@@ -173,22 +204,35 @@ async fn run(raft: Raft, mut lanes: Lanes, max_batch: usize, max_in_flight: usiz
         };
         let mut waiting = vec![first];
         lanes.fill(&mut waiting, max_batch);
-        let raft = raft.clone();
+        let proposer = proposer.clone();
         tokio::spawn(async move {
-            propose(&raft, waiting).await;
+            propose(&proposer, waiting).await;
             drop(slot);
         });
     }
 }
 
-async fn propose(raft: &Raft, waiting: Vec<Pending>) {
+/// The leader this node knows, when it is another node: its id and addresses.
+fn other_leader(raft: &Raft) -> Option<(NodeId, PeerAddr)> {
+    let metrics = raft.metrics();
+    let m = metrics.borrow();
+    let leader = m.current_leader.filter(|leader| *leader != m.id)?;
+    let node = m.membership_config.membership().get_node(&leader)?.clone();
+    Some((leader, node))
+}
+
+async fn propose(proposer: &Proposer, waiting: Vec<Pending>) {
+    if let Some((leader_id, leader)) = other_leader(&proposer.raft) {
+        forward(proposer, leader_id, leader, waiting).await;
+        return;
+    }
     let (commands, replies): (Vec<Command>, Vec<_>) =
         waiting.into_iter().map(|p| (p.command, p.reply)).unzip();
     let batch = CommandBatch {
         now_ms: now_ms(),
         commands,
     };
-    match raft.client_write(batch).await {
+    match proposer.raft.client_write(batch).await {
         Ok(written) => {
             let mut outcomes = written.data.0.into_iter();
             for reply in replies {
@@ -199,7 +243,45 @@ async fn propose(raft: &Raft, waiting: Vec<Pending>) {
             }
         }
         Err(e) => {
+            // Leadership moved between the check and the proposal: the callers are told where
+            // the leader is (the API forwards the request there).
             let error = write_error(e);
+            for reply in replies {
+                let _ = reply.send(Err(error.clone()));
+            }
+        }
+    }
+}
+
+/// Sends the forwardable commands of a batch to the leader in one request and relays each
+/// answer; commands that were forwarded here already are answered `ForwardTo` instead.
+async fn forward(proposer: &Proposer, leader_id: NodeId, leader: PeerAddr, waiting: Vec<Pending>) {
+    let (forwardable, local): (Vec<Pending>, Vec<Pending>) =
+        waiting.into_iter().partition(|p| p.forwardable);
+    for pending in local {
+        let _ = pending.reply.send(Err(ClusterError::ForwardTo {
+            leader_id,
+            api_addr: leader.api_addr.clone(),
+        }));
+    }
+    if forwardable.is_empty() {
+        return;
+    }
+    let (commands, replies): (Vec<Command>, Vec<_>) = forwardable
+        .into_iter()
+        .map(|p| (p.command, p.reply))
+        .unzip();
+    match proposer
+        .forwarder
+        .forward(&leader.raft_addr, commands)
+        .await
+    {
+        Ok(answers) => {
+            for (reply, answer) in replies.into_iter().zip(answers) {
+                let _ = reply.send(answer);
+            }
+        }
+        Err(error) => {
             for reply in replies {
                 let _ = reply.send(Err(error.clone()));
             }

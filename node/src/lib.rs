@@ -10,6 +10,7 @@
 //! - [`raft_cluster`]: `api::Cluster` over Raft (writes, linearizable reads, forwarding, status).
 //! - [`leadership`]: starts leader-only services on gaining leadership, stops them on losing it.
 //! - [`timing_wheel`]: the hierarchical timing wheel (pure data structure).
+//! - [`write_forwarder`]: a follower's batches of writes sent to the leader over the peer port.
 //! - [`timer_service`]: the leader's wheel driver: refill from disk, propose due timers.
 //! - [`network`], [`peer_server`], [`peer_wire`]: the Raft peer protocol (prost over HTTP,
 //!   authenticated by the cluster secret).
@@ -26,3 +27,4 @@ pub mod raft_cluster;
 pub mod serve;
 pub mod timer_service;
 pub mod timing_wheel;
+pub mod write_forwarder;

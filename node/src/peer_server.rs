@@ -11,9 +11,10 @@ use warp::http::{Response, StatusCode};
 use warp::hyper::Body;
 use warp::Filter;
 
+use crate::batcher::Batcher;
 use crate::peer_wire::{
-    AppendMsg, AppendReplyMsg, SnapshotMsg, SnapshotReplyMsg, VoteMsg, VoteReplyMsg, WireError,
-    SECRET_HEADER,
+    AppendMsg, AppendReplyMsg, ProposeMsg, ProposeReplyMsg, SnapshotMsg, SnapshotReplyMsg, VoteMsg,
+    VoteReplyMsg, WireError, SECRET_HEADER,
 };
 
 /// Largest peer message accepted: snapshot chunks and entry batches stay far below it.
@@ -29,7 +30,26 @@ fn failure(status: StatusCode, message: impl std::fmt::Display) -> Response<Body
     reply(status, message.to_string().into_bytes())
 }
 
-async fn handle(raft: Raft, rpc: String, body: Bytes) -> Result<Vec<u8>, (StatusCode, String)> {
+/// Answers a follower's forwarded batch: each command through this node's batcher, never
+/// forwarded again; all answered together, in order.
+async fn propose(batcher: &Batcher, msg: ProposeMsg) -> Result<Vec<u8>, (StatusCode, String)> {
+    let answers = futures::future::join_all(
+        msg.commands
+            .into_iter()
+            .map(|command| batcher.submit_forwarded(command)),
+    )
+    .await;
+    let answers_json = serde_json::to_vec(&answers)
+        .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    Ok(ProposeReplyMsg { answers_json }.encode_to_vec())
+}
+
+async fn handle(
+    raft: Raft,
+    batcher: Batcher,
+    rpc: String,
+    body: Bytes,
+) -> Result<Vec<u8>, (StatusCode, String)> {
     let bad = |e: WireError| (StatusCode::BAD_REQUEST, e.to_string());
     let decode_err = |e: prost::DecodeError| (StatusCode::BAD_REQUEST, e.to_string());
     let failed = |e: String| (StatusCode::SERVICE_UNAVAILABLE, e);
@@ -66,6 +86,10 @@ async fn handle(raft: Raft, rpc: String, body: Bytes) -> Result<Vec<u8>, (Status
                 Err(e) => Err(failed(e.to_string())),
             }
         }
+        crate::peer_wire::PROPOSE_PATH => {
+            let msg = ProposeMsg::decode(body).map_err(decode_err)?;
+            propose(&batcher, msg).await
+        }
         other => Err((StatusCode::NOT_FOUND, format!("no peer RPC {other}"))),
     }
 }
@@ -73,6 +97,7 @@ async fn handle(raft: Raft, rpc: String, body: Bytes) -> Result<Vec<u8>, (Status
 /// Binds the peer port on `addr` and serves it until `shutdown` resolves.
 pub fn bind(
     raft: Raft,
+    batcher: Batcher,
     secret: String,
     addr: SocketAddr,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
@@ -86,12 +111,13 @@ pub fn bind(
         .and(warp::body::bytes())
         .then(move |rpc: String, presented: Option<String>, body: Bytes| {
             let raft = raft.clone();
+            let batcher = batcher.clone();
             let secret = secret.clone();
             async move {
                 if presented.as_deref() != Some(secret.as_str()) {
                     return failure(StatusCode::UNAUTHORIZED, "missing or wrong cluster secret");
                 }
-                match handle(raft, rpc, body).await {
+                match handle(raft, batcher, rpc, body).await {
                     Ok(bytes) => reply(StatusCode::OK, bytes),
                     Err((status, message)) => failure(status, message),
                 }

@@ -6,6 +6,7 @@ use openraft::raft::{
     VoteRequest, VoteResponse,
 };
 use openraft::SnapshotSegmentId;
+use sm::command::Command;
 use sm::log_codec::{LogIdRecord, LogRecord, VoteRecord};
 use sm::raft_types::{LogId, NodeId, SnapshotMeta, TypeConfig, Vote};
 use sm::StoreError;
@@ -16,6 +17,8 @@ pub const APPEND_PATH: &str = "append";
 pub const VOTE_PATH: &str = "vote";
 /// Path of the install-snapshot RPC.
 pub const SNAPSHOT_PATH: &str = "snapshot";
+/// Path of the propose RPC: a follower's batch of client commands for the leader.
+pub const PROPOSE_PATH: &str = "propose";
 /// Header carrying the cluster secret on every peer request.
 pub const SECRET_HEADER: &str = "x-orderq-cluster-secret";
 
@@ -113,6 +116,23 @@ pub struct SnapshotReplyMsg {
     /// Set on a mismatch: the offset received.
     #[prost(uint64, tag = "5")]
     pub got_offset: u64,
+}
+
+/// Client commands a follower forwards to the leader in one request.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ProposeMsg {
+    /// The commands, each answered on its own.
+    #[prost(message, repeated, tag = "1")]
+    pub commands: Vec<Command>,
+}
+
+/// The leader's answers to a [`ProposeMsg`]: JSON of `Vec<Result<Outcome, ClusterError>>`, one per
+/// command in order (outcomes are serde types of the state machine, not prost).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ProposeReplyMsg {
+    /// The answers.
+    #[prost(bytes = "vec", tag = "1")]
+    pub answers_json: Vec<u8>,
 }
 
 /// A message that does not decode into what openraft needs.

@@ -18,6 +18,7 @@ use crate::leadership::LeaderServices;
 use crate::network::PeerNetwork;
 use crate::raft_cluster::RaftCluster;
 use crate::timer_service::TimerLag;
+use crate::write_forwarder::WriteForwarder;
 
 /// Why a node could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -84,8 +85,19 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
             let _ = shutdown.wait_for(|stop| *stop).await;
         }
     };
+    let batcher = Batcher::start(
+        raft.clone(),
+        WriteForwarder::new(config.cluster_secret.clone())?,
+        BatcherConfig {
+            max_batch: config.max_batch,
+            max_in_flight: config.max_in_flight,
+            queue_depth: config.queue_depth,
+            seckill_queue_depth: config.seckill_queue_depth,
+        },
+    );
     let (raft_bound, peer_server) = crate::peer_server::bind(
         raft.clone(),
+        batcher.clone(),
         config.cluster_secret.clone(),
         socket(&config.raft_addr)?,
         stopped(),
@@ -105,15 +117,6 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
         },
         stopped(),
     ));
-    let batcher = Batcher::start(
-        raft.clone(),
-        BatcherConfig {
-            max_batch: config.max_batch,
-            max_in_flight: config.max_in_flight,
-            queue_depth: config.queue_depth,
-            seckill_queue_depth: config.seckill_queue_depth,
-        },
-    );
     let timer_lag = Arc::new(TimerLag::default());
     let leader_services = LeaderServices {
         raft: raft.clone(),

@@ -1,0 +1,94 @@
+//! Forwarding a follower's writes to the leader in batches, over the peer port.
+//!
+//! A write that reaches a follower used to travel on to the leader as its own HTTP request. Now
+//! the follower's batcher coalesces its writes like the leader's does and sends each batch to the
+//! leader in one [`ProposeMsg`]; the leader feeds the commands to its own batcher and answers each.
+//!
+//! To ensure correctness: a batch is forwarded at most once. The leader submits forwarded
+//! commands so that they are never forwarded again (a leader that has just lost leadership
+//! answers `ForwardTo` instead), so a batch cannot bounce between two nodes that each believe
+//! the other leads. A forward whose answer is lost leaves each command's outcome unknown
+//! (`Unavailable`), and the client retries with its `Idempotency-Key`.
+
+use std::time::Duration;
+
+use api::ClusterError;
+use prost::Message;
+use sm::command::Command;
+use sm::outcome::Outcome;
+
+use crate::peer_wire::{ProposeMsg, ProposeReplyMsg, PROPOSE_PATH, SECRET_HEADER};
+
+/// How long the leader may take to answer a forwarded batch.
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// One command's answer as relayed from the leader.
+pub type Answer = Result<Outcome, ClusterError>;
+
+/// Sends batches of commands to the leader's peer port.
+#[derive(Clone)]
+pub struct WriteForwarder {
+    /// Pooled HTTP client.
+    http: reqwest::Client,
+    /// The cluster secret the leader checks.
+    secret: String,
+}
+
+impl WriteForwarder {
+    /// A forwarder presenting `secret`.
+    pub fn new(secret: String) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_millis(500))
+            .timeout(FORWARD_TIMEOUT)
+            .tcp_nodelay(true)
+            .no_proxy()
+            .build()?;
+        Ok(WriteForwarder { http, secret })
+    }
+
+    /// Proposes `commands` through the leader at `raft_addr`; answers one result per command.
+    pub async fn forward(
+        &self,
+        raft_addr: &str,
+        commands: Vec<Command>,
+    ) -> Result<Vec<Answer>, ClusterError> {
+        let count = commands.len();
+        let unknown = |e: String| {
+            ClusterError::Unavailable(format!("forwarding to the leader at {raft_addr}: {e}"))
+        };
+        let response = self
+            .http
+            .post(format!("http://{raft_addr}/raft/{PROPOSE_PATH}"))
+            .header(SECRET_HEADER, &self.secret)
+            .header("content-type", "application/x-protobuf")
+            .body(ProposeMsg { commands }.encode_to_vec())
+            .send()
+            .await
+            .map_err(|e| {
+                if e.is_connect() {
+                    // Nothing was sent: the leader is unreachable, so there is no leader for us.
+                    ClusterError::NoLeader(format!("leader at {raft_addr} unreachable: {e}"))
+                } else {
+                    unknown(e.to_string())
+                }
+            })?;
+        let status = response.status();
+        let body = response.bytes().await.map_err(|e| unknown(e.to_string()))?;
+        if !status.is_success() {
+            return Err(unknown(format!(
+                "{status}: {}",
+                String::from_utf8_lossy(&body)
+            )));
+        }
+        let reply = ProposeReplyMsg::decode(body).map_err(|e| unknown(e.to_string()))?;
+        let answers: Vec<Answer> =
+            serde_json::from_slice(&reply.answers_json).map_err(|e| unknown(e.to_string()))?;
+        if answers.len() != count {
+            return Err(unknown(format!(
+                "{} answers for {count} commands",
+                answers.len()
+            )));
+        }
+        Ok(answers)
+    }
+}
