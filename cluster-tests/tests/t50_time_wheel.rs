@@ -4,7 +4,8 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cluster::{
-    epoch_ms, poll_until, within, Cluster, ClusterOptions, NewOrder, Order, OrderState, SkuSettings,
+    epoch_ms, poll_until, within, Cluster, ClusterOptions, NewOrder, Order, OrderState,
+    SkuSettings, TimerStats,
 };
 
 /// How late after its deadline a close may be applied on a healthy cluster.
@@ -62,6 +63,29 @@ async fn wait_all_closed(
     })
     .await
     .expect("orders close")
+}
+
+/// Polls node `node`'s `/admin/timers` until `done` holds; answers the stats that satisfied it.
+async fn wait_timers(
+    cluster: &Cluster,
+    node: u64,
+    what: &str,
+    done: impl Fn(&TimerStats) -> bool,
+) -> TimerStats {
+    poll_until(what, Duration::from_secs(30), || async {
+        let stats = cluster
+            .client(node)
+            .timers()
+            .await
+            .map_err(|e| e.to_string())?;
+        if done(&stats) {
+            Ok(stats)
+        } else {
+            Err(format!("{stats:?}"))
+        }
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{what}: {e}"))
 }
 
 fn assert_expired_on_time(orders: &[Order], late_limit_ms: Option<i64>) {
@@ -151,20 +175,7 @@ async fn unpaid_orders_close_at_their_deadline_and_paid_ones_stay_paid() {
         assert_eq!(late.status(), Some(409), "{late}");
 
         eprintln!("--- the paid order's close never happens");
-        let stats = poll_until("no timer pending", Duration::from_secs(5), || async {
-            let stats = cluster
-                .client(1)
-                .timers()
-                .await
-                .map_err(|e| e.to_string())?;
-            if stats.pending == 0 {
-                Ok(stats)
-            } else {
-                Err(format!("{stats:?}"))
-            }
-        })
-        .await
-        .expect("timers settle");
+        let stats = wait_timers(&cluster, 1, "no timer pending", |t| t.pending == 0).await;
         assert_eq!(stats.fired, 1, "exactly one close fired");
         assert!(
             stats.lag_ms_p99.is_some_and(|lag| lag <= ON_TIME_MS as u64),
@@ -229,24 +240,10 @@ async fn closes_happen_exactly_once_across_a_leader_kill() {
 
         eprintln!("--- the killed node restarts and agrees");
         cluster.restart(leader).expect("restart");
-        let restarted = poll_until(
-            "restarted node caught up",
-            Duration::from_secs(30),
-            || async {
-                let stats = cluster
-                    .client(leader)
-                    .timers()
-                    .await
-                    .map_err(|e| e.to_string())?;
-                if stats.fired == 150 {
-                    Ok(stats)
-                } else {
-                    Err(format!("{stats:?}"))
-                }
-            },
-        )
-        .await
-        .expect("restarted node catches up");
+        let restarted = wait_timers(&cluster, leader, "restarted node caught up", |t| {
+            t.fired == 150
+        })
+        .await;
         assert_eq!(restarted.pending, 0);
     })
     .await;

@@ -1,51 +1,11 @@
 //! Example-based checks of the order rules in `apply`.
 
-use sm::apply::apply_batch;
-use sm::command::{
-    Action, CancelOrder, Command, CommandBatch, CreateOrder, OrderLine, PayOrder, PutSku,
-};
+mod support;
+
+use sm::command::{Action, CancelOrder, Command, CreateOrder, OrderLine, PayOrder, PutSku};
 use sm::order::{CloseReason, OrderState};
 use sm::outcome::{Applied, Outcome, Rejection};
-use sm::txn::Txn;
-use sm::StateReader;
-
-struct Fixture {
-    _dir: tempfile::TempDir,
-    db: std::sync::Arc<rocksdb::DB>,
-    index: u64,
-}
-
-impl Fixture {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let db = sm::db::open(dir.path()).unwrap();
-        Fixture {
-            _dir: dir,
-            db,
-            index: 0,
-        }
-    }
-
-    fn run(&mut self, now_ms: i64, command: Command) -> Outcome {
-        self.index += 1;
-        let mut txn = Txn::new(&self.db);
-        let out = apply_batch(
-            &mut txn,
-            self.index,
-            &CommandBatch {
-                now_ms,
-                commands: vec![command],
-            },
-        )
-        .unwrap();
-        self.db.write(txn.into_write_batch().unwrap()).unwrap();
-        out.into_iter().next().unwrap()
-    }
-
-    fn reader(&self) -> StateReader {
-        StateReader::new(self.db.clone())
-    }
-}
+use support::Fixture;
 
 fn put(sku: &str, stock: u64) -> Command {
     Command::new(Action::PutSku(PutSku {

@@ -1,57 +1,11 @@
 //! The flash sale in `apply`: many purchases of one SKU in one entry decided in order, per-user
 //! limits for seckill and normal orders, holdings released on close, and the sold-out set.
 
-use sm::apply::apply_batch;
-use sm::command::{
-    Action, CancelOrder, Command, CommandBatch, CreateOrder, OrderLine, PutSku, Seckill,
-};
+mod support;
+
+use sm::command::{Action, CancelOrder, Command, CreateOrder, OrderLine, PutSku, Seckill};
 use sm::outcome::{Applied, Outcome, Rejection};
-use sm::sold_out::SoldOut;
-use sm::txn::Txn;
-use sm::StateReader;
-
-struct Fixture {
-    _dir: tempfile::TempDir,
-    db: std::sync::Arc<rocksdb::DB>,
-    index: u64,
-    sold_out: SoldOut,
-}
-
-impl Fixture {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let db = sm::db::open(dir.path()).unwrap();
-        Fixture {
-            _dir: dir,
-            db,
-            index: 0,
-            sold_out: SoldOut::default(),
-        }
-    }
-
-    /// Applies `commands` as one Raft entry.
-    fn entry(&mut self, commands: Vec<Command>) -> Vec<Outcome> {
-        self.index += 1;
-        let mut txn = Txn::new(&self.db);
-        let batch = CommandBatch {
-            now_ms: 1_700_000_000_000,
-            commands,
-        };
-        let out = apply_batch(&mut txn, self.index, &batch).unwrap();
-        let changes = SoldOut::changes(&txn).unwrap();
-        self.db.write(txn.into_write_batch().unwrap()).unwrap();
-        self.sold_out.record(changes);
-        out
-    }
-
-    fn one(&mut self, command: Command) -> Outcome {
-        self.entry(vec![command]).remove(0)
-    }
-
-    fn reader(&self) -> StateReader {
-        StateReader::new(self.db.clone())
-    }
-}
+use support::Fixture;
 
 fn put(sku: &str, stock: u64, per_user_limit: u64) -> Command {
     Command::new(Action::PutSku(PutSku {
