@@ -11,11 +11,10 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
-
 use crate::command::{Action, CancelOrder, Command, CommandBatch, CreateOrder, PayOrder, PutSku};
 use crate::error::StoreError;
-use crate::keys::{self, TimerKind, CF_IDEMPOTENCY, CF_ORDERS, CF_SKUS, CF_USER_ORDERS};
+use crate::idempotency;
+use crate::keys::{self, TimerKind, CF_ORDERS, CF_SKUS, CF_USER_ORDERS};
 use crate::order::{CloseReason, Order, OrderItem, OrderState};
 use crate::outcome::{Applied, Outcome, Rejection};
 use crate::sku::Sku;
@@ -23,16 +22,7 @@ use crate::timers;
 use crate::txn::Txn;
 use crate::user_limit;
 
-/// What the state machine remembers of a request made with an `Idempotency-Key`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct IdempotencyRecord {
-    /// Hash of the first request; another hash under the same key is refused.
-    pub request_hash: Vec<u8>,
-    /// The first answer, returned again to every retry.
-    pub outcome: Outcome,
-    /// When the first request was applied (for retention).
-    pub at_ms: i64,
-}
+pub use crate::idempotency::IdempotencyRecord;
 
 /// Applies every command of `batch`, found at `log_index`, answering each.
 pub fn apply_batch(
@@ -40,6 +30,7 @@ pub fn apply_batch(
     log_index: u64,
     batch: &CommandBatch,
 ) -> Result<Vec<Outcome>, StoreError> {
+    idempotency::forget_expired(txn, batch.now_ms)?;
     batch
         .commands
         .iter()
@@ -58,7 +49,7 @@ fn apply_command(
 ) -> Result<Outcome, StoreError> {
     let key = command.idempotency_key.as_bytes();
     if !key.is_empty() {
-        if let Some(record) = txn.get::<IdempotencyRecord>(CF_IDEMPOTENCY, key)? {
+        if let Some(record) = idempotency::recall(txn, key)? {
             return Ok(if record.request_hash == command.request_hash {
                 record.outcome
             } else {
@@ -86,7 +77,7 @@ fn apply_command(
             outcome: outcome.clone(),
             at_ms: now_ms,
         };
-        txn.put(CF_IDEMPOTENCY, key.to_vec(), &record)?;
+        idempotency::remember(txn, key, &record)?;
     }
     Ok(outcome)
 }

@@ -106,6 +106,20 @@ pub fn parse_change(key: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(key.try_into().ok()?))
 }
 
+/// First byte of the expiry index inside the `idempotency` column family. Client keys are
+/// printable ASCII, so no client key starts with it.
+pub const IDEMPOTENCY_EXPIRY_PREFIX: u8 = 0;
+
+/// Key of an idempotency key's expiry entry: `0x00 at_ms (BE) key`, so a scan from the prefix
+/// yields the oldest keys first.
+pub fn idempotency_expiry(at_ms: i64, key: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(9 + key.len());
+    out.push(IDEMPOTENCY_EXPIRY_PREFIX);
+    out.extend_from_slice(&(at_ms.max(0) as u64).to_be_bytes());
+    out.extend_from_slice(key);
+    out
+}
+
 /// Key of a user's order in the `user_orders` index: `user 0x00 order_id`.
 pub fn user_order(user_id: &str, order_id: &str) -> Vec<u8> {
     let mut key = user_prefix(user_id);

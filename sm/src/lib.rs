@@ -10,6 +10,7 @@
 //! - [`order`], [`sku`]: the domain records.
 //! - [`outcome`]: what applying a command answers, including typed rejections.
 //! - [`apply`]: the deterministic state transition.
+//! - [`idempotency`]: `Idempotency-Key` records and their 24-hour retention.
 //! - [`timers`]: arming, disarming and firing timers (the `timers` column family).
 //! - [`txn`]: read-your-writes staging of one applied batch, written as one `WriteBatch`; it
 //!   captures the change stream.
@@ -31,6 +32,7 @@ pub mod changes;
 pub mod command;
 pub mod db;
 pub mod error;
+pub mod idempotency;
 pub mod keys;
 pub mod log_codec;
 pub mod log_store;

@@ -6,10 +6,10 @@ use std::sync::Arc;
 use rocksdb::{Direction, IteratorMode, DB};
 use tokio::sync::watch;
 
-use crate::apply::IdempotencyRecord;
 use crate::changes::{self, ChangePage, ChangesError};
 use crate::db::cf;
 use crate::error::StoreError;
+use crate::idempotency::IdempotencyRecord;
 use crate::keys::{
     self, CF_IDEMPOTENCY, CF_ORDERS, CF_SKUS, CF_SM_META, CF_TIMERS, CF_USER_ORDERS,
     SM_TIMERS_FIRED, SM_TIMERS_PENDING,

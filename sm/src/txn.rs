@@ -115,6 +115,30 @@ impl<'a> Txn<'a> {
         }
     }
 
+    /// Up to `limit` keys of `cf` in `[from, to)`, read from the database only: writes staged in
+    /// this transaction are not seen (callers scan before staging).
+    pub fn scan_committed_keys(
+        &self,
+        cf: &'static str,
+        from: &[u8],
+        to: &[u8],
+        limit: usize,
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
+        let mut found = Vec::new();
+        let iter = self.db.iterator_cf(
+            crate::db::cf(self.db, cf)?,
+            rocksdb::IteratorMode::From(from, rocksdb::Direction::Forward),
+        );
+        for item in iter {
+            let (key, _) = item?;
+            if key.as_ref() >= to || found.len() == limit {
+                break;
+            }
+            found.push(key.to_vec());
+        }
+        Ok(found)
+    }
+
     /// Stages a raw put.
     pub fn put_raw(&mut self, cf: &'static str, key: Vec<u8>, value: Vec<u8>) {
         self.capture(cf, &key, Some(&value));

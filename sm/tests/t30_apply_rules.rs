@@ -181,3 +181,19 @@ fn orders_are_listed_per_user_in_pages() {
         .orders
         .is_empty());
 }
+
+#[test]
+fn idempotency_keys_are_forgotten_after_a_day() {
+    let day = sm::idempotency::RETENTION_MS;
+    let mut f = Fixture::new();
+    f.run(0, put("A", 5)).unwrap();
+    let mut keyed = create(&[("A", 1)], 60);
+    keyed.idempotency_key = "k-day".into();
+    keyed.request_hash = vec![7];
+    let first = created_id(f.run(1_000, keyed.clone()));
+    assert_eq!(created_id(f.run(1_000 + day - 1, keyed.clone())), first, "remembered within a day");
+    // Any batch past the retention forgets it; the same request is then a new one.
+    f.run(1_000 + day + 1, put("B", 1)).unwrap();
+    let second = created_id(f.run(1_000 + day + 2, keyed));
+    assert_ne!(second, first, "a key older than a day is a new request");
+}
