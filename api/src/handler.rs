@@ -20,6 +20,9 @@ use crate::request::{
 use crate::routes::Route;
 use crate::view;
 
+/// Most SKUs whose stock `/metrics` lists (label cardinality stays bounded).
+const STOCK_METRIC_SKUS: usize = 1_000;
+
 /// Header marking a request already forwarded once, so a stale leader hint cannot loop.
 pub const FORWARDED_HEADER: &str = "x-orderq-forwarded";
 
@@ -127,9 +130,10 @@ impl<C: Cluster> Api<C> {
                 status: 200,
                 headers: vec![("content-type".into(), "text/plain; version=0.0.4".into())],
                 body: format!(
-                    "{}{}{}",
+                    "{}{}{}{}",
                     self.cluster.node_metrics(),
                     self.timer_metrics()?,
+                    self.state_metrics()?,
                     self.metrics.render()
                 )
                 .into(),
@@ -266,6 +270,34 @@ impl<C: Cluster> Api<C> {
                 "# HELP orderq_timer_lag_p99_ms Recent timer firing lag (due to applied), 99th percentile.\n\
                  # TYPE orderq_timer_lag_p99_ms gauge\norderq_timer_lag_p99_ms {lag}\n"
             ));
+        }
+        Ok(out)
+    }
+
+    /// Orders by state and stock per SKU (the first [`STOCK_METRIC_SKUS`]), from this node's state.
+    fn state_metrics(&self) -> Result<String, ApiError> {
+        use std::fmt::Write;
+        let reader = self.cluster.reader();
+        let mut out =
+            String::from("# HELP orderq_orders Orders by state.\n# TYPE orderq_orders gauge\n");
+        for (state, count) in reader.order_counts()? {
+            let _ = writeln!(out, "orderq_orders{{state=\"{state}\"}} {count}");
+        }
+        out.push_str(
+            "# HELP orderq_stock Units of a SKU by where they are.\n# TYPE orderq_stock gauge\n",
+        );
+        for sku in reader.skus(STOCK_METRIC_SKUS)? {
+            let name = sku.sku.replace('\\', "\\\\").replace('"', "\\\"");
+            for (kind, units) in [
+                ("available", sku.available),
+                ("reserved", sku.reserved),
+                ("sold", sku.sold),
+            ] {
+                let _ = writeln!(
+                    out,
+                    "orderq_stock{{sku=\"{name}\",kind=\"{kind}\"}} {units}"
+                );
+            }
         }
         Ok(out)
     }

@@ -12,6 +12,7 @@
 use std::collections::BTreeMap;
 
 use crate::command::{Action, CancelOrder, Command, CommandBatch, CreateOrder, PayOrder, PutSku};
+use crate::counters;
 use crate::error::StoreError;
 use crate::idempotency;
 use crate::keys::{self, TimerKind, CF_ORDERS, CF_SKUS, CF_USER_ORDERS};
@@ -104,7 +105,13 @@ fn load_order(txn: &Txn<'_>, order_id: &str) -> Result<Option<Order>, StoreError
     txn.get(CF_ORDERS, order_id.as_bytes())
 }
 
-fn save_order(txn: &mut Txn<'_>, order: &Order) -> Result<(), StoreError> {
+/// Stores `order`, which was in state `was` (`None`: new), keeping the per-state counts.
+pub(crate) fn save_order(
+    txn: &mut Txn<'_>,
+    order: &Order,
+    was: Option<OrderState>,
+) -> Result<(), StoreError> {
+    counters::order_moved(txn, was, order.state)?;
     txn.put(CF_ORDERS, order.id.as_bytes().to_vec(), order)
 }
 
@@ -247,7 +254,7 @@ pub(crate) fn create_order(
         closed_at_ms: None,
         refunded_at_ms: None,
     };
-    save_order(txn, &order)?;
+    save_order(txn, &order, None)?;
     txn.put_raw(
         CF_USER_ORDERS,
         keys::user_order(&order.user_id, &order.id),
@@ -302,10 +309,11 @@ pub(crate) fn close_unpaid(
         user_limit::release(txn, &order.user_id, &item.sku, item.qty)?;
     }
     timers::disarm(txn, close_timer(order))?;
+    let was = order.state;
     order.state = OrderState::Closed;
     order.close_reason = Some(reason);
     order.closed_at_ms = Some(now_ms);
-    save_order(txn, order)
+    save_order(txn, order, Some(was))
 }
 
 /// Pays an order: reserved stock becomes sold and the close timer is cancelled. An order past its
@@ -332,7 +340,7 @@ fn pay_order(txn: &mut Txn<'_>, ctx: &Ctx, pay: &PayOrder) -> Result<Outcome, St
             order.state = OrderState::Paid;
             order.payment_ref = Some(pay.payment_ref.clone());
             order.paid_at_ms = Some(ctx.now_ms);
-            save_order(txn, &order)?;
+            save_order(txn, &order, Some(OrderState::PendingPayment))?;
             Ok(Ok(Applied::Order(order)))
         }
         _ => Ok(Err(invalid_state(&order, "pay"))),

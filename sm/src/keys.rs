@@ -83,6 +83,16 @@ pub const SM_LAST_APPLIED: &[u8] = b"last_applied";
 pub const SM_MEMBERSHIP: &[u8] = b"membership";
 /// `sm_meta` key of the number of pending timers.
 pub const SM_TIMERS_PENDING: &[u8] = b"timers_pending";
+/// Prefix of the `sm_meta` keys counting orders per state ([`order_count`]).
+pub const SM_ORDER_COUNT_PREFIX: &[u8] = b"orders/";
+
+/// `sm_meta` key of the number of orders in `state` (snake_case state name).
+pub fn order_count(state: &str) -> Vec<u8> {
+    let mut key = SM_ORDER_COUNT_PREFIX.to_vec();
+    key.extend_from_slice(state.as_bytes());
+    key
+}
+
 /// `sm_meta` key of the number of timers fired so far.
 pub const SM_TIMERS_FIRED: &[u8] = b"timers_fired";
 

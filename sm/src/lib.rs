@@ -10,6 +10,7 @@
 //! - [`order`], [`sku`]: the domain records.
 //! - [`outcome`]: what applying a command answers, including typed rejections.
 //! - [`apply`]: the deterministic state transition.
+//! - [`counters`]: totals kept by `apply` (orders per state, timers) for operators.
 //! - [`idempotency`]: `Idempotency-Key` records and their 24-hour retention.
 //! - [`timers`]: arming, disarming and firing timers (the `timers` column family).
 //! - [`txn`]: read-your-writes staging of one applied batch, written as one `WriteBatch`; it
@@ -30,6 +31,7 @@
 pub mod apply;
 pub mod changes;
 pub mod command;
+pub mod counters;
 pub mod db;
 pub mod error;
 pub mod idempotency;

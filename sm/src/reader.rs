@@ -159,6 +159,39 @@ impl StateReader {
         Ok(OrderPage { orders, next })
     }
 
+    /// How many orders are in each state (snake_case name → count), kept by `apply`.
+    pub fn order_counts(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        let prefix = keys::SM_ORDER_COUNT_PREFIX;
+        let mut counts = Vec::new();
+        for item in self.db.iterator_cf(
+            cf(&self.db, CF_SM_META)?,
+            IteratorMode::From(prefix, Direction::Forward),
+        ) {
+            let (key, value) = item?;
+            let Some(state) = key.strip_prefix(prefix) else {
+                break;
+            };
+            let count: u64 = serde_json::from_slice(&value)
+                .map_err(|e| StoreError::corrupt("order count", e))?;
+            counts.push((String::from_utf8_lossy(state).into_owned(), count));
+        }
+        Ok(counts)
+    }
+
+    /// Up to `limit` SKUs in id order, for the stock metrics.
+    pub fn skus(&self, limit: usize) -> Result<Vec<Sku>, StoreError> {
+        let mut skus = Vec::new();
+        for item in self
+            .db
+            .iterator_cf(cf(&self.db, CF_SKUS)?, IteratorMode::Start)
+            .take(limit)
+        {
+            let (_, value) = item?;
+            skus.push(serde_json::from_slice(&value).map_err(|e| StoreError::corrupt("sku", e))?);
+        }
+        Ok(skus)
+    }
+
     /// Timer counts for operators: pending, fired so far, and the earliest due time (ms).
     pub fn timer_stats(&self) -> Result<TimerStats, StoreError> {
         let txn = Txn::new(&self.db);

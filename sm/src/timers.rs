@@ -9,24 +9,17 @@
 
 use crate::apply::close_unpaid;
 use crate::command::FireTimers;
+use crate::counters;
 use crate::error::StoreError;
-use crate::keys::{
-    self, TimerKind, CF_ORDERS, CF_SM_META, CF_TIMERS, SM_TIMERS_FIRED, SM_TIMERS_PENDING,
-};
+use crate::keys::{self, TimerKind, CF_ORDERS, CF_TIMERS, SM_TIMERS_FIRED, SM_TIMERS_PENDING};
 use crate::order::{CloseReason, Order, OrderState};
 use crate::outcome::{Applied, FiredTimers, Outcome};
 use crate::txn::Txn;
 
-fn add_to_counter(txn: &mut Txn<'_>, key: &'static [u8], delta: i64) -> Result<(), StoreError> {
-    let current: u64 = txn.get(CF_SM_META, key)?.unwrap_or(0);
-    let next = current.saturating_add_signed(delta);
-    txn.put(CF_SM_META, key.to_vec(), &next)
-}
-
 /// Arms timer `key`. The caller guarantees it is not pending yet (its target is new, like an
 /// order created by this very command), so arming is one write and no read.
 pub fn arm(txn: &mut Txn<'_>, key: Vec<u8>) -> Result<(), StoreError> {
-    add_to_counter(txn, SM_TIMERS_PENDING, 1)?;
+    counters::add(txn, SM_TIMERS_PENDING, 1)?;
     txn.put_raw(CF_TIMERS, key, Vec::new());
     Ok(())
 }
@@ -34,7 +27,7 @@ pub fn arm(txn: &mut Txn<'_>, key: Vec<u8>) -> Result<(), StoreError> {
 /// Disarms timer `key`, if it is pending.
 pub fn disarm(txn: &mut Txn<'_>, key: Vec<u8>) -> Result<(), StoreError> {
     if txn.get_raw(CF_TIMERS, &key)?.is_some() {
-        add_to_counter(txn, SM_TIMERS_PENDING, -1)?;
+        counters::add(txn, SM_TIMERS_PENDING, -1)?;
         txn.delete(CF_TIMERS, key);
     }
     Ok(())
@@ -61,7 +54,7 @@ pub fn fire(txn: &mut Txn<'_>, now_ms: i64, command: &FireTimers) -> Result<Outc
         }
         // Acting may already have disarmed it (closing an order does); make sure it is gone.
         disarm(txn, key.clone())?;
-        add_to_counter(txn, SM_TIMERS_FIRED, 1)?;
+        counters::add(txn, SM_TIMERS_FIRED, 1)?;
         result.fired.push(key.clone());
     }
     Ok(Ok(Applied::TimersFired(result)))

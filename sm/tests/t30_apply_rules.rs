@@ -191,7 +191,11 @@ fn idempotency_keys_are_forgotten_after_a_day() {
     keyed.idempotency_key = "k-day".into();
     keyed.request_hash = vec![7];
     let first = created_id(f.run(1_000, keyed.clone()));
-    assert_eq!(created_id(f.run(1_000 + day - 1, keyed.clone())), first, "remembered within a day");
+    assert_eq!(
+        created_id(f.run(1_000 + day - 1, keyed.clone())),
+        first,
+        "remembered within a day"
+    );
     // Any batch past the retention forgets it; the same request is then a new one.
     f.run(1_000 + day + 1, put("B", 1)).unwrap();
     let second = created_id(f.run(1_000 + day + 2, keyed));
