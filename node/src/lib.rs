@@ -10,6 +10,7 @@
 //! - [`raft_cluster`]: `api::Cluster` over Raft (writes, linearizable reads, forwarding, status).
 //! - [`leadership`]: starts leader-only services on gaining leadership, stops them on losing it.
 //! - [`timing_wheel`]: the hierarchical timing wheel (pure data structure).
+//! - [`wipe_guard`]: refuses to start a member whose data directory was lost.
 //! - [`write_forwarder`]: a follower's batches of writes sent to the leader over the peer port.
 //! - [`timer_service`]: the leader's wheel driver: refill from disk, propose due timers.
 //! - [`network`], [`peer_server`], [`peer_wire`]: the Raft peer protocol (prost over HTTP,
@@ -27,4 +28,5 @@ pub mod raft_cluster;
 pub mod serve;
 pub mod timer_service;
 pub mod timing_wheel;
+pub mod wipe_guard;
 pub mod write_forwarder;

@@ -30,6 +30,7 @@ async fn main() {
         )
         .with_writer(std::io::stderr)
         .init();
+    fail_fast_on_panic();
     let Cli {
         command: Command::Serve(args),
     } = Cli::parse();
@@ -49,6 +50,18 @@ async fn main() {
         eprintln!("orderq: {e}");
         std::process::exit(1);
     }
+}
+
+/// A panic anywhere means an invariant broke (openraft panics on a corrupted replication state):
+/// the process exits at once instead of serving HTTP with a dead Raft core, so a supervisor
+/// restarts it from its data.
+fn fail_fast_on_panic() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        default(info);
+        eprintln!("orderq: panic; exiting so the node restarts from its data");
+        std::process::exit(101);
+    }));
 }
 
 /// Resolves on SIGINT or SIGTERM.

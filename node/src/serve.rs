@@ -40,6 +40,9 @@ pub enum ServeError {
     /// An address did not parse.
     #[error("address {0:?} is not host:port")]
     Address(String),
+    /// This node lost its data while the cluster still counts it (see `wipe_guard`).
+    #[error(transparent)]
+    WipedMember(#[from] crate::wipe_guard::WipedMember),
     /// The HTTP client could not be built.
     #[error("http client: {0}")]
     Http(#[from] reqwest::Error),
@@ -67,6 +70,7 @@ fn socket(addr: &str) -> Result<SocketAddr, ServeError> {
 pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<(), ServeError> {
     std::fs::create_dir_all(&config.data_dir).map_err(sm::StoreError::from)?;
     let storage = Storage::open(&config.data_dir)?;
+    crate::wipe_guard::check(&config, &storage.log).await?;
     let state_machine = storage.state.clone();
     let network = PeerNetwork::new(config.cluster_secret.clone())?;
     let raft = Raft::new(

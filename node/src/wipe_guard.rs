@@ -1,0 +1,95 @@
+//! Refusing to start a node whose data was lost while the cluster still counts it as a member.
+//!
+//! A node restarted under the same id with an empty data directory has forgotten its vote and
+//! the entries it acknowledged. Letting it rejoin can undo a committed write (its old votes made
+//! up a quorum), and openraft's leader panics when a follower's log goes backwards. So a node
+//! that starts with no Raft state first asks its peers whether a cluster already lists it; if
+//! one does, with entries replicated, it stops with an explanation instead of rejoining. The
+//! operator removes the lost member and adds the machine back under a new id.
+//!
+//! Peers that cannot be reached say nothing: on a cluster's very first start nobody answers yet,
+//! and the check must not block it.
+
+use std::time::Duration;
+
+use openraft::storage::RaftLogStorage;
+use serde::Deserialize;
+use sm::LogStore;
+
+use crate::config::Config;
+
+/// How long each peer gets to answer.
+const ASK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A node that must not start.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "node {node_id} has no Raft data, but the cluster at {peer} lists it as a member with \
+     {last_log_index} log entries: its data directory was lost or wiped. Remove it from the \
+     cluster (POST /admin/cluster/voters without {node_id}) and add this machine under a new id"
+)]
+pub struct WipedMember {
+    /// This node.
+    pub node_id: u64,
+    /// The peer API that lists it.
+    pub peer: String,
+    /// That peer's last log index.
+    pub last_log_index: u64,
+}
+
+/// The part of `GET /admin/cluster` the check reads.
+#[derive(Deserialize)]
+struct PeerView {
+    /// Voters the peer knows.
+    voters: Vec<u64>,
+    /// Learners the peer knows.
+    learners: Vec<u64>,
+    /// The peer's last log index.
+    last_log_index: Option<u64>,
+}
+
+/// Whether `log` holds nothing at all: no vote, no entry, nothing purged.
+async fn is_empty(log: &LogStore) -> bool {
+    let mut log = log.clone();
+    let vote = log.read_vote().await.ok().flatten();
+    let state = log.get_log_state().await.ok();
+    vote.is_none()
+        && state.is_some_and(|s| s.last_log_id.is_none() && s.last_purged_log_id.is_none())
+}
+
+/// Fails when this node starts empty while a reachable peer lists it as a member with data.
+pub async fn check(config: &Config, log: &LogStore) -> Result<(), WipedMember> {
+    if !is_empty(log).await {
+        return Ok(());
+    }
+    let Ok(http) = reqwest::Client::builder()
+        .timeout(ASK_TIMEOUT)
+        .no_proxy()
+        .build()
+    else {
+        return Ok(());
+    };
+    for peer in config.peers.iter().filter(|p| p.id != config.node_id) {
+        let mut request = http.get(format!("http://{}/admin/cluster", peer.api_addr));
+        if !config.admin_token.is_empty() {
+            request = request.bearer_auth(&config.admin_token);
+        }
+        let Ok(response) = request.send().await else {
+            continue;
+        };
+        let Ok(view) = response.json::<PeerView>().await else {
+            continue;
+        };
+        let listed =
+            view.voters.contains(&config.node_id) || view.learners.contains(&config.node_id);
+        let last_log_index = view.last_log_index.unwrap_or(0);
+        if listed && last_log_index > 0 {
+            return Err(WipedMember {
+                node_id: config.node_id,
+                peer: peer.api_addr.clone(),
+                last_log_index,
+            });
+        }
+    }
+    Ok(())
+}
