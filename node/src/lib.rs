@@ -11,6 +11,12 @@
 //! - [`leadership`]: starts leader-only services on gaining leadership, stops them on losing it.
 //! - [`timing_wheel`]: the hierarchical timing wheel (pure data structure).
 //! - [`timer_service`]: the leader's wheel driver: refill from disk, propose due timers.
+//! - [`scheduler`]: the leader's consumer scheduler: push delivery, pull leases, outcomes
+//!   proposed in batches.
+//! - [`consumer_lane`]: one group's in-memory delivery state (pending, in flight, pacing, per-key
+//!   order, backoff), pure logic.
+//! - [`push`]: one webhook POST as the contract describes it.
+//! - [`queue_handle`]: pull requests from the API to the running scheduler; its stats back.
 //! - [`network`], [`peer_server`], [`peer_wire`]: the Raft peer protocol (prost over HTTP,
 //!   authenticated by the cluster secret).
 
@@ -18,11 +24,15 @@ pub mod admission;
 pub mod batcher;
 pub mod change_retention;
 pub mod config;
+pub mod consumer_lane;
 pub mod leadership;
 pub mod network;
 pub mod peer_server;
 pub mod peer_wire;
+pub mod push;
+pub mod queue_handle;
 pub mod raft_cluster;
+pub mod scheduler;
 pub mod serve;
 pub mod timer_service;
 pub mod timing_wheel;
