@@ -116,8 +116,16 @@ impl SubscriptionBody {
         };
         let max_attempts = self.max_attempts.unwrap_or(16);
         check_range("max_attempts", max_attempts.into(), 1, 1000)?;
-        let initial = self.backoff.as_ref().and_then(|b| b.initial_ms).unwrap_or(1000);
-        let max = self.backoff.as_ref().and_then(|b| b.max_ms).unwrap_or(7_200_000);
+        let initial = self
+            .backoff
+            .as_ref()
+            .and_then(|b| b.initial_ms)
+            .unwrap_or(1000);
+        let max = self
+            .backoff
+            .as_ref()
+            .and_then(|b| b.max_ms)
+            .unwrap_or(7_200_000);
         check_range("backoff.initial_ms", initial, 1, 86_400_000)?;
         check_range("backoff.max_ms", max, initial, 86_400_000)?;
         let max_in_flight = self.max_in_flight.unwrap_or(64);
@@ -221,7 +229,11 @@ fn wall_clock_ms() -> i64 {
 
 impl<C: Cluster> Api<C> {
     /// Dispatches the queue's routes.
-    pub(crate) async fn queue(&self, route: Route, req: &HttpRequest) -> Result<HttpReply, ApiError> {
+    pub(crate) async fn queue(
+        &self,
+        route: Route,
+        req: &HttpRequest,
+    ) -> Result<HttpReply, ApiError> {
         match route {
             Route::Publish(topic) => {
                 request::check_id("topic", &topic)?;

@@ -130,7 +130,9 @@ impl Route {
             ["v1", "orders", id, "refund"] => Some(("POST", Route::RefundOrder(param(id)?))),
             ["v1", "topics", topic, "messages"] => Some(("POST", Route::Publish(param(topic)?))),
             ["admin", "subscriptions"] => Some(("GET", Route::ListSubscriptions)),
-            ["admin", "subscriptions", group] => Some(("PUT", Route::PutSubscription(param(group)?))),
+            ["admin", "subscriptions", group] => {
+                Some(("PUT", Route::PutSubscription(param(group)?)))
+            }
             ["admin", "subscriptions", group, "dead"] => {
                 Some(("GET", Route::DeadLetters(param(group)?)))
             }

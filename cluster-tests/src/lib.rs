@@ -54,9 +54,9 @@ pub use client::{create_order_retrying, ApiResponse, NodeClient, Request};
 pub use cluster::{Cluster, ClusterOptions};
 pub use error::{Error, Result};
 pub use follower::ChangeFollower;
-pub use receiver::{Received, Receiver, ReceiverOptions};
 pub use model::{
     entry_end_offset, epoch_ms, stock_held, Change, ChangePage, NewItem, NewOrder, Order,
     OrderState, Sku, SkuSettings, TimerStats,
 };
+pub use receiver::{Received, Receiver, ReceiverOptions};
 pub use wait::{poll_until, retry_while_unavailable, within};

@@ -168,9 +168,9 @@ impl ConsumerLane {
             if self.pending.contains_key(&offset) || self.in_flight.contains_key(&offset) {
                 continue;
             }
-            let (failed, retry_at) = p.attempts.map_or((0, 0), |a| {
-                (a.attempts.len() as u32, a.retry_at_ms)
-            });
+            let (failed, retry_at) = p
+                .attempts
+                .map_or((0, 0), |a| (a.attempts.len() as u32, a.retry_at_ms));
             let due_ms = p.message.deliver_at_ms.max(retry_at);
             self.insert_pending(
                 offset,
@@ -423,12 +423,26 @@ mod tests {
         let mut lane = ConsumerLane::new(sub(true, 10), 0);
         lane.add_loaded(vec![message(1, "a"), message(2, "a"), message(3, "b")]);
         let mut token = 0;
-        let out: Vec<u64> = lane.hand_out(0, 10, None, &mut token).iter().map(|(o, _)| *o).collect();
+        let out: Vec<u64> = lane
+            .hand_out(0, 10, None, &mut token)
+            .iter()
+            .map(|(o, _)| *o)
+            .collect();
         assert_eq!(out, vec![1, 3]);
         assert!(lane.decide(1, None, Ok(())));
         let sent = lane.take_outcomes().unwrap();
-        lane.committed(&sent, &DeliveriesRecorded { acked: vec![1], ..Default::default() });
-        let out: Vec<u64> = lane.hand_out(0, 10, None, &mut token).iter().map(|(o, _)| *o).collect();
+        lane.committed(
+            &sent,
+            &DeliveriesRecorded {
+                acked: vec![1],
+                ..Default::default()
+            },
+        );
+        let out: Vec<u64> = lane
+            .hand_out(0, 10, None, &mut token)
+            .iter()
+            .map(|(o, _)| *o)
+            .collect();
         assert_eq!(out, vec![2]);
     }
 
@@ -442,7 +456,13 @@ mod tests {
         assert_eq!(retry, 50);
         assert!(lane.decide(1, None, Err(("boom".into(), retry))));
         let sent = lane.take_outcomes().unwrap();
-        lane.committed(&sent, &DeliveriesRecorded { retrying: vec![1], ..Default::default() });
+        lane.committed(
+            &sent,
+            &DeliveriesRecorded {
+                retrying: vec![1],
+                ..Default::default()
+            },
+        );
         assert!(lane.hand_out(49, 10, None, &mut token).is_empty());
         assert_eq!(lane.hand_out(50, 10, None, &mut token).len(), 1);
         assert!(lane.retry_at(0, 3, 0.99) <= 400);
@@ -455,7 +475,13 @@ mod tests {
         lane.add_loaded((1..=5).map(|o| message(o, "")).collect());
         let mut token = 0;
         assert_eq!(lane.hand_out(0, 10, None, &mut token).len(), 2);
-        let mut paced = ConsumerLane::new(Subscription { rate_per_sec: 100, ..sub(false, 1000) }, 0);
+        let mut paced = ConsumerLane::new(
+            Subscription {
+                rate_per_sec: 100,
+                ..sub(false, 1000)
+            },
+            0,
+        );
         paced.add_loaded((1..=1000).map(|o| message(o, "")).collect());
         let mut handed = 0;
         for ms in 0..1000 {

@@ -310,6 +310,12 @@ impl Scheduler {
                 reply,
             }) => {
                 if !state.lanes.contains_key(&group) {
+                    // Created since the last refresh?
+                    if let Err(e) = self.refresh(state, now) {
+                        tracing::warn!(error = %e, "scheduler refresh failed");
+                    }
+                }
+                if !state.lanes.contains_key(&group) {
                     let _ = reply.send(Err(ClusterError::Refused(format!(
                         "subscription {group} not found"
                     ))));
@@ -329,6 +335,11 @@ impl Scheduler {
                 nack_delay_ms,
                 reply,
             }) => {
+                if !state.lanes.contains_key(&group) {
+                    if let Err(e) = self.refresh(state, now) {
+                        tracing::warn!(error = %e, "scheduler refresh failed");
+                    }
+                }
                 let Some(lane) = state.lanes.get_mut(&group) else {
                     let _ = reply.send(Err(ClusterError::Refused(format!(
                         "subscription {group} not found"

@@ -16,8 +16,8 @@ use crate::batcher::{Batcher, BatcherConfig};
 use crate::config::Config;
 use crate::leadership::LeaderServices;
 use crate::network::PeerNetwork;
-use crate::raft_cluster::RaftCluster;
 use crate::queue_handle::QueueHandle;
+use crate::raft_cluster::RaftCluster;
 use crate::timer_service::TimerLag;
 
 /// Why a node could not start or stopped with an error.
@@ -127,13 +127,9 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
         refund_url: config.payment.refund_url.clone(),
     };
     let leader_task = tokio::spawn(leader_services.run(shutdown.clone()));
-    let cluster = Arc::new(RaftCluster::new(
-        raft.clone(),
-        batcher,
-        storage.reader,
-        timer_lag,
-    )?
-    .with_queue(queue));
+    let cluster = Arc::new(
+        RaftCluster::new(raft.clone(), batcher, storage.reader, timer_lag)?.with_queue(queue),
+    );
     let api = Arc::new(api::Api::new(
         cluster,
         api::ApiConfig {

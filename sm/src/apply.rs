@@ -20,8 +20,8 @@ use crate::error::StoreError;
 use crate::keys::{self, TimerKind, CF_IDEMPOTENCY, CF_ORDERS, CF_SKUS, CF_USER_ORDERS};
 use crate::order::{CloseReason, Order, OrderItem, OrderState};
 use crate::order_event;
-use crate::queue::{self, NewMessage};
 use crate::outcome::{Applied, Outcome, Rejection};
+use crate::queue::{self, NewMessage};
 use crate::sku::Sku;
 use crate::timers;
 use crate::txn::Txn;
@@ -379,7 +379,11 @@ fn cancel_order(txn: &mut Txn<'_>, ctx: &Ctx, cancel: &CancelOrder) -> Result<Ou
 
 /// Publishes a client's message; its delivery time is the later of `deliver_at` and the delay
 /// from the batch clock.
-fn publish_message(txn: &mut Txn<'_>, now_ms: i64, publish: &Publish) -> Result<Outcome, StoreError> {
+fn publish_message(
+    txn: &mut Txn<'_>,
+    now_ms: i64,
+    publish: &Publish,
+) -> Result<Outcome, StoreError> {
     if publish.topic.is_empty() {
         return Ok(Err(Rejection::Invalid("empty topic".into())));
     }

@@ -25,7 +25,11 @@ fn load(txn: &Txn<'_>, order_id: &str) -> Result<Option<Order>, StoreError> {
 }
 
 /// Asks for the refund of a paid order; asking again while it is pending answers the order.
-pub fn request(txn: &mut Txn<'_>, now_ms: i64, refund: &RefundOrder) -> Result<Outcome, StoreError> {
+pub fn request(
+    txn: &mut Txn<'_>,
+    now_ms: i64,
+    refund: &RefundOrder,
+) -> Result<Outcome, StoreError> {
     let Some(mut order) = load(txn, &refund.order_id)? else {
         return Ok(Err(Rejection::NotFound {
             kind: "order".into(),

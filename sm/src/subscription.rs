@@ -14,7 +14,7 @@
 use rocksdb::{Direction, IteratorMode, DB};
 use serde::{Deserialize, Serialize};
 
-use crate::command::{PutSubscription, Redrive, RecordDeliveries};
+use crate::command::{PutSubscription, RecordDeliveries, Redrive};
 use crate::db::cf;
 use crate::error::StoreError;
 use crate::keys::{self, DeliveryRecord, CF_DELIVERIES, CF_MESSAGES};
@@ -163,7 +163,12 @@ pub fn put(txn: &mut Txn<'_>, put: &PutSubscription) -> Result<Outcome, StoreErr
             max_in_flight: put.max_in_flight,
             rate_per_sec: put.rate_per_sec,
             ordered_by_key: put.ordered_by_key,
-            start: if put.start_latest { "latest" } else { "earliest" }.into(),
+            start: if put.start_latest {
+                "latest"
+            } else {
+                "earliest"
+            }
+            .into(),
             cursor: if put.start_latest {
                 queue::head(txn, &put.topic)?
             } else {
@@ -179,7 +184,12 @@ pub fn put(txn: &mut Txn<'_>, put: &PutSubscription) -> Result<Outcome, StoreErr
     Ok(Ok(Applied::Subscription(sub)))
 }
 
-fn exists(txn: &Txn<'_>, kind: DeliveryRecord, group: &str, offset: u64) -> Result<bool, StoreError> {
+fn exists(
+    txn: &Txn<'_>,
+    kind: DeliveryRecord,
+    group: &str,
+    offset: u64,
+) -> Result<bool, StoreError> {
     Ok(txn
         .get_raw(CF_DELIVERIES, &keys::delivery(kind, group, offset))?
         .is_some())
@@ -199,8 +209,14 @@ fn is_pending(txn: &Txn<'_>, sub: &Subscription, offset: u64) -> Result<bool, St
 /// Marks `offset` settled for `sub` and moves the cursor past every settled offset after it.
 fn settle(txn: &mut Txn<'_>, sub: &mut Subscription, offset: u64) -> Result<(), StoreError> {
     let group = sub.group.clone();
-    txn.delete(CF_DELIVERIES, keys::delivery(DeliveryRecord::Redriven, &group, offset));
-    txn.delete(CF_DELIVERIES, keys::delivery(DeliveryRecord::Attempts, &group, offset));
+    txn.delete(
+        CF_DELIVERIES,
+        keys::delivery(DeliveryRecord::Redriven, &group, offset),
+    );
+    txn.delete(
+        CF_DELIVERIES,
+        keys::delivery(DeliveryRecord::Attempts, &group, offset),
+    );
     if offset > sub.cursor {
         txn.put_raw(
             CF_DELIVERIES,
@@ -297,7 +313,10 @@ pub fn redrive(txn: &mut Txn<'_>, redrive: &Redrive) -> Result<Outcome, StoreErr
         txn.delete(CF_DELIVERIES, dead);
         // The marker makes it pending whichever side of the cursor it is on, and tells the
         // scheduler (which has read past it) to deliver it again.
-        txn.delete(CF_DELIVERIES, keys::delivery(DeliveryRecord::Settled, &sub.group, offset));
+        txn.delete(
+            CF_DELIVERIES,
+            keys::delivery(DeliveryRecord::Settled, &sub.group, offset),
+        );
         txn.put_raw(
             CF_DELIVERIES,
             keys::delivery(DeliveryRecord::Redriven, &sub.group, offset),
@@ -329,7 +348,10 @@ fn scan_prefix(
     prefix: &[u8],
     mut each: impl FnMut(&[u8], &[u8]) -> Result<bool, StoreError>,
 ) -> Result<(), StoreError> {
-    for item in db.iterator_cf(cf(db, cf_name)?, IteratorMode::From(from, Direction::Forward)) {
+    for item in db.iterator_cf(
+        cf(db, cf_name)?,
+        IteratorMode::From(from, Direction::Forward),
+    ) {
         let (key, value) = item?;
         if !key.starts_with(prefix) || !each(&key, &value)? {
             break;
@@ -404,7 +426,12 @@ impl QueueReads<'_> {
         Ok(found)
     }
 
-    fn pending(&self, txn: &Txn<'_>, group: &str, value: &[u8]) -> Result<PendingMessage, StoreError> {
+    fn pending(
+        &self,
+        txn: &Txn<'_>,
+        group: &str,
+        value: &[u8],
+    ) -> Result<PendingMessage, StoreError> {
         let message: Message =
             serde_json::from_slice(value).map_err(|e| StoreError::corrupt("message", e))?;
         let attempts = txn.get(
@@ -448,7 +475,9 @@ impl QueueReads<'_> {
                 more = true;
                 return Ok(false);
             }
-            dead.push(serde_json::from_slice(value).map_err(|e| StoreError::corrupt("dead letter", e))?);
+            dead.push(
+                serde_json::from_slice(value).map_err(|e| StoreError::corrupt("dead letter", e))?,
+            );
             Ok(true)
         })?;
         Ok((dead, more))
