@@ -110,6 +110,41 @@ pub struct NodeStatus {
     pub matched_index: Option<u64>,
 }
 
+/// A message handed to a pull consumer.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct PulledMessage {
+    /// The message id (`topic:offset`).
+    pub id: String,
+    /// Its topic.
+    pub topic: String,
+    /// Its key.
+    pub key: String,
+    /// The publisher's JSON.
+    pub payload: serde_json::Value,
+    /// Which attempt this is, from 1.
+    pub attempt: u32,
+    /// What `ack` / `nack` name it by; valid while this lease lasts.
+    pub receipt: String,
+}
+
+/// What a pull consumer asks `receive` for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReceiveLimits {
+    /// Most messages answered.
+    pub max: usize,
+    /// How long to wait for the first one.
+    pub wait_ms: u64,
+    /// How long each stays leased before it is delivered again.
+    pub visibility_ms: u64,
+}
+
+/// The leader's in-memory view of one group's deliveries, for stats.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LiveDeliveries {
+    /// Messages handed out and not yet settled.
+    pub in_flight: u64,
+}
+
 /// The cluster as the API sees it.
 #[async_trait]
 pub trait Cluster: Send + Sync + 'static {
@@ -141,6 +176,35 @@ pub trait Cluster: Send + Sync + 'static {
 
     /// Prometheus text of the node's own metrics (Raft state, replication).
     fn node_metrics(&self) -> String;
+
+    /// Leases up to `limits.max` messages of pull group `group` (long poll). Served by the leader's
+    /// scheduler; a follower answers `ForwardTo`. The default refuses.
+    async fn receive(
+        &self,
+        group: &str,
+        limits: ReceiveLimits,
+    ) -> Result<Vec<PulledMessage>, ClusterError> {
+        let _ = (group, limits);
+        Err(ClusterError::Refused("this cluster has no queue".into()))
+    }
+
+    /// Settles leased messages of pull group `group` by receipt: acknowledges them, or with
+    /// `nack_delay_ms` fails them to come back after that delay. Answers how many receipts were
+    /// current. The default refuses.
+    async fn settle_receipts(
+        &self,
+        group: &str,
+        receipts: Vec<String>,
+        nack_delay_ms: Option<u64>,
+    ) -> Result<u64, ClusterError> {
+        let _ = (group, receipts, nack_delay_ms);
+        Err(ClusterError::Refused("this cluster has no queue".into()))
+    }
+
+    /// The leader scheduler's in-flight counts per group (empty off the leader).
+    fn live_deliveries(&self) -> std::collections::HashMap<String, LiveDeliveries> {
+        std::collections::HashMap::new()
+    }
 
     /// Adds node `node_id` as a learner (a member that replicates and serves local reads and the
     /// change stream but never votes) and returns once it has caught up. The default refuses:

@@ -61,6 +61,22 @@ pub(crate) fn outcome_reply(outcome: Outcome) -> Result<HttpReply, ApiError> {
         Applied::OrderCreated(order) => Ok(json_reply(201, &view::order(&order))),
         Applied::Order(order) => Ok(json_reply(200, &view::order(&order))),
         Applied::TimersFired(fired) => Ok(json_reply(200, &json!({"fired": fired.fired.len()}))),
+        Applied::Published(message) => Ok(json_reply(
+            201,
+            &json!({
+                "id": message.id,
+                "topic": message.topic,
+                "offset": message.offset,
+                "deliver_at": view::rfc3339(message.deliver_at_ms),
+            }),
+        )),
+        Applied::Subscription(sub) => Ok(json_reply(200, &crate::queue::subscription_view(&sub))),
+        Applied::DeliveriesRecorded(done) => Ok(json_reply(
+            200,
+            &json!({"acked": done.acked.len(), "retrying": done.retrying.len(), "dead": done.dead.len()}),
+        )),
+        Applied::Redriven(n) => Ok(json_reply(200, &json!({"redriven": n}))),
+        Applied::RefundRequested(order) => Ok(json_reply(202, &view::order(&order))),
     }
 }
 
@@ -181,6 +197,15 @@ impl<C: Cluster> Api<C> {
                     .await
             }
             Route::Seckill(sku) => self.seckill(req, sku).await,
+            Route::RefundOrder(_)
+            | Route::Publish(_)
+            | Route::ListSubscriptions
+            | Route::PutSubscription(_)
+            | Route::DeadLetters(_)
+            | Route::Redrive(_)
+            | Route::Receive(_)
+            | Route::Ack(_)
+            | Route::Nack(_) => self.queue(route, req).await,
             Route::GetSku(sku) => {
                 request::check_id("sku", &sku)?;
                 self.read(req, |reader| match reader.sku(&sku)? {
@@ -351,7 +376,7 @@ impl<C: Cluster> Api<C> {
 
     /// Serves a read of state: from this node when `consistency=local`, else after confirming
     /// leadership (forwarding to the leader from a follower).
-    async fn read(
+    pub(crate) async fn read(
         &self,
         req: &HttpRequest,
         answer: impl FnOnce(&StateReader) -> Result<HttpReply, ApiError>,
@@ -365,7 +390,7 @@ impl<C: Cluster> Api<C> {
         answer(self.cluster.reader())
     }
 
-    async fn forward_or_fail(
+    pub(crate) async fn forward_or_fail(
         &self,
         req: &HttpRequest,
         e: ClusterError,

@@ -9,6 +9,7 @@
 //! - [`idempotency`]: `Idempotency-Key` checks and request hashing.
 //! - [`handler`]: dispatch from request to reply, forwarding, admin auth.
 //! - [`seckill`]: the flash sale's purchase, with its sold-out answer from memory.
+//! - [`queue`]: publishing, subscriptions, dead letters, pull receive/ack/nack, refunds.
 //! - [`view`]: the JSON shapes of orders, SKUs and changes.
 //! - [`changes`]: the change stream's query, long poll and NDJSON stream.
 //! - [`error`]: the contract's error codes, mapped in one place.
@@ -22,12 +23,16 @@ pub mod error;
 pub mod handler;
 pub mod idempotency;
 pub mod metrics;
+pub mod queue;
 pub mod request;
 pub mod routes;
 pub mod seckill;
 pub mod server;
 pub mod view;
 
-pub use cluster::{Cluster, ClusterError, ClusterStatus, HttpReply, HttpRequest, NodeStatus};
+pub use cluster::{
+    Cluster, ClusterError, ClusterStatus, HttpReply, HttpRequest, LiveDeliveries, NodeStatus,
+    PulledMessage, ReceiveLimits,
+};
 pub use error::ApiError;
 pub use handler::{Api, ApiConfig};

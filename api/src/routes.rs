@@ -25,6 +25,15 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/admin/cluster/learners"),
     ("POST", "/admin/cluster/voters"),
     ("POST", "/v1/seckill/{sku}"),
+    ("POST", "/v1/orders/{id}/refund"),
+    ("POST", "/v1/topics/{topic}/messages"),
+    ("GET", "/admin/subscriptions"),
+    ("PUT", "/admin/subscriptions/{group}"),
+    ("GET", "/admin/subscriptions/{group}/dead"),
+    ("POST", "/admin/subscriptions/{group}/dead/redrive"),
+    ("POST", "/v1/subscriptions/{group}/receive"),
+    ("POST", "/v1/subscriptions/{group}/ack"),
+    ("POST", "/v1/subscriptions/{group}/nack"),
 ];
 
 /// A parsed route with its path parameters (percent-decoded).
@@ -66,6 +75,24 @@ pub enum Route {
     ChangeVoters,
     /// `POST /v1/seckill/{sku}`
     Seckill(String),
+    /// `POST /v1/orders/{id}/refund`
+    RefundOrder(String),
+    /// `POST /v1/topics/{topic}/messages`
+    Publish(String),
+    /// `GET /admin/subscriptions`
+    ListSubscriptions,
+    /// `PUT /admin/subscriptions/{group}`
+    PutSubscription(String),
+    /// `GET /admin/subscriptions/{group}/dead`
+    DeadLetters(String),
+    /// `POST /admin/subscriptions/{group}/dead/redrive`
+    Redrive(String),
+    /// `POST /v1/subscriptions/{group}/receive`
+    Receive(String),
+    /// `POST /v1/subscriptions/{group}/ack`
+    Ack(String),
+    /// `POST /v1/subscriptions/{group}/nack`
+    Nack(String),
 }
 
 impl Route {
@@ -100,6 +127,23 @@ impl Route {
             ["admin", "cluster", "learners"] => Some(("POST", Route::AddLearner)),
             ["admin", "cluster", "voters"] => Some(("POST", Route::ChangeVoters)),
             ["v1", "seckill", sku] => Some(("POST", Route::Seckill(param(sku)?))),
+            ["v1", "orders", id, "refund"] => Some(("POST", Route::RefundOrder(param(id)?))),
+            ["v1", "topics", topic, "messages"] => Some(("POST", Route::Publish(param(topic)?))),
+            ["admin", "subscriptions"] => Some(("GET", Route::ListSubscriptions)),
+            ["admin", "subscriptions", group] => {
+                Some(("PUT", Route::PutSubscription(param(group)?)))
+            }
+            ["admin", "subscriptions", group, "dead"] => {
+                Some(("GET", Route::DeadLetters(param(group)?)))
+            }
+            ["admin", "subscriptions", group, "dead", "redrive"] => {
+                Some(("POST", Route::Redrive(param(group)?)))
+            }
+            ["v1", "subscriptions", group, "receive"] => {
+                Some(("POST", Route::Receive(param(group)?)))
+            }
+            ["v1", "subscriptions", group, "ack"] => Some(("POST", Route::Ack(param(group)?))),
+            ["v1", "subscriptions", group, "nack"] => Some(("POST", Route::Nack(param(group)?))),
             _ => None,
         };
         match by_path {
@@ -129,6 +173,15 @@ impl Route {
             Route::AddLearner => "/admin/cluster/learners",
             Route::ChangeVoters => "/admin/cluster/voters",
             Route::Seckill(_) => "/v1/seckill/{sku}",
+            Route::RefundOrder(_) => "/v1/orders/{id}/refund",
+            Route::Publish(_) => "/v1/topics/{topic}/messages",
+            Route::ListSubscriptions => "/admin/subscriptions",
+            Route::PutSubscription(_) => "/admin/subscriptions/{group}",
+            Route::DeadLetters(_) => "/admin/subscriptions/{group}/dead",
+            Route::Redrive(_) => "/admin/subscriptions/{group}/dead/redrive",
+            Route::Receive(_) => "/v1/subscriptions/{group}/receive",
+            Route::Ack(_) => "/v1/subscriptions/{group}/ack",
+            Route::Nack(_) => "/v1/subscriptions/{group}/nack",
         }
     }
 
@@ -145,7 +198,11 @@ mod tests {
     #[test]
     fn every_template_parses_to_its_route() {
         for (method, template) in ROUTES {
-            let path = template.replace("{sku}", "A%20B").replace("{id}", "0001");
+            let path = template
+                .replace("{sku}", "A%20B")
+                .replace("{id}", "0001")
+                .replace("{topic}", "t.1")
+                .replace("{group}", "g");
             let route =
                 Route::parse(method, &path).unwrap_or_else(|e| panic!("{method} {path}: {e}"));
             assert_eq!(route.template(), *template);

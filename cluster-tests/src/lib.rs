@@ -32,9 +32,12 @@
 //! - [`follower`]: [`ChangeFollower`], a change-stream consumer that keeps its offset in a file
 //!   and resumes without gaps or repeats (behind `src/bin/follow-changes.rs` and the tests).
 //! - [`load_stats`]: the load generator's counts, latency percentiles and rates per outcome.
+//! - [`receiver`]: [`Receiver`], a real webhook receiver / fake payment provider with failure
+//!   rate, fail-first-N and latency, recording every call (behind `src/bin/fake-provider.rs`).
 //! - [`error`]: the one [`Error`] type.
 //! - `src/bin/loadgen.rs`: the benchmark's load generator.
 //! - `src/bin/follow-changes.rs`: the example change-stream consumer.
+//! - `src/bin/fake-provider.rs`: the fake payment provider for the README's refund demo.
 //! - `tests/tNN_*.rs`: the tests, numbered by area.
 
 pub mod client;
@@ -44,6 +47,7 @@ pub mod follower;
 pub mod load_stats;
 pub mod model;
 pub mod process;
+pub mod receiver;
 pub mod wait;
 
 pub use client::{create_order_retrying, ApiResponse, NodeClient, Request};
@@ -54,4 +58,5 @@ pub use model::{
     entry_end_offset, epoch_ms, stock_held, Change, ChangePage, NewItem, NewOrder, Order,
     OrderState, Sku, SkuSettings, TimerStats,
 };
+pub use receiver::{Received, Receiver, ReceiverOptions};
 pub use wait::{poll_until, retry_while_unavailable, within};

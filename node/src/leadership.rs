@@ -12,6 +12,8 @@ use sm::{StateMachine, StateReader};
 use tokio::sync::watch;
 
 use crate::batcher::Batcher;
+use crate::queue_handle::QueueHandle;
+use crate::scheduler::Scheduler;
 use crate::timer_service::{TimerLag, TimerService};
 
 /// What leader services need.
@@ -26,6 +28,10 @@ pub struct LeaderServices {
     pub batcher: Batcher,
     /// Timer lag shared with the API.
     pub timer_lag: Arc<TimerLag>,
+    /// Pull requests and delivery stats shared with the API.
+    pub queue: Arc<QueueHandle>,
+    /// The payment provider's refund endpoint (`[payment] refund_url`), empty for none.
+    pub refund_url: String,
 }
 
 impl LeaderServices {
@@ -66,7 +72,18 @@ impl LeaderServices {
             self.state.subscribe_armed_timers(),
             self.timer_lag.clone(),
         );
-        tokio::spawn(timers.run(stopped));
+        tokio::spawn(timers.run(stopped.clone()));
+        match Scheduler::new(
+            self.reader.clone(),
+            self.batcher.clone(),
+            self.queue.clone(),
+            self.refund_url.clone(),
+        ) {
+            Ok(scheduler) => {
+                tokio::spawn(scheduler.run(stopped));
+            }
+            Err(e) => tracing::error!(error = %e, "consumer scheduler could not start"),
+        }
         stop
     }
 }

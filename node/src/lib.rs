@@ -13,6 +13,12 @@
 //! - [`wipe_guard`]: refuses to start a member whose data directory was lost.
 //! - [`write_forwarder`]: a follower's batches of writes sent to the leader over the peer port.
 //! - [`timer_service`]: the leader's wheel driver: refill from disk, propose due timers.
+//! - [`scheduler`]: the leader's consumer scheduler: push delivery, pull leases, outcomes
+//!   proposed in batches.
+//! - [`consumer_lane`]: one group's in-memory delivery state (pending, in flight, pacing, per-key
+//!   order, backoff), pure logic.
+//! - [`push`]: one webhook POST as the contract describes it.
+//! - [`queue_handle`]: pull requests from the API to the running scheduler; its stats back.
 //! - [`network`], [`peer_server`], [`peer_wire`]: the Raft peer protocol (prost over HTTP,
 //!   authenticated by the cluster secret).
 
@@ -20,11 +26,15 @@ pub mod admission;
 pub mod batcher;
 pub mod change_retention;
 pub mod config;
+pub mod consumer_lane;
 pub mod leadership;
 pub mod network;
 pub mod peer_server;
 pub mod peer_wire;
+pub mod push;
+pub mod queue_handle;
 pub mod raft_cluster;
+pub mod scheduler;
 pub mod serve;
 pub mod timer_service;
 pub mod timing_wheel;

@@ -15,9 +15,14 @@ use sm::raft_types::{NodeId, PeerAddr, Raft};
 use sm::StateReader;
 
 use api::handler::FORWARDED_HEADER;
-use api::{Cluster, ClusterError, ClusterStatus, HttpReply, HttpRequest, NodeStatus};
+use api::{
+    Cluster, ClusterError, ClusterStatus, HttpReply, HttpRequest, LiveDeliveries, NodeStatus,
+    PulledMessage, ReceiveLimits,
+};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::batcher::Batcher;
+use crate::queue_handle::{PullRequest, QueueHandle};
 use crate::timer_service::TimerLag;
 
 /// How long `POST /admin/snapshot` waits for the snapshot to be built.
@@ -51,6 +56,8 @@ pub struct RaftCluster {
     http: reqwest::Client,
     /// Timer firing lag measured by this node's time wheel while it leads.
     timer_lag: Arc<TimerLag>,
+    /// The consumer scheduler's pull requests and stats, while this node leads.
+    queue: Arc<QueueHandle>,
 }
 
 impl RaftCluster {
@@ -72,8 +79,42 @@ impl RaftCluster {
             reader,
             http,
             timer_lag,
+            queue: Arc::new(QueueHandle::default()),
         })
     }
+
+    /// Serves pull requests through `queue` (shared with the leader's scheduler).
+    pub fn with_queue(self, queue: Arc<QueueHandle>) -> Self {
+        RaftCluster { queue, ..self }
+    }
+
+    /// The running scheduler's queue, or where to send the request instead.
+    fn scheduler(&self) -> Result<mpsc::Sender<PullRequest>, ClusterError> {
+        if let Some(requests) = self.queue.requests() {
+            return Ok(requests);
+        }
+        let m = self.raft.metrics().borrow().clone();
+        match m.current_leader {
+            Some(leader) if leader != m.id => {
+                let node = m.membership_config.membership().get_node(&leader).cloned();
+                match node {
+                    Some(node) => Err(ClusterError::ForwardTo {
+                        leader_id: leader,
+                        api_addr: node.api_addr,
+                    }),
+                    None => Err(ClusterError::NoLeader("leader address unknown".into())),
+                }
+            }
+            Some(_) => Err(ClusterError::NoLeader(
+                "the consumer scheduler is starting".into(),
+            )),
+            None => Err(ClusterError::NoLeader("no leader known yet".into())),
+        }
+    }
+}
+
+fn scheduler_gone() -> ClusterError {
+    ClusterError::Unavailable("leadership changed while serving the request".into())
 }
 
 #[async_trait]
@@ -248,6 +289,48 @@ impl Cluster for RaftCluster {
                     ))
                 })?;
         changed.map(|_| ()).map_err(membership_error)
+    }
+
+    async fn receive(
+        &self,
+        group: &str,
+        limits: ReceiveLimits,
+    ) -> Result<Vec<PulledMessage>, ClusterError> {
+        let (reply, answer) = oneshot::channel();
+        let request = PullRequest::Receive {
+            group: group.to_string(),
+            limits,
+            reply,
+        };
+        self.scheduler()?
+            .send(request)
+            .await
+            .map_err(|_| scheduler_gone())?;
+        answer.await.map_err(|_| scheduler_gone())?
+    }
+
+    async fn settle_receipts(
+        &self,
+        group: &str,
+        receipts: Vec<String>,
+        nack_delay_ms: Option<u64>,
+    ) -> Result<u64, ClusterError> {
+        let (reply, answer) = oneshot::channel();
+        let request = PullRequest::Settle {
+            group: group.to_string(),
+            receipts,
+            nack_delay_ms,
+            reply,
+        };
+        self.scheduler()?
+            .send(request)
+            .await
+            .map_err(|_| scheduler_gone())?;
+        answer.await.map_err(|_| scheduler_gone())?
+    }
+
+    fn live_deliveries(&self) -> std::collections::HashMap<String, LiveDeliveries> {
+        self.queue.live()
     }
 
     fn timer_lag_p99_ms(&self) -> Option<u64> {

@@ -16,6 +16,7 @@ use crate::batcher::{Batcher, BatcherConfig};
 use crate::config::Config;
 use crate::leadership::LeaderServices;
 use crate::network::PeerNetwork;
+use crate::queue_handle::QueueHandle;
 use crate::raft_cluster::RaftCluster;
 use crate::timer_service::TimerLag;
 use crate::write_forwarder::WriteForwarder;
@@ -122,20 +123,20 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
         stopped(),
     ));
     let timer_lag = Arc::new(TimerLag::default());
+    let queue = Arc::new(QueueHandle::default());
     let leader_services = LeaderServices {
         raft: raft.clone(),
         state: state_machine,
         reader: storage.reader.clone(),
         batcher: batcher.clone(),
         timer_lag: timer_lag.clone(),
+        queue: queue.clone(),
+        refund_url: config.payment.refund_url.clone(),
     };
     let leader_task = tokio::spawn(leader_services.run(shutdown.clone()));
-    let cluster = Arc::new(RaftCluster::new(
-        raft.clone(),
-        batcher,
-        storage.reader,
-        timer_lag,
-    )?);
+    let cluster = Arc::new(
+        RaftCluster::new(raft.clone(), batcher, storage.reader, timer_lag)?.with_queue(queue),
+    );
     let api = Arc::new(api::Api::new(
         cluster,
         api::ApiConfig {

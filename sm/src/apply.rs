@@ -11,13 +11,17 @@
 
 use std::collections::BTreeMap;
 
-use crate::command::{Action, CancelOrder, Command, CommandBatch, CreateOrder, PayOrder, PutSku};
+use crate::command::{
+    Action, CancelOrder, Command, CommandBatch, CreateOrder, PayOrder, Publish, PutSku,
+};
 use crate::counters;
 use crate::error::StoreError;
 use crate::idempotency;
 use crate::keys::{self, TimerKind, CF_ORDERS, CF_SKUS, CF_USER_ORDERS};
 use crate::order::{CloseReason, Order, OrderItem, OrderState};
+use crate::order_event;
 use crate::outcome::{Applied, Outcome, Rejection};
+use crate::queue::{self, NewMessage};
 use crate::sku::Sku;
 use crate::timers;
 use crate::txn::Txn;
@@ -71,6 +75,13 @@ fn apply_command(
         Some(Action::CancelOrder(cancel)) => cancel_order(txn, &ctx, cancel)?,
         Some(Action::FireTimers(fire)) => timers::fire(txn, now_ms, fire)?,
         Some(Action::Seckill(buy)) => crate::seckill::buy_one(txn, &ctx, buy)?,
+        Some(Action::Publish(publish)) => publish_message(txn, now_ms, publish)?,
+        Some(Action::PutSubscription(put)) => crate::subscription::put(txn, put)?,
+        Some(Action::RecordDeliveries(results)) => {
+            crate::subscription::record(txn, now_ms, results)?
+        }
+        Some(Action::Redrive(redrive)) => crate::subscription::redrive(txn, redrive)?,
+        Some(Action::RefundOrder(refund)) => crate::refund::request(txn, now_ms, refund)?,
     };
     if !key.is_empty() {
         let record = IdempotencyRecord {
@@ -261,6 +272,7 @@ pub(crate) fn create_order(
         Vec::new(),
     );
     timers::arm(txn, close_timer(&order))?;
+    order_event::publish(txn, ctx.now_ms, order_event::CREATED, &order)?;
     Ok(Ok(Applied::OrderCreated(order)))
 }
 
@@ -313,7 +325,8 @@ pub(crate) fn close_unpaid(
     order.state = OrderState::Closed;
     order.close_reason = Some(reason);
     order.closed_at_ms = Some(now_ms);
-    save_order(txn, order, Some(was))
+    save_order(txn, order, Some(was))?;
+    order_event::publish(txn, now_ms, order_event::CLOSED, order)
 }
 
 /// Pays an order: reserved stock becomes sold and the close timer is cancelled. An order past its
@@ -341,6 +354,7 @@ fn pay_order(txn: &mut Txn<'_>, ctx: &Ctx, pay: &PayOrder) -> Result<Outcome, St
             order.payment_ref = Some(pay.payment_ref.clone());
             order.paid_at_ms = Some(ctx.now_ms);
             save_order(txn, &order, Some(OrderState::PendingPayment))?;
+            order_event::publish(txn, ctx.now_ms, order_event::PAID, &order)?;
             Ok(Ok(Applied::Order(order)))
         }
         _ => Ok(Err(invalid_state(&order, "pay"))),
@@ -360,4 +374,31 @@ fn cancel_order(txn: &mut Txn<'_>, ctx: &Ctx, cancel: &CancelOrder) -> Result<Ou
         }
         _ => Ok(Err(invalid_state(&order, "cancel"))),
     }
+}
+
+/// Publishes a client's message; its delivery time is the later of `deliver_at` and the delay
+/// from the batch clock.
+fn publish_message(
+    txn: &mut Txn<'_>,
+    now_ms: i64,
+    publish: &Publish,
+) -> Result<Outcome, StoreError> {
+    if publish.topic.is_empty() {
+        return Ok(Err(Rejection::Invalid("empty topic".into())));
+    }
+    let Ok(payload) = serde_json::from_str(&publish.payload_json) else {
+        return Ok(Err(Rejection::Invalid("payload is not JSON".into())));
+    };
+    let delay = i64::try_from(publish.delay_ms).unwrap_or(i64::MAX);
+    let message = queue::publish(
+        txn,
+        now_ms,
+        NewMessage {
+            topic: &publish.topic,
+            key: &publish.key,
+            payload,
+            deliver_at_ms: now_ms.saturating_add(delay).max(publish.deliver_at_ms),
+        },
+    )?;
+    Ok(Ok(Applied::Published(message)))
 }

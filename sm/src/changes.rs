@@ -569,7 +569,7 @@ mod tests {
         /// The state of the captured tables, as (cf, key) -> value.
         fn tables(db: &DB) -> BTreeMap<(&'static str, Vec<u8>), Vec<u8>> {
             let mut out = BTreeMap::new();
-            for name in [CF_ORDERS, CF_SKUS] {
+            for name in [CF_ORDERS, CF_SKUS, CF_MESSAGES] {
                 for item in db.iterator_cf(cf(db, name).unwrap(), IteratorMode::Start) {
                     let (k, v) = item.unwrap();
                     out.insert((name, k.to_vec()), v.to_vec());
@@ -608,10 +608,12 @@ mod tests {
             assert_eq!(offsets, sorted, "strictly increasing");
             assert_eq!(page.next, entry_end(3));
             // Entry 1: sku insert. Entry 2: sku, order, sku, order (the unchanged sku put records
-            // nothing). Entry 3: sku + order for the payment, sku + order for the cancel.
+            // nothing). Entry 3: sku + order for the payment, sku + order for the cancel. Each
+            // order change also publishes its event, a message insert, checked below.
             let ops: Vec<(u64, &str, &str)> = page
                 .changes
                 .iter()
+                .filter(|c| c.table != Table::Messages)
                 .map(|c| (log_index_of(c.offset), c.table.name(), c.op.name()))
                 .collect();
             assert_eq!(
@@ -628,6 +630,12 @@ mod tests {
                     (3, "orders", "update"),
                 ]
             );
+            let events = page
+                .changes
+                .iter()
+                .filter(|c| c.table == Table::Messages && c.op == Op::Insert)
+                .count();
+            assert_eq!(events, 4, "created, created, paid, closed");
             assert_eq!(page.changes[1].at_ms, 2_000);
             // Each before image is the previous after image of the same key.
             let mut replayed = BTreeMap::new();
@@ -668,20 +676,21 @@ mod tests {
                 apply(&db, index, 1_000 * index as i64, vec![order(1)]);
             }
             let all = page(&db, 0, 100).unwrap().changes;
-            assert_eq!(all.len(), 9);
+            // The sku, then per order: sku update, order insert, `order.created` message.
+            assert_eq!(all.len(), 13);
             // Keep the newest 4 by count.
             let retention = Retention {
                 max_age_ms: 0,
                 max_count: 4,
             };
             let floor_now = prune(&db, 10_000, retention).unwrap().unwrap();
-            assert_eq!(floor_now, all[4].offset);
+            assert_eq!(floor_now, all[8].offset);
             assert_eq!(floor(&db).unwrap(), floor_now);
             assert!(matches!(
-                page(&db, all[3].offset, 100),
+                page(&db, all[7].offset, 100),
                 Err(ChangesError::Expired { .. })
             ));
-            assert_eq!(page(&db, floor_now, 100).unwrap().changes, all[5..]);
+            assert_eq!(page(&db, floor_now, 100).unwrap().changes, all[9..]);
             assert_eq!(prune(&db, 10_000, retention).unwrap(), None);
             // By age: entries at 4 000 ms and before go when now is 10 000 and the age 5 000.
             let by_age = Retention {
@@ -690,7 +699,7 @@ mod tests {
             };
             let floor_now = prune(&db, 10_000, by_age).unwrap().unwrap();
             assert_eq!(log_index_of(floor_now), 4);
-            assert_eq!(page(&db, floor_now, 100).unwrap().changes, all[7..]);
+            assert_eq!(page(&db, floor_now, 100).unwrap().changes, all[10..]);
         }
 
         #[test]

@@ -28,7 +28,7 @@ pub struct Command {
     #[prost(bytes = "vec", tag = "2")]
     pub request_hash: Vec<u8>,
     /// What to do.
-    #[prost(oneof = "Action", tags = "3, 4, 5, 6, 7, 8")]
+    #[prost(oneof = "Action", tags = "3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13")]
     pub action: Option<Action>,
 }
 
@@ -53,6 +53,131 @@ pub enum Action {
     /// Buy one unit at a flash sale (see `crate::seckill`).
     #[prost(message, tag = "8")]
     Seckill(Seckill),
+    /// Publish a message to a topic (see `crate::queue`).
+    #[prost(message, tag = "9")]
+    Publish(Publish),
+    /// Create or change a subscription (see `crate::subscription`).
+    #[prost(message, tag = "10")]
+    PutSubscription(PutSubscription),
+    /// Record delivery outcomes decided by the leader's scheduler: acks and failed attempts.
+    #[prost(message, tag = "11")]
+    RecordDeliveries(RecordDeliveries),
+    /// Move dead letters back to delivery.
+    #[prost(message, tag = "12")]
+    Redrive(Redrive),
+    /// Ask for the refund of a paid order (see `crate::refund`).
+    #[prost(message, tag = "13")]
+    RefundOrder(RefundOrder),
+}
+
+/// Publishes one message. The offset is the topic's next one, decided in log order.
+#[derive(Clone, PartialEq, prost::Message, Serialize, Deserialize)]
+pub struct Publish {
+    /// The topic, created on first publish.
+    #[prost(string, tag = "1")]
+    pub topic: String,
+    /// The message key (ordering unit of `ordered_by_key`); may be empty.
+    #[prost(string, tag = "2")]
+    pub key: String,
+    /// The payload, JSON text (validated by the API, re-checked by `apply`).
+    #[prost(string, tag = "3")]
+    pub payload_json: String,
+    /// Delay from the batch's clock before the message may be delivered.
+    #[prost(uint64, tag = "4")]
+    pub delay_ms: u64,
+    /// Absolute earliest delivery time (ms since the epoch); 0 for none. The later of this and
+    /// `delay_ms` wins.
+    #[prost(int64, tag = "5")]
+    pub deliver_at_ms: i64,
+}
+
+/// Creates a subscription or changes its settings (the topic and cursor of an existing one stay).
+#[derive(Clone, PartialEq, prost::Message, Serialize, Deserialize)]
+pub struct PutSubscription {
+    /// The consumer group.
+    #[prost(string, tag = "1")]
+    pub group: String,
+    /// The topic it consumes.
+    #[prost(string, tag = "2")]
+    pub topic: String,
+    /// Webhook URL; empty for a pull subscription.
+    #[prost(string, tag = "3")]
+    pub push_url: String,
+    /// Push timeout per attempt.
+    #[prost(uint64, tag = "4")]
+    pub timeout_ms: u64,
+    /// Attempts before a message becomes a dead letter.
+    #[prost(uint32, tag = "5")]
+    pub max_attempts: u32,
+    /// First retry delay.
+    #[prost(uint64, tag = "6")]
+    pub backoff_initial_ms: u64,
+    /// Largest retry delay.
+    #[prost(uint64, tag = "7")]
+    pub backoff_max_ms: u64,
+    /// Most messages delivered and not yet settled at once.
+    #[prost(uint32, tag = "8")]
+    pub max_in_flight: u32,
+    /// Most deliveries per second; 0 for no limit.
+    #[prost(uint32, tag = "9")]
+    pub rate_per_sec: u32,
+    /// One message per key in flight, in offset order.
+    #[prost(bool, tag = "10")]
+    pub ordered_by_key: bool,
+    /// A new subscription starts after the topic's current head instead of at its beginning.
+    #[prost(bool, tag = "11")]
+    pub start_latest: bool,
+}
+
+/// Delivery outcomes of one group, decided by the leader's scheduler and batched.
+#[derive(Clone, PartialEq, prost::Message, Serialize, Deserialize)]
+pub struct RecordDeliveries {
+    /// The consumer group.
+    #[prost(string, tag = "1")]
+    pub group: String,
+    /// Offsets the consumer acknowledged.
+    #[prost(uint64, repeated, tag = "2")]
+    pub acks: Vec<u64>,
+    /// Failed attempts.
+    #[prost(message, repeated, tag = "3")]
+    pub failures: Vec<FailedDelivery>,
+}
+
+/// One failed delivery attempt.
+#[derive(Clone, PartialEq, prost::Message, Serialize, Deserialize)]
+pub struct FailedDelivery {
+    /// The message's offset in the group's topic.
+    #[prost(uint64, tag = "1")]
+    pub offset: u64,
+    /// What went wrong (status, timeout, nack).
+    #[prost(string, tag = "2")]
+    pub error: String,
+    /// When to try again, with the leader's jitter already applied, so `apply` stays
+    /// deterministic.
+    #[prost(int64, tag = "3")]
+    pub retry_at_ms: i64,
+}
+
+/// Moves dead letters of a group back to delivery.
+#[derive(Clone, PartialEq, prost::Message, Serialize, Deserialize)]
+pub struct Redrive {
+    /// The consumer group.
+    #[prost(string, tag = "1")]
+    pub group: String,
+    /// Offsets of the dead letters (the API resolves "all" to the list it read).
+    #[prost(uint64, repeated, tag = "2")]
+    pub offsets: Vec<u64>,
+}
+
+/// Asks for the refund of a paid order.
+#[derive(Clone, PartialEq, prost::Message, Serialize, Deserialize)]
+pub struct RefundOrder {
+    /// The order id.
+    #[prost(string, tag = "1")]
+    pub order_id: String,
+    /// Why the buyer wants the money back.
+    #[prost(string, tag = "2")]
+    pub reason: String,
 }
 
 /// Sets a SKU's total stock (available + reserved + sold), price and per-user limit.

@@ -160,6 +160,10 @@ pub enum TimerKind {
     CloseOrder = 1,
 }
 
+// Delayed messages and retry backoff do not use timers: the leader's consumer scheduler holds
+// a message back until its `deliver_at` or retry time (both persisted with the message and its
+// attempts), so neither needs a timer kind.
+
 impl TimerKind {
     /// The kind with tag `tag`, if known.
     pub fn from_tag(tag: u8) -> Option<Self> {
@@ -205,6 +209,76 @@ pub fn parse_timer(key: &[u8]) -> Option<TimerKey<'_>> {
         kind: TimerKind::from_tag(*kind)?,
         target: std::str::from_utf8(target).ok()?,
     })
+}
+
+/// Key of a queue message in `messages`: `topic 0x00 offset (BE)`, so one topic's messages sort
+/// in publish order and a consumer's scan after its cursor is one seek.
+pub fn message(topic: &str, offset: u64) -> Vec<u8> {
+    let mut key = message_prefix(topic);
+    key.extend_from_slice(&offset.to_be_bytes());
+    key
+}
+
+/// Prefix of every `messages` key of one topic.
+pub fn message_prefix(topic: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(topic.len() + 9);
+    key.extend_from_slice(topic.as_bytes());
+    key.push(0);
+    key
+}
+
+/// The offset at the end of a `messages` or per-message `deliveries` key; `None` if too short.
+pub fn trailing_offset(key: &[u8]) -> Option<u64> {
+    let (_, offset) = key.split_last_chunk::<8>()?;
+    Some(u64::from_be_bytes(*offset))
+}
+
+/// What a `deliveries` record is; the first byte of its key, so each kind scans on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum DeliveryRecord {
+    /// A subscription (settings, cursor, counters): `1 group`.
+    Subscription = 1,
+    /// A message beyond the cursor that is settled (acked or dead): `2 group 0x00 offset`.
+    Settled = 2,
+    /// Failed attempts of a message not yet settled: `3 group 0x00 offset`.
+    Attempts = 3,
+    /// A dead letter: `4 group 0x00 offset`.
+    Dead = 4,
+    /// A redriven dead letter waiting for delivery again: `5 group 0x00 offset`.
+    Redriven = 5,
+    /// The last offset published to a topic: `6 topic`.
+    TopicHead = 6,
+}
+
+/// Key of a subscription record in `deliveries`.
+pub fn subscription(group: &str) -> Vec<u8> {
+    let mut key = vec![DeliveryRecord::Subscription as u8];
+    key.extend_from_slice(group.as_bytes());
+    key
+}
+
+/// Key of a topic's head (its last offset) in `deliveries`.
+pub fn topic_head(topic: &str) -> Vec<u8> {
+    let mut key = vec![DeliveryRecord::TopicHead as u8];
+    key.extend_from_slice(topic.as_bytes());
+    key
+}
+
+/// Prefix of one group's per-message records of `kind` in `deliveries`.
+pub fn delivery_prefix(kind: DeliveryRecord, group: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(group.len() + 10);
+    key.push(kind as u8);
+    key.extend_from_slice(group.as_bytes());
+    key.push(0);
+    key
+}
+
+/// Key of one group's record of `kind` about the message at `offset`.
+pub fn delivery(kind: DeliveryRecord, group: &str, offset: u64) -> Vec<u8> {
+    let mut key = delivery_prefix(kind, group);
+    key.extend_from_slice(&offset.to_be_bytes());
+    key
 }
 
 /// Order id derived from the log position of the command that created it: unique, the same on

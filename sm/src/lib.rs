@@ -17,6 +17,11 @@
 //!   captures the change stream.
 //! - [`changes`]: change records (offset, time, table, key, op, before/after), pages of the stream,
 //!   node-local retention.
+//! - [`queue`]: messages of topics, published in log order with gapless per-topic offsets.
+//! - [`order_event`]: the order life cycle's messages and the order's API shape they carry.
+//! - [`subscription`]: consumer groups' committed delivery state (cursor, attempts, dead
+//!   letters, redrive) and the reads the leader's scheduler rebuilds from.
+//! - [`refund`]: refunds as a built-in push subscription to the payment provider.
 //! - [`seckill`]: the flash sale's one-unit purchase, decided in log order.
 //! - [`user_limit`]: per-user holdings of a SKU, checked against its per-user limit.
 //! - [`sold_out`]: the in-memory set of SKUs with nothing available, kept from applied state.
@@ -39,14 +44,18 @@ pub mod keys;
 pub mod log_codec;
 pub mod log_store;
 pub mod order;
+pub mod order_event;
 pub mod outcome;
+pub mod queue;
 pub mod raft_types;
 pub mod reader;
+pub mod refund;
 pub mod seckill;
 pub mod sku;
 pub mod snapshot;
 pub mod sold_out;
 pub mod state_machine;
+pub mod subscription;
 pub mod timers;
 pub mod txn;
 pub mod user_limit;

@@ -14,7 +14,7 @@ pub enum OrderState {
     RefundRequested,
     /// The provider refunded the payment.
     Refunded,
-    /// The provider's refund failed for good.
+    /// The provider's refund failed for good (a redrive that then succeeds still refunds it).
     RefundFailed,
     /// Closed before payment (`close_reason` says why); the stock is released.
     Closed,
@@ -31,6 +31,7 @@ impl OrderState {
                 | (Paid, RefundRequested)
                 | (RefundRequested, Refunded)
                 | (RefundRequested, RefundFailed)
+                | (RefundFailed, Refunded)
         )
     }
 }

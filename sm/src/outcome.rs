@@ -25,6 +25,16 @@ pub enum Applied {
     Order(Order),
     /// Timers fired by a `FireTimers` command.
     TimersFired(FiredTimers),
+    /// A message was published.
+    Published(crate::queue::Message),
+    /// A subscription after its creation or change.
+    Subscription(crate::subscription::Subscription),
+    /// What a batch of delivery outcomes did.
+    DeliveriesRecorded(crate::subscription::DeliveriesRecorded),
+    /// Dead letters moved back to delivery.
+    Redriven(u64),
+    /// The order is waiting for the provider's refund.
+    RefundRequested(Order),
 }
 
 /// What a `FireTimers` command did.

@@ -1,0 +1,179 @@
+//! [`Receiver`]: a real HTTP webhook receiver and fake payment provider, for the queue's tests and
+//! the README demo (`src/bin/fake-provider.rs`). It answers every POST after a configurable
+//! latency, fails the first N calls and then a configurable share of them (500), and records
+//! every call it received.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::oneshot;
+use warp::http::{HeaderMap, StatusCode};
+use warp::Filter;
+
+use crate::error::{Error, Result};
+
+/// How the receiver answers. Changeable while it runs ([`Receiver::set_options`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ReceiverOptions {
+    /// Share of calls answered 500 (0.0 to 1.0), after the first `fail_first`.
+    pub fail_rate: f64,
+    /// The first this many calls are answered 500.
+    pub fail_first: u64,
+    /// Delay before each answer.
+    pub latency_ms: u64,
+}
+
+/// One call the receiver got.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Received {
+    /// `X-Orderq-Message-Id`.
+    pub id: String,
+    /// `X-Orderq-Attempt`.
+    pub attempt: u32,
+    /// `Idempotency-Key`, if sent.
+    pub idempotency_key: Option<String>,
+    /// Milliseconds since the epoch when it arrived.
+    pub at_ms: i64,
+    /// The JSON body.
+    pub body: Value,
+    /// Whether it was answered 2xx.
+    pub acked: bool,
+}
+
+/// What the running server shares with its handle.
+struct Shared {
+    /// How to answer.
+    options: Mutex<ReceiverOptions>,
+    /// Calls so far, and the log.
+    log: Mutex<Vec<Received>>,
+    /// Failure draws.
+    rng: Mutex<u64>,
+}
+
+impl Shared {
+    fn answer(&self, headers: &HeaderMap, body: &[u8]) -> (bool, u64) {
+        let options = self.options.lock().map(|o| *o).unwrap_or_default();
+        let mut log = match self.log.lock() {
+            Ok(log) => log,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let calls = log.len() as u64;
+        let draw = {
+            let mut rng = self.rng.lock().unwrap_or_else(|p| p.into_inner());
+            *rng ^= *rng << 13;
+            *rng ^= *rng >> 7;
+            *rng ^= *rng << 17;
+            (*rng >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let acked = calls >= options.fail_first && draw >= options.fail_rate;
+        let header = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        log.push(Received {
+            id: header("x-orderq-message-id").unwrap_or_default(),
+            attempt: header("x-orderq-attempt")
+                .and_then(|a| a.parse().ok())
+                .unwrap_or(0),
+            idempotency_key: header("idempotency-key"),
+            at_ms: now_ms(),
+            body: serde_json::from_slice(body).unwrap_or(Value::Null),
+            acked,
+        });
+        (acked, options.latency_ms)
+    }
+}
+
+/// A running receiver; stops when dropped.
+pub struct Receiver {
+    /// Where it listens.
+    addr: SocketAddr,
+    /// Its state.
+    shared: Arc<Shared>,
+    /// Stops the server.
+    _stop: oneshot::Sender<()>,
+}
+
+impl Receiver {
+    /// Starts a receiver on 127.0.0.1:`port` (0 picks a free port).
+    pub async fn start(port: u16, options: ReceiverOptions) -> Result<Receiver> {
+        let shared = Arc::new(Shared {
+            options: Mutex::new(options),
+            log: Mutex::new(Vec::new()),
+            rng: Mutex::new(0x2545_f491_4f6c_dd1d),
+        });
+        let state = shared.clone();
+        let route = warp::post()
+            .and(warp::header::headers_cloned())
+            .and(warp::body::bytes())
+            .then(move |headers: HeaderMap, body: bytes::Bytes| {
+                let state = state.clone();
+                async move {
+                    let (acked, latency_ms) = state.answer(&headers, &body);
+                    if latency_ms > 0 {
+                        tokio::time::sleep(Duration::from_millis(latency_ms)).await;
+                    }
+                    let status = if acked {
+                        StatusCode::OK
+                    } else {
+                        StatusCode::INTERNAL_SERVER_ERROR
+                    };
+                    warp::reply::with_status(if acked { "ok" } else { "failed" }, status)
+                }
+            });
+        let (stop, stopped) = oneshot::channel::<()>();
+        let (addr, server) = warp::serve(route)
+            .try_bind_with_graceful_shutdown(([127, 0, 0, 1], port), async {
+                let _ = stopped.await;
+            })
+            .map_err(|e| Error::Usage(format!("binding the receiver: {e}")))?;
+        tokio::spawn(server);
+        Ok(Receiver {
+            addr,
+            shared,
+            _stop: stop,
+        })
+    }
+
+    /// The URL to subscribe with.
+    pub fn url(&self) -> String {
+        format!("http://{}/hook", self.addr)
+    }
+
+    /// Changes how it answers from now on.
+    pub fn set_options(&self, options: ReceiverOptions) {
+        if let Ok(mut o) = self.shared.options.lock() {
+            *o = options;
+        }
+    }
+
+    /// Every call so far.
+    pub fn received(&self) -> Vec<Received> {
+        self.shared
+            .log
+            .lock()
+            .map(|l| l.clone())
+            .unwrap_or_default()
+    }
+
+    /// Ids of the messages answered 2xx at least once.
+    pub fn acked_ids(&self) -> HashSet<String> {
+        self.received()
+            .into_iter()
+            .filter(|r| r.acked)
+            .map(|r| r.id)
+            .collect()
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

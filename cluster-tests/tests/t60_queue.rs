@@ -1,0 +1,572 @@
+//! The durable queue, end to end on real processes: every `order.paid` reaches a webhook that
+//! fails half the time, also while the leader is killed twice; an always-failing webhook leaves
+//! exactly one dead letter per message, with growing gaps between attempts, and a redrive
+//! delivers them; `rate_per_sec` paces delivery; pull leases come back after their visibility;
+//! refunds through a fake payment provider end `refunded` or `refund_failed`.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use cluster::{
+    poll_until, within, ApiResponse, Cluster, ClusterOptions, NodeClient, Receiver,
+    ReceiverOptions, Request,
+};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+/// Sends `request` to the running nodes in turn until one answers something other than a
+/// retryable failure (no answer, 429, 503); answers that.
+async fn send(cluster: &Cluster, request: Request) -> ApiResponse {
+    let clients: Vec<NodeClient> = cluster
+        .running_ids()
+        .into_iter()
+        .map(|id| cluster.client(id).clone())
+        .collect();
+    let started = Instant::now();
+    let mut i = 0;
+    loop {
+        let client = &clients[i % clients.len()];
+        i += 1;
+        match client.send(request.clone()).await {
+            Ok(r) if ![429, 502, 503, 504].contains(&r.status) => return r,
+            Ok(r) if started.elapsed() > Duration::from_secs(30) => return r,
+            Err(e) if started.elapsed() > Duration::from_secs(30) => panic!("{e}"),
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
+async fn ok(cluster: &Cluster, request: Request) -> Value {
+    let what = format!("{} {}", request.method, request.path);
+    let r = send(cluster, request).await;
+    assert!(r.is_success(), "{what}: {} {}", r.status, r.body);
+    r.json()
+}
+
+fn subscription(topic: &str, url: Option<&str>, extra: Value) -> Value {
+    let mut body = json!({"topic": topic});
+    if let Some(url) = url {
+        body["push"] = json!({"url": url, "timeout_ms": 2000});
+    }
+    if let (Value::Object(b), Value::Object(e)) = (&mut body, extra) {
+        b.extend(e);
+    }
+    body
+}
+
+async fn subscribe(cluster: &Cluster, group: &str, body: Value) {
+    ok(
+        cluster,
+        Request::json(Method::PUT, format!("/admin/subscriptions/{group}"), &body),
+    )
+    .await;
+}
+
+async fn publish(cluster: &Cluster, topic: &str, n: usize) {
+    for i in 0..n {
+        ok(
+            cluster,
+            Request::json(
+                Method::POST,
+                format!("/v1/topics/{topic}/messages"),
+                &json!({"key": format!("k{}", i % 7), "payload": {"n": i}}),
+            )
+            .idempotency_key(&format!("{topic}-{i}")),
+        )
+        .await;
+    }
+}
+
+/// Creates and pays `n` orders with 32 writers; answers their ids.
+async fn paid_orders(cluster: &Cluster, n: usize) -> Vec<String> {
+    ok(
+        cluster,
+        Request::json(
+            Method::PUT,
+            "/admin/skus/Q",
+            &json!({"stock": 1_000_000, "price_cents": 100}),
+        ),
+    )
+    .await;
+    let mut ids = Vec::new();
+    for chunk in (0..n).collect::<Vec<_>>().chunks(32) {
+        let calls = chunk.iter().map(|i| async move {
+            let order = ok(
+                cluster,
+                Request::json(
+                    Method::POST,
+                    "/v1/orders",
+                    &json!({"user_id": format!("u{i}"), "items": [{"sku": "Q", "qty": 1}]}),
+                )
+                .idempotency_key(&format!("order-{i}")),
+            )
+            .await;
+            let id = order["id"].as_str().unwrap_or_default().to_string();
+            ok(
+                cluster,
+                Request::json(
+                    Method::POST,
+                    format!("/v1/orders/{id}/pay"),
+                    &json!({"payment_ref": format!("p{i}")}),
+                )
+                .idempotency_key(&format!("pay-{i}")),
+            )
+            .await;
+            id
+        });
+        ids.extend(futures::future::join_all(calls).await);
+    }
+    ids
+}
+
+/// Order ids in the payloads the receiver acknowledged.
+fn acked_order_ids(receiver: &Receiver) -> HashSet<String> {
+    receiver
+        .received()
+        .into_iter()
+        .filter(|r| r.acked)
+        .filter_map(|r| r.body["payload"]["id"].as_str().map(str::to_owned))
+        .collect()
+}
+
+async fn stats(cluster: &Cluster, group: &str) -> Value {
+    let all = ok(cluster, Request::get("/admin/subscriptions")).await;
+    all["subscriptions"]
+        .as_array()
+        .and_then(|subs| subs.iter().find(|s| s["group"] == group).cloned())
+        .unwrap_or(Value::Null)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn t60_every_paid_order_arrives_through_failures_and_two_leader_kills() {
+    let mut cluster = Cluster::start(3, ClusterOptions::default())
+        .await
+        .expect("cluster");
+    let receiver = Receiver::start(
+        0,
+        ReceiverOptions {
+            fail_rate: 0.5,
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("receiver");
+    within(Duration::from_secs(100), async {
+        tracing_phase("--- 1000 orders paid");
+        let ids = paid_orders(&cluster, 1000).await;
+        assert_eq!(ids.iter().collect::<HashSet<_>>().len(), 1000);
+        tracing_phase("--- subscribe a webhook failing half the time, paced so kills land mid-delivery");
+        subscribe(
+            &cluster,
+            "paid-hook",
+            subscription(
+                "order.paid",
+                Some(&receiver.url()),
+                json!({"max_attempts": 100, "backoff": {"initial_ms": 100, "max_ms": 800}, "rate_per_sec": 400}),
+            ),
+        )
+        .await;
+        for kill in 1..=2 {
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            let leader = cluster.wait_for_leader().await.expect("leader");
+            tracing_phase(&format!("--- kill the leader (node {leader}), kill {kill} of 2"));
+            cluster.kill(leader).expect("kill");
+            cluster.wait_for_leader().await.expect("new leader");
+            cluster.restart(leader).expect("restart");
+        }
+        let wanted: HashSet<String> = ids.into_iter().collect();
+        poll_until("every order.paid acknowledged", Duration::from_secs(60), || async {
+            let got = acked_order_ids(&receiver);
+            let missing = wanted.difference(&got).count();
+            if missing == 0 {
+                Ok(())
+            } else {
+                Err(format!("{missing} missing"))
+            }
+        })
+        .await
+        .expect("all delivered");
+        let received = receiver.received();
+        let acked = received.iter().filter(|r| r.acked).count();
+        let failed = received.len() - acked;
+        eprintln!(
+            "t60: 1000 paid orders delivered; {} calls, {failed} failed, {} duplicate acks",
+            received.len(),
+            acked - 1000
+        );
+        assert!(failed > 200, "the receiver failed about half: {failed}");
+    })
+    .await;
+}
+
+fn tracing_phase(phase: &str) {
+    eprintln!("t60: {phase}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t60_always_failing_webhook_leaves_one_dead_letter_each_then_redrive_delivers() {
+    let cluster = Cluster::start(1, ClusterOptions::default())
+        .await
+        .expect("cluster");
+    let receiver = Receiver::start(
+        0,
+        ReceiverOptions {
+            fail_rate: 1.0,
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("receiver");
+    within(Duration::from_secs(60), async {
+        publish(&cluster, "jobs", 20).await;
+        subscribe(
+            &cluster,
+            "jobs-hook",
+            subscription(
+                "jobs",
+                Some(&receiver.url()),
+                json!({"max_attempts": 4, "backoff": {"initial_ms": 100, "max_ms": 1000}}),
+            ),
+        )
+        .await;
+        let dead = poll_until("20 dead letters", Duration::from_secs(20), || async {
+            let page = ok(
+                &cluster,
+                Request::get("/admin/subscriptions/jobs-hook/dead?limit=100"),
+            )
+            .await;
+            let dead = page["dead"].as_array().cloned().unwrap_or_default();
+            if dead.len() == 20 {
+                Ok(dead)
+            } else {
+                Err(format!("{} dead", dead.len()))
+            }
+        })
+        .await
+        .expect("dead letters");
+        let ids: HashSet<&str> = dead.iter().filter_map(|d| d["id"].as_str()).collect();
+        assert_eq!(ids.len(), 20, "one dead letter per message");
+        for d in &dead {
+            assert_eq!(d["attempts"].as_array().map(Vec::len), Some(4), "{d}");
+            assert!(d["payload"]["n"].is_number());
+        }
+        // Gaps between attempts grow: backoff doubles, and equal jitter keeps each gap within
+        // [d/2, d] of its doubling base d.
+        let mut by_id: HashMap<String, Vec<i64>> = HashMap::new();
+        for r in receiver.received() {
+            by_id.entry(r.id).or_default().push(r.at_ms);
+        }
+        for (id, times) in &by_id {
+            assert_eq!(times.len(), 4, "{id}");
+            let gaps: Vec<i64> = times.windows(2).map(|w| w[1] - w[0]).collect();
+            assert!(
+                gaps.windows(2).all(|g| g[1] + 30 >= g[0]),
+                "{id}: gaps {gaps:?} should grow"
+            );
+            assert!(gaps[2] >= 180, "{id}: third gap {gaps:?}");
+        }
+        assert_eq!(stats(&cluster, "jobs-hook").await["dead"], 20);
+        receiver.set_options(ReceiverOptions::default());
+        let redriven = ok(
+            &cluster,
+            Request::json(
+                Method::POST,
+                "/admin/subscriptions/jobs-hook/dead/redrive",
+                &json!({}),
+            ),
+        )
+        .await;
+        assert_eq!(redriven["redriven"], 20);
+        poll_until(
+            "redriven messages delivered",
+            Duration::from_secs(10),
+            || async {
+                let n = receiver.acked_ids().len();
+                if n == 20 {
+                    Ok(())
+                } else {
+                    Err(format!("{n} acked"))
+                }
+            },
+        )
+        .await
+        .expect("redrive delivers");
+        let s = stats(&cluster, "jobs-hook").await;
+        assert_eq!(
+            (
+                s["dead"].clone(),
+                s["delivered"].clone(),
+                s["backlog"].clone()
+            ),
+            (json!(0), json!(20), json!(0))
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t60_rate_per_sec_paces_a_burst() {
+    let cluster = Cluster::start(1, ClusterOptions::default())
+        .await
+        .expect("cluster");
+    let receiver = Receiver::start(0, ReceiverOptions::default())
+        .await
+        .expect("receiver");
+    within(Duration::from_secs(60), async {
+        subscribe(
+            &cluster,
+            "paced",
+            subscription(
+                "burst",
+                Some(&receiver.url()),
+                json!({"rate_per_sec": 100, "max_in_flight": 256}),
+            ),
+        )
+        .await;
+        // 1000 messages at once: 16 concurrent publishers.
+        let publishers = (0..16).map(|p| {
+            let cluster = &cluster;
+            async move {
+                for i in 0..1000 / 16 + 1 {
+                    let n = p * 100 + i;
+                    if (p + 16 * i) >= 1000 {
+                        break;
+                    }
+                    ok(
+                        cluster,
+                        Request::json(
+                            Method::POST,
+                            "/v1/topics/burst/messages",
+                            &json!({"payload": {"n": n}}),
+                        ),
+                    )
+                    .await;
+                }
+                String::new()
+            }
+        });
+        futures::future::join_all(publishers).await;
+        poll_until("1000 delivered", Duration::from_secs(20), || async {
+            let n = receiver.acked_ids().len();
+            if n >= 1000 {
+                Ok(())
+            } else {
+                Err(format!("{n} delivered"))
+            }
+        })
+        .await
+        .expect("delivered");
+        let times: Vec<i64> = receiver.received().iter().map(|r| r.at_ms).collect();
+        let span_ms = times.iter().max().unwrap_or(&0) - times.iter().min().unwrap_or(&0);
+        let rate = 999.0 * 1000.0 / span_ms.max(1) as f64;
+        eprintln!("t60: 1000 deliveries over {span_ms} ms: {rate:.1}/s");
+        assert!(
+            (85.0..=115.0).contains(&rate),
+            "rate {rate:.1}/s should be 100 within 15%"
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t60_pull_leases_come_back_after_visibility_and_acked_never_do() {
+    let cluster = Cluster::start(1, ClusterOptions::default())
+        .await
+        .expect("cluster");
+    within(Duration::from_secs(30), async {
+        subscribe(&cluster, "puller", subscription("pulled", None, json!({}))).await;
+        publish(&cluster, "pulled", 10).await;
+        let receive = |visibility_ms: u64, wait_ms: u64| {
+            Request::json(
+                Method::POST,
+                "/v1/subscriptions/puller/receive",
+                &json!({"max": 100, "wait_ms": wait_ms, "visibility_ms": visibility_ms}),
+            )
+        };
+        let first = ok(&cluster, receive(1000, 2000)).await;
+        let messages = first["messages"].as_array().cloned().unwrap_or_default();
+        assert_eq!(messages.len(), 10);
+        let (to_ack, to_drop) = messages.split_at(5);
+        let receipts: Vec<&str> = to_ack
+            .iter()
+            .filter_map(|m| m["receipt"].as_str())
+            .collect();
+        let acked = ok(
+            &cluster,
+            Request::json(
+                Method::POST,
+                "/v1/subscriptions/puller/ack",
+                &json!({"receipts": receipts}),
+            ),
+        )
+        .await;
+        assert_eq!(acked["acked"], 5);
+        // Nothing is visible until the leases end.
+        let early = ok(&cluster, receive(1000, 0)).await;
+        assert_eq!(early["messages"].as_array().map(Vec::len), Some(0));
+        let again = poll_until(
+            "unacked messages come back",
+            Duration::from_secs(5),
+            || async {
+                let r = ok(&cluster, receive(10_000, 2000)).await;
+                let m = r["messages"].as_array().cloned().unwrap_or_default();
+                if m.is_empty() {
+                    Err("none yet".to_string())
+                } else {
+                    Ok(m)
+                }
+            },
+        )
+        .await
+        .expect("redelivered");
+        let back: HashSet<&str> = again.iter().filter_map(|m| m["id"].as_str()).collect();
+        let dropped: HashSet<&str> = to_drop.iter().filter_map(|m| m["id"].as_str()).collect();
+        assert_eq!(back, dropped, "exactly the unacked ones come back");
+        assert!(again.iter().all(|m| m["attempt"] == 2));
+        let receipts: Vec<&str> = again.iter().filter_map(|m| m["receipt"].as_str()).collect();
+        ok(
+            &cluster,
+            Request::json(
+                Method::POST,
+                "/v1/subscriptions/puller/ack",
+                &json!({"receipts": receipts}),
+            ),
+        )
+        .await;
+        let none = ok(&cluster, receive(1000, 1500)).await;
+        assert_eq!(none["messages"].as_array().map(Vec::len), Some(0));
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t60_refunds_end_refunded_or_refund_failed_and_redrive_refunds() {
+    let provider = Receiver::start(
+        0,
+        ReceiverOptions {
+            fail_first: 3,
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("provider");
+    let options = ClusterOptions {
+        extra_args: vec!["--payment-refund-url".into(), provider.url()],
+        ..Default::default()
+    };
+    let cluster = Cluster::start(1, options).await.expect("cluster");
+    within(Duration::from_secs(40), async {
+        subscribe(
+            &cluster,
+            "payment.refund",
+            subscription(
+                "order.refund_requested",
+                Some(&provider.url()),
+                json!({"max_attempts": 4, "backoff": {"initial_ms": 100, "max_ms": 400}}),
+            ),
+        )
+        .await;
+        let ids = paid_orders(&cluster, 2).await;
+        let order = |id: String| {
+            let cluster = &cluster;
+            async move { ok(cluster, Request::get(format!("/v1/orders/{id}"))).await }
+        };
+        let refund = |id: &str| {
+            Request::json(
+                Method::POST,
+                format!("/v1/orders/{id}/refund"),
+                &json!({"reason": "damaged"}),
+            )
+        };
+        let r = send(&cluster, refund(&ids[0])).await;
+        assert_eq!(r.status, 202, "{}", r.body);
+        assert_eq!(r.json()["state"], "refund_requested");
+        poll_until(
+            "refunded after three failures",
+            Duration::from_secs(10),
+            || async {
+                let o = order(ids[0].clone()).await;
+                if o["state"] == "refunded" {
+                    Ok(())
+                } else {
+                    Err(o["state"].to_string())
+                }
+            },
+        )
+        .await
+        .expect("refunded");
+        let calls = provider.received();
+        assert_eq!(calls.len(), 4);
+        assert!(calls
+            .iter()
+            .all(|c| c.idempotency_key.as_deref() == Some(ids[0].as_str())));
+
+        provider.set_options(ReceiverOptions {
+            fail_rate: 1.0,
+            ..Default::default()
+        });
+        send(&cluster, refund(&ids[1])).await;
+        poll_until(
+            "refund_failed after max_attempts",
+            Duration::from_secs(10),
+            || async {
+                let o = order(ids[1].clone()).await;
+                if o["state"] == "refund_failed" {
+                    Ok(())
+                } else {
+                    Err(o["state"].to_string())
+                }
+            },
+        )
+        .await
+        .expect("refund_failed");
+        let dead = ok(
+            &cluster,
+            Request::get("/admin/subscriptions/payment.refund/dead"),
+        )
+        .await;
+        assert_eq!(dead["dead"].as_array().map(Vec::len), Some(1));
+        assert_eq!(dead["dead"][0]["key"], ids[1].as_str());
+        provider.set_options(ReceiverOptions::default());
+        ok(
+            &cluster,
+            Request::json(
+                Method::POST,
+                "/admin/subscriptions/payment.refund/dead/redrive",
+                &json!({}),
+            ),
+        )
+        .await;
+        poll_until(
+            "refunded after redrive",
+            Duration::from_secs(10),
+            || async {
+                let o = order(ids[1].clone()).await;
+                if o["state"] == "refunded" {
+                    Ok(())
+                } else {
+                    Err(o["state"].to_string())
+                }
+            },
+        )
+        .await
+        .expect("refunded by redrive");
+        for topic in [
+            "order.refund_requested",
+            "order.refunded",
+            "order.refund_failed",
+        ] {
+            let changes = ok(&cluster, Request::get("/v1/changes?after=0&limit=10000")).await;
+            let published = changes["changes"]
+                .as_array()
+                .map(|c| {
+                    c.iter()
+                        .filter(|c| c["table"] == "messages" && c["after"]["topic"] == topic)
+                        .count()
+                })
+                .unwrap_or(0);
+            assert!(published >= 1, "{topic} published");
+        }
+    })
+    .await;
+}

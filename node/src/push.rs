@@ -1,0 +1,44 @@
+//! Push delivery: one HTTP POST of a message to a group's webhook, as the contract describes it.
+//! A 2xx acknowledges; any other status, a connection error or no answer within the group's
+//! timeout is a failed attempt, described in a short error string kept with the dead letter.
+
+use std::time::Duration;
+
+use serde_json::json;
+use sm::queue::Message;
+use sm::refund::REFUND_GROUP;
+use sm::subscription::PushTarget;
+
+/// Posts `message` (its `attempt`-th delivery) for `group` to `target`.
+pub async fn deliver(
+    http: &reqwest::Client,
+    group: &str,
+    target: &PushTarget,
+    message: &Message,
+    attempt: u32,
+) -> Result<(), String> {
+    let body = json!({
+        "id": message.id,
+        "topic": message.topic,
+        "key": message.key,
+        "payload": message.payload,
+        "attempt": attempt,
+        "published_at": sm::order_event::rfc3339(message.published_at_ms),
+    });
+    let mut request = http
+        .post(&target.url)
+        .timeout(Duration::from_millis(target.timeout_ms.max(1)))
+        .header("content-type", "application/json")
+        .header("x-orderq-message-id", message.id.as_str())
+        .header("x-orderq-attempt", attempt.to_string());
+    if group == REFUND_GROUP {
+        // The provider deduplicates refunds by order: a refund delivered twice is paid once.
+        request = request.header("idempotency-key", message.key.as_str());
+    }
+    match request.body(body.to_string()).send().await {
+        Ok(response) if response.status().is_success() => Ok(()),
+        Ok(response) => Err(format!("http status {}", response.status().as_u16())),
+        Err(e) if e.is_timeout() => Err(format!("no answer within {} ms", target.timeout_ms)),
+        Err(e) => Err(format!("request failed: {e}")),
+    }
+}

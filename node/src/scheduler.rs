@@ -1,0 +1,500 @@
+//! The consumer scheduler: the leader-only service that delivers messages to subscriptions.
+//!
+//! Per group it keeps a [`ConsumerLane`] in memory, refilled from the committed state: push groups
+//! get HTTP POSTs (within `max_in_flight` and `rate_per_sec`), pull groups lease messages to
+//! `receive` calls. Outcomes (acks, failed attempts with the retry time the leader drew) are
+//! proposed back through Raft in batches per group; `apply` settles them, counts attempts, makes
+//! dead letters and moves refunded orders.
+//!
+//! To ensure correctness:
+//! - It runs only while this node leads (see `leadership`); it changes state only by proposals,
+//!   which a deposed leader cannot commit and which `apply` re-checks (an outcome about a message
+//!   no longer pending is ignored).
+//! - Memory is rebuilt from the committed state at start: every message not settled is pending
+//!   again, so anything a previous leader delivered but did not commit is delivered again (at
+//!   least once, never lost).
+//! - A proposal that fails puts its messages back to pending: they are delivered again.
+//! - Delayed messages and retries wait in memory until due (`deliver_at`, `retry_at` are in the
+//!   committed state, so a new leader honours them too); no timer is needed.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use api::{ClusterError, LiveDeliveries, PulledMessage};
+use sm::command::{Action, Command, PutSubscription, RecordDeliveries};
+use sm::order_event::REFUND_REQUESTED;
+use sm::outcome::Applied;
+use sm::refund::REFUND_GROUP;
+use sm::subscription::{DeliveriesRecorded, QueueReads, Subscription};
+use sm::StateReader;
+use tokio::sync::{mpsc, watch};
+
+use crate::batcher::Batcher;
+use crate::consumer_lane::{ConsumerLane, BUFFER};
+use crate::queue_handle::{PullRequest, QueueHandle};
+
+/// Loop period when nothing happens.
+const TICK_MS: u64 = 10;
+/// How often subscriptions are re-read (new groups, changed settings, redrives).
+const REFRESH_MS: i64 = 200;
+/// Proposals of one group in flight at once.
+const PROPOSALS_PER_GROUP: usize = 2;
+/// Delay before messages of a proposal that did not commit are delivered again.
+const UNCOMMITTED_RETRY_MS: i64 = 500;
+/// Most pushes in flight across all groups.
+const MAX_PUSHES: usize = 4096;
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// A small xorshift generator for retry jitter: the leader draws it and puts the retry time in
+/// the command, so `apply` stays deterministic.
+struct Jitter(u64);
+
+impl Jitter {
+    fn seeded() -> Self {
+        let seed = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0x9e37_79b9_7f4a_7c15);
+        Jitter(seed | 1)
+    }
+
+    /// A value in [0, 1).
+    fn next(&mut self) -> f64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// What the loop hears from the tasks it spawned and from the API.
+enum Event {
+    /// A push finished.
+    Pushed {
+        /// The group.
+        group: String,
+        /// The message's offset.
+        offset: u64,
+        /// Its outcome.
+        result: Result<(), String>,
+    },
+    /// A proposal of outcomes finished.
+    Committed {
+        /// What was proposed.
+        sent: RecordDeliveries,
+        /// What `apply` did, or why it did not commit.
+        result: Result<DeliveriesRecorded, String>,
+    },
+    /// A pull consumer's request.
+    Pull(PullRequest),
+}
+
+/// A `receive` waiting for messages.
+struct Parked {
+    /// The group.
+    group: String,
+    /// Most messages.
+    max: usize,
+    /// Lease length.
+    visibility_ms: u64,
+    /// When to answer empty.
+    deadline_ms: i64,
+    /// Where the answer goes.
+    reply: tokio::sync::oneshot::Sender<Result<Vec<PulledMessage>, ClusterError>>,
+}
+
+/// The scheduler of one leadership term.
+pub struct Scheduler {
+    /// The node's applied state.
+    reader: StateReader,
+    /// Where outcomes are proposed.
+    batcher: Batcher,
+    /// Shared with the API: pull requests in, stats out.
+    handle: Arc<QueueHandle>,
+    /// The payment provider's refund endpoint; empty when refunds are not configured.
+    refund_url: String,
+    /// Client for webhooks.
+    http: reqwest::Client,
+}
+
+impl Scheduler {
+    /// A scheduler reading `reader`, proposing through `batcher`.
+    pub fn new(
+        reader: StateReader,
+        batcher: Batcher,
+        handle: Arc<QueueHandle>,
+        refund_url: String,
+    ) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(2))
+            .pool_max_idle_per_host(1024)
+            .tcp_nodelay(true)
+            .build()?;
+        Ok(Scheduler {
+            reader,
+            batcher,
+            handle,
+            refund_url,
+            http,
+        })
+    }
+
+    /// Runs until `stop` turns true (leadership lost) or the node shuts down.
+    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+        let (events_tx, mut events) = mpsc::channel::<Event>(65_536);
+        let (pull_tx, mut pulls) = mpsc::channel::<PullRequest>(1024);
+        self.handle.attach(pull_tx);
+        let mut state = LoopState {
+            lanes: HashMap::new(),
+            parked: Vec::new(),
+            token: Jitter::seeded().0 >> 16,
+            jitter: Jitter::seeded(),
+            pushes: 0,
+            refreshed_at: 0,
+            refund_proposed_at: 0,
+        };
+        let mut ticker = tokio::time::interval(Duration::from_millis(TICK_MS));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        tracing::info!("consumer scheduler started");
+        loop {
+            tokio::select! {
+                _ = stop.wait_for(|stop| *stop) => break,
+                _ = ticker.tick() => {}
+                Some(event) = events.recv() => self.on_event(&mut state, event),
+                Some(pull) = pulls.recv() => self.on_event(&mut state, Event::Pull(pull)),
+            }
+            while let Ok(event) = events.try_recv() {
+                self.on_event(&mut state, event);
+            }
+            while let Ok(pull) = pulls.try_recv() {
+                self.on_event(&mut state, Event::Pull(pull));
+            }
+            let now = now_ms();
+            if now - state.refreshed_at >= REFRESH_MS {
+                state.refreshed_at = now;
+                if let Err(e) = self.refresh(&mut state, now) {
+                    tracing::warn!(error = %e, "scheduler refresh failed");
+                }
+            }
+            self.step(&mut state, now, &events_tx);
+        }
+        self.handle.detach();
+        tracing::info!("consumer scheduler stopped");
+    }
+
+    fn reads(&self) -> QueueReads<'_> {
+        QueueReads {
+            db: self.reader.db(),
+        }
+    }
+
+    /// Re-reads subscriptions: new lanes, new settings, redriven messages; the built-in refund
+    /// group.
+    fn refresh(&self, state: &mut LoopState, now: i64) -> Result<(), sm::StoreError> {
+        let subs = self.reads().subscriptions()?;
+        self.ensure_refund_group(state, &subs, now);
+        for sub in subs {
+            let lane = state
+                .lanes
+                .entry(sub.group.clone())
+                .or_insert_with(|| ConsumerLane::new(sub.clone(), now));
+            let redrives = sub.redrives;
+            lane.sub = sub;
+            if lane.redrives_seen != redrives {
+                let redriven = self.reads().redriven(&lane.sub)?;
+                lane.add_loaded(redriven);
+                lane.redrives_seen = redrives;
+            }
+        }
+        let live = state
+            .lanes
+            .iter()
+            .map(|(group, lane)| {
+                (
+                    group.clone(),
+                    LiveDeliveries {
+                        in_flight: lane.in_flight() as u64,
+                    },
+                )
+            })
+            .collect();
+        self.handle.publish_live(live);
+        Ok(())
+    }
+
+    /// Creates the refund group from `[payment] refund_url`, or points it at a changed URL.
+    fn ensure_refund_group(&self, state: &mut LoopState, subs: &[Subscription], now: i64) {
+        if self.refund_url.is_empty() || now - state.refund_proposed_at < 2_000 {
+            return;
+        }
+        let existing = subs.iter().find(|s| s.group == REFUND_GROUP);
+        let put = match existing {
+            Some(sub) if sub.push.as_ref().is_some_and(|p| p.url == self.refund_url) => return,
+            Some(sub) => PutSubscription {
+                group: sub.group.clone(),
+                topic: sub.topic.clone(),
+                push_url: self.refund_url.clone(),
+                timeout_ms: sub.push.as_ref().map_or(5000, |p| p.timeout_ms),
+                max_attempts: sub.max_attempts,
+                backoff_initial_ms: sub.backoff_initial_ms,
+                backoff_max_ms: sub.backoff_max_ms,
+                max_in_flight: sub.max_in_flight,
+                rate_per_sec: sub.rate_per_sec,
+                ordered_by_key: sub.ordered_by_key,
+                start_latest: false,
+            },
+            None => PutSubscription {
+                group: REFUND_GROUP.into(),
+                topic: REFUND_REQUESTED.into(),
+                push_url: self.refund_url.clone(),
+                timeout_ms: 5000,
+                max_attempts: 16,
+                backoff_initial_ms: 1000,
+                backoff_max_ms: 7_200_000,
+                max_in_flight: 64,
+                rate_per_sec: 0,
+                ordered_by_key: false,
+                start_latest: false,
+            },
+        };
+        state.refund_proposed_at = now;
+        let batcher = self.batcher.clone();
+        tokio::spawn(async move {
+            let command = Command::new(Action::PutSubscription(put));
+            if let Err(e) = batcher.submit(command).await {
+                tracing::warn!(error = %e, "creating the refund subscription failed; will retry");
+            }
+        });
+    }
+
+    fn on_event(&self, state: &mut LoopState, event: Event) {
+        let now = now_ms();
+        match event {
+            Event::Pushed {
+                group,
+                offset,
+                result,
+            } => {
+                state.pushes = state.pushes.saturating_sub(1);
+                let jitter = state.jitter.next();
+                if let Some(lane) = state.lanes.get_mut(&group) {
+                    let outcome = result.map_err(|error| {
+                        let failed = lane.failed_before(offset).unwrap_or(0) + 1;
+                        (error, lane.retry_at(now, failed, jitter))
+                    });
+                    lane.decide(offset, None, outcome);
+                }
+            }
+            Event::Committed { sent, result } => {
+                if let Some(lane) = state.lanes.get_mut(&sent.group) {
+                    lane.proposing = lane.proposing.saturating_sub(1);
+                    match result {
+                        Ok(done) => lane.committed(&sent, &done),
+                        Err(e) => {
+                            tracing::debug!(group = %sent.group, error = %e, "outcomes not committed; delivering again");
+                            lane.not_committed(&sent, now + UNCOMMITTED_RETRY_MS);
+                        }
+                    }
+                }
+            }
+            Event::Pull(PullRequest::Receive {
+                group,
+                limits,
+                reply,
+            }) => {
+                if !state.lanes.contains_key(&group) {
+                    // Created since the last refresh?
+                    if let Err(e) = self.refresh(state, now) {
+                        tracing::warn!(error = %e, "scheduler refresh failed");
+                    }
+                }
+                if !state.lanes.contains_key(&group) {
+                    let _ = reply.send(Err(ClusterError::Refused(format!(
+                        "subscription {group} not found"
+                    ))));
+                    return;
+                }
+                state.parked.push(Parked {
+                    group,
+                    max: limits.max,
+                    visibility_ms: limits.visibility_ms,
+                    deadline_ms: now.saturating_add(i64::try_from(limits.wait_ms).unwrap_or(0)),
+                    reply,
+                });
+            }
+            Event::Pull(PullRequest::Settle {
+                group,
+                receipts,
+                nack_delay_ms,
+                reply,
+            }) => {
+                if !state.lanes.contains_key(&group) {
+                    if let Err(e) = self.refresh(state, now) {
+                        tracing::warn!(error = %e, "scheduler refresh failed");
+                    }
+                }
+                let Some(lane) = state.lanes.get_mut(&group) else {
+                    let _ = reply.send(Err(ClusterError::Refused(format!(
+                        "subscription {group} not found"
+                    ))));
+                    return;
+                };
+                let mut settled = 0;
+                for receipt in receipts {
+                    let Some((offset, token)) = parse_receipt(&receipt) else {
+                        continue;
+                    };
+                    let outcome = match nack_delay_ms {
+                        None => Ok(()),
+                        Some(delay) => Err((
+                            "nack".to_string(),
+                            now.saturating_add(i64::try_from(delay).unwrap_or(i64::MAX)),
+                        )),
+                    };
+                    if lane.decide(offset, Some(token), outcome) {
+                        settled += 1;
+                    }
+                }
+                let _ = reply.send(Ok(settled));
+            }
+        }
+    }
+
+    /// One pass: load, expire leases, push, answer receives, propose outcomes.
+    fn step(&self, state: &mut LoopState, now: i64, events: &mpsc::Sender<Event>) {
+        let reads = self.reads();
+        for lane in state.lanes.values_mut() {
+            if lane.held() < BUFFER / 2 {
+                match reads.head(&lane.sub.topic) {
+                    Ok(head) if head > lane.scanned() => {
+                        match reads.pending_after(&lane.sub, lane.scanned(), BUFFER - lane.held()) {
+                            Ok(loaded) => {
+                                let full = loaded.len() == BUFFER - lane.held();
+                                lane.add_loaded(loaded);
+                                if !full {
+                                    lane.scanned_to(head);
+                                }
+                            }
+                            Err(e) => tracing::warn!(error = %e, "reading messages failed"),
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "reading a topic head failed"),
+                }
+            }
+            for offset in lane.expired(now) {
+                let failed = lane.failed_before(offset).unwrap_or(0) + 1;
+                let retry = lane.retry_at(now, failed, 0.0).min(now);
+                lane.decide(offset, None, Err(("visibility timeout".into(), retry)));
+            }
+            if let Some(target) = lane.sub.push.clone() {
+                let room = MAX_PUSHES.saturating_sub(state.pushes);
+                for (offset, lease) in lane.hand_out(now, room, None, &mut state.token) {
+                    state.pushes += 1;
+                    let http = self.http.clone();
+                    let group = lane.sub.group.clone();
+                    let target = target.clone();
+                    let events = events.clone();
+                    tokio::spawn(async move {
+                        let result = crate::push::deliver(
+                            &http,
+                            &group,
+                            &target,
+                            &lease.message,
+                            lease.failed + 1,
+                        )
+                        .await;
+                        let _ = events
+                            .send(Event::Pushed {
+                                group,
+                                offset,
+                                result,
+                            })
+                            .await;
+                    });
+                }
+            }
+            if lane.proposing < PROPOSALS_PER_GROUP {
+                if let Some(sent) = lane.take_outcomes() {
+                    lane.proposing += 1;
+                    let batcher = self.batcher.clone();
+                    let events = events.clone();
+                    tokio::spawn(async move {
+                        let command = Command::new(Action::RecordDeliveries(sent.clone()));
+                        let result = match batcher.submit(command).await {
+                            Ok(Ok(Applied::DeliveriesRecorded(done))) => Ok(done),
+                            other => Err(format!("{other:?}")),
+                        };
+                        let _ = events.send(Event::Committed { sent, result }).await;
+                    });
+                }
+            }
+        }
+        self.answer_receives(state, now);
+    }
+
+    fn answer_receives(&self, state: &mut LoopState, now: i64) {
+        let parked = std::mem::take(&mut state.parked);
+        for p in parked {
+            if p.reply.is_closed() {
+                continue;
+            }
+            let Some(lane) = state.lanes.get_mut(&p.group) else {
+                continue;
+            };
+            let expires = now.saturating_add(i64::try_from(p.visibility_ms).unwrap_or(i64::MAX));
+            let leased = if lane.sub.push.is_none() {
+                lane.hand_out(now, p.max, Some(expires), &mut state.token)
+            } else {
+                Vec::new()
+            };
+            if leased.is_empty() && now < p.deadline_ms {
+                state.parked.push(p);
+                continue;
+            }
+            let messages = leased
+                .into_iter()
+                .map(|(offset, lease)| PulledMessage {
+                    id: lease.message.id.clone(),
+                    topic: lease.message.topic.clone(),
+                    key: lease.message.key.clone(),
+                    payload: lease.message.payload.clone(),
+                    attempt: lease.failed + 1,
+                    receipt: format!("{offset}.{}", lease.token),
+                })
+                .collect();
+            let _ = p.reply.send(Ok(messages));
+        }
+    }
+}
+
+/// `offset.token` of a receipt.
+fn parse_receipt(receipt: &str) -> Option<(u64, u64)> {
+    let (offset, token) = receipt.split_once('.')?;
+    Some((offset.parse().ok()?, token.parse().ok()?))
+}
+
+/// The loop's memory.
+struct LoopState {
+    /// One lane per group.
+    lanes: HashMap<String, ConsumerLane>,
+    /// Receives waiting for messages.
+    parked: Vec<Parked>,
+    /// Last lease token handed out (seeded per term so receipts of another term never match).
+    token: u64,
+    /// Retry jitter.
+    jitter: Jitter,
+    /// Pushes in flight.
+    pushes: usize,
+    /// When subscriptions were last re-read.
+    refreshed_at: i64,
+    /// When the refund group was last proposed.
+    refund_proposed_at: i64,
+}

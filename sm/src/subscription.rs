@@ -1,0 +1,496 @@
+//! Subscriptions: each consumer group's committed delivery state, and how delivery outcomes
+//! decided by the leader's scheduler change it.
+//!
+//! To ensure correctness:
+//! - The cursor means "every offset up to here is settled" (acknowledged or dead). Offsets beyond
+//!   it that are settled carry a `Settled` record until the cursor passes them; the cursor
+//!   advances by point lookups only (offsets have no gaps, see `crate::queue`).
+//! - A message is pending for a group when it is beyond the cursor and not settled, or when it
+//!   was redriven and not yet settled again. Outcomes for messages that are not pending (a
+//!   duplicate ack, a late failure after an ack) change nothing, so the scheduler may repeat
+//!   itself and a deposed leader's leftovers are harmless.
+//! - Retry times come in the command (the leader drew the jitter); `apply` reads no clock.
+
+use rocksdb::{Direction, IteratorMode, DB};
+use serde::{Deserialize, Serialize};
+
+use crate::command::{PutSubscription, RecordDeliveries, Redrive};
+use crate::db::cf;
+use crate::error::StoreError;
+use crate::keys::{self, DeliveryRecord, CF_DELIVERIES, CF_MESSAGES};
+use crate::outcome::{Applied, Outcome, Rejection};
+use crate::queue::{self, Message};
+use crate::refund;
+use crate::txn::Txn;
+
+/// Where a push subscription delivers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushTarget {
+    /// The webhook.
+    pub url: String,
+    /// No answer within this is a failed attempt.
+    pub timeout_ms: u64,
+}
+
+/// A consumer group's settings and committed position.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Subscription {
+    /// The group name.
+    pub group: String,
+    /// The topic consumed.
+    pub topic: String,
+    /// Webhook; `None` for a pulled group.
+    pub push: Option<PushTarget>,
+    /// Attempts before a dead letter.
+    pub max_attempts: u32,
+    /// First retry delay.
+    pub backoff_initial_ms: u64,
+    /// Largest retry delay.
+    pub backoff_max_ms: u64,
+    /// Most unsettled deliveries at once.
+    pub max_in_flight: u32,
+    /// Deliveries per second, 0 = unlimited.
+    pub rate_per_sec: u32,
+    /// One message per key at a time, in offset order.
+    pub ordered_by_key: bool,
+    /// `earliest` or `latest`, as created.
+    pub start: String,
+    /// Every offset up to this one is settled.
+    pub cursor: u64,
+    /// Messages acknowledged so far.
+    pub delivered: u64,
+    /// Dead letters now held.
+    pub dead: u64,
+    /// Failed attempts so far.
+    pub failures: u64,
+    /// Bumped by every redrive, so the scheduler knows to look for redriven messages.
+    pub redrives: u64,
+}
+
+/// One attempt that failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attempt {
+    /// When the failure was recorded (batch clock).
+    pub at_ms: i64,
+    /// What went wrong.
+    pub error: String,
+}
+
+/// The failed attempts of a pending message.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attempts {
+    /// Every failed attempt, oldest first.
+    pub attempts: Vec<Attempt>,
+    /// Not to be tried again before this.
+    pub retry_at_ms: i64,
+}
+
+/// A message a group gave up on, with its history; kept until redriven.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeadLetter {
+    /// The message.
+    pub message: Message,
+    /// Every attempt's time and error.
+    pub attempts: Vec<Attempt>,
+    /// When it died (batch clock).
+    pub dead_at_ms: i64,
+}
+
+/// What one `RecordDeliveries` did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveriesRecorded {
+    /// Offsets newly settled by an ack.
+    pub acked: Vec<u64>,
+    /// Offsets that failed and will be retried.
+    pub retrying: Vec<u64>,
+    /// Offsets that became dead letters.
+    pub dead: Vec<u64>,
+    /// Outcomes about messages no longer pending (duplicates), ignored.
+    pub ignored: Vec<u64>,
+}
+
+fn load(txn: &Txn<'_>, group: &str) -> Result<Option<Subscription>, StoreError> {
+    txn.get(CF_DELIVERIES, &keys::subscription(group))
+}
+
+fn save(txn: &mut Txn<'_>, sub: &Subscription) -> Result<(), StoreError> {
+    txn.put(CF_DELIVERIES, keys::subscription(&sub.group), sub)
+}
+
+fn not_found(group: &str) -> Rejection {
+    Rejection::NotFound {
+        kind: "subscription".into(),
+        id: group.into(),
+    }
+}
+
+/// Creates or changes a subscription. A new one's cursor is resolved here, in log order:
+/// `earliest` from the topic's beginning, `latest` after its current head.
+pub fn put(txn: &mut Txn<'_>, put: &PutSubscription) -> Result<Outcome, StoreError> {
+    if put.group.is_empty() || put.topic.is_empty() || put.max_attempts == 0 {
+        return Ok(Err(Rejection::Invalid(
+            "a subscription needs a group, a topic and max_attempts >= 1".into(),
+        )));
+    }
+    let push = (!put.push_url.is_empty()).then(|| PushTarget {
+        url: put.push_url.clone(),
+        timeout_ms: put.timeout_ms,
+    });
+    let sub = match load(txn, &put.group)? {
+        Some(old) if old.topic != put.topic => {
+            return Ok(Err(Rejection::Invalid(format!(
+                "group {} consumes {}; its topic cannot change",
+                old.group, old.topic
+            ))))
+        }
+        Some(old) => Subscription {
+            push,
+            max_attempts: put.max_attempts,
+            backoff_initial_ms: put.backoff_initial_ms,
+            backoff_max_ms: put.backoff_max_ms,
+            max_in_flight: put.max_in_flight,
+            rate_per_sec: put.rate_per_sec,
+            ordered_by_key: put.ordered_by_key,
+            ..old
+        },
+        None => Subscription {
+            group: put.group.clone(),
+            topic: put.topic.clone(),
+            push,
+            max_attempts: put.max_attempts,
+            backoff_initial_ms: put.backoff_initial_ms,
+            backoff_max_ms: put.backoff_max_ms,
+            max_in_flight: put.max_in_flight,
+            rate_per_sec: put.rate_per_sec,
+            ordered_by_key: put.ordered_by_key,
+            start: if put.start_latest {
+                "latest"
+            } else {
+                "earliest"
+            }
+            .into(),
+            cursor: if put.start_latest {
+                queue::head(txn, &put.topic)?
+            } else {
+                0
+            },
+            delivered: 0,
+            dead: 0,
+            failures: 0,
+            redrives: 0,
+        },
+    };
+    save(txn, &sub)?;
+    Ok(Ok(Applied::Subscription(sub)))
+}
+
+fn exists(
+    txn: &Txn<'_>,
+    kind: DeliveryRecord,
+    group: &str,
+    offset: u64,
+) -> Result<bool, StoreError> {
+    Ok(txn
+        .get_raw(CF_DELIVERIES, &keys::delivery(kind, group, offset))?
+        .is_some())
+}
+
+/// Whether `offset` still waits for delivery to `sub`.
+fn is_pending(txn: &Txn<'_>, sub: &Subscription, offset: u64) -> Result<bool, StoreError> {
+    if offset == 0 || offset > queue::head(txn, &sub.topic)? {
+        return Ok(false);
+    }
+    if exists(txn, DeliveryRecord::Redriven, &sub.group, offset)? {
+        return Ok(true);
+    }
+    Ok(offset > sub.cursor && !exists(txn, DeliveryRecord::Settled, &sub.group, offset)?)
+}
+
+/// Marks `offset` settled for `sub` and moves the cursor past every settled offset after it.
+fn settle(txn: &mut Txn<'_>, sub: &mut Subscription, offset: u64) -> Result<(), StoreError> {
+    let group = sub.group.clone();
+    txn.delete(
+        CF_DELIVERIES,
+        keys::delivery(DeliveryRecord::Redriven, &group, offset),
+    );
+    txn.delete(
+        CF_DELIVERIES,
+        keys::delivery(DeliveryRecord::Attempts, &group, offset),
+    );
+    if offset > sub.cursor {
+        txn.put_raw(
+            CF_DELIVERIES,
+            keys::delivery(DeliveryRecord::Settled, &group, offset),
+            Vec::new(),
+        );
+    }
+    loop {
+        let next = keys::delivery(DeliveryRecord::Settled, &group, sub.cursor + 1);
+        if txn.get_raw(CF_DELIVERIES, &next)?.is_none() {
+            return Ok(());
+        }
+        txn.delete(CF_DELIVERIES, next);
+        sub.cursor += 1;
+    }
+}
+
+/// Records acks and failed attempts of one group: acks settle, failures count an attempt and
+/// either schedule a retry or, at `max_attempts`, make a dead letter.
+pub fn record(
+    txn: &mut Txn<'_>,
+    now_ms: i64,
+    results: &RecordDeliveries,
+) -> Result<Outcome, StoreError> {
+    let Some(mut sub) = load(txn, &results.group)? else {
+        return Ok(Err(not_found(&results.group)));
+    };
+    let mut done = DeliveriesRecorded::default();
+    for &offset in &results.acks {
+        if !is_pending(txn, &sub, offset)? {
+            done.ignored.push(offset);
+            continue;
+        }
+        settle(txn, &mut sub, offset)?;
+        sub.delivered += 1;
+        done.acked.push(offset);
+        if let Some(message) = queue::load(txn, &sub.topic, offset)? {
+            refund::on_delivered(txn, now_ms, &sub.group, &message)?;
+        }
+    }
+    for failure in &results.failures {
+        let offset = failure.offset;
+        if !is_pending(txn, &sub, offset)? {
+            done.ignored.push(offset);
+            continue;
+        }
+        let key = keys::delivery(DeliveryRecord::Attempts, &sub.group, offset);
+        let mut attempts: Attempts = txn.get(CF_DELIVERIES, &key)?.unwrap_or_default();
+        attempts.attempts.push(Attempt {
+            at_ms: now_ms,
+            error: failure.error.clone(),
+        });
+        attempts.retry_at_ms = failure.retry_at_ms;
+        sub.failures += 1;
+        if attempts.attempts.len() < sub.max_attempts as usize {
+            txn.put(CF_DELIVERIES, key, &attempts)?;
+            done.retrying.push(offset);
+            continue;
+        }
+        let Some(message) = queue::load(txn, &sub.topic, offset)? else {
+            done.ignored.push(offset);
+            continue;
+        };
+        let dead = DeadLetter {
+            message,
+            attempts: attempts.attempts,
+            dead_at_ms: now_ms,
+        };
+        txn.put(
+            CF_DELIVERIES,
+            keys::delivery(DeliveryRecord::Dead, &sub.group, offset),
+            &dead,
+        )?;
+        settle(txn, &mut sub, offset)?;
+        sub.dead += 1;
+        done.dead.push(offset);
+        refund::on_dead(txn, now_ms, &sub.group, &dead.message)?;
+    }
+    save(txn, &sub)?;
+    Ok(Ok(Applied::DeliveriesRecorded(done)))
+}
+
+/// Moves the named dead letters back to delivery with fresh attempts; answers how many moved.
+pub fn redrive(txn: &mut Txn<'_>, redrive: &Redrive) -> Result<Outcome, StoreError> {
+    let Some(mut sub) = load(txn, &redrive.group)? else {
+        return Ok(Err(not_found(&redrive.group)));
+    };
+    let mut moved = 0;
+    for &offset in &redrive.offsets {
+        let dead = keys::delivery(DeliveryRecord::Dead, &sub.group, offset);
+        if txn.get_raw(CF_DELIVERIES, &dead)?.is_none() {
+            continue;
+        }
+        txn.delete(CF_DELIVERIES, dead);
+        // The marker makes it pending whichever side of the cursor it is on, and tells the
+        // scheduler (which has read past it) to deliver it again.
+        txn.delete(
+            CF_DELIVERIES,
+            keys::delivery(DeliveryRecord::Settled, &sub.group, offset),
+        );
+        txn.put_raw(
+            CF_DELIVERIES,
+            keys::delivery(DeliveryRecord::Redriven, &sub.group, offset),
+            Vec::new(),
+        );
+        sub.dead = sub.dead.saturating_sub(1);
+        moved += 1;
+    }
+    if moved > 0 {
+        sub.redrives += 1;
+        save(txn, &sub)?;
+    }
+    Ok(Ok(Applied::Redriven(moved)))
+}
+
+/// A message waiting for delivery to a group, with its failed attempts so far.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PendingMessage {
+    /// The message.
+    pub message: Message,
+    /// Its failed attempts, if any.
+    pub attempts: Option<Attempts>,
+}
+
+fn scan_prefix(
+    db: &DB,
+    cf_name: &'static str,
+    from: &[u8],
+    prefix: &[u8],
+    mut each: impl FnMut(&[u8], &[u8]) -> Result<bool, StoreError>,
+) -> Result<(), StoreError> {
+    for item in db.iterator_cf(
+        cf(db, cf_name)?,
+        IteratorMode::From(from, Direction::Forward),
+    ) {
+        let (key, value) = item?;
+        if !key.starts_with(prefix) || !each(&key, &value)? {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Reads of the queue's applied state (the scheduler's rebuild after a leader change, the
+/// admin API).
+pub struct QueueReads<'a> {
+    /// The database.
+    pub db: &'a DB,
+}
+
+impl QueueReads<'_> {
+    fn txn(&self) -> Txn<'_> {
+        Txn::new(self.db)
+    }
+
+    /// Every subscription.
+    pub fn subscriptions(&self) -> Result<Vec<Subscription>, StoreError> {
+        let prefix = [DeliveryRecord::Subscription as u8];
+        let mut subs = Vec::new();
+        scan_prefix(self.db, CF_DELIVERIES, &prefix, &prefix, |_, value| {
+            subs.push(
+                serde_json::from_slice(value)
+                    .map_err(|e| StoreError::corrupt("subscription", e))?,
+            );
+            Ok(true)
+        })?;
+        Ok(subs)
+    }
+
+    /// One subscription.
+    pub fn subscription(&self, group: &str) -> Result<Option<Subscription>, StoreError> {
+        load(&self.txn(), group)
+    }
+
+    /// The last offset of `topic`.
+    pub fn head(&self, topic: &str) -> Result<u64, StoreError> {
+        queue::head(&self.txn(), topic)
+    }
+
+    /// The message at `offset` of `topic`.
+    pub fn message(&self, topic: &str, offset: u64) -> Result<Option<Message>, StoreError> {
+        queue::load(&self.txn(), topic, offset)
+    }
+
+    /// Up to `limit` messages of `sub`'s topic after `after` (and after its cursor) that are not
+    /// settled, in offset order, with their attempts.
+    pub fn pending_after(
+        &self,
+        sub: &Subscription,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<PendingMessage>, StoreError> {
+        let txn = self.txn();
+        let prefix = keys::message_prefix(&sub.topic);
+        let from = keys::message(&sub.topic, after.max(sub.cursor) + 1);
+        let mut found = Vec::new();
+        scan_prefix(self.db, CF_MESSAGES, &from, &prefix, |key, value| {
+            if found.len() >= limit {
+                return Ok(false);
+            }
+            let offset = keys::trailing_offset(key).unwrap_or(0);
+            if !exists(&txn, DeliveryRecord::Settled, &sub.group, offset)? {
+                found.push(self.pending(&txn, &sub.group, value)?);
+            }
+            Ok(true)
+        })?;
+        Ok(found)
+    }
+
+    fn pending(
+        &self,
+        txn: &Txn<'_>,
+        group: &str,
+        value: &[u8],
+    ) -> Result<PendingMessage, StoreError> {
+        let message: Message =
+            serde_json::from_slice(value).map_err(|e| StoreError::corrupt("message", e))?;
+        let attempts = txn.get(
+            CF_DELIVERIES,
+            &keys::delivery(DeliveryRecord::Attempts, group, message.offset),
+        )?;
+        Ok(PendingMessage { message, attempts })
+    }
+
+    /// Redriven messages of `sub` waiting for delivery again.
+    pub fn redriven(&self, sub: &Subscription) -> Result<Vec<PendingMessage>, StoreError> {
+        let txn = self.txn();
+        let prefix = keys::delivery_prefix(DeliveryRecord::Redriven, &sub.group);
+        let mut offsets = Vec::new();
+        scan_prefix(self.db, CF_DELIVERIES, &prefix, &prefix, |key, _| {
+            offsets.extend(keys::trailing_offset(key));
+            Ok(true)
+        })?;
+        let mut found = Vec::new();
+        for offset in offsets {
+            if let Some(bytes) = txn.get_raw(CF_MESSAGES, &keys::message(&sub.topic, offset))? {
+                found.push(self.pending(&txn, &sub.group, &bytes)?);
+            }
+        }
+        Ok(found)
+    }
+
+    /// Up to `limit` dead letters of `group` after offset `after`, and whether there are more.
+    pub fn dead_letters(
+        &self,
+        group: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<(Vec<DeadLetter>, bool), StoreError> {
+        let prefix = keys::delivery_prefix(DeliveryRecord::Dead, group);
+        let from = keys::delivery(DeliveryRecord::Dead, group, after.saturating_add(1));
+        let mut dead = Vec::new();
+        let mut more = false;
+        scan_prefix(self.db, CF_DELIVERIES, &from, &prefix, |_, value| {
+            if dead.len() >= limit {
+                more = true;
+                return Ok(false);
+            }
+            dead.push(
+                serde_json::from_slice(value).map_err(|e| StoreError::corrupt("dead letter", e))?,
+            );
+            Ok(true)
+        })?;
+        Ok((dead, more))
+    }
+
+    /// How many offsets beyond the cursor of `sub` are already settled (for the backlog).
+    pub fn settled_beyond_cursor(&self, sub: &Subscription) -> Result<u64, StoreError> {
+        let prefix = keys::delivery_prefix(DeliveryRecord::Settled, &sub.group);
+        let mut n = 0;
+        scan_prefix(self.db, CF_DELIVERIES, &prefix, &prefix, |_, _| {
+            n += 1;
+            Ok(true)
+        })?;
+        Ok(n)
+    }
+}
