@@ -47,7 +47,7 @@ pub mod process;
 pub mod wait;
 
 pub use client::{create_order_retrying, ApiResponse, NodeClient, Request};
-pub use cluster::{Cluster, ClusterOptions};
+pub use cluster::{Cluster, ClusterOptions, NodeAddrs};
 pub use error::{Error, Result};
 pub use follower::ChangeFollower;
 pub use model::{

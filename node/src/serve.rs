@@ -67,7 +67,7 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
     std::fs::create_dir_all(&config.data_dir).map_err(sm::StoreError::from)?;
     let storage = Storage::open(&config.data_dir)?;
     let state_machine = storage.state.clone();
-    let network = PeerNetwork::new(config.cluster_secret.clone())?;
+    let network = PeerNetwork::new(config.cluster_secret.clone(), socket(&config.raft_addr)?)?;
     let raft = Raft::new(
         config.node_id,
         Arc::new(raft_config(&config)?),
