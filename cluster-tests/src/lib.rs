@@ -21,6 +21,8 @@
 //!
 //! # Layout
 //!
+//! - [`chaos`]: the chaos harness: faults on a seeded schedule under a mixed workload, the
+//!   link proxy, the history and its checkers (behind `src/bin/chaos.rs` and `tests/t60_chaos.rs`).
 //! - [`cluster`]: [`Cluster`], n `orderq serve` processes with their ports, directories and
 //!   verbs (`start`, `kill`, `restart`, `wait_for_leader`, typed requests).
 //! - [`process`]: one child process: locating the binary, spawning it with its log captured,
@@ -37,6 +39,7 @@
 //! - `src/bin/follow-changes.rs`: the example change-stream consumer.
 //! - `tests/tNN_*.rs`: the tests, numbered by area.
 
+pub mod chaos;
 pub mod client;
 pub mod cluster;
 pub mod error;
