@@ -45,8 +45,8 @@ pub struct WorkloadPlan {
     pub clients: u32,
     /// Users per client (user ids are `c{client}-u{n}`, so the final check can list them all).
     pub users_per_client: u32,
-    /// SKUs ordered with `POST /v1/orders`. Small stocks, so `insufficient_stock` happens and
-    /// cancels and expiries hand units back.
+    /// SKUs ordered with `POST /v1/orders`. One small stock, so `insufficient_stock` happens
+    /// and cancels and expiries hand units back.
     pub skus: Vec<SkuPlan>,
     /// The flash-sale SKU bought with `POST /v1/seckill/{sku}`.
     pub seckill: SkuPlan,
@@ -67,7 +67,7 @@ impl Default for WorkloadPlan {
         WorkloadPlan {
             clients: 12,
             users_per_client: 4,
-            skus: vec![sku("A", 400), sku("B", 400), sku("C", 150)],
+            skus: vec![sku("A", 20_000), sku("B", 20_000), sku("C", 300)],
             seckill: SkuPlan {
                 sku: "S".to_owned(),
                 settings: SkuSettings {
@@ -76,7 +76,7 @@ impl Default for WorkloadPlan {
                     per_user_limit: 3,
                 },
             },
-            pay_windows: vec![4, 12, 3600],
+            pay_windows: vec![3, 6, 12, 600],
         }
     }
 }
