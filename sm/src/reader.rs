@@ -39,6 +39,16 @@ pub struct TimerStats {
     pub next_due_ms: Option<i64>,
 }
 
+/// A fingerprint of the replicated state, for checking that replicas agree
+/// (`GET /admin/digest`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateDigest {
+    /// The log index the state is the result of (0 before anything was applied).
+    pub applied_index: u64,
+    /// SHA-256, hex, over every key and value of the state column families.
+    pub digest: String,
+}
+
 /// Read access to the applied state. Cheap to clone.
 #[derive(Clone)]
 pub struct StateReader {
@@ -102,6 +112,44 @@ impl StateReader {
     /// a retry answered from memory (a sold-out flash sale) must still get its first answer.
     pub fn idempotency_record(&self, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
         Txn::new(&self.db).get(CF_IDEMPOTENCY, key.as_bytes())
+    }
+
+    /// A SHA-256 over every key and value of the replicated state column families
+    /// ([`keys::STATE_CFS`]: what a snapshot carries), read from one RocksDB snapshot together
+    /// with the applied index, so two replicas at the same index must give the same digest.
+    /// Node-local data (the log, the vote, the change stream and its retention) is left out.
+    pub fn state_digest(&self) -> Result<StateDigest, StoreError> {
+        use sha2::{Digest, Sha256};
+        let view = self.db.snapshot();
+        let applied_index = match view.get_cf(cf(&self.db, CF_SM_META)?, keys::SM_LAST_APPLIED)? {
+            None => 0,
+            Some(bytes) => {
+                serde_json::from_slice::<crate::raft_types::LogId>(&bytes)
+                    .map_err(|e| StoreError::corrupt("last applied", e))?
+                    .index
+            }
+        };
+        let mut hasher = Sha256::new();
+        for name in keys::STATE_CFS {
+            hasher.update((name.len() as u64).to_be_bytes());
+            hasher.update(name.as_bytes());
+            for item in view.iterator_cf(cf(&self.db, name)?, IteratorMode::Start) {
+                let (key, value) = item?;
+                hasher.update((key.len() as u64).to_be_bytes());
+                hasher.update(&key);
+                hasher.update((value.len() as u64).to_be_bytes());
+                hasher.update(&value);
+            }
+        }
+        let digest = hasher
+            .finalize()
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect();
+        Ok(StateDigest {
+            applied_index,
+            digest,
+        })
     }
 
     /// The SKU, if loaded.

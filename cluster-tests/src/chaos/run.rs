@@ -225,8 +225,10 @@ async fn recover(cluster: &mut Cluster, incidents: &mut Vec<String>) -> Result<(
     cluster.wait_for_leader().await.map(|_| ())
 }
 
-/// Heals, waits for every node to catch up, then reads the final state: every order and SKU
-/// linearizably, and each node's own state at a stable applied index.
+/// Heals, waits for every node to catch up, then reads the final state: each node's own orders
+/// and SKUs at a stable applied index, the same on every node (it is retried until it is, or
+/// the time is up). Every node had caught up with the leader's log first, so this state holds
+/// every acknowledged write.
 async fn settle_and_read(
     cluster: &mut Cluster,
     plan: &WorkloadPlan,
@@ -242,50 +244,36 @@ async fn settle_and_read(
             incidents.push(format!("node {id} did not catch up: {e}"));
         }
     }
-    let leader = match cluster.wait_for_leader().await {
-        Ok(leader) => leader,
-        Err(e) => {
-            incidents.push(format!("no leader after settling: {e}"));
-            return final_state;
-        }
-    };
-    let client = cluster.client(leader).clone();
-    for user in plan.users() {
-        match read_orders(&client, &user, false).await {
-            Ok(orders) => final_state
-                .orders
-                .extend(orders.into_iter().map(|o| (o.id.clone(), o))),
-            Err(e) => incidents.push(format!("reading the orders of {user}: {e}")),
-        }
-    }
-    for sku in plan.all_skus() {
-        match client.get_sku(&sku.sku, false).await {
-            Ok(read) => {
-                final_state.skus.insert(sku.sku.clone(), read);
-            }
-            Err(e) => incidents.push(format!("reading SKU {}: {e}", sku.sku)),
-        }
-    }
     match poll_until("every node to hold the same state at a stable applied index", SETTLE_TIMEOUT, || async {
         let mut nodes = Vec::new();
         for id in cluster.ids() {
             nodes.push(node_state(cluster.client(id), id, plan).await?);
         }
-        if nodes.windows(2).all(|w| w[0].applied == w[1].applied && w[0].digest == w[1].digest) {
+        if nodes.windows(2).all(|w| w[0].0.applied == w[1].0.applied && w[0].0.digest == w[1].0.digest) {
             Ok(nodes)
         } else {
-            Err(format!("not yet: {:?}", nodes.iter().map(|n| (n.node, n.applied, n.digest.clone())).collect::<Vec<_>>()))
+            Err(format!("not yet: {:?}", nodes.iter().map(|(n, ..)| (n.node, n.applied, n.digest.clone())).collect::<Vec<_>>()))
         }
     })
     .await
     {
-        Ok(nodes) => final_state.nodes = nodes,
+        Ok(nodes) => {
+            if let Some((_, orders, skus)) = nodes.first() {
+                final_state.orders = orders.clone();
+                final_state.skus = skus.clone();
+            }
+            final_state.nodes = nodes.into_iter().map(|(node, ..)| node).collect();
+        }
         Err(Error::Timeout { last, .. }) => {
             // Report what differs: the convergence checker judges the last reading.
             incidents.push(format!("nodes did not converge: {last}"));
             let mut nodes = Vec::new();
             for id in cluster.ids() {
-                if let Ok(node) = node_state(cluster.client(id), id, plan).await {
+                if let Ok((node, orders, skus)) = node_state(cluster.client(id), id, plan).await {
+                    if nodes.is_empty() {
+                        final_state.orders = orders;
+                        final_state.skus = skus;
+                    }
                     nodes.push(node);
                 }
             }
@@ -317,8 +305,13 @@ async fn read_orders(client: &NodeClient, user: &str, local: bool) -> Result<Vec
     }
 }
 
-/// Node `id`'s own state, read while its applied index stays put.
-async fn node_state(client: &NodeClient, id: u64, plan: &WorkloadPlan) -> Result<NodeState, String> {
+/// Node `id`'s own state (its orders and SKUs, and a summary of them), read while its applied
+/// index stays put, so the reads form one consistent picture even while timers still fire.
+async fn node_state(
+    client: &NodeClient,
+    id: u64,
+    plan: &WorkloadPlan,
+) -> Result<(NodeState, BTreeMap<String, Order>, BTreeMap<String, Sku>), String> {
     let applied = || async {
         client
             .cluster_status()
@@ -328,17 +321,18 @@ async fn node_state(client: &NodeClient, id: u64, plan: &WorkloadPlan) -> Result
     };
     let before = applied().await?;
     let mut hasher = DefaultHasher::new();
-    let mut count = 0;
+    let mut orders = BTreeMap::new();
     for user in plan.users() {
-        let orders = read_orders(client, &user, true).await.map_err(|e| e.to_string())?;
-        count += orders.len();
-        for order in orders {
+        for order in read_orders(client, &user, true).await.map_err(|e| e.to_string())? {
             format!("{order:?}").hash(&mut hasher);
+            orders.insert(order.id.clone(), order);
         }
     }
+    let mut skus = BTreeMap::new();
     for sku in plan.all_skus() {
         let read: Sku = client.get_sku(&sku.sku, true).await.map_err(|e| e.to_string())?;
         format!("{read:?}").hash(&mut hasher);
+        skus.insert(sku.sku.clone(), read);
     }
     let server_digest = match client.send(Request::get("/admin/digest")).await {
         Ok(response) if response.status == 200 => {
@@ -355,11 +349,12 @@ async fn node_state(client: &NodeClient, id: u64, plan: &WorkloadPlan) -> Result
     if before != after {
         return Err(format!("node {id} applied {before}..{after} while being read"));
     }
-    Ok(NodeState {
+    let node = NodeState {
         node: id,
         applied: before,
         digest: format!("{:016x}", hasher.finish()),
-        orders: count,
+        orders: orders.len(),
         server_digest,
-    })
+    };
+    Ok((node, orders, skus))
 }

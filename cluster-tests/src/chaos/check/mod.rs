@@ -89,9 +89,9 @@ pub struct NodeState {
 /// The state after every fault was healed and the cluster settled.
 #[derive(Debug, Clone, Default)]
 pub struct FinalState {
-    /// Every order of every workload user, read linearizably.
+    /// Every order of every workload user, as the first node holds them at the settled index.
     pub orders: BTreeMap<String, Order>,
-    /// Every workload SKU, read linearizably.
+    /// Every workload SKU, at the same index.
     pub skus: BTreeMap<String, Sku>,
     /// Each node's local state.
     pub nodes: Vec<NodeState>,
