@@ -247,6 +247,11 @@ impl Cluster {
         &self.node(id).dir
     }
 
+    /// Where node `id` listens for Raft peers (its own port, not a proxy in front of it).
+    pub fn raft_addr(&self, id: u64) -> SocketAddr {
+        self.node(id).raft_addr
+    }
+
     /// The root directory holding every node's directory.
     pub fn dir(&self) -> &Path {
         self.dir.path()

@@ -51,6 +51,13 @@ async fn main() -> ExitCode {
         return match abuse::run().await {
             Ok(report) => {
                 println!("{}", report.summary());
+                if let Some(path) = &args.report {
+                    let json = serde_json::to_string_pretty(&report).unwrap_or_default();
+                    if let Err(e) = std::fs::write(path, json) {
+                        eprintln!("chaos: writing {}: {e}", path.display());
+                        return ExitCode::from(2);
+                    }
+                }
                 if report.passed {
                     ExitCode::SUCCESS
                 } else {
