@@ -32,7 +32,11 @@ async fn every_promise_holds_under_a_minute_of_faults() {
         .await
         .expect("the chaos harness runs");
     eprintln!("{}\nreport: {}", report.summary(), report_path.display());
-    assert!(report.faults.len() >= 4, "too few faults injected: {:?}", report.faults);
+    assert!(
+        report.faults.len() >= 4,
+        "too few faults injected: {:?}",
+        report.faults
+    );
     assert!(report.passed, "{}", report.summary());
 }
 

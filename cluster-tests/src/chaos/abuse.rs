@@ -86,7 +86,13 @@ struct Probes {
 impl Probes {
     /// Records a probe answered `got`, expecting one of `statuses` with error code `code` (any
     /// code when `None`).
-    fn expect(&mut self, name: impl Into<String>, got: &Result<ApiResponse>, statuses: &[u16], code: Option<&str>) {
+    fn expect(
+        &mut self,
+        name: impl Into<String>,
+        got: &Result<ApiResponse>,
+        statuses: &[u16],
+        code: Option<&str>,
+    ) {
         let (passed, got) = match got {
             Ok(response) => {
                 let code_ok = match code {
@@ -109,7 +115,13 @@ impl Probes {
     }
 
     /// Records a check that is not one answer.
-    fn check(&mut self, name: impl Into<String>, expected: impl Into<String>, got: impl Into<String>, passed: bool) {
+    fn check(
+        &mut self,
+        name: impl Into<String>,
+        expected: impl Into<String>,
+        got: impl Into<String>,
+        passed: bool,
+    ) {
         self.probes.push(Probe {
             name: name.into(),
             expected: expected.into(),
@@ -151,12 +163,31 @@ async fn probe_all(cluster: &Cluster) -> Result<AbuseReport> {
 
     // Bodies over the 1 MiB limit, to the public API and to admin.
     let big = vec![b'x'; 2 << 20];
-    for (n, (method, path)) in [("POST", "/v1/orders"), ("PUT", "/admin/skus/X"), ("POST", "/v1/seckill/X")]
-        .into_iter()
-        .enumerate()
+    for (n, (method, path)) in [
+        ("POST", "/v1/orders"),
+        ("PUT", "/admin/skus/X"),
+        ("POST", "/v1/seckill/X"),
+    ]
+    .into_iter()
+    .enumerate()
     {
-        let got = raw_http(api(n)?, method, path, &[("Content-Type", "application/json"), ("Authorization", &bearer())], &big).await;
-        probes.expect(format!("2 MiB body to {method} {path}"), &got, &[413], Some("payload_too_large"));
+        let got = raw_http(
+            api(n)?,
+            method,
+            path,
+            &[
+                ("Content-Type", "application/json"),
+                ("Authorization", &bearer()),
+            ],
+            &big,
+        )
+        .await;
+        probes.expect(
+            format!("2 MiB body to {method} {path}"),
+            &got,
+            &[413],
+            Some("payload_too_large"),
+        );
     }
     // Unknown fields, wrong shapes, quantities that are negative, zero or overflow.
     let bad_orders = [
@@ -168,12 +199,29 @@ async fn probe_all(cluster: &Cluster) -> Result<AbuseReport> {
         json!({"user_id": "abuse", "items": [{"sku": "X", "qty": 1}], "pay_within_secs": -5}),
     ];
     for (n, body) in bad_orders.iter().enumerate() {
-        let got = node(n).send(Request::json(Method::POST, "/v1/orders", body)).await;
-        probes.expect(format!("create {body}"), &got, &[400], Some("invalid_request"));
+        let got = node(n)
+            .send(Request::json(Method::POST, "/v1/orders", body))
+            .await;
+        probes.expect(
+            format!("create {body}"),
+            &got,
+            &[400],
+            Some("invalid_request"),
+        );
     }
-    for (n, qty) in ["9223372036854775808", "18446744073709551616", "1e400", "1.5"].into_iter().enumerate() {
+    for (n, qty) in [
+        "9223372036854775808",
+        "18446744073709551616",
+        "1e400",
+        "1.5",
+    ]
+    .into_iter()
+    .enumerate()
+    {
         let raw = format!(r#"{{"user_id": "abuse", "items": [{{"sku": "X", "qty": {qty}}}]}}"#);
-        let got = node(n).send(Request::raw(Method::POST, "/v1/orders", raw)).await;
+        let got = node(n)
+            .send(Request::raw(Method::POST, "/v1/orders", raw))
+            .await;
         probes.expect(format!("create with qty {qty}"), &got, &[400, 409], None);
     }
     // Two items that each fit but overflow together.
@@ -186,33 +234,103 @@ async fn probe_all(cluster: &Cluster) -> Result<AbuseReport> {
         .await;
     probes.expect("create with two i64::MAX lines", &got, &[400, 409], None);
     let got = node(2)
-        .send(Request::json(Method::PUT, "/admin/skus/X", &json!({"stock": -1, "price_cents": 1, "per_user_limit": 0})))
+        .send(Request::json(
+            Method::PUT,
+            "/admin/skus/X",
+            &json!({"stock": -1, "price_cents": 1, "per_user_limit": 0}),
+        ))
         .await;
-    probes.expect("PUT SKU with negative stock", &got, &[400], Some("invalid_request"));
+    probes.expect(
+        "PUT SKU with negative stock",
+        &got,
+        &[400],
+        Some("invalid_request"),
+    );
     let got = node(0)
-        .send(Request::json(Method::POST, "/v1/seckill/X", &json!({"user_id": "abuse", "qty": 5})))
+        .send(Request::json(
+            Method::POST,
+            "/v1/seckill/X",
+            &json!({"user_id": "abuse", "qty": 5}),
+        ))
         .await;
-    probes.expect("seckill with an unknown field", &got, &[400], Some("invalid_request"));
-    let got = node(1).send(Request::raw(Method::POST, "/v1/orders", b"\xff\xfe{not json".to_vec())).await;
-    probes.expect("create with a body that is not JSON", &got, &[400], Some("invalid_request"));
+    probes.expect(
+        "seckill with an unknown field",
+        &got,
+        &[400],
+        Some("invalid_request"),
+    );
+    let got = node(1)
+        .send(Request::raw(
+            Method::POST,
+            "/v1/orders",
+            b"\xff\xfe{not json".to_vec(),
+        ))
+        .await;
+    probes.expect(
+        "create with a body that is not JSON",
+        &got,
+        &[400],
+        Some("invalid_request"),
+    );
 
     // Admin without or with a wrong token: 401, on every node.
     for (n, id) in ids.iter().enumerate() {
         let client = cluster.client(*id);
         let got = client
-            .send(Request::json(Method::PUT, "/admin/skus/X", &json!({"stock": 1, "price_cents": 1, "per_user_limit": 0})).without_admin_token())
+            .send(
+                Request::json(
+                    Method::PUT,
+                    "/admin/skus/X",
+                    &json!({"stock": 1, "price_cents": 1, "per_user_limit": 0}),
+                )
+                .without_admin_token(),
+            )
             .await;
-        probes.expect(format!("node {id}: PUT /admin/skus/X without a token"), &got, &[401], Some("unauthorized"));
+        probes.expect(
+            format!("node {id}: PUT /admin/skus/X without a token"),
+            &got,
+            &[401],
+            Some("unauthorized"),
+        );
         let got = client
-            .send(Request::json(Method::POST, "/admin/snapshot", &json!({})).without_admin_token().header("Authorization", "Bearer wrong-token"))
+            .send(
+                Request::json(Method::POST, "/admin/snapshot", &json!({}))
+                    .without_admin_token()
+                    .header("Authorization", "Bearer wrong-token"),
+            )
             .await;
-        probes.expect(format!("node {id}: POST /admin/snapshot with a wrong token"), &got, &[401], Some("unauthorized"));
-        let got = client.send(Request::get("/admin/digest").without_admin_token()).await;
-        probes.expect(format!("node {id}: GET /admin/digest without a token"), &got, &[401], Some("unauthorized"));
+        probes.expect(
+            format!("node {id}: POST /admin/snapshot with a wrong token"),
+            &got,
+            &[401],
+            Some("unauthorized"),
+        );
         let got = client
-            .send(Request::json(Method::POST, "/admin/cluster/voters", &json!({"voters": [n as u64 + 1]})).without_admin_token().header("Authorization", "Basic Zm9vOmJhcg=="))
+            .send(Request::get("/admin/digest").without_admin_token())
             .await;
-        probes.expect(format!("node {id}: POST /admin/cluster/voters with a Basic token"), &got, &[401], Some("unauthorized"));
+        probes.expect(
+            format!("node {id}: GET /admin/digest without a token"),
+            &got,
+            &[401],
+            Some("unauthorized"),
+        );
+        let got = client
+            .send(
+                Request::json(
+                    Method::POST,
+                    "/admin/cluster/voters",
+                    &json!({"voters": [n as u64 + 1]}),
+                )
+                .without_admin_token()
+                .header("Authorization", "Basic Zm9vOmJhcg=="),
+            )
+            .await;
+        probes.expect(
+            format!("node {id}: POST /admin/cluster/voters with a Basic token"),
+            &got,
+            &[401],
+            Some("unauthorized"),
+        );
     }
 
     // The Raft peer port: random bytes, HTTP without the secret, garbage RPCs with the secret.
@@ -221,12 +339,41 @@ async fn probe_all(cluster: &Cluster) -> Result<AbuseReport> {
         let raft = cluster.raft_addr(*id);
         let noise: Vec<u8> = (0..64 * 1024).map(|_| rng.next_u64() as u8).collect();
         let answered = raw_bytes(raft, &noise).await;
-        probes.check(format!("node {id}: 64 KiB of random bytes on the Raft port"), "a 4xx or a closed connection, never a 5xx", abbreviated(&answered), !answered.starts_with("HTTP/1.1 5"));
-        let got = raw_http(raft, "POST", "/raft/append", &[("Content-Type", "application/x-protobuf")], &noise[..1024]).await;
-        probes.expect(format!("node {id}: Raft append without the cluster secret"), &got, &[401], None);
+        probes.check(
+            format!("node {id}: 64 KiB of random bytes on the Raft port"),
+            "a 4xx or a closed connection, never a 5xx",
+            abbreviated(&answered),
+            !answered.starts_with("HTTP/1.1 5"),
+        );
+        let got = raw_http(
+            raft,
+            "POST",
+            "/raft/append",
+            &[("Content-Type", "application/x-protobuf")],
+            &noise[..1024],
+        )
+        .await;
+        probes.expect(
+            format!("node {id}: Raft append without the cluster secret"),
+            &got,
+            &[401],
+            None,
+        );
         for rpc in ["append", "vote", "snapshot"] {
-            let got = raw_http(raft, "POST", &format!("/raft/{rpc}"), &[("x-orderq-cluster-secret", "cluster-tests-cluster-secret")], &noise[..4096]).await;
-            probes.expect(format!("node {id}: Raft {rpc} with the secret and a garbage body"), &got, &[400], None);
+            let got = raw_http(
+                raft,
+                "POST",
+                &format!("/raft/{rpc}"),
+                &[("x-orderq-cluster-secret", "cluster-tests-cluster-secret")],
+                &noise[..4096],
+            )
+            .await;
+            probes.expect(
+                format!("node {id}: Raft {rpc} with the secret and a garbage body"),
+                &got,
+                &[400],
+                None,
+            );
         }
     }
     cluster.ensure_running()?;
@@ -239,9 +386,21 @@ async fn probe_all(cluster: &Cluster) -> Result<AbuseReport> {
     );
 
     // The contract's leniency on Content-Type is reported, not judged: the body is JSON either way.
-    for (n, headers) in [vec![], vec![("Content-Type", "text/plain")], vec![("Content-Type", "application/xml")]].into_iter().enumerate() {
-        let body = json!({"user_id": format!("abuse-ct-{n}"), "items": [{"sku": "X", "qty": 1}]}).to_string();
-        let label = headers.first().map_or("no Content-Type".to_owned(), |(_, v)| format!("Content-Type: {v}"));
+    for (n, headers) in [
+        vec![],
+        vec![("Content-Type", "text/plain")],
+        vec![("Content-Type", "application/xml")],
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let body = json!({"user_id": format!("abuse-ct-{n}"), "items": [{"sku": "X", "qty": 1}]})
+            .to_string();
+        let label = headers
+            .first()
+            .map_or("no Content-Type".to_owned(), |(_, v)| {
+                format!("Content-Type: {v}")
+            });
         let got = raw_http(api(n)?, "POST", "/v1/orders", &headers, body.as_bytes()).await;
         probes.expect(format!("create with {label}"), &got, &[201, 400, 415], None);
         if let Ok(response) = &got {
@@ -260,7 +419,9 @@ async fn probe_all(cluster: &Cluster) -> Result<AbuseReport> {
         let body = body.clone();
         tasks.spawn(async move {
             retry_while_unavailable("a contended create", Duration::from_secs(60), || {
-                client.call::<serde_json::Value>(Request::json(Method::POST, "/v1/orders", &body).idempotency_key(key))
+                client.call::<serde_json::Value>(
+                    Request::json(Method::POST, "/v1/orders", &body).idempotency_key(key),
+                )
             })
             .await
         });
@@ -277,21 +438,52 @@ async fn probe_all(cluster: &Cluster) -> Result<AbuseReport> {
     probes.check(
         format!("{CONTENDED_CREATES} concurrent creates with one key"),
         format!("{CONTENDED_CREATES} identical 201 answers"),
-        format!("{} distinct answers {:?}, {} errors {:?}", answers.len(), answers.values().collect::<Vec<_>>(), errors.len(), errors.iter().take(3).collect::<Vec<_>>()),
+        format!(
+            "{} distinct answers {:?}, {} errors {:?}",
+            answers.len(),
+            answers.values().collect::<Vec<_>>(),
+            errors.len(),
+            errors.iter().take(3).collect::<Vec<_>>()
+        ),
         answers.len() == 1 && errors.is_empty(),
     );
-    let stored = cluster.client(leader).all_orders_of("abuse-contended").await;
+    let stored = cluster
+        .client(leader)
+        .all_orders_of("abuse-contended")
+        .await;
     let count = stored.as_ref().map(|o| o.len()).map_err(|e| e.to_string());
-    probes.check("orders stored for the contended key", "exactly 1", format!("{count:?}"), count == Ok(1));
+    probes.check(
+        "orders stored for the contended key",
+        "exactly 1",
+        format!("{count:?}"),
+        count == Ok(1),
+    );
     if let Ok(orders) = &stored {
-        probes.check("its state", "pending_payment", format!("{:?}", orders.first().map(|o| o.state)), orders.first().map(|o| o.state) == Some(OrderState::PendingPayment));
+        probes.check(
+            "its state",
+            "pending_payment",
+            format!("{:?}", orders.first().map(|o| o.state)),
+            orders.first().map(|o| o.state) == Some(OrderState::PendingPayment),
+        );
     }
     let other = json!({"user_id": "abuse-contended", "items": [{"sku": "X", "qty": 2}]});
-    let got = node(2).send(Request::json(Method::POST, "/v1/orders", &other).idempotency_key(key)).await;
-    probes.expect("the same key with another body", &got, &[422], Some("idempotency_key_reused"));
+    let got = node(2)
+        .send(Request::json(Method::POST, "/v1/orders", &other).idempotency_key(key))
+        .await;
+    probes.expect(
+        "the same key with another body",
+        &got,
+        &[422],
+        Some("idempotency_key_reused"),
+    );
     cluster.ensure_running()?;
     let sku = cluster.get_sku(leader, "X", false).await?;
-    probes.check("SKU X after everything", "the invariant holds", format!("{sku:?}"), sku.holds_invariant(100));
+    probes.check(
+        "SKU X after everything",
+        "the invariant holds",
+        format!("{sku:?}"),
+        sku.holds_invariant(100),
+    );
 
     let passed = probes.probes.iter().all(|p| p.passed);
     Ok(AbuseReport {
@@ -303,18 +495,26 @@ async fn probe_all(cluster: &Cluster) -> Result<AbuseReport> {
 
 /// Every node's `GET /admin/digest` once they all agree on the applied index.
 async fn settled_digests(cluster: &Cluster) -> Result<Vec<String>> {
-    poll_until("every node to report the same applied index and digest", Duration::from_secs(30), || async {
-        let mut digests = Vec::new();
-        for id in cluster.ids() {
-            let body: serde_json::Value = cluster.client(id).call(Request::get("/admin/digest")).await.map_err(|e| e.to_string())?;
-            digests.push(body.to_string());
-        }
-        if digests.windows(2).all(|w| w[0] == w[1]) {
-            Ok(digests)
-        } else {
-            Err(format!("digests differ: {digests:?}"))
-        }
-    })
+    poll_until(
+        "every node to report the same applied index and digest",
+        Duration::from_secs(30),
+        || async {
+            let mut digests = Vec::new();
+            for id in cluster.ids() {
+                let body: serde_json::Value = cluster
+                    .client(id)
+                    .call(Request::get("/admin/digest"))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                digests.push(body.to_string());
+            }
+            if digests.windows(2).all(|w| w[0] == w[1]) {
+                Ok(digests)
+            } else {
+                Err(format!("digests differ: {digests:?}"))
+            }
+        },
+    )
     .await
 }
 
@@ -329,13 +529,25 @@ fn api_addr(client: &NodeClient) -> Result<SocketAddr> {
 
 /// The fixture's admin header value.
 fn bearer() -> String {
-    format!("Bearer {}", ClusterOptions::default().admin_token.unwrap_or_default())
+    format!(
+        "Bearer {}",
+        ClusterOptions::default().admin_token.unwrap_or_default()
+    )
 }
 
 /// Sends one HTTP/1.1 request with exactly these headers and body over a fresh connection and
 /// reads the answer. Reads while writing: a server may answer 413 before reading a big body.
-async fn raw_http(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Result<ApiResponse> {
-    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n", body.len());
+async fn raw_http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Result<ApiResponse> {
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
     for (name, value) in headers {
         head.push_str(&format!("{name}: {value}\r\n"));
     }
@@ -348,7 +560,10 @@ async fn raw_http(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, 
         .nth(1)
         .and_then(|code| code.parse().ok())
         .ok_or_else(|| Error::Usage(format!("no HTTP status line in {:?}", abbreviated(&text))))?;
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
     Ok(ApiResponse { status, body })
 }
 

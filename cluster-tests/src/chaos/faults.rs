@@ -102,7 +102,12 @@ pub struct FaultStep {
 
 /// The seeded schedule: enough steps to fill `duration` (the run stops taking steps when its
 /// time is up, so the tail is unused), drawn from `kinds` over nodes `1..=nodes`.
-pub fn schedule(rng: &mut Rng, kinds: &[FaultKind], nodes: u64, duration: Duration) -> Vec<FaultStep> {
+pub fn schedule(
+    rng: &mut Rng,
+    kinds: &[FaultKind],
+    nodes: u64,
+    duration: Duration,
+) -> Vec<FaultStep> {
     let mut steps = Vec::new();
     let mut planned = 0u64;
     let total = duration.as_millis() as u64;
@@ -148,9 +153,14 @@ pub enum Active {
 }
 
 /// Injects `fault`; returns what to undo and the nodes it hit.
-pub async fn inject(cluster: &mut Cluster, proxy: &LinkProxy, fault: Fault) -> Result<(Active, Vec<u64>)> {
+pub async fn inject(
+    cluster: &mut Cluster,
+    proxy: &LinkProxy,
+    fault: Fault,
+) -> Result<(Active, Vec<u64>)> {
     let leader = || async { cluster.leader_id().await.ok() };
-    let others = |node: u64| -> Vec<u64> { cluster.ids().into_iter().filter(|id| *id != node).collect() };
+    let others =
+        |node: u64| -> Vec<u64> { cluster.ids().into_iter().filter(|id| *id != node).collect() };
     match fault {
         Fault::KillLeader | Fault::KillNode { .. } => {
             let node = match fault {
@@ -254,7 +264,14 @@ mod tests {
 
     #[test]
     fn the_schedule_is_decided_by_the_seed_and_fills_the_duration() {
-        let make = |seed| schedule(&mut Rng::new(seed), &FaultKind::ALL, 3, Duration::from_secs(60));
+        let make = |seed| {
+            schedule(
+                &mut Rng::new(seed),
+                &FaultKind::ALL,
+                3,
+                Duration::from_secs(60),
+            )
+        };
         assert_eq!(make(5), make(5));
         assert_ne!(make(5), make(6));
         let planned: u64 = make(5).iter().map(|s| s.quiet_ms + s.hold_ms + 2_000).sum();

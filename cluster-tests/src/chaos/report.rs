@@ -10,6 +10,12 @@ use super::faults::FaultStep;
 use super::history::Operation;
 use crate::error::{Error, Result};
 
+/// Operation counts by kind, then by outcome.
+pub type CountsByKind = BTreeMap<&'static str, BTreeMap<&'static str, u64>>;
+
+/// Operation counts by outcome.
+pub type Counts = BTreeMap<&'static str, u64>;
+
 /// One fault as it happened.
 #[derive(Debug, Clone, Serialize)]
 pub struct InjectedFault {
@@ -38,9 +44,9 @@ pub struct Report {
     /// Every fault injected, in order.
     pub faults: Vec<InjectedFault>,
     /// Operations by kind, then by outcome (`ok`, `failed`, `unknown`).
-    pub operations: BTreeMap<&'static str, BTreeMap<&'static str, u64>>,
+    pub operations: CountsByKind,
     /// Operations by outcome over all kinds.
-    pub totals: BTreeMap<&'static str, u64>,
+    pub totals: Counts,
     /// Each checker's verdict.
     pub verdicts: Vec<Verdict>,
     /// Things that went wrong outside the checkers: a node that exited on its own, a cluster
@@ -54,9 +60,9 @@ pub struct Report {
 
 impl Report {
     /// Counts operations by kind and outcome.
-    pub fn count(operations: &[Operation]) -> (BTreeMap<&'static str, BTreeMap<&'static str, u64>>, BTreeMap<&'static str, u64>) {
-        let mut by_kind: BTreeMap<&'static str, BTreeMap<&'static str, u64>> = BTreeMap::new();
-        let mut totals: BTreeMap<&'static str, u64> = BTreeMap::new();
+    pub fn count(operations: &[Operation]) -> (CountsByKind, Counts) {
+        let mut by_kind = CountsByKind::new();
+        let mut totals = Counts::new();
         for operation in operations {
             *by_kind
                 .entry(operation.kind.name())

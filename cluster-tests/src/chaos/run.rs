@@ -86,14 +86,20 @@ pub async fn run(options: ChaosOptions) -> Result<Report> {
         tokio::time::sleep_until(quiet_until.into()).await;
         let (active, nodes) = faults::inject(&mut cluster, &proxy, step.fault).await?;
         let injected_ms = history.now_ms();
-        eprintln!("chaos: {injected_ms} ms: inject {:?} on {nodes:?}", step.fault);
+        eprintln!(
+            "chaos: {injected_ms} ms: inject {:?} on {nodes:?}",
+            step.fault
+        );
         tokio::time::sleep(Duration::from_millis(step.hold_ms)).await;
         faults::heal(&mut cluster, &proxy, active)?;
         let healed_ms = history.now_ms();
         let recovered_ms = match recover(&mut cluster, &mut incidents).await {
             Ok(()) => Some(history.now_ms()),
             Err(e) => {
-                incidents.push(format!("after {:?}: no leader within {RECOVERY_TIMEOUT:?}: {e}", step.fault));
+                incidents.push(format!(
+                    "after {:?}: no leader within {RECOVERY_TIMEOUT:?}: {e}",
+                    step.fault
+                ));
                 None
             }
         };
@@ -106,7 +112,10 @@ pub async fn run(options: ChaosOptions) -> Result<Report> {
         });
     }
     tokio::time::sleep_until(faults_end.into()).await;
-    eprintln!("chaos: {} ms: faults over, stopping clients", history.now_ms());
+    eprintln!(
+        "chaos: {} ms: faults over, stopping clients",
+        history.now_ms()
+    );
     workload.stop().await;
 
     proxy.heal();
@@ -145,7 +154,13 @@ async fn start_cluster(seed: u64) -> Result<(Cluster, LinkProxy)> {
     for id in 1..=NODES {
         let ip = node_ip(id);
         let ports = reserve_ports_on(ip, 2)?;
-        listen.insert(id, (std::net::SocketAddr::from((ip, ports[0])), std::net::SocketAddr::from((ip, ports[1]))));
+        listen.insert(
+            id,
+            (
+                std::net::SocketAddr::from((ip, ports[0])),
+                std::net::SocketAddr::from((ip, ports[1])),
+            ),
+        );
     }
     let raft: BTreeMap<u64, _> = listen.iter().map(|(id, (_, raft))| (*id, *raft)).collect();
     let proxy = LinkProxy::start(&raft, seed).await?;
@@ -178,9 +193,11 @@ async fn start_cluster(seed: u64) -> Result<(Cluster, LinkProxy)> {
 async fn load_skus(cluster: &Cluster, plan: &WorkloadPlan) -> Result<()> {
     let leader = cluster.wait_for_leader().await?;
     for sku in plan.all_skus() {
-        retry_while_unavailable(&format!("SKU {} to load", sku.sku), RECOVERY_TIMEOUT, || {
-            cluster.put_sku(leader, &sku.sku, &sku.settings)
-        })
+        retry_while_unavailable(
+            &format!("SKU {} to load", sku.sku),
+            RECOVERY_TIMEOUT,
+            || cluster.put_sku(leader, &sku.sku, &sku.settings),
+        )
         .await?;
     }
     Ok(())
@@ -244,17 +261,30 @@ async fn settle_and_read(
             incidents.push(format!("node {id} did not catch up: {e}"));
         }
     }
-    match poll_until("every node to hold the same state at a stable applied index", SETTLE_TIMEOUT, || async {
-        let mut nodes = Vec::new();
-        for id in cluster.ids() {
-            nodes.push(node_state(cluster.client(id), id, plan).await?);
-        }
-        if nodes.windows(2).all(|w| w[0].0.applied == w[1].0.applied && w[0].0.digest == w[1].0.digest) {
-            Ok(nodes)
-        } else {
-            Err(format!("not yet: {:?}", nodes.iter().map(|(n, ..)| (n.node, n.applied, n.digest.clone())).collect::<Vec<_>>()))
-        }
-    })
+    match poll_until(
+        "every node to hold the same state at a stable applied index",
+        SETTLE_TIMEOUT,
+        || async {
+            let mut nodes = Vec::new();
+            for id in cluster.ids() {
+                nodes.push(node_state(cluster.client(id), id, plan).await?);
+            }
+            if nodes
+                .windows(2)
+                .all(|w| w[0].0.applied == w[1].0.applied && w[0].0.digest == w[1].0.digest)
+            {
+                Ok(nodes)
+            } else {
+                Err(format!(
+                    "not yet: {:?}",
+                    nodes
+                        .iter()
+                        .map(|(n, ..)| (n.node, n.applied, n.digest.clone()))
+                        .collect::<Vec<_>>()
+                ))
+            }
+        },
+    )
     .await
     {
         Ok(nodes) => {
@@ -323,14 +353,20 @@ async fn node_state(
     let mut hasher = DefaultHasher::new();
     let mut orders = BTreeMap::new();
     for user in plan.users() {
-        for order in read_orders(client, &user, true).await.map_err(|e| e.to_string())? {
+        for order in read_orders(client, &user, true)
+            .await
+            .map_err(|e| e.to_string())?
+        {
             format!("{order:?}").hash(&mut hasher);
             orders.insert(order.id.clone(), order);
         }
     }
     let mut skus = BTreeMap::new();
     for sku in plan.all_skus() {
-        let read: Sku = client.get_sku(&sku.sku, true).await.map_err(|e| e.to_string())?;
+        let read: Sku = client
+            .get_sku(&sku.sku, true)
+            .await
+            .map_err(|e| e.to_string())?;
         format!("{read:?}").hash(&mut hasher);
         skus.insert(sku.sku.clone(), read);
     }
@@ -339,15 +375,21 @@ async fn node_state(
             let body = response.json();
             let at = body.get("applied_index").and_then(|v| v.as_u64());
             if at != Some(before) {
-                return Err(format!("node {id}: /admin/digest at {at:?}, applied {before}"));
+                return Err(format!(
+                    "node {id}: /admin/digest at {at:?}, applied {before}"
+                ));
             }
-            body.get("digest").and_then(|v| v.as_str()).map(str::to_owned)
+            body.get("digest")
+                .and_then(|v| v.as_str())
+                .map(str::to_owned)
         }
         _ => None,
     };
     let after = applied().await?;
     if before != after {
-        return Err(format!("node {id} applied {before}..{after} while being read"));
+        return Err(format!(
+            "node {id} applied {before}..{after} while being read"
+        ));
     }
     let node = NodeState {
         node: id,

@@ -350,5 +350,7 @@ async fn perform(shared: &Shared, client: u32, rng: &mut Rng, kind: OpKind) -> O
 
 /// Locks a mutex, surviving a poisoned one (a panicked client must not stop the others).
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }

@@ -26,7 +26,12 @@ pub fn check(final_state: &FinalState) -> Verdict {
         if node.digest != first.digest || node.orders != first.orders {
             verdict.problem(format!(
                 "at applied index {}: node {} has {} orders (digest {}), node {} has {} ({})",
-                node.applied, node.node, node.orders, node.digest, first.node, first.orders,
+                node.applied,
+                node.node,
+                node.orders,
+                node.digest,
+                first.node,
+                first.orders,
                 first.digest
             ));
         }
@@ -38,7 +43,8 @@ pub fn check(final_state: &FinalState) -> Verdict {
         }
     }
     if final_state.nodes.iter().all(|n| n.server_digest.is_none()) {
-        verdict.note = "compared orders and SKUs read locally; the server has no /admin/digest".into();
+        verdict.note =
+            "compared orders and SKUs read locally; the server has no /admin/digest".into();
     }
     verdict
 }

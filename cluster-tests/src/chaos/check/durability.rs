@@ -75,7 +75,11 @@ pub fn check(operations: &[Operation], final_state: &FinalState) -> Verdict {
 }
 
 /// Every stored order, payment and close traces back to an invoked operation.
-fn check_nothing_unwritten(operations: &[Operation], final_state: &FinalState, verdict: &mut Verdict) {
+fn check_nothing_unwritten(
+    operations: &[Operation],
+    final_state: &FinalState,
+    verdict: &mut Verdict,
+) {
     let mut creates: BTreeMap<Signature, usize> = BTreeMap::new();
     let mut pays: BTreeSet<(&str, &str)> = BTreeSet::new();
     let mut cancels: BTreeSet<&str> = BTreeSet::new();

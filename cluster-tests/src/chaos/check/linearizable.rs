@@ -12,7 +12,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use super::{Verdict};
+use super::Verdict;
 use crate::chaos::history::{OpKind, Operation, Outcome};
 use crate::model::{Order, OrderState};
 
@@ -69,7 +69,13 @@ fn apply(state: State, step: Step) -> Vec<State> {
     match (step, state) {
         (Step::Create, Absent) => vec![Pending],
         (Step::Create, _) => vec![],
-        (Step::Read(seen), s) => if seen == s { vec![s] } else { vec![] },
+        (Step::Read(seen), s) => {
+            if seen == s {
+                vec![s]
+            } else {
+                vec![]
+            }
+        }
         (Step::Pay(r, Some(Paid(a))), Pending) if a == r => vec![Paid(r)],
         (Step::Pay(r, Some(Paid(a))), Paid(b)) if a == r && b == r => vec![Paid(r)],
         (Step::Pay(_, Some(_)), _) => vec![],

@@ -24,7 +24,10 @@ pub fn check(operations: &[Operation], plan: &WorkloadPlan, final_state: &FinalS
             continue;
         };
         verdict.checked += 1;
-        match (serde_json::from_value::<Sku>(body.clone()), loaded.get(sku.as_str())) {
+        match (
+            serde_json::from_value::<Sku>(body.clone()),
+            loaded.get(sku.as_str()),
+        ) {
             (Ok(read), Some(&stock)) if read.holds_invariant(stock) => {}
             (read, _) => verdict.problem(format!(
                 "read of {sku} (local {local}) at {} ms broke the invariant: {read:?}",
@@ -40,7 +43,9 @@ pub fn check(operations: &[Operation], plan: &WorkloadPlan, final_state: &FinalS
             continue;
         };
         if !now.holds_invariant(*stock) {
-            verdict.problem(format!("SKU {sku} breaks the invariant after healing: {now:?}"));
+            verdict.problem(format!(
+                "SKU {sku} breaks the invariant after healing: {now:?}"
+            ));
         }
         let (reserved, sold) = stock_held(&orders, sku);
         if (now.reserved, now.sold) != (reserved, sold) {

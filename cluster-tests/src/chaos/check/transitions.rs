@@ -15,7 +15,9 @@ pub fn check(operations: &[Operation], final_state: &FinalState) -> Verdict {
     let mut seen: BTreeMap<String, Vec<(&Operation, Order)>> = BTreeMap::new();
     for operation in operations {
         if let Some(order) = answered_order(operation) {
-            seen.entry(order.id.clone()).or_default().push((operation, order));
+            seen.entry(order.id.clone())
+                .or_default()
+                .push((operation, order));
         }
     }
     for (id, views) in seen {
@@ -26,7 +28,10 @@ pub fn check(operations: &[Operation], final_state: &FinalState) -> Verdict {
             .chain(final_state.orders.get(&id))
             .collect();
         let paid: Vec<_> = states.iter().filter(|o| is_paid_branch(o.state)).collect();
-        let closed: Vec<_> = states.iter().filter(|o| o.state == OrderState::Closed).collect();
+        let closed: Vec<_> = states
+            .iter()
+            .filter(|o| o.state == OrderState::Closed)
+            .collect();
         if !paid.is_empty() && !closed.is_empty() {
             verdict.problem(format!("order {id} was seen both paid and closed"));
         }
@@ -44,7 +49,9 @@ pub fn check(operations: &[Operation], final_state: &FinalState) -> Verdict {
         for order in &states {
             let inconsistent = match order.state {
                 OrderState::PendingPayment => {
-                    order.paid_at.is_some() || order.closed_at.is_some() || order.close_reason.is_some()
+                    order.paid_at.is_some()
+                        || order.closed_at.is_some()
+                        || order.close_reason.is_some()
                 }
                 OrderState::Closed => order.paid_at.is_some() || order.close_reason.is_none(),
                 _ => order.close_reason.is_some() || order.closed_at.is_some(),
