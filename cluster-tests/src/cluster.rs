@@ -252,6 +252,14 @@ impl Cluster {
         self.node(id).raft_addr
     }
 
+    /// Whether node `id`'s process has exited on its own (the fixture still holds it).
+    pub fn has_exited(&self, id: u64) -> bool {
+        self.node(id)
+            .process
+            .as_ref()
+            .is_some_and(|process| process.exit_status().is_some())
+    }
+
     /// The root directory holding every node's directory.
     pub fn dir(&self) -> &Path {
         self.dir.path()
@@ -276,12 +284,18 @@ impl Cluster {
     /// (Re)starts node `id` with its data directory and ports; kills it first if running.
     /// Does not wait for anything: follow with [`Cluster::wait_for_leader`] or a poll.
     pub fn restart(&mut self, id: u64) -> Result<()> {
+        self.restart_with_env(id, &[])
+    }
+
+    /// [`Cluster::restart`] with extra environment for this start only (e.g. `FAILPOINTS` to
+    /// arm a crash point in a failpoint build).
+    pub fn restart_with_env(&mut self, id: u64, env: &[(String, String)]) -> Result<()> {
         if let Some(process) = self.node_mut(id).process.take() {
             process.kill()?;
         }
         let args = self.serve_args(id);
         let node = self.node(id);
-        let process = NodeProcess::spawn(id, &self.binary, &args, &node.log_path())?;
+        let process = NodeProcess::spawn(id, &self.binary, &args, env, &node.log_path())?;
         eprintln!(
             "cluster-tests: started node {id} (pid {}, api {}, raft {})",
             process.pid(),

@@ -25,12 +25,14 @@
 //! - [`reader`]: reads of the applied state for the API.
 //! - [`raft_types`]: the openraft type configuration.
 //! - [`db`], [`error`]: opening the database; storage errors.
+//! - [`failpoints`]: crash points in the write path (only in a `failpoints` build).
 
 pub mod apply;
 pub mod changes;
 pub mod command;
 pub mod db;
 pub mod error;
+pub mod failpoints;
 pub mod keys;
 pub mod log_codec;
 pub mod log_store;

@@ -30,6 +30,9 @@ pub enum FaultKind {
     Link,
     /// `kill -9` every node at once and restart them all.
     RestartAll,
+    /// Restart a node with a crash point armed in its write path (needs an `orderq` built with
+    /// `--features failpoints`; in a normal build the node just runs on). Not in [`FaultKind::ALL`].
+    CrashPoint,
 }
 
 impl FaultKind {
@@ -86,7 +89,27 @@ pub enum Fault {
     },
     /// `kill -9` every node, then restart them all.
     RestartAll,
+    /// Restart one node with `FAILPOINTS=<point>=<percent>%return`: it aborts inside its write
+    /// path the next time the point fires; healing restarts it without.
+    CrashPoint {
+        /// Which node.
+        node: u64,
+        /// Index into `sm::failpoints::ALL` order: log-before-sync, log-after-sync,
+        /// apply-before-write, apply-after-write.
+        point: u8,
+        /// Chance per pass through the point, in percent.
+        percent: u8,
+    },
 }
+
+/// The crash points of `orderq`'s write path, by [`Fault::CrashPoint::point`] (the names in
+/// `sm/src/failpoints.rs`).
+pub const CRASH_POINTS: [&str; 4] = [
+    "log-before-sync",
+    "log-after-sync",
+    "apply-before-write",
+    "apply-after-write",
+];
 
 /// One step of the schedule: a quiet gap, then a fault held for a while, then healing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -129,6 +152,11 @@ pub fn schedule(
                 delay_ms: rng.between(20, 150),
             },
             (FaultKind::RestartAll, _) => Fault::RestartAll,
+            (FaultKind::CrashPoint, _) => Fault::CrashPoint {
+                node,
+                point: rng.below(CRASH_POINTS.len() as u64) as u8,
+                percent: rng.between(5, 30) as u8,
+            },
         };
         let step = FaultStep {
             quiet_ms: rng.between(1_500, 4_000),
@@ -150,6 +178,8 @@ pub enum Active {
     Paused(Vec<(u64, libc::pid_t)>),
     /// Links were changed: heal them all.
     Links,
+    /// A node runs with a crash point armed: restart it without (whether or not it crashed).
+    Armed(u64),
 }
 
 /// Injects `fault`; returns what to undo and the nodes it hit.
@@ -169,6 +199,16 @@ pub async fn inject(
             };
             cluster.kill(node)?;
             Ok((Active::Killed(vec![node]), vec![node]))
+        }
+        Fault::CrashPoint {
+            node,
+            point,
+            percent,
+        } => {
+            let name = CRASH_POINTS[usize::from(point) % CRASH_POINTS.len()];
+            let env = [("FAILPOINTS".to_owned(), format!("{name}={percent}%return"))];
+            cluster.restart_with_env(node, &env)?;
+            Ok((Active::Armed(node), vec![node]))
         }
         Fault::RestartAll => {
             let ids = cluster.running_ids();
@@ -224,8 +264,11 @@ pub async fn inject(
     }
 }
 
-/// Undoes an injected fault: restarts killed nodes, continues paused ones, heals every link.
-pub fn heal(cluster: &mut Cluster, proxy: &LinkProxy, active: Active) -> Result<()> {
+/// Undoes an injected fault: restarts killed nodes, continues paused ones, heals every link,
+/// restarts an armed node without its crash point. Answers a note for the report (whether an
+/// armed node crashed), empty otherwise.
+pub fn heal(cluster: &mut Cluster, proxy: &LinkProxy, active: Active) -> Result<String> {
+    let mut note = String::new();
     match active {
         Active::Killed(nodes) => {
             for node in nodes {
@@ -241,8 +284,16 @@ pub fn heal(cluster: &mut Cluster, proxy: &LinkProxy, active: Active) -> Result<
             }
         }
         Active::Links => proxy.heal(),
+        Active::Armed(node) => {
+            note = if cluster.has_exited(node) {
+                format!("node {node} crashed at its crash point")
+            } else {
+                format!("node {node} did not reach its crash point (not a failpoints build?)")
+            };
+            cluster.restart(node)?;
+        }
     }
-    Ok(())
+    Ok(note)
 }
 
 /// Sends `sig` to node `node`'s process `pid`.

@@ -30,6 +30,9 @@ pub struct InjectedFault {
     pub healed_ms: u64,
     /// Run time (ms) the nodes agreed on a leader again; `None` if they did not in time.
     pub recovered_ms: Option<u64>,
+    /// What healing found (whether an armed crash point fired).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub note: String,
 }
 
 /// The outcome of a run.

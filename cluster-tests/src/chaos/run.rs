@@ -91,7 +91,7 @@ pub async fn run(options: ChaosOptions) -> Result<Report> {
             step.fault
         );
         tokio::time::sleep(Duration::from_millis(step.hold_ms)).await;
-        faults::heal(&mut cluster, &proxy, active)?;
+        let note = faults::heal(&mut cluster, &proxy, active)?;
         let healed_ms = history.now_ms();
         let recovered_ms = match recover(&mut cluster, &mut incidents).await {
             Ok(()) => Some(history.now_ms()),
@@ -109,6 +109,7 @@ pub async fn run(options: ChaosOptions) -> Result<Report> {
             injected_ms,
             healed_ms,
             recovered_ms,
+            note,
         });
     }
     tokio::time::sleep_until(faults_end.into()).await;
