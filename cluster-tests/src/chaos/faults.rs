@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use super::disk::SmallDisks;
 use super::proxy::{LinkProxy, LinkState};
 use super::rng::Rng;
 use crate::cluster::Cluster;
@@ -33,6 +34,9 @@ pub enum FaultKind {
     /// Restart a node with a crash point armed in its write path (needs an `orderq` built with
     /// `--features failpoints`; in a normal build the node just runs on). Not in [`FaultKind::ALL`].
     CrashPoint,
+    /// Move a node's data onto a small tmpfs and fill it up; free it when healing and restart
+    /// the node. Needs root (`mount`). Not in [`FaultKind::ALL`].
+    DiskFull,
 }
 
 impl FaultKind {
@@ -100,6 +104,13 @@ pub enum Fault {
         /// Chance per pass through the point, in percent.
         percent: u8,
     },
+    /// The current leader's disk fills up (its data directory on a small tmpfs).
+    DiskFullLeader,
+    /// One node's disk fills up.
+    DiskFull {
+        /// Which.
+        node: u64,
+    },
 }
 
 /// The crash points of `orderq`'s write path, by [`Fault::CrashPoint::point`] (the names in
@@ -152,6 +163,8 @@ pub fn schedule(
                 delay_ms: rng.between(20, 150),
             },
             (FaultKind::RestartAll, _) => Fault::RestartAll,
+            (FaultKind::DiskFull, 0) => Fault::DiskFull { node },
+            (FaultKind::DiskFull, _) => Fault::DiskFullLeader,
             (FaultKind::CrashPoint, _) => Fault::CrashPoint {
                 node,
                 point: rng.below(CRASH_POINTS.len() as u64) as u8,
@@ -180,12 +193,15 @@ pub enum Active {
     Links,
     /// A node runs with a crash point armed: restart it without (whether or not it crashed).
     Armed(u64),
+    /// A node's disk is full: free it and restart the node.
+    DiskFull(u64),
 }
 
 /// Injects `fault`; returns what to undo and the nodes it hit.
 pub async fn inject(
     cluster: &mut Cluster,
     proxy: &LinkProxy,
+    disks: &mut SmallDisks,
     fault: Fault,
 ) -> Result<(Active, Vec<u64>)> {
     let leader = || async { cluster.leader_id().await.ok() };
@@ -209,6 +225,19 @@ pub async fn inject(
             let env = [("FAILPOINTS".to_owned(), format!("{name}={percent}%return"))];
             cluster.restart_with_env(node, &env)?;
             Ok((Active::Armed(node), vec![node]))
+        }
+        Fault::DiskFull { .. } | Fault::DiskFullLeader => {
+            let node = match fault {
+                Fault::DiskFull { node } => node,
+                _ => leader().await.unwrap_or(1),
+            };
+            if !disks.has(node) {
+                cluster.kill(node)?;
+                disks.adopt(node, &cluster.node_dir(node).join("data"))?;
+                cluster.restart(node)?;
+            }
+            disks.fill(node)?;
+            Ok((Active::DiskFull(node), vec![node]))
         }
         Fault::RestartAll => {
             let ids = cluster.running_ids();
@@ -267,7 +296,12 @@ pub async fn inject(
 /// Undoes an injected fault: restarts killed nodes, continues paused ones, heals every link,
 /// restarts an armed node without its crash point. Answers a note for the report (whether an
 /// armed node crashed), empty otherwise.
-pub fn heal(cluster: &mut Cluster, proxy: &LinkProxy, active: Active) -> Result<String> {
+pub fn heal(
+    cluster: &mut Cluster,
+    proxy: &LinkProxy,
+    disks: &SmallDisks,
+    active: Active,
+) -> Result<String> {
     let mut note = String::new();
     match active {
         Active::Killed(nodes) => {
@@ -290,6 +324,15 @@ pub fn heal(cluster: &mut Cluster, proxy: &LinkProxy, active: Active) -> Result<
             } else {
                 format!("node {node} did not reach its crash point (not a failpoints build?)")
             };
+            cluster.restart(node)?;
+        }
+        Active::DiskFull(node) => {
+            note = if cluster.has_exited(node) {
+                format!("node {node} exited on the full disk")
+            } else {
+                format!("node {node} kept running on the full disk")
+            };
+            disks.free(node)?;
             cluster.restart(node)?;
         }
     }

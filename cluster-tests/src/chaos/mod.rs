@@ -9,6 +9,7 @@
 //! - [`workload`]: the concurrent clients and what they send, with idempotent retries.
 //! - [`history`]: the record of every operation: invoked, ok / failed / unknown, when.
 //! - [`faults`]: the fault kinds, the seeded schedule, injecting and healing.
+//! - [`disk`]: small tmpfs data directories that fill up, for the disk-full fault (root only).
 //! - [`proxy`]: the TCP proxy in front of every Raft port that cuts, slows and breaks links.
 //! - [`check`]: the checkers, one file each.
 //! - [`report`]: the JSON report and its terminal summary.
@@ -22,6 +23,7 @@
 
 pub mod abuse;
 pub mod check;
+pub mod disk;
 pub mod faults;
 pub mod history;
 pub mod proxy;

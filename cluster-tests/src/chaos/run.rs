@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::check::{self, FinalState, NodeState};
+use super::disk::SmallDisks;
 use super::faults::{self, FaultKind};
 use super::history::History;
 use super::proxy::{node_ip, LinkProxy};
@@ -77,6 +78,7 @@ pub async fn run(options: ChaosOptions) -> Result<Report> {
     let schedule = faults::schedule(&mut rng, &options.faults, NODES, options.duration);
     let mut injected = Vec::new();
     let mut incidents = Vec::new();
+    let mut disks = SmallDisks::default();
     let faults_end = Instant::now() + options.duration;
     for step in schedule {
         let quiet_until = Instant::now() + Duration::from_millis(step.quiet_ms);
@@ -84,14 +86,22 @@ pub async fn run(options: ChaosOptions) -> Result<Report> {
             break;
         }
         tokio::time::sleep_until(quiet_until.into()).await;
-        let (active, nodes) = faults::inject(&mut cluster, &proxy, step.fault).await?;
+        let (active, nodes) =
+            match faults::inject(&mut cluster, &proxy, &mut disks, step.fault).await {
+                Ok(injected) => injected,
+                Err(e) => {
+                    incidents.push(format!("injecting {:?} failed: {e}", step.fault));
+                    recover(&mut cluster, &mut incidents).await.ok();
+                    continue;
+                }
+            };
         let injected_ms = history.now_ms();
         eprintln!(
             "chaos: {injected_ms} ms: inject {:?} on {nodes:?}",
             step.fault
         );
         tokio::time::sleep(Duration::from_millis(step.hold_ms)).await;
-        let note = faults::heal(&mut cluster, &proxy, active)?;
+        let note = faults::heal(&mut cluster, &proxy, &disks, active)?;
         let healed_ms = history.now_ms();
         let recovered_ms = match recover(&mut cluster, &mut incidents).await {
             Ok(()) => Some(history.now_ms()),
@@ -145,6 +155,13 @@ pub async fn run(options: ChaosOptions) -> Result<Report> {
     };
     if let Some(path) = &options.report {
         report.write(path, &operations)?;
+    }
+    // The tmpfs mounts go after the nodes that use them, before the directory is removed.
+    for id in cluster.running_ids() {
+        cluster.kill(id)?;
+    }
+    for problem in disks.unmount_all(report.data_dir.is_some()) {
+        eprintln!("chaos: {problem}");
     }
     Ok(report)
 }
