@@ -37,6 +37,7 @@
 //! - [`error`]: the one [`Error`] type.
 //! - `src/bin/loadgen.rs`: the benchmark's load generator.
 //! - `src/bin/follow-changes.rs`: the example change-stream consumer.
+//! - `src/bin/chaos.rs`: the chaos harness's command (`--seed --duration-secs --report`).
 //! - `tests/tNN_*.rs`: the tests, numbered by area.
 
 pub mod chaos;

@@ -31,6 +31,9 @@ pub enum FaultKind {
     Link,
     /// `kill -9` every node at once and restart them all.
     RestartAll,
+    /// Two faults at once: the leader killed while another node is cut off (no quorum until
+    /// healed), or a node paused while every link is flaky.
+    Combined,
     /// Restart a node with a crash point armed in its write path (needs an `orderq` built with
     /// `--features failpoints`; in a normal build the node just runs on). Not in [`FaultKind::ALL`].
     CrashPoint,
@@ -41,12 +44,13 @@ pub enum FaultKind {
 
 impl FaultKind {
     /// Every kind.
-    pub const ALL: [FaultKind; 5] = [
+    pub const ALL: [FaultKind; 6] = [
         FaultKind::Kill,
         FaultKind::Pause,
         FaultKind::Partition,
         FaultKind::Link,
         FaultKind::RestartAll,
+        FaultKind::Combined,
     ];
 }
 
@@ -103,6 +107,18 @@ pub enum Fault {
         point: u8,
         /// Chance per pass through the point, in percent.
         percent: u8,
+    },
+    /// Cut `node` off, then `kill -9` the leader (another node if `node` leads): no quorum.
+    KillLeaderWhileIsolated {
+        /// The node cut off.
+        node: u64,
+    },
+    /// `SIGSTOP` `node` while every link drops connections at random.
+    PauseNodeOnFlakyLinks {
+        /// The node paused.
+        node: u64,
+        /// Chance per chunk, in percent.
+        drop_percent: u64,
     },
     /// The current leader's disk fills up (its data directory on a small tmpfs).
     DiskFullLeader,
@@ -163,6 +179,11 @@ pub fn schedule(
                 delay_ms: rng.between(20, 150),
             },
             (FaultKind::RestartAll, _) => Fault::RestartAll,
+            (FaultKind::Combined, 0) => Fault::PauseNodeOnFlakyLinks {
+                node,
+                drop_percent: rng.between(2, 8),
+            },
+            (FaultKind::Combined, _) => Fault::KillLeaderWhileIsolated { node },
             (FaultKind::DiskFull, 0) => Fault::DiskFull { node },
             (FaultKind::DiskFull, _) => Fault::DiskFullLeader,
             (FaultKind::CrashPoint, _) => Fault::CrashPoint {
@@ -195,6 +216,8 @@ pub enum Active {
     Armed(u64),
     /// A node's disk is full: free it and restart the node.
     DiskFull(u64),
+    /// Several of the above, healed in order.
+    Many(Vec<Active>),
 }
 
 /// Injects `fault`; returns what to undo and the nodes it hit.
@@ -238,6 +261,32 @@ pub async fn inject(
             }
             disks.fill(node)?;
             Ok((Active::DiskFull(node), vec![node]))
+        }
+        Fault::KillLeaderWhileIsolated { node } => {
+            let killed = match leader().await {
+                Some(leader) if leader != node => leader,
+                _ => others(node).first().copied().unwrap_or(node),
+            };
+            for other in others(node) {
+                proxy.set_both(node, other, LinkState::Down);
+            }
+            cluster.kill(killed)?;
+            Ok((
+                Active::Many(vec![Active::Killed(vec![killed]), Active::Links]),
+                vec![node, killed],
+            ))
+        }
+        Fault::PauseNodeOnFlakyLinks { node, drop_percent } => {
+            let (links, _) = Box::pin(inject(
+                cluster,
+                proxy,
+                disks,
+                Fault::FlakyLinks { drop_percent },
+            ))
+            .await?;
+            let (paused, _) =
+                Box::pin(inject(cluster, proxy, disks, Fault::PauseNode { node })).await?;
+            Ok((Active::Many(vec![paused, links]), vec![node]))
         }
         Fault::RestartAll => {
             let ids = cluster.running_ids();
@@ -325,6 +374,13 @@ pub fn heal(
                 format!("node {node} did not reach its crash point (not a failpoints build?)")
             };
             cluster.restart(node)?;
+        }
+        Active::Many(all) => {
+            let notes: Vec<String> = all
+                .into_iter()
+                .map(|active| heal(cluster, proxy, disks, active))
+                .collect::<Result<_>>()?;
+            note = notes.join("; ").trim_matches(&[';', ' '][..]).to_owned();
         }
         Active::DiskFull(node) => {
             note = if cluster.has_exited(node) {
