@@ -150,7 +150,7 @@ fn free_bytes(path: &Path) -> Result<u64> {
             source: std::io::Error::last_os_error(),
         });
     }
-    Ok(u64::from(stat.f_bavail) * stat.f_frsize)
+    Ok(stat.f_bavail.saturating_mul(stat.f_frsize))
 }
 
 /// Bytes used by the files under `dir`.
