@@ -167,6 +167,13 @@ impl<C: Cluster> Api<C> {
                     }),
                 ))
             }
+            Route::Digest => {
+                let digest = self.cluster.reader().state_digest()?;
+                Ok(json_reply(
+                    200,
+                    &json!({"applied_index": digest.applied_index, "digest": digest.digest}),
+                ))
+            }
             Route::Snapshot => {
                 let index = self.cluster.snapshot().await?;
                 Ok(json_reply(200, &json!({"index": index})))

@@ -13,6 +13,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/admin/cluster"),
     ("POST", "/admin/snapshot"),
     ("GET", "/admin/timers"),
+    ("GET", "/admin/digest"),
     ("PUT", "/admin/skus/{sku}"),
     ("GET", "/v1/skus/{sku}"),
     ("POST", "/v1/orders"),
@@ -51,6 +52,8 @@ pub enum Route {
     Snapshot,
     /// `GET /admin/timers`
     Timers,
+    /// `GET /admin/digest`: a hash of the replicated state, to compare replicas.
+    Digest,
     /// `PUT /admin/skus/{sku}`
     PutSku(String),
     /// `GET /v1/skus/{sku}`
@@ -113,6 +116,7 @@ impl Route {
             ["admin", "cluster"] => Some(("GET", Route::ClusterStatus)),
             ["admin", "snapshot"] => Some(("POST", Route::Snapshot)),
             ["admin", "timers"] => Some(("GET", Route::Timers)),
+            ["admin", "digest"] => Some(("GET", Route::Digest)),
             ["admin", "skus", sku] => Some(("PUT", Route::PutSku(param(sku)?))),
             ["v1", "skus", sku] => Some(("GET", Route::GetSku(param(sku)?))),
             ["v1", "orders"] => match method {
@@ -162,6 +166,7 @@ impl Route {
             Route::ClusterStatus => "/admin/cluster",
             Route::Snapshot => "/admin/snapshot",
             Route::Timers => "/admin/timers",
+            Route::Digest => "/admin/digest",
             Route::PutSku(_) => "/admin/skus/{sku}",
             Route::GetSku(_) => "/v1/skus/{sku}",
             Route::CreateOrder | Route::ListOrders => "/v1/orders",

@@ -1,7 +1,7 @@
 //! [`Cluster`]: n real `orderq serve` processes on 127.0.0.1, and the verbs tests use on them.
 
 use std::collections::BTreeMap;
-use std::net::{SocketAddr, TcpListener};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -39,6 +39,22 @@ pub struct ClusterOptions {
     pub extra_args: Vec<String>,
     /// How long [`Cluster::start`] and [`Cluster::wait_for_leader`] wait for an agreed leader.
     pub leader_timeout: Duration,
+    /// Fixed addresses for nodes `1..=n` instead of free ports on 127.0.0.1: the chaos harness
+    /// gives each node its own loopback IP and puts a proxy in front of each Raft port.
+    pub addresses: Option<Vec<NodeAddrs>>,
+}
+
+/// Where one node listens, and the Raft address its peers are told to dial.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NodeAddrs {
+    /// `--api-addr`.
+    pub api_addr: SocketAddr,
+    /// `--raft-addr`: where the node listens for peers (and, on a loopback IP, the source IP of
+    /// its own peer connections).
+    pub raft_addr: SocketAddr,
+    /// The Raft address written into every node's `--peer` list: the node itself, or a proxy
+    /// in front of it.
+    pub advertised_raft_addr: SocketAddr,
 }
 
 impl Default for ClusterOptions {
@@ -54,6 +70,7 @@ impl Default for ClusterOptions {
             default_pay_within_secs: None,
             extra_args: Vec::new(),
             leader_timeout: Duration::from_secs(30),
+            addresses: None,
         }
     }
 }
@@ -65,6 +82,8 @@ struct Node {
     api_addr: SocketAddr,
     /// Raft peer address, the same across restarts.
     raft_addr: SocketAddr,
+    /// The Raft address peers dial (a proxy's, or `raft_addr`).
+    advertised_raft_addr: SocketAddr,
     /// `node-N/` in the cluster's temporary directory: holds `data/` and `node.log`.
     dir: PathBuf,
     /// The running process; `None` after [`Cluster::kill`].
@@ -114,11 +133,33 @@ impl Cluster {
                 context: "creating the cluster's temporary directory".to_owned(),
                 source,
             })?;
-        let ports = reserve_ports(2 * n as usize)?;
+        let addresses = match &options.addresses {
+            Some(given) if given.len() as u64 == n => given.clone(),
+            Some(given) => {
+                return Err(Error::Usage(format!(
+                    "{} addresses given for {n} nodes",
+                    given.len()
+                )))
+            }
+            None => reserve_ports(2 * n as usize)?
+                .chunks(2)
+                .map(|pair| {
+                    let raft_addr = SocketAddr::from(([127, 0, 0, 1], pair[1]));
+                    NodeAddrs {
+                        api_addr: SocketAddr::from(([127, 0, 0, 1], pair[0])),
+                        raft_addr,
+                        advertised_raft_addr: raft_addr,
+                    }
+                })
+                .collect(),
+        };
         let mut nodes = BTreeMap::new();
-        for (id, pair) in (1..=n).zip(ports.chunks(2)) {
-            let api_addr = SocketAddr::from(([127, 0, 0, 1], pair[0]));
-            let raft_addr = SocketAddr::from(([127, 0, 0, 1], pair[1]));
+        for (id, addrs) in (1..=n).zip(addresses) {
+            let NodeAddrs {
+                api_addr,
+                raft_addr,
+                advertised_raft_addr,
+            } = addrs;
             let node_dir = dir.path().join(format!("node-{id}"));
             std::fs::create_dir_all(&node_dir).map_err(|source| Error::Io {
                 context: format!("creating {}", node_dir.display()),
@@ -131,6 +172,7 @@ impl Cluster {
                 Node {
                     api_addr,
                     raft_addr,
+                    advertised_raft_addr,
                     dir: node_dir,
                     process: None,
                     client,
@@ -205,6 +247,29 @@ impl Cluster {
         &self.node(id).dir
     }
 
+    /// Where node `id` listens for Raft peers (its own port, not a proxy in front of it).
+    pub fn raft_addr(&self, id: u64) -> SocketAddr {
+        self.node(id).raft_addr
+    }
+
+    /// Whether node `id`'s process has exited on its own (the fixture still holds it).
+    pub fn has_exited(&self, id: u64) -> bool {
+        self.node(id)
+            .process
+            .as_ref()
+            .is_some_and(|process| process.exit_status().is_some())
+    }
+
+    /// The root directory holding every node's directory.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Keeps every node's data and log after the cluster is dropped (a failed chaos run).
+    pub fn keep_data(&mut self) {
+        self.dir.disable_cleanup(true);
+    }
+
     /// `kill -9` node `id`: no shutdown code runs, exactly like a crash.
     pub fn kill(&mut self, id: u64) -> Result<()> {
         match self.node_mut(id).process.take() {
@@ -219,12 +284,18 @@ impl Cluster {
     /// (Re)starts node `id` with its data directory and ports; kills it first if running.
     /// Does not wait for anything: follow with [`Cluster::wait_for_leader`] or a poll.
     pub fn restart(&mut self, id: u64) -> Result<()> {
+        self.restart_with_env(id, &[])
+    }
+
+    /// [`Cluster::restart`] with extra environment for this start only (e.g. `FAILPOINTS` to
+    /// arm a crash point in a failpoint build).
+    pub fn restart_with_env(&mut self, id: u64, env: &[(String, String)]) -> Result<()> {
         if let Some(process) = self.node_mut(id).process.take() {
             process.kill()?;
         }
         let args = self.serve_args(id);
         let node = self.node(id);
-        let process = NodeProcess::spawn(id, &self.binary, &args, &node.log_path())?;
+        let process = NodeProcess::spawn(id, &self.binary, &args, env, &node.log_path())?;
         eprintln!(
             "cluster-tests: started node {id} (pid {}, api {}, raft {})",
             process.pid(),
@@ -257,6 +328,7 @@ impl Cluster {
             Node {
                 api_addr,
                 raft_addr,
+                advertised_raft_addr: raft_addr,
                 dir,
                 process: None,
                 client,
@@ -519,7 +591,10 @@ impl Cluster {
         } else {
             for (peer_id, peer) in self.nodes.iter().filter(|(_, peer)| !peer.learner) {
                 args.push("--peer".into());
-                args.push(format!("{peer_id}={},{}", peer.raft_addr, peer.api_addr));
+                args.push(format!(
+                    "{peer_id}={},{}",
+                    peer.advertised_raft_addr, peer.api_addr
+                ));
             }
         }
         let options = &self.options;
@@ -597,14 +672,19 @@ impl Drop for Cluster {
     }
 }
 
-/// Picks `count` distinct free ports on 127.0.0.1 by binding port 0. All listeners are held
-/// until every port is chosen, so the kernel cannot hand out the same port twice.
+/// Picks `count` distinct free ports on 127.0.0.1 by binding port 0.
 fn reserve_ports(count: usize) -> Result<Vec<u16>> {
+    reserve_ports_on(Ipv4Addr::LOCALHOST, count)
+}
+
+/// Picks `count` distinct free ports on `ip` by binding port 0. All listeners are held until
+/// every port is chosen, so the kernel cannot hand out the same port twice.
+pub fn reserve_ports_on(ip: Ipv4Addr, count: usize) -> Result<Vec<u16>> {
     let listeners = (0..count)
-        .map(|_| TcpListener::bind("127.0.0.1:0"))
+        .map(|_| TcpListener::bind((ip, 0)))
         .collect::<std::io::Result<Vec<_>>>()
         .map_err(|source| Error::Io {
-            context: "binding 127.0.0.1:0 to pick a free port".to_owned(),
+            context: format!("binding {ip}:0 to pick a free port"),
             source,
         })?;
     listeners

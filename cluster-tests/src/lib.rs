@@ -21,6 +21,8 @@
 //!
 //! # Layout
 //!
+//! - [`chaos`]: the chaos harness: faults on a seeded schedule under a mixed workload, the
+//!   link proxy, the history and its checkers (behind `src/bin/chaos.rs` and `tests/t60_chaos.rs`).
 //! - [`cluster`]: [`Cluster`], n `orderq serve` processes with their ports, directories and
 //!   verbs (`start`, `kill`, `restart`, `wait_for_leader`, typed requests).
 //! - [`process`]: one child process: locating the binary, spawning it with its log captured,
@@ -38,8 +40,10 @@
 //! - `src/bin/loadgen.rs`: the benchmark's load generator.
 //! - `src/bin/follow-changes.rs`: the example change-stream consumer.
 //! - `src/bin/fake-provider.rs`: the fake payment provider for the README's refund demo.
+//! - `src/bin/chaos.rs`: the chaos harness's command (`--seed --duration-secs --report`).
 //! - `tests/tNN_*.rs`: the tests, numbered by area.
 
+pub mod chaos;
 pub mod client;
 pub mod cluster;
 pub mod error;
@@ -51,7 +55,7 @@ pub mod receiver;
 pub mod wait;
 
 pub use client::{create_order_retrying, ApiResponse, NodeClient, Request};
-pub use cluster::{Cluster, ClusterOptions};
+pub use cluster::{Cluster, ClusterOptions, NodeAddrs};
 pub use error::{Error, Result};
 pub use follower::ChangeFollower;
 pub use model::{

@@ -56,12 +56,19 @@ pub struct NodeProcess {
 }
 
 impl NodeProcess {
-    /// Spawns `binary args...`, appending its stdout and stderr to `log_path`.
+    /// Spawns `binary args...` with the extra environment `env`, appending its stdout and stderr
+    /// to `log_path`.
     ///
     /// The child gets none of our `ORDERQ_*` environment (the flags say everything), and is
     /// asked to die with `SIGKILL` if the thread that spawned it dies first, so a test runner
     /// killed from outside leaves no orphan nodes behind.
-    pub fn spawn(node_id: u64, binary: &Path, args: &[String], log_path: &Path) -> Result<Self> {
+    pub fn spawn(
+        node_id: u64,
+        binary: &Path,
+        args: &[String],
+        env: &[(String, String)],
+        log_path: &Path,
+    ) -> Result<Self> {
         let io = |context: String| move |source| Error::Io { context, source };
         let mut log = OpenOptions::new()
             .create(true)
@@ -93,6 +100,7 @@ impl NodeProcess {
         if std::env::var_os("RUST_LOG").is_none() {
             command.env("RUST_LOG", "info");
         }
+        command.envs(env.iter().map(|(k, v)| (k, v)));
         // SAFETY: the closure runs in the forked child before exec and only calls `prctl`,
         // which is async-signal-safe.
         unsafe {

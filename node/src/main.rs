@@ -23,6 +23,9 @@ enum Command {
 
 #[tokio::main]
 async fn main() {
+    // Arms the crash points named in `FAILPOINTS`; does nothing unless built with the
+    // `failpoints` feature.
+    let _failpoints = fail::FailScenario::setup();
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env()

@@ -1,6 +1,7 @@
 //! The Raft network, client side: openraft's RPCs as HTTP POSTs with prost bodies to the peer's
 //! Raft port, each carrying the cluster secret.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use openraft::error::{
@@ -31,13 +32,22 @@ pub struct PeerNetwork {
 }
 
 impl PeerNetwork {
-    /// A network presenting `secret`.
-    pub fn new(secret: String) -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder()
+    /// A network presenting `secret`, connecting from `raft_addr`'s IP when it is a loopback
+    /// address.
+    ///
+    /// Binding the source IP lets a test give each node its own loopback address (127.0.0.11,
+    /// 127.0.0.12, ...) and tell, at a proxy in front of a peer, which node a connection comes
+    /// from, so single links can be cut. Only loopback IPs are bound: a node listening on a
+    /// routable or unspecified address keeps the kernel's choice of source, exactly as before.
+    pub fn new(secret: String, raft_addr: SocketAddr) -> Result<Self, reqwest::Error> {
+        let mut builder = reqwest::Client::builder()
             .connect_timeout(Duration::from_millis(500))
             .pool_idle_timeout(Duration::from_secs(30))
-            .tcp_nodelay(true)
-            .build()?;
+            .tcp_nodelay(true);
+        if raft_addr.ip().is_loopback() {
+            builder = builder.local_address(raft_addr.ip());
+        }
+        let http = builder.build()?;
         Ok(PeerNetwork { http, secret })
     }
 }

@@ -73,7 +73,7 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
     let storage = Storage::open(&config.data_dir)?;
     crate::wipe_guard::check(&config, &storage.log).await?;
     let state_machine = storage.state.clone();
-    let network = PeerNetwork::new(config.cluster_secret.clone())?;
+    let network = PeerNetwork::new(config.cluster_secret.clone(), socket(&config.raft_addr)?)?;
     let raft = Raft::new(
         config.node_id,
         Arc::new(raft_config(&config)?),

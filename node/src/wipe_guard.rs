@@ -3,9 +3,11 @@
 //! A node restarted under the same id with an empty data directory has forgotten its vote and
 //! the entries it acknowledged. Letting it rejoin can undo a committed write (its old votes made
 //! up a quorum), and openraft's leader panics when a follower's log goes backwards. So a node
-//! that starts with no Raft state first asks its peers whether a cluster already lists it; if
-//! one does, with entries replicated, it stops with an explanation instead of rejoining. The
-//! operator removes the lost member and adds the machine back under a new id.
+//! that starts with no Raft state first asks its peers whether the leader has already replicated
+//! entries to it (its matched index); if so, it stops with an explanation instead of rejoining.
+//! The operator removes the lost member and adds the machine back under a new id. A member that
+//! never received anything (a cluster's first start, where the initialiser lists every voter at
+//! once) has no matched index and starts normally.
 //!
 //! Peers that cannot be reached say nothing: on a cluster's very first start nobody answers yet,
 //! and the check must not block it.
@@ -24,28 +26,33 @@ const ASK_TIMEOUT: Duration = Duration::from_secs(2);
 /// A node that must not start.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "node {node_id} has no Raft data, but the cluster at {peer} lists it as a member with \
-     {last_log_index} log entries: its data directory was lost or wiped. Remove it from the \
-     cluster (POST /admin/cluster/voters without {node_id}) and add this machine under a new id"
+    "node {node_id} has no Raft data, but the leader at {peer} has replicated entries up to \
+     {matched_index} to it: its data directory was lost or wiped. Remove it from the cluster \
+     (POST /admin/cluster/voters without {node_id}) and add this machine under a new id"
 )]
 pub struct WipedMember {
     /// This node.
     pub node_id: u64,
-    /// The peer API that lists it.
+    /// The leader's API that remembers it.
     pub peer: String,
-    /// That peer's last log index.
-    pub last_log_index: u64,
+    /// What the leader had replicated to it.
+    pub matched_index: u64,
 }
 
 /// The part of `GET /admin/cluster` the check reads.
 #[derive(Deserialize)]
 struct PeerView {
-    /// Voters the peer knows.
-    voters: Vec<u64>,
-    /// Learners the peer knows.
-    learners: Vec<u64>,
-    /// The peer's last log index.
-    last_log_index: Option<u64>,
+    /// Every member, with the leader's replication progress.
+    nodes: Vec<MemberView>,
+}
+
+/// One member in [`PeerView`].
+#[derive(Deserialize)]
+struct MemberView {
+    /// Its id.
+    id: u64,
+    /// What the leader has replicated to it (only the leader reports it).
+    matched_index: Option<u64>,
 }
 
 /// Whether `log` holds nothing at all: no vote, no entry, nothing purged.
@@ -57,7 +64,7 @@ async fn is_empty(log: &LogStore) -> bool {
         && state.is_some_and(|s| s.last_log_id.is_none() && s.last_purged_log_id.is_none())
 }
 
-/// Fails when this node starts empty while a reachable peer lists it as a member with data.
+/// Fails when this node starts empty while the leader has already replicated entries to it.
 pub async fn check(config: &Config, log: &LogStore) -> Result<(), WipedMember> {
     if !is_empty(log).await {
         return Ok(());
@@ -80,14 +87,17 @@ pub async fn check(config: &Config, log: &LogStore) -> Result<(), WipedMember> {
         let Ok(view) = response.json::<PeerView>().await else {
             continue;
         };
-        let listed =
-            view.voters.contains(&config.node_id) || view.learners.contains(&config.node_id);
-        let last_log_index = view.last_log_index.unwrap_or(0);
-        if listed && last_log_index > 0 {
+        let matched = view
+            .nodes
+            .iter()
+            .find(|n| n.id == config.node_id)
+            .and_then(|n| n.matched_index)
+            .unwrap_or(0);
+        if matched > 0 {
             return Err(WipedMember {
                 node_id: config.node_id,
                 peer: peer.api_addr.clone(),
-                last_log_index,
+                matched_index: matched,
             });
         }
     }

@@ -32,6 +32,7 @@
 //! - [`reader`]: reads of the applied state for the API.
 //! - [`raft_types`]: the openraft type configuration.
 //! - [`db`], [`error`]: opening the database; storage errors.
+//! - [`failpoints`]: crash points in the write path (only in a `failpoints` build).
 
 pub mod apply;
 pub mod changes;
@@ -39,6 +40,7 @@ pub mod command;
 pub mod counters;
 pub mod db;
 pub mod error;
+pub mod failpoints;
 pub mod idempotency;
 pub mod keys;
 pub mod log_codec;

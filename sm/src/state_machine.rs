@@ -130,7 +130,9 @@ impl StateMachine {
                 Vec::new()
             };
             let sold_out = SoldOut::changes(&txn)?;
+            crate::failpoints::crash_point(crate::failpoints::APPLY_BEFORE_WRITE);
             self.db.write(txn.into_write_batch()?)?;
+            crate::failpoints::crash_point(crate::failpoints::APPLY_AFTER_WRITE);
             self.sold_out.record(sold_out);
             self.applied.send_replace(last.index);
             if !armed.is_empty() {

@@ -1,0 +1,141 @@
+//! The checkers: each judges the [`History`] of a run, together with the state read after every
+//! fault was healed, and gives a [`Verdict`].
+//!
+//! - [`durability`]: no acknowledged write lost; nothing read or stored that was never written.
+//! - [`stock`]: per SKU, `available + reserved + sold == stock`, none negative, reserved and
+//!   sold equal to what the orders hold, per-user limits kept; at every read and at the end.
+//! - [`transitions`]: order states only move forward, closed at most once, never both paid and
+//!   closed, one payment.
+//! - [`convergence`]: every node holds the same state at the same applied index.
+//! - [`linearizable`]: the single-order operations (create, pay, cancel, linearizable read)
+//!   have a legal sequential order within their real-time intervals (a WGL search).
+//!
+//! Extension point for the durable queue: a `delivery` checker (every acknowledged publish and
+//! every paid order's `order.paid` reaches the webhook receiver at least once; duplicates
+//! counted) is added here and to [`run_all`] when the queue lands.
+
+pub mod convergence;
+pub mod durability;
+pub mod linearizable;
+pub mod stock;
+pub mod transitions;
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::history::{History, OpKind, Operation, Outcome};
+use super::workload::WorkloadPlan;
+use crate::model::{Order, OrderState, Sku};
+
+/// How many problems a verdict lists (it counts them all).
+const MAX_LISTED: usize = 20;
+
+/// One checker's judgement.
+#[derive(Debug, Clone, Serialize)]
+pub struct Verdict {
+    /// The checker's name.
+    pub checker: &'static str,
+    /// Whether every property it checks held.
+    pub passed: bool,
+    /// How many things it looked at (orders, reads, SKUs, nodes).
+    pub checked: u64,
+    /// How many problems it found.
+    pub problems: u64,
+    /// The first problems, in words.
+    pub examples: Vec<String>,
+    /// Anything the reader should know (what was skipped and why).
+    pub note: String,
+}
+
+impl Verdict {
+    /// A verdict collecting problems as they are found.
+    pub fn new(checker: &'static str) -> Self {
+        Verdict {
+            checker,
+            passed: true,
+            checked: 0,
+            problems: 0,
+            examples: Vec::new(),
+            note: String::new(),
+        }
+    }
+
+    /// Records one problem.
+    pub fn problem(&mut self, what: String) {
+        self.passed = false;
+        self.problems += 1;
+        if self.examples.len() < MAX_LISTED {
+            self.examples.push(what);
+        }
+    }
+}
+
+/// What one node holds after healing, read from its own applied state.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeState {
+    /// Node id.
+    pub node: u64,
+    /// Its `last_applied` when read (the same before and after reading).
+    pub applied: u64,
+    /// A hash of every order and SKU it serves locally.
+    pub digest: String,
+    /// Orders it holds.
+    pub orders: usize,
+    /// The server's own digest (`GET /admin/digest`) when it has one.
+    pub server_digest: Option<String>,
+}
+
+/// The state after every fault was healed and the cluster settled.
+#[derive(Debug, Clone, Default)]
+pub struct FinalState {
+    /// Every order of every workload user, as the first node holds them at the settled index.
+    pub orders: BTreeMap<String, Order>,
+    /// Every workload SKU, at the same index.
+    pub skus: BTreeMap<String, Sku>,
+    /// Each node's local state.
+    pub nodes: Vec<NodeState>,
+}
+
+/// Runs every checker.
+pub fn run_all(history: &History, plan: &WorkloadPlan, final_state: &FinalState) -> Vec<Verdict> {
+    let operations = history.operations();
+    vec![
+        durability::check(&operations, final_state),
+        stock::check(&operations, plan, final_state),
+        transitions::check(&operations, final_state),
+        convergence::check(final_state),
+        linearizable::check(&operations),
+    ]
+}
+
+/// The order an operation's answer carries (creates, seckills, pays, cancels and order reads
+/// answer with the order).
+pub fn answered_order(operation: &Operation) -> Option<Order> {
+    match (&operation.kind, &operation.outcome) {
+        (OpKind::ReadSku { .. }, _) => None,
+        (_, Outcome::Ok { body, .. }) => serde_json::from_value(body.clone()).ok(),
+        _ => None,
+    }
+}
+
+/// How far along its life an order is: pending 0, closed or paid 1, refund states 2 and 3.
+pub fn rank(state: OrderState) -> u8 {
+    match state {
+        OrderState::PendingPayment => 0,
+        OrderState::Paid | OrderState::Closed => 1,
+        OrderState::RefundRequested => 2,
+        OrderState::Refunded | OrderState::RefundFailed => 3,
+    }
+}
+
+/// Whether a state is on the paid branch (paid and the refund states).
+pub fn is_paid_branch(state: OrderState) -> bool {
+    matches!(
+        state,
+        OrderState::Paid
+            | OrderState::RefundRequested
+            | OrderState::Refunded
+            | OrderState::RefundFailed
+    )
+}

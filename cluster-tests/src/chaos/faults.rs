@@ -1,0 +1,430 @@
+//! Faults: what the harness does to the cluster, the seeded schedule of them, and how each is
+//! injected and healed.
+//!
+//! One fault at a time, each held for a few seconds and then healed, with quiet gaps between
+//! them: the cluster must keep every promise through the fault and recover after it. Kills are
+//! `kill -9` of the process (by pid) and a restart from its data directory; pauses are
+//! `SIGSTOP`/`SIGCONT`, held longer than the election timeout so the paused node comes back
+//! as a deposed leader; link faults go through the [`LinkProxy`].
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::disk::SmallDisks;
+use super::proxy::{LinkProxy, LinkState};
+use super::rng::Rng;
+use crate::cluster::Cluster;
+use crate::error::{Error, Result};
+
+/// A family of faults, as chosen on the command line (`--faults kill,pause,...`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultKind {
+    /// `kill -9` the leader or a random node, restart it from its data.
+    Kill,
+    /// `SIGSTOP` the leader or a random node past the election timeout, then `SIGCONT`.
+    Pause,
+    /// Partitions: isolate the leader, isolate one node, the bridge.
+    Partition,
+    /// Slow or flaky links between every pair of nodes.
+    Link,
+    /// `kill -9` every node at once and restart them all.
+    RestartAll,
+    /// Two faults at once: the leader killed while another node is cut off (no quorum until
+    /// healed), or a node paused while every link is flaky.
+    Combined,
+    /// Restart a node with a crash point armed in its write path (needs an `orderq` built with
+    /// `--features failpoints`; in a normal build the node just runs on). Not in [`FaultKind::ALL`].
+    CrashPoint,
+    /// Move a node's data onto a small tmpfs and fill it up; free it when healing and restart
+    /// the node. Needs root (`mount`). Not in [`FaultKind::ALL`].
+    DiskFull,
+}
+
+impl FaultKind {
+    /// Every kind.
+    pub const ALL: [FaultKind; 6] = [
+        FaultKind::Kill,
+        FaultKind::Pause,
+        FaultKind::Partition,
+        FaultKind::Link,
+        FaultKind::RestartAll,
+        FaultKind::Combined,
+    ];
+}
+
+/// One concrete fault. Random targets are chosen when the schedule is made (so the seed decides
+/// them); "the leader" is whoever leads when the fault is injected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "fault", rename_all = "snake_case")]
+pub enum Fault {
+    /// `kill -9` the current leader.
+    KillLeader,
+    /// `kill -9` one node.
+    KillNode {
+        /// Which.
+        node: u64,
+    },
+    /// `SIGSTOP` the current leader.
+    PauseLeader,
+    /// `SIGSTOP` one node.
+    PauseNode {
+        /// Which.
+        node: u64,
+    },
+    /// Cut every link of the current leader.
+    IsolateLeader,
+    /// Cut every link of one node (split one from two).
+    IsolateNode {
+        /// Which.
+        node: u64,
+    },
+    /// Cut the link between the two nodes other than `bridge`, which still sees both.
+    Bridge {
+        /// The node that still talks to both.
+        bridge: u64,
+    },
+    /// Delay every chunk on every link.
+    SlowLinks {
+        /// Delay per chunk.
+        delay_ms: u64,
+    },
+    /// Drop connections on every link at random.
+    FlakyLinks {
+        /// Chance per chunk, in percent.
+        drop_percent: u64,
+    },
+    /// `kill -9` every node, then restart them all.
+    RestartAll,
+    /// Restart one node with `FAILPOINTS=<point>=<percent>%return`: it aborts inside its write
+    /// path the next time the point fires; healing restarts it without.
+    CrashPoint {
+        /// Which node.
+        node: u64,
+        /// Index into `sm::failpoints::ALL` order: log-before-sync, log-after-sync,
+        /// apply-before-write, apply-after-write.
+        point: u8,
+        /// Chance per pass through the point, in percent.
+        percent: u8,
+    },
+    /// Cut `node` off, then `kill -9` the leader (another node if `node` leads): no quorum.
+    KillLeaderWhileIsolated {
+        /// The node cut off.
+        node: u64,
+    },
+    /// `SIGSTOP` `node` while every link drops connections at random.
+    PauseNodeOnFlakyLinks {
+        /// The node paused.
+        node: u64,
+        /// Chance per chunk, in percent.
+        drop_percent: u64,
+    },
+    /// The current leader's disk fills up (its data directory on a small tmpfs).
+    DiskFullLeader,
+    /// One node's disk fills up.
+    DiskFull {
+        /// Which.
+        node: u64,
+    },
+}
+
+/// The crash points of `orderq`'s write path, by [`Fault::CrashPoint::point`] (the names in
+/// `sm/src/failpoints.rs`).
+pub const CRASH_POINTS: [&str; 4] = [
+    "log-before-sync",
+    "log-after-sync",
+    "apply-before-write",
+    "apply-after-write",
+];
+
+/// One step of the schedule: a quiet gap, then a fault held for a while, then healing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct FaultStep {
+    /// Quiet time before the fault.
+    pub quiet_ms: u64,
+    /// The fault.
+    #[serde(flatten)]
+    pub fault: Fault,
+    /// How long it is held before healing.
+    pub hold_ms: u64,
+}
+
+/// The seeded schedule: enough steps to fill `duration` (the run stops taking steps when its
+/// time is up, so the tail is unused), drawn from `kinds` over nodes `1..=nodes`.
+pub fn schedule(
+    rng: &mut Rng,
+    kinds: &[FaultKind],
+    nodes: u64,
+    duration: Duration,
+) -> Vec<FaultStep> {
+    let mut steps = Vec::new();
+    let mut planned = 0u64;
+    let total = duration.as_millis() as u64;
+    while planned < total && !kinds.is_empty() {
+        let node = rng.between(1, nodes);
+        let kind = kinds[rng.below(kinds.len() as u64) as usize];
+        let fault = match (kind, rng.below(3)) {
+            (FaultKind::Kill, 0) => Fault::KillNode { node },
+            (FaultKind::Kill, _) => Fault::KillLeader,
+            (FaultKind::Pause, 0) => Fault::PauseNode { node },
+            (FaultKind::Pause, _) => Fault::PauseLeader,
+            (FaultKind::Partition, 0) => Fault::IsolateLeader,
+            (FaultKind::Partition, 1) => Fault::IsolateNode { node },
+            (FaultKind::Partition, _) => Fault::Bridge { bridge: node },
+            (FaultKind::Link, 0) => Fault::FlakyLinks {
+                drop_percent: rng.between(2, 10),
+            },
+            (FaultKind::Link, _) => Fault::SlowLinks {
+                delay_ms: rng.between(20, 150),
+            },
+            (FaultKind::RestartAll, _) => Fault::RestartAll,
+            (FaultKind::Combined, 0) => Fault::PauseNodeOnFlakyLinks {
+                node,
+                drop_percent: rng.between(2, 8),
+            },
+            (FaultKind::Combined, _) => Fault::KillLeaderWhileIsolated { node },
+            (FaultKind::DiskFull, 0) => Fault::DiskFull { node },
+            (FaultKind::DiskFull, _) => Fault::DiskFullLeader,
+            (FaultKind::CrashPoint, _) => Fault::CrashPoint {
+                node,
+                point: rng.below(CRASH_POINTS.len() as u64) as u8,
+                percent: rng.between(5, 30) as u8,
+            },
+        };
+        let step = FaultStep {
+            quiet_ms: rng.between(1_500, 4_000),
+            fault,
+            hold_ms: rng.between(2_500, 7_000),
+        };
+        planned += step.quiet_ms + step.hold_ms + 2_000;
+        steps.push(step);
+    }
+    steps
+}
+
+/// What must be undone to heal an injected fault.
+#[derive(Debug)]
+pub enum Active {
+    /// These nodes were killed: restart them.
+    Killed(Vec<u64>),
+    /// These processes were stopped: continue them.
+    Paused(Vec<(u64, libc::pid_t)>),
+    /// Links were changed: heal them all.
+    Links,
+    /// A node runs with a crash point armed: restart it without (whether or not it crashed).
+    Armed(u64),
+    /// A node's disk is full: free it and restart the node.
+    DiskFull(u64),
+    /// Several of the above, healed in order.
+    Many(Vec<Active>),
+}
+
+/// Injects `fault`; returns what to undo and the nodes it hit.
+pub async fn inject(
+    cluster: &mut Cluster,
+    proxy: &LinkProxy,
+    disks: &mut SmallDisks,
+    fault: Fault,
+) -> Result<(Active, Vec<u64>)> {
+    let leader = || async { cluster.leader_id().await.ok() };
+    let others =
+        |node: u64| -> Vec<u64> { cluster.ids().into_iter().filter(|id| *id != node).collect() };
+    match fault {
+        Fault::KillLeader | Fault::KillNode { .. } => {
+            let node = match fault {
+                Fault::KillNode { node } => node,
+                _ => leader().await.unwrap_or(1),
+            };
+            cluster.kill(node)?;
+            Ok((Active::Killed(vec![node]), vec![node]))
+        }
+        Fault::CrashPoint {
+            node,
+            point,
+            percent,
+        } => {
+            let name = CRASH_POINTS[usize::from(point) % CRASH_POINTS.len()];
+            let env = [("FAILPOINTS".to_owned(), format!("{name}={percent}%return"))];
+            cluster.restart_with_env(node, &env)?;
+            Ok((Active::Armed(node), vec![node]))
+        }
+        Fault::DiskFull { .. } | Fault::DiskFullLeader => {
+            let node = match fault {
+                Fault::DiskFull { node } => node,
+                _ => leader().await.unwrap_or(1),
+            };
+            if !disks.has(node) {
+                cluster.kill(node)?;
+                disks.adopt(node, &cluster.node_dir(node).join("data"))?;
+                cluster.restart(node)?;
+            }
+            disks.fill(node)?;
+            Ok((Active::DiskFull(node), vec![node]))
+        }
+        Fault::KillLeaderWhileIsolated { node } => {
+            let killed = match leader().await {
+                Some(leader) if leader != node => leader,
+                _ => others(node).first().copied().unwrap_or(node),
+            };
+            for other in others(node) {
+                proxy.set_both(node, other, LinkState::Down);
+            }
+            cluster.kill(killed)?;
+            Ok((
+                Active::Many(vec![Active::Killed(vec![killed]), Active::Links]),
+                vec![node, killed],
+            ))
+        }
+        Fault::PauseNodeOnFlakyLinks { node, drop_percent } => {
+            let (links, _) = Box::pin(inject(
+                cluster,
+                proxy,
+                disks,
+                Fault::FlakyLinks { drop_percent },
+            ))
+            .await?;
+            let (paused, _) =
+                Box::pin(inject(cluster, proxy, disks, Fault::PauseNode { node })).await?;
+            Ok((Active::Many(vec![paused, links]), vec![node]))
+        }
+        Fault::RestartAll => {
+            let ids = cluster.running_ids();
+            for id in &ids {
+                cluster.kill(*id)?;
+            }
+            Ok((Active::Killed(ids.clone()), ids))
+        }
+        Fault::PauseLeader | Fault::PauseNode { .. } => {
+            let node = match fault {
+                Fault::PauseNode { node } => node,
+                _ => leader().await.unwrap_or(1),
+            };
+            let pid = cluster
+                .pid(node)
+                .ok_or_else(|| Error::Usage(format!("node {node} is not running")))?;
+            signal(pid, libc::SIGSTOP, node)?;
+            Ok((Active::Paused(vec![(node, pid)]), vec![node]))
+        }
+        Fault::IsolateLeader | Fault::IsolateNode { .. } => {
+            let node = match fault {
+                Fault::IsolateNode { node } => node,
+                _ => leader().await.unwrap_or(1),
+            };
+            for other in others(node) {
+                proxy.set_both(node, other, LinkState::Down);
+            }
+            Ok((Active::Links, vec![node]))
+        }
+        Fault::Bridge { bridge } => {
+            let ends = others(bridge);
+            if let [a, b] = ends[..] {
+                proxy.set_both(a, b, LinkState::Down);
+            }
+            Ok((Active::Links, ends))
+        }
+        Fault::SlowLinks { .. } | Fault::FlakyLinks { .. } => {
+            let state = match fault {
+                Fault::SlowLinks { delay_ms } => LinkState::Slow { delay_ms },
+                Fault::FlakyLinks { drop_percent } => LinkState::Flaky { drop_percent },
+                _ => LinkState::Up,
+            };
+            let ids = cluster.ids();
+            for a in &ids {
+                for b in &ids {
+                    if a != b {
+                        proxy.set(*a, *b, state);
+                    }
+                }
+            }
+            Ok((Active::Links, ids))
+        }
+    }
+}
+
+/// Undoes an injected fault: restarts killed nodes, continues paused ones, heals every link,
+/// restarts an armed node without its crash point. Answers a note for the report (whether an
+/// armed node crashed), empty otherwise.
+pub fn heal(
+    cluster: &mut Cluster,
+    proxy: &LinkProxy,
+    disks: &SmallDisks,
+    active: Active,
+) -> Result<String> {
+    let mut note = String::new();
+    match active {
+        Active::Killed(nodes) => {
+            for node in nodes {
+                cluster.restart(node)?;
+            }
+        }
+        Active::Paused(nodes) => {
+            for (node, pid) in nodes {
+                // Only the pid we stopped, and only if the fixture still runs it.
+                if cluster.pid(node) == Some(pid) {
+                    signal(pid, libc::SIGCONT, node)?;
+                }
+            }
+        }
+        Active::Links => proxy.heal(),
+        Active::Armed(node) => {
+            note = if cluster.has_exited(node) {
+                format!("node {node} crashed at its crash point")
+            } else {
+                format!("node {node} did not reach its crash point (not a failpoints build?)")
+            };
+            cluster.restart(node)?;
+        }
+        Active::Many(all) => {
+            let notes: Vec<String> = all
+                .into_iter()
+                .map(|active| heal(cluster, proxy, disks, active))
+                .collect::<Result<_>>()?;
+            note = notes.join("; ").trim_matches(&[';', ' '][..]).to_owned();
+        }
+        Active::DiskFull(node) => {
+            note = if cluster.has_exited(node) {
+                format!("node {node} exited on the full disk")
+            } else {
+                format!("node {node} kept running on the full disk")
+            };
+            disks.free(node)?;
+            cluster.restart(node)?;
+        }
+    }
+    Ok(note)
+}
+
+/// Sends `sig` to node `node`'s process `pid`.
+fn signal(pid: libc::pid_t, sig: libc::c_int, node: u64) -> Result<()> {
+    // SAFETY: `kill` has no memory-safety preconditions; `pid` is a child the fixture started
+    // and has not reaped, so it names that process.
+    if unsafe { libc::kill(pid, sig) } == -1 {
+        return Err(Error::Io {
+            context: format!("signal {sig} to node {node} (pid {pid})"),
+            source: std::io::Error::last_os_error(),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_schedule_is_decided_by_the_seed_and_fills_the_duration() {
+        let make = |seed| {
+            schedule(
+                &mut Rng::new(seed),
+                &FaultKind::ALL,
+                3,
+                Duration::from_secs(60),
+            )
+        };
+        assert_eq!(make(5), make(5));
+        assert_ne!(make(5), make(6));
+        let planned: u64 = make(5).iter().map(|s| s.quiet_ms + s.hold_ms + 2_000).sum();
+        assert!(planned >= 60_000);
+    }
+}

@@ -1,0 +1,420 @@
+//! One chaos run from start to verdict: start three nodes behind the link proxy, load SKUs, run
+//! the workload while the fault schedule plays, heal everything, let the cluster settle, read
+//! the final state from every node, and run the checkers.
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::check::{self, FinalState, NodeState};
+use super::disk::SmallDisks;
+use super::faults::{self, FaultKind};
+use super::history::History;
+use super::proxy::{node_ip, LinkProxy};
+use super::report::{InjectedFault, Report};
+use super::rng::Rng;
+use super::workload::{Target, Workload, WorkloadPlan, REQUEST_TIMEOUT};
+use crate::client::{NodeClient, Request};
+use crate::cluster::{reserve_ports_on, Cluster, ClusterOptions, NodeAddrs};
+use crate::error::{Error, Result};
+use crate::model::{Order, OrderPage, Sku};
+use crate::wait::{poll_until, retry_while_unavailable};
+
+/// Nodes in a chaos cluster.
+const NODES: u64 = 3;
+
+/// How long the cluster may take to agree on a leader after a fault is healed.
+const RECOVERY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long settling after the run may take (catching up, timers firing, the nodes agreeing).
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// What a run does.
+#[derive(Debug, Clone)]
+pub struct ChaosOptions {
+    /// Seed of the fault schedule and of every client's choices.
+    pub seed: u64,
+    /// How long faults are injected while the workload runs.
+    pub duration: Duration,
+    /// Which kinds of fault the schedule draws from.
+    pub faults: Vec<FaultKind>,
+    /// The workload.
+    pub plan: WorkloadPlan,
+    /// Keep the nodes' data and logs even when every check passes.
+    pub keep_data: bool,
+    /// Where to write the report (and the history beside it).
+    pub report: Option<PathBuf>,
+}
+
+impl Default for ChaosOptions {
+    fn default() -> Self {
+        ChaosOptions {
+            seed: 1,
+            duration: Duration::from_secs(60),
+            faults: FaultKind::ALL.to_vec(),
+            plan: WorkloadPlan::default(),
+            keep_data: false,
+            report: None,
+        }
+    }
+}
+
+/// Runs the chaos scenario and returns its report (also written to `options.report`).
+/// An `Err` means the harness itself could not do its job (no binary, no ports), not that the
+/// cluster failed a check: that is `report.passed == false`.
+pub async fn run(options: ChaosOptions) -> Result<Report> {
+    let started = Instant::now();
+    let mut rng = Rng::new(options.seed);
+    let (mut cluster, proxy) = start_cluster(options.seed).await?;
+    eprintln!("chaos: cluster up in {}", cluster.dir().display());
+    load_skus(&cluster, &options.plan).await?;
+
+    let history = Arc::new(History::new());
+    let targets = targets(&cluster)?;
+    let workload = Workload::start(options.plan.clone(), targets, history.clone(), &rng);
+    let schedule = faults::schedule(&mut rng, &options.faults, NODES, options.duration);
+    let mut injected = Vec::new();
+    let mut incidents = Vec::new();
+    let mut disks = SmallDisks::default();
+    let faults_end = Instant::now() + options.duration;
+    for step in schedule {
+        let quiet_until = Instant::now() + Duration::from_millis(step.quiet_ms);
+        if quiet_until + Duration::from_millis(step.hold_ms) > faults_end {
+            break;
+        }
+        tokio::time::sleep_until(quiet_until.into()).await;
+        let (active, nodes) =
+            match faults::inject(&mut cluster, &proxy, &mut disks, step.fault).await {
+                Ok(injected) => injected,
+                Err(e) => {
+                    incidents.push(format!("injecting {:?} failed: {e}", step.fault));
+                    recover(&mut cluster, &mut incidents).await.ok();
+                    continue;
+                }
+            };
+        let injected_ms = history.now_ms();
+        eprintln!(
+            "chaos: {injected_ms} ms: inject {:?} on {nodes:?}",
+            step.fault
+        );
+        tokio::time::sleep(Duration::from_millis(step.hold_ms)).await;
+        let note = faults::heal(&mut cluster, &proxy, &disks, active)?;
+        let healed_ms = history.now_ms();
+        let recovered_ms = match recover(&mut cluster, &mut incidents).await {
+            Ok(()) => Some(history.now_ms()),
+            Err(e) => {
+                incidents.push(format!(
+                    "after {:?}: no leader within {RECOVERY_TIMEOUT:?}: {e}",
+                    step.fault
+                ));
+                None
+            }
+        };
+        injected.push(InjectedFault {
+            step,
+            nodes,
+            injected_ms,
+            healed_ms,
+            recovered_ms,
+            note,
+        });
+    }
+    tokio::time::sleep_until(faults_end.into()).await;
+    eprintln!(
+        "chaos: {} ms: faults over, stopping clients",
+        history.now_ms()
+    );
+    workload.stop().await;
+
+    proxy.heal();
+    let final_state = settle_and_read(&mut cluster, &options.plan, &mut incidents).await;
+    let verdicts = check::run_all(&history, &options.plan, &final_state);
+    let operations = history.operations();
+    let (by_kind, totals) = Report::count(&operations);
+    let passed = incidents.is_empty() && verdicts.iter().all(|v| v.passed);
+    let data_dir = if !passed || options.keep_data {
+        cluster.keep_data();
+        Some(cluster.dir().display().to_string())
+    } else {
+        None
+    };
+    let report = Report {
+        seed: options.seed,
+        duration_secs: options.duration.as_secs(),
+        elapsed_secs: started.elapsed().as_secs(),
+        faults: injected,
+        operations: by_kind,
+        totals,
+        verdicts,
+        incidents,
+        passed,
+        data_dir,
+    };
+    if let Some(path) = &options.report {
+        report.write(path, &operations)?;
+    }
+    // The tmpfs mounts go after the nodes that use them, before the directory is removed.
+    for id in cluster.running_ids() {
+        cluster.kill(id)?;
+    }
+    for problem in disks.unmount_all(report.data_dir.is_some()) {
+        eprintln!("chaos: {problem}");
+    }
+    Ok(report)
+}
+
+/// Starts three nodes, each on its own loopback IP, with every Raft port behind the proxy.
+async fn start_cluster(seed: u64) -> Result<(Cluster, LinkProxy)> {
+    let mut listen = BTreeMap::new();
+    for id in 1..=NODES {
+        let ip = node_ip(id);
+        let ports = reserve_ports_on(ip, 2)?;
+        listen.insert(
+            id,
+            (
+                std::net::SocketAddr::from((ip, ports[0])),
+                std::net::SocketAddr::from((ip, ports[1])),
+            ),
+        );
+    }
+    let raft: BTreeMap<u64, _> = listen.iter().map(|(id, (_, raft))| (*id, *raft)).collect();
+    let proxy = LinkProxy::start(&raft, seed).await?;
+    let addresses = listen
+        .iter()
+        .map(|(id, (api_addr, raft_addr))| {
+            Ok(NodeAddrs {
+                api_addr: *api_addr,
+                raft_addr: *raft_addr,
+                advertised_raft_addr: proxy
+                    .front(*id)
+                    .ok_or_else(|| Error::Usage(format!("no proxy front for node {id}")))?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let options = ClusterOptions {
+        addresses: Some(addresses),
+        // Snapshots and log purges happen during the run, so a restarted node may need one.
+        snapshot_every: Some(200),
+        keep_logs_after_snapshot: Some(50),
+        extra_args: vec!["--seckill-pay-within-secs".into(), "8".into()],
+        leader_timeout: RECOVERY_TIMEOUT,
+        ..ClusterOptions::default()
+    };
+    let cluster = Cluster::start(NODES, options).await?;
+    Ok((cluster, proxy))
+}
+
+/// Loads every SKU of the plan through the leader.
+async fn load_skus(cluster: &Cluster, plan: &WorkloadPlan) -> Result<()> {
+    let leader = cluster.wait_for_leader().await?;
+    for sku in plan.all_skus() {
+        retry_while_unavailable(
+            &format!("SKU {} to load", sku.sku),
+            RECOVERY_TIMEOUT,
+            || cluster.put_sku(leader, &sku.sku, &sku.settings),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// The workload's clients: one per node, with short timeouts so a paused node cannot hold a
+/// client for long.
+fn targets(cluster: &Cluster) -> Result<Vec<Target>> {
+    let http = reqwest::Client::builder()
+        .timeout(REQUEST_TIMEOUT)
+        .connect_timeout(Duration::from_secs(1))
+        .no_proxy()
+        .build()
+        .map_err(|source| Error::Transport {
+            request: "building the chaos HTTP client".to_owned(),
+            source,
+        })?;
+    Ok(cluster
+        .ids()
+        .into_iter()
+        .map(|id| Target {
+            id,
+            client: NodeClient::with_http(cluster.api(id), None, http.clone()),
+        })
+        .collect())
+}
+
+/// After a fault is healed: notes (and restarts) any node that died on its own, then waits for
+/// an agreed leader.
+async fn recover(cluster: &mut Cluster, incidents: &mut Vec<String>) -> Result<()> {
+    for id in cluster.running_ids() {
+        if let Err(exited) = cluster.ensure_running() {
+            incidents.push(format!("node {id} or another exited on its own: {exited}"));
+            cluster.restart(id)?;
+        }
+    }
+    for id in cluster.ids() {
+        if cluster.pid(id).is_none() {
+            cluster.restart(id)?;
+        }
+    }
+    cluster.wait_for_leader().await.map(|_| ())
+}
+
+/// Heals, waits for every node to catch up, then reads the final state: each node's own orders
+/// and SKUs at a stable applied index, the same on every node (it is retried until it is, or
+/// the time is up). Every node had caught up with the leader's log first, so this state holds
+/// every acknowledged write.
+async fn settle_and_read(
+    cluster: &mut Cluster,
+    plan: &WorkloadPlan,
+    incidents: &mut Vec<String>,
+) -> FinalState {
+    let mut final_state = FinalState::default();
+    if let Err(e) = recover(cluster, incidents).await {
+        incidents.push(format!("the healed cluster found no leader: {e}"));
+        return final_state;
+    }
+    for id in cluster.ids() {
+        if let Err(e) = cluster.wait_caught_up(id, SETTLE_TIMEOUT).await {
+            incidents.push(format!("node {id} did not catch up: {e}"));
+        }
+    }
+    match poll_until(
+        "every node to hold the same state at a stable applied index",
+        SETTLE_TIMEOUT,
+        || async {
+            let mut nodes = Vec::new();
+            for id in cluster.ids() {
+                nodes.push(node_state(cluster.client(id), id, plan).await?);
+            }
+            if nodes
+                .windows(2)
+                .all(|w| w[0].0.applied == w[1].0.applied && w[0].0.digest == w[1].0.digest)
+            {
+                Ok(nodes)
+            } else {
+                Err(format!(
+                    "not yet: {:?}",
+                    nodes
+                        .iter()
+                        .map(|(n, ..)| (n.node, n.applied, n.digest.clone()))
+                        .collect::<Vec<_>>()
+                ))
+            }
+        },
+    )
+    .await
+    {
+        Ok(nodes) => {
+            if let Some((_, orders, skus)) = nodes.first() {
+                final_state.orders = orders.clone();
+                final_state.skus = skus.clone();
+            }
+            final_state.nodes = nodes.into_iter().map(|(node, ..)| node).collect();
+        }
+        Err(Error::Timeout { last, .. }) => {
+            // Report what differs: the convergence checker judges the last reading.
+            incidents.push(format!("nodes did not converge: {last}"));
+            let mut nodes = Vec::new();
+            for id in cluster.ids() {
+                if let Ok((node, orders, skus)) = node_state(cluster.client(id), id, plan).await {
+                    if nodes.is_empty() {
+                        final_state.orders = orders;
+                        final_state.skus = skus;
+                    }
+                    nodes.push(node);
+                }
+            }
+            final_state.nodes = nodes;
+        }
+        Err(e) => incidents.push(format!("reading the nodes' states: {e}")),
+    }
+    final_state
+}
+
+/// Every order of `user`, linearizably or from the answering node's own state.
+async fn read_orders(client: &NodeClient, user: &str, local: bool) -> Result<Vec<Order>> {
+    let mut orders = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let mut path = format!("/v1/orders?user_id={user}&limit=1000");
+        if let Some(after) = &after {
+            path.push_str(&format!("&after={after}"));
+        }
+        if local {
+            path.push_str("&consistency=local");
+        }
+        let page: OrderPage = client.call(Request::get(path)).await?;
+        orders.extend(page.orders);
+        match page.next {
+            Some(next) => after = Some(next),
+            None => return Ok(orders),
+        }
+    }
+}
+
+/// Node `id`'s own state (its orders and SKUs, and a summary of them), read while its applied
+/// index stays put, so the reads form one consistent picture even while timers still fire.
+async fn node_state(
+    client: &NodeClient,
+    id: u64,
+    plan: &WorkloadPlan,
+) -> Result<(NodeState, BTreeMap<String, Order>, BTreeMap<String, Sku>), String> {
+    let applied = || async {
+        client
+            .cluster_status()
+            .await
+            .map(|s| s.last_applied.unwrap_or(0))
+            .map_err(|e| e.to_string())
+    };
+    let before = applied().await?;
+    let mut hasher = DefaultHasher::new();
+    let mut orders = BTreeMap::new();
+    for user in plan.users() {
+        for order in read_orders(client, &user, true)
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            format!("{order:?}").hash(&mut hasher);
+            orders.insert(order.id.clone(), order);
+        }
+    }
+    let mut skus = BTreeMap::new();
+    for sku in plan.all_skus() {
+        let read: Sku = client
+            .get_sku(&sku.sku, true)
+            .await
+            .map_err(|e| e.to_string())?;
+        format!("{read:?}").hash(&mut hasher);
+        skus.insert(sku.sku.clone(), read);
+    }
+    let server_digest = match client.send(Request::get("/admin/digest")).await {
+        Ok(response) if response.status == 200 => {
+            let body = response.json();
+            let at = body.get("applied_index").and_then(|v| v.as_u64());
+            if at != Some(before) {
+                return Err(format!(
+                    "node {id}: /admin/digest at {at:?}, applied {before}"
+                ));
+            }
+            body.get("digest")
+                .and_then(|v| v.as_str())
+                .map(str::to_owned)
+        }
+        _ => None,
+    };
+    let after = applied().await?;
+    if before != after {
+        return Err(format!(
+            "node {id} applied {before}..{after} while being read"
+        ));
+    }
+    let node = NodeState {
+        node: id,
+        applied: before,
+        digest: format!("{:016x}", hasher.finish()),
+        orders: orders.len(),
+        server_digest,
+    };
+    Ok((node, orders, skus))
+}

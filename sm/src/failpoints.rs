@@ -1,0 +1,41 @@
+//! Crash points in the write path, for the chaos harness's crash tests.
+//!
+//! Each point is a [`fail`] failpoint. In a normal build they compile to nothing. In a build
+//! with the `failpoints` feature they are armed by the `FAILPOINTS` environment variable the
+//! node reads at start (`FAILPOINTS=log-before-sync=5%return`): when one fires with `return`,
+//! the process aborts on the spot, as a power cut would stop it there, and the harness restarts
+//! it from its data. What must hold: nothing acknowledged is lost, and the state after restart is
+//! the state of some prefix of the log.
+
+/// After the log entries are written to RocksDB (unsynced) and before the WAL is synced: the
+/// entries may vanish; none was acknowledged.
+pub const LOG_BEFORE_SYNC: &str = "log-before-sync";
+
+/// After the WAL sync and before openraft hears of it: the entries are durable but were never
+/// acknowledged to the leader.
+pub const LOG_AFTER_SYNC: &str = "log-after-sync";
+
+/// In the middle of applying a batch: every command of it has been decided, nothing written.
+pub const APPLY_BEFORE_WRITE: &str = "apply-before-write";
+
+/// After the applied batch is written, before the node hears of it (no client was answered).
+pub const APPLY_AFTER_WRITE: &str = "apply-after-write";
+
+/// Every crash point.
+pub const ALL: &[&str] = &[
+    LOG_BEFORE_SYNC,
+    LOG_AFTER_SYNC,
+    APPLY_BEFORE_WRITE,
+    APPLY_AFTER_WRITE,
+];
+
+/// Aborts the process here if the failpoint `name` is armed and fires (with the `return`
+/// action); does nothing otherwise, and nothing at all without the `failpoints` feature.
+#[cfg_attr(not(feature = "failpoints"), allow(unused_variables))]
+#[inline]
+pub fn crash_point(name: &str) {
+    fail::fail_point!(name, |_| {
+        eprintln!("orderq: failpoint {name} fired: aborting");
+        std::process::abort()
+    });
+}
