@@ -143,9 +143,10 @@ impl<C: Cluster> Api<C> {
                 status: 200,
                 headers: vec![("content-type".into(), "text/plain; version=0.0.4".into())],
                 body: format!(
-                    "{}{}{}",
+                    "{}{}{}{}",
                     self.cluster.node_metrics(),
                     self.timer_metrics()?,
+                    self.queue_metrics()?,
                     self.metrics.render()
                 )
                 .into(),

@@ -248,7 +248,7 @@ async fn t60_always_failing_webhook_leaves_one_dead_letter_each_then_redrive_del
         assert_eq!(ids.len(), 20, "one dead letter per message");
         for d in &dead {
             assert_eq!(d["attempts"].as_array().map(Vec::len), Some(4), "{d}");
-            assert_eq!(d["payload"]["n"].is_number(), true);
+            assert!(d["payload"]["n"].is_number());
         }
         // Gaps between attempts grow: backoff doubles, and equal jitter keeps each gap within
         // [d/2, d] of its doubling base d.
