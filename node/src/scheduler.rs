@@ -377,6 +377,9 @@ impl Scheduler {
                         match reads.pending_after(&lane.sub, lane.scanned(), BUFFER - lane.held()) {
                             Ok(loaded) => {
                                 let full = loaded.len() == BUFFER - lane.held();
+                                if let Some(last) = loaded.last() {
+                                    lane.scanned_to(last.message.offset);
+                                }
                                 lane.add_loaded(loaded);
                                 if !full {
                                     lane.scanned_to(head);
