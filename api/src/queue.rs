@@ -25,8 +25,8 @@ pub const MAX_DELAY_SECS: u64 = 365 * 86_400;
 pub const MAX_KEY_LEN: usize = 1024;
 /// Most messages one receive answers.
 pub const MAX_RECEIVE: usize = 1000;
-/// Longest receive long poll.
-pub const MAX_WAIT_MS: u64 = 60_000;
+/// Longest receive long poll: under the 30 s a follower waits for the leader it forwards to.
+pub const MAX_WAIT_MS: u64 = 25_000;
 /// Longest visibility lease and nack delay: twelve hours.
 pub const MAX_VISIBILITY_MS: u64 = 12 * 3_600_000;
 

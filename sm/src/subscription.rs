@@ -253,8 +253,11 @@ pub fn record(
         settle(txn, &mut sub, offset)?;
         sub.delivered += 1;
         done.acked.push(offset);
-        if let Some(message) = queue::load(txn, &sub.topic, offset)? {
-            refund::on_delivered(txn, now_ms, &sub.group, &message)?;
+        // Only the refund group acts on what it delivered; others need not read the message.
+        if sub.group == refund::REFUND_GROUP {
+            if let Some(message) = queue::load(txn, &sub.topic, offset)? {
+                refund::on_delivered(txn, now_ms, &sub.group, &message)?;
+            }
         }
     }
     for failure in &results.failures {
