@@ -195,6 +195,35 @@ async fn t60_every_paid_order_arrives_through_failures_and_two_leader_kills() {
             acked - 1000
         );
         assert!(failed > 200, "the receiver failed about half: {failed}");
+
+        tracing_phase("--- pull through followers: receive and ack are forwarded to the leader");
+        subscribe(&cluster, "created-pull", subscription("order.created", None, json!({}))).await;
+        let followers = cluster.followers().await.expect("followers");
+        let leased = cluster
+            .client(followers[0])
+            .send(Request::json(
+                Method::POST,
+                "/v1/subscriptions/created-pull/receive",
+                &json!({"max": 5, "wait_ms": 5000}),
+            ))
+            .await
+            .expect("receive via a follower");
+        assert_eq!(leased.status, 200, "{}", leased.body);
+        let receipts: Vec<String> = leased.json()["messages"]
+            .as_array()
+            .map(|m| m.iter().filter_map(|m| m["receipt"].as_str().map(str::to_owned)).collect())
+            .unwrap_or_default();
+        assert_eq!(receipts.len(), 5);
+        let acked = cluster
+            .client(followers[1 % followers.len()])
+            .send(Request::json(
+                Method::POST,
+                "/v1/subscriptions/created-pull/ack",
+                &json!({"receipts": receipts}),
+            ))
+            .await
+            .expect("ack via a follower");
+        assert_eq!(acked.json()["acked"], 5, "{}", acked.body);
     })
     .await;
 }
