@@ -52,9 +52,13 @@ impl QueueHandle {
         }
     }
 
-    /// Called by a stopping scheduler.
-    pub fn detach(&self) {
+    /// Called by a stopping scheduler with the sender it attached: a scheduler of a newer term
+    /// that attached meanwhile (leadership lost and regained quickly) stays attached.
+    pub fn detach(&self, attached: &mpsc::Sender<PullRequest>) {
         if let Ok(mut slot) = self.requests.lock() {
+            if !slot.as_ref().is_some_and(|s| s.same_channel(attached)) {
+                return;
+            }
             *slot = None;
         }
         if let Ok(mut live) = self.live.lock() {
