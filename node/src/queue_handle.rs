@@ -83,3 +83,21 @@ impl QueueHandle {
         self.live.lock().map(|l| l.clone()).unwrap_or_default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_old_scheduler_does_not_detach_a_newer_one() {
+        let handle = QueueHandle::default();
+        let (old, _old_rx) = mpsc::channel(1);
+        let (new, _new_rx) = mpsc::channel(1);
+        handle.attach(old.clone());
+        handle.attach(new.clone());
+        handle.detach(&old);
+        assert!(handle.requests().is_some_and(|s| s.same_channel(&new)));
+        handle.detach(&new);
+        assert!(handle.requests().is_none());
+    }
+}

@@ -529,3 +529,15 @@ impl QueueReads<'_> {
         Ok(n)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::prefix_end;
+
+    #[test]
+    fn prefix_ends_bound_every_key_with_the_prefix() {
+        assert_eq!(prefix_end(b"g\x00"), Some(b"g\x01".to_vec()));
+        assert_eq!(prefix_end(&[2, 0xff]), Some(vec![3]));
+        assert_eq!(prefix_end(&[0xff, 0xff]), None);
+    }
+}
