@@ -146,10 +146,11 @@ impl<C: Cluster> Api<C> {
                 status: 200,
                 headers: vec![("content-type".into(), "text/plain; version=0.0.4".into())],
                 body: format!(
-                    "{}{}{}{}",
+                    "{}{}{}{}{}",
                     self.cluster.node_metrics(),
                     self.timer_metrics()?,
                     self.state_metrics()?,
+                    self.queue_metrics()?,
                     self.metrics.render()
                 )
                 .into(),

@@ -25,8 +25,8 @@ pub const MAX_DELAY_SECS: u64 = 365 * 86_400;
 pub const MAX_KEY_LEN: usize = 1024;
 /// Most messages one receive answers.
 pub const MAX_RECEIVE: usize = 1000;
-/// Longest receive long poll.
-pub const MAX_WAIT_MS: u64 = 60_000;
+/// Longest receive long poll: under the 30 s a follower waits for the leader it forwards to.
+pub const MAX_WAIT_MS: u64 = 25_000;
 /// Longest visibility lease and nack delay: twelve hours.
 pub const MAX_VISIBILITY_MS: u64 = 12 * 3_600_000;
 
@@ -385,6 +385,60 @@ impl<C: Cluster> Api<C> {
             }
             _ => Err(ApiError::not_found("not a queue route")),
         }
+    }
+
+    /// Prometheus text of every group's backlog, in-flight count (leader only), dead letters,
+    /// deliveries and failed attempts, from this node's applied state.
+    pub(crate) fn queue_metrics(&self) -> Result<String, ApiError> {
+        let reads = QueueReads {
+            db: self.cluster.reader().db(),
+        };
+        let live = self.cluster.live_deliveries();
+        let families: [(&str, &str, &str); 5] = [
+            (
+                "orderq_queue_backlog",
+                "gauge",
+                "Messages published and not yet settled.",
+            ),
+            (
+                "orderq_queue_in_flight",
+                "gauge",
+                "Deliveries unsettled in the leader's memory.",
+            ),
+            ("orderq_queue_dead", "gauge", "Dead letters held."),
+            (
+                "orderq_queue_delivered_total",
+                "counter",
+                "Messages acknowledged.",
+            ),
+            (
+                "orderq_queue_failures_total",
+                "counter",
+                "Failed delivery attempts.",
+            ),
+        ];
+        let mut rows: Vec<[u64; 5]> = Vec::new();
+        let subs = reads.subscriptions()?;
+        for sub in &subs {
+            let head = reads.head(&sub.topic)?;
+            let settled = reads.settled_beyond_cursor(sub)?;
+            rows.push([
+                head.saturating_sub(sub.cursor).saturating_sub(settled),
+                live.get(&sub.group).map_or(0, |l| l.in_flight),
+                sub.dead,
+                sub.delivered,
+                sub.failures,
+            ]);
+        }
+        let mut out = String::new();
+        for (i, (name, kind, help)) in families.iter().enumerate() {
+            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
+            for (sub, row) in subs.iter().zip(&rows) {
+                let group = sub.group.replace('\\', "\\\\").replace('"', "\\\"");
+                out.push_str(&format!("{name}{{group=\"{group}\"}} {}\n", row[i]));
+            }
+        }
+        Ok(out)
     }
 
     /// A scheduler refusal names an unknown group (404); anything else forwards or fails.

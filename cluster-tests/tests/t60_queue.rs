@@ -195,6 +195,35 @@ async fn t60_every_paid_order_arrives_through_failures_and_two_leader_kills() {
             acked - 1000
         );
         assert!(failed > 200, "the receiver failed about half: {failed}");
+
+        tracing_phase("--- pull through followers: receive and ack are forwarded to the leader");
+        subscribe(&cluster, "created-pull", subscription("order.created", None, json!({}))).await;
+        let followers = cluster.followers().await.expect("followers");
+        let leased = cluster
+            .client(followers[0])
+            .send(Request::json(
+                Method::POST,
+                "/v1/subscriptions/created-pull/receive",
+                &json!({"max": 5, "wait_ms": 5000}),
+            ))
+            .await
+            .expect("receive via a follower");
+        assert_eq!(leased.status, 200, "{}", leased.body);
+        let receipts: Vec<String> = leased.json()["messages"]
+            .as_array()
+            .map(|m| m.iter().filter_map(|m| m["receipt"].as_str().map(str::to_owned)).collect())
+            .unwrap_or_default();
+        assert_eq!(receipts.len(), 5);
+        let acked = cluster
+            .client(followers[1 % followers.len()])
+            .send(Request::json(
+                Method::POST,
+                "/v1/subscriptions/created-pull/ack",
+                &json!({"receipts": receipts}),
+            ))
+            .await
+            .expect("ack via a follower");
+        assert_eq!(acked.json()["acked"], 5, "{}", acked.body);
     })
     .await;
 }
@@ -578,6 +607,76 @@ async fn t60_refunds_end_refunded_or_refund_failed_and_redrive_refunds() {
                 .unwrap_or(0);
             assert!(published >= 1, "{topic} published");
         }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t60_ordered_by_key_delivers_each_key_in_order_and_delays_hold() {
+    let cluster = Cluster::start(1, ClusterOptions::default())
+        .await
+        .expect("cluster");
+    let receiver = Receiver::start(
+        0,
+        ReceiverOptions {
+            fail_rate: 0.3,
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("receiver");
+    within(Duration::from_secs(40), async {
+        subscribe(
+            &cluster,
+            "ordered",
+            subscription(
+                "keyed",
+                Some(&receiver.url()),
+                json!({"ordered_by_key": true, "max_attempts": 50, "backoff": {"initial_ms": 20, "max_ms": 100}}),
+            ),
+        )
+        .await;
+        publish(&cluster, "keyed", 42).await;
+        poll_until("42 delivered", Duration::from_secs(20), || async {
+            let n = receiver.acked_ids().len();
+            if n == 42 { Ok(()) } else { Err(format!("{n} delivered")) }
+        })
+        .await
+        .expect("delivered");
+        // One key's calls (every attempt) never go back to an earlier message: a message is
+        // sent only once every earlier message of its key was acknowledged.
+        let mut last: HashMap<String, i64> = HashMap::new();
+        for r in receiver.received() {
+            let key = r.body["key"].as_str().unwrap_or_default().to_string();
+            let n = r.body["payload"]["n"].as_i64().unwrap_or(-1);
+            let previous = last.insert(key.clone(), n).unwrap_or(-1);
+            assert!(n >= previous, "key {key}: message {n} after {previous}");
+        }
+
+        let published = ok(
+            &cluster,
+            Request::json(
+                Method::POST,
+                "/v1/topics/keyed/messages",
+                &json!({"key": "late", "payload": {"n": 100}, "delay_secs": 2}),
+            ),
+        )
+        .await;
+        let deliver_at = published["deliver_at"].as_str().and_then(cluster::epoch_ms).expect("deliver_at");
+        poll_until("the delayed message delivered", Duration::from_secs(10), || async {
+            let got = receiver.acked_ids().len();
+            if got == 43 { Ok(()) } else { Err(format!("{got} delivered")) }
+        })
+        .await
+        .expect("delayed delivered");
+        let first_call = receiver
+            .received()
+            .iter()
+            .filter(|r| r.body["payload"]["n"] == 100)
+            .map(|r| r.at_ms)
+            .min()
+            .unwrap_or(0);
+        assert!(first_call >= deliver_at, "delivered {} ms early", deliver_at - first_call);
     })
     .await;
 }

@@ -160,11 +160,11 @@ impl ConsumerLane {
         Some(pending)
     }
 
-    /// Adds unsettled messages read from the state (skipping any already held).
+    /// Adds unsettled messages read from the state (skipping any already held). It does not move
+    /// [`ConsumerLane::scanned`]: redriven messages may lie anywhere in the topic.
     pub fn add_loaded(&mut self, loaded: Vec<PendingMessage>) {
         for p in loaded {
             let offset = p.message.offset;
-            self.scanned_to(offset);
             if self.pending.contains_key(&offset) || self.in_flight.contains_key(&offset) {
                 continue;
             }

@@ -52,9 +52,13 @@ impl QueueHandle {
         }
     }
 
-    /// Called by a stopping scheduler.
-    pub fn detach(&self) {
+    /// Called by a stopping scheduler with the sender it attached: a scheduler of a newer term
+    /// that attached meanwhile (leadership lost and regained quickly) stays attached.
+    pub fn detach(&self, attached: &mpsc::Sender<PullRequest>) {
         if let Ok(mut slot) = self.requests.lock() {
+            if !slot.as_ref().is_some_and(|s| s.same_channel(attached)) {
+                return;
+            }
             *slot = None;
         }
         if let Ok(mut live) = self.live.lock() {
@@ -77,5 +81,23 @@ impl QueueHandle {
     /// The in-flight counts last published.
     pub fn live(&self) -> HashMap<String, LiveDeliveries> {
         self.live.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_old_scheduler_does_not_detach_a_newer_one() {
+        let handle = QueueHandle::default();
+        let (old, _old_rx) = mpsc::channel(1);
+        let (new, _new_rx) = mpsc::channel(1);
+        handle.attach(old.clone());
+        handle.attach(new.clone());
+        handle.detach(&old);
+        assert!(handle.requests().is_some_and(|s| s.same_channel(&new)));
+        handle.detach(&new);
+        assert!(handle.requests().is_none());
     }
 }

@@ -150,7 +150,7 @@ impl Scheduler {
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
         let (events_tx, mut events) = mpsc::channel::<Event>(65_536);
         let (pull_tx, mut pulls) = mpsc::channel::<PullRequest>(1024);
-        self.handle.attach(pull_tx);
+        self.handle.attach(pull_tx.clone());
         let mut state = LoopState {
             lanes: HashMap::new(),
             parked: Vec::new(),
@@ -185,7 +185,7 @@ impl Scheduler {
             }
             self.step(&mut state, now, &events_tx);
         }
-        self.handle.detach();
+        self.handle.detach(&pull_tx);
         tracing::info!("consumer scheduler stopped");
     }
 
@@ -377,6 +377,9 @@ impl Scheduler {
                         match reads.pending_after(&lane.sub, lane.scanned(), BUFFER - lane.held()) {
                             Ok(loaded) => {
                                 let full = loaded.len() == BUFFER - lane.held();
+                                if let Some(last) = loaded.last() {
+                                    lane.scanned_to(last.message.offset);
+                                }
                                 lane.add_loaded(loaded);
                                 if !full {
                                     lane.scanned_to(head);

@@ -11,7 +11,7 @@
 //!   itself and a deposed leader's leftovers are harmless.
 //! - Retry times come in the command (the leader drew the jitter); `apply` reads no clock.
 
-use rocksdb::{Direction, IteratorMode, DB};
+use rocksdb::{Direction, IteratorMode, ReadOptions, DB};
 use serde::{Deserialize, Serialize};
 
 use crate::command::{PutSubscription, RecordDeliveries, Redrive};
@@ -206,24 +206,38 @@ fn is_pending(txn: &Txn<'_>, sub: &Subscription, offset: u64) -> Result<bool, St
     Ok(offset > sub.cursor && !exists(txn, DeliveryRecord::Settled, &sub.group, offset)?)
 }
 
+/// Deletes `key` from `deliveries` if it is there: a blind delete would leave a tombstone per
+/// message that every later scan of the column family has to step over.
+fn delete_if_present(txn: &mut Txn<'_>, key: Vec<u8>) -> Result<(), StoreError> {
+    if txn.get_raw(CF_DELIVERIES, &key)?.is_some() {
+        txn.delete(CF_DELIVERIES, key);
+    }
+    Ok(())
+}
+
 /// Marks `offset` settled for `sub` and moves the cursor past every settled offset after it.
+/// The common case, settling the offset right after the cursor, writes no marker at all.
 fn settle(txn: &mut Txn<'_>, sub: &mut Subscription, offset: u64) -> Result<(), StoreError> {
     let group = sub.group.clone();
-    txn.delete(
-        CF_DELIVERIES,
+    delete_if_present(
+        txn,
         keys::delivery(DeliveryRecord::Redriven, &group, offset),
-    );
-    txn.delete(
-        CF_DELIVERIES,
+    )?;
+    delete_if_present(
+        txn,
         keys::delivery(DeliveryRecord::Attempts, &group, offset),
-    );
-    if offset > sub.cursor {
-        txn.put_raw(
-            CF_DELIVERIES,
-            keys::delivery(DeliveryRecord::Settled, &group, offset),
-            Vec::new(),
-        );
+    )?;
+    if offset != sub.cursor + 1 {
+        if offset > sub.cursor {
+            txn.put_raw(
+                CF_DELIVERIES,
+                keys::delivery(DeliveryRecord::Settled, &group, offset),
+                Vec::new(),
+            );
+        }
+        return Ok(());
     }
+    sub.cursor = offset;
     loop {
         let next = keys::delivery(DeliveryRecord::Settled, &group, sub.cursor + 1);
         if txn.get_raw(CF_DELIVERIES, &next)?.is_none() {
@@ -253,8 +267,11 @@ pub fn record(
         settle(txn, &mut sub, offset)?;
         sub.delivered += 1;
         done.acked.push(offset);
-        if let Some(message) = queue::load(txn, &sub.topic, offset)? {
-            refund::on_delivered(txn, now_ms, &sub.group, &message)?;
+        // Only the refund group acts on what it delivered; others need not read the message.
+        if sub.group == refund::REFUND_GROUP {
+            if let Some(message) = queue::load(txn, &sub.topic, offset)? {
+                refund::on_delivered(txn, now_ms, &sub.group, &message)?;
+            }
         }
     }
     for failure in &results.failures {
@@ -313,10 +330,10 @@ pub fn redrive(txn: &mut Txn<'_>, redrive: &Redrive) -> Result<Outcome, StoreErr
         txn.delete(CF_DELIVERIES, dead);
         // The marker makes it pending whichever side of the cursor it is on, and tells the
         // scheduler (which has read past it) to deliver it again.
-        txn.delete(
-            CF_DELIVERIES,
+        delete_if_present(
+            txn,
             keys::delivery(DeliveryRecord::Settled, &sub.group, offset),
-        );
+        )?;
         txn.put_raw(
             CF_DELIVERIES,
             keys::delivery(DeliveryRecord::Redriven, &sub.group, offset),
@@ -341,6 +358,18 @@ pub struct PendingMessage {
     pub attempts: Option<Attempts>,
 }
 
+/// The smallest key after every key starting with `prefix`, if there is one.
+fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < u8::MAX {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
 fn scan_prefix(
     db: &DB,
     cf_name: &'static str,
@@ -348,8 +377,14 @@ fn scan_prefix(
     prefix: &[u8],
     mut each: impl FnMut(&[u8], &[u8]) -> Result<bool, StoreError>,
 ) -> Result<(), StoreError> {
-    for item in db.iterator_cf(
+    // Bounded by the prefix, so the scan never steps over what lies beyond it.
+    let mut options = ReadOptions::default();
+    if let Some(end) = prefix_end(prefix) {
+        options.set_iterate_upper_bound(end);
+    }
+    for item in db.iterator_cf_opt(
         cf(db, cf_name)?,
+        options,
         IteratorMode::From(from, Direction::Forward),
     ) {
         let (key, value) = item?;
@@ -492,5 +527,17 @@ impl QueueReads<'_> {
             Ok(true)
         })?;
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prefix_end;
+
+    #[test]
+    fn prefix_ends_bound_every_key_with_the_prefix() {
+        assert_eq!(prefix_end(b"g\x00"), Some(b"g\x01".to_vec()));
+        assert_eq!(prefix_end(&[2, 0xff]), Some(vec![3]));
+        assert_eq!(prefix_end(&[0xff, 0xff]), None);
     }
 }
