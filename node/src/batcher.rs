@@ -19,7 +19,6 @@
 //!   nor can they starve it.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use openraft::error::{ClientWriteError, RaftError};
 use sm::command::{Command, CommandBatch};
@@ -30,6 +29,7 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 use api::ClusterError;
 
 use crate::admission::{Admission, Lane};
+use crate::clock::now_ms;
 use crate::write_forwarder::WriteForwarder;
 
 /// A command waiting to be proposed, with where to send its outcome.
@@ -184,13 +184,6 @@ impl Lanes {
         take(&mut self.seckill, batch, max);
         take(&mut self.normal, batch, max);
     }
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }
 
 async fn run(proposer: Proposer, mut lanes: Lanes, max_batch: usize, max_in_flight: usize) {

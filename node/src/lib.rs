@@ -2,6 +2,7 @@
 //! glue between the API and Raft. The binary (`src/main.rs`) is a thin CLI over [`serve::run`].
 //!
 //! # Layout
+//! - [`clock`]: the wall clock leader-side code stamps time with.
 //! - [`config`]: the one configuration struct, from file, environment and flags.
 //! - [`serve`]: start-up and shutdown of a node; cluster initialisation.
 //! - [`batcher`]: group commit of concurrent writes into one Raft entry.
@@ -25,6 +26,7 @@
 pub mod admission;
 pub mod batcher;
 pub mod change_retention;
+pub mod clock;
 pub mod config;
 pub mod consumer_lane;
 pub mod leadership;

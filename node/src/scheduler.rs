@@ -31,6 +31,7 @@ use sm::StateReader;
 use tokio::sync::{mpsc, watch};
 
 use crate::batcher::Batcher;
+use crate::clock::now_ms;
 use crate::consumer_lane::{ConsumerLane, BUFFER};
 use crate::queue_handle::{PullRequest, QueueHandle};
 
@@ -44,13 +45,6 @@ const PROPOSALS_PER_GROUP: usize = 2;
 const UNCOMMITTED_RETRY_MS: i64 = 500;
 /// Most pushes in flight across all groups.
 const MAX_PUSHES: usize = 4096;
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
 
 /// A small xorshift generator for retry jitter: the leader draws it and puts the retry time in
 /// the command, so `apply` stays deterministic.

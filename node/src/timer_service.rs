@@ -12,7 +12,7 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use sm::command::{Action, Command, FireTimers};
 use sm::keys::parse_timer;
@@ -21,6 +21,7 @@ use sm::StateReader;
 use tokio::sync::{broadcast, mpsc, watch, Semaphore};
 
 use crate::batcher::Batcher;
+use crate::clock::now_ms;
 use crate::timing_wheel::TimingWheel;
 
 /// Wheel resolution.
@@ -39,13 +40,6 @@ const FIRE_IN_FLIGHT: usize = 4;
 const RETRY_MS: i64 = 500;
 /// Firing lags kept for the p99.
 const LAG_SAMPLES: usize = 10_000;
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
 
 /// Firing lag (due → applied) as measured by the leader, for `/admin/timers` and the metrics.
 #[derive(Default)]
