@@ -246,14 +246,14 @@ fn targets(cluster: &Cluster) -> Result<Vec<Target>> {
 /// After a fault is healed: notes (and restarts) any node that died on its own, then waits for
 /// an agreed leader.
 async fn recover(cluster: &mut Cluster, incidents: &mut Vec<String>) -> Result<()> {
-    for id in cluster.running_ids() {
-        if let Err(exited) = cluster.ensure_running() {
-            incidents.push(format!("node {id} or another exited on its own: {exited}"));
-            cluster.restart(id)?;
-        }
-    }
     for id in cluster.ids() {
-        if cluster.pid(id).is_none() {
+        if cluster.has_exited(id) {
+            incidents.push(format!(
+                "node {id} exited on its own; its log ends:\n{}",
+                cluster.log_tail(id, 20)
+            ));
+            cluster.restart(id)?;
+        } else if cluster.pid(id).is_none() {
             cluster.restart(id)?;
         }
     }
