@@ -116,9 +116,9 @@ mod tests {
         );
         let pending = order("o1", "pending_payment", json!({}));
         let fine = [created("o1"), read(paid.clone(), 5)];
-        assert!(check(&fine, &final_state(&[paid.clone()])).passed);
+        assert!(check(&fine, &final_state(std::slice::from_ref(&paid))).passed);
         let both = [created("o1"), read(paid.clone(), 5), read(closed, 7)];
-        assert!(!check(&both, &final_state(&[paid.clone()])).passed);
+        assert!(!check(&both, &final_state(std::slice::from_ref(&paid))).passed);
         let back = [created("o1"), read(paid.clone(), 5), read(pending, 7)];
         assert!(!check(&back, &final_state(&[paid])).passed);
     }
