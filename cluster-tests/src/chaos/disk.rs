@@ -99,17 +99,30 @@ impl SmallDisks {
         Err(last.unwrap_or_else(|| Error::Usage("filling the tmpfs".to_owned())))
     }
 
-    /// Frees node `id`'s tmpfs again.
+    /// Frees node `id`'s tmpfs again, and grows it to the data's present size plus headroom:
+    /// the data keeps growing over a long run, and a disk still full after healing would only
+    /// test the same thing again.
     pub fn free(&self, id: u64) -> Result<()> {
         let disk = self.disk(id)?;
         match std::fs::remove_file(&disk.filler) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(source) => Err(Error::Io {
-                context: format!("removing {}", disk.filler.display()),
-                source,
-            }),
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => {
+                return Err(Error::Io {
+                    context: format!("removing {}", disk.filler.display()),
+                    source,
+                })
+            }
         }
+        let size_mib = (du_bytes(&disk.mount)? + HEADROOM_BYTES) >> 20;
+        run(
+            "mount",
+            &[
+                "-o",
+                &format!("remount,size={size_mib}m"),
+                &display(&disk.mount),
+            ],
+        )
     }
 
     /// Unmounts every tmpfs (the nodes must be gone); with `keep`, copies each node's data

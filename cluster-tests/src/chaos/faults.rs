@@ -150,8 +150,9 @@ pub struct FaultStep {
     pub hold_ms: u64,
 }
 
-/// The seeded schedule: enough steps to fill `duration` (the run stops taking steps when its
-/// time is up, so the tail is unused), drawn from `kinds` over nodes `1..=nodes`.
+/// The seeded schedule: enough steps to fill twice `duration` however fast the cluster
+/// recovers (the run stops taking steps when its time is up, so the tail is unused), drawn from
+/// `kinds` over nodes `1..=nodes`.
 pub fn schedule(
     rng: &mut Rng,
     kinds: &[FaultKind],
@@ -160,7 +161,7 @@ pub fn schedule(
 ) -> Vec<FaultStep> {
     let mut steps = Vec::new();
     let mut planned = 0u64;
-    let total = duration.as_millis() as u64;
+    let total = 2 * duration.as_millis() as u64;
     while planned < total && !kinds.is_empty() {
         let node = rng.between(1, nodes);
         let kind = kinds[rng.below(kinds.len() as u64) as usize];

@@ -246,14 +246,14 @@ fn targets(cluster: &Cluster) -> Result<Vec<Target>> {
 /// After a fault is healed: notes (and restarts) any node that died on its own, then waits for
 /// an agreed leader.
 async fn recover(cluster: &mut Cluster, incidents: &mut Vec<String>) -> Result<()> {
-    for id in cluster.running_ids() {
-        if let Err(exited) = cluster.ensure_running() {
-            incidents.push(format!("node {id} or another exited on its own: {exited}"));
-            cluster.restart(id)?;
-        }
-    }
     for id in cluster.ids() {
-        if cluster.pid(id).is_none() {
+        if cluster.has_exited(id) {
+            incidents.push(format!(
+                "node {id} exited on its own; its log ends:\n{}",
+                cluster.log_tail(id, 20)
+            ));
+            cluster.restart(id)?;
+        } else if cluster.pid(id).is_none() {
             cluster.restart(id)?;
         }
     }
@@ -272,9 +272,23 @@ async fn settle_and_read(
     let mut final_state = FinalState::default();
     if let Err(e) = recover(cluster, incidents).await {
         incidents.push(format!("the healed cluster found no leader: {e}"));
-        return final_state;
+        // A node that cannot come back is left out, so the rest can still be judged.
+        for id in cluster.ids() {
+            if cluster.has_exited(id) {
+                incidents.push(format!(
+                    "node {id} does not stay up after a restart: left out of the final state"
+                ));
+                if let Err(e) = cluster.kill(id) {
+                    incidents.push(format!("reaping node {id}: {e}"));
+                }
+            }
+        }
+        if let Err(e) = cluster.wait_for_leader().await {
+            incidents.push(format!("the remaining nodes found no leader: {e}"));
+            return final_state;
+        }
     }
-    for id in cluster.ids() {
+    for id in cluster.running_ids() {
         if let Err(e) = cluster.wait_caught_up(id, SETTLE_TIMEOUT).await {
             incidents.push(format!("node {id} did not catch up: {e}"));
         }
@@ -309,6 +323,7 @@ async fn settle_and_read(
             if let Some((_, orders, skus)) = nodes.first() {
                 final_state.orders = orders.clone();
                 final_state.skus = skus.clone();
+                final_state.read = true;
             }
             final_state.nodes = nodes.into_iter().map(|(node, ..)| node).collect();
         }
@@ -316,11 +331,12 @@ async fn settle_and_read(
             // Report what differs: the convergence checker judges the last reading.
             incidents.push(format!("nodes did not converge: {last}"));
             let mut nodes = Vec::new();
-            for id in cluster.ids() {
+            for id in cluster.running_ids() {
                 if let Ok((node, orders, skus)) = node_state(cluster.client(id), id, plan).await {
                     if nodes.is_empty() {
                         final_state.orders = orders;
                         final_state.skus = skus;
+                        final_state.read = true;
                     }
                     nodes.push(node);
                 }

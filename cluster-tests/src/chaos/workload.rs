@@ -5,6 +5,11 @@
 //! key and is retried with the same key and body on another node while the answer is
 //! ambiguous; a pay is retried with the same `payment_ref`. Whatever the retries end in is one
 //! operation whose interval spans all its attempts, which is what the checkers need.
+//!
+//! Extension point for the durable queue: when it lands, `choose` gains publish operations
+//! (`POST /v1/topics/{topic}/messages` with an idempotency key) and refunds, and the run starts a
+//! webhook receiver subscribed to `order.paid` that records every delivery into the history, so
+//! a delivery checker can prove every paid order's event arrived at least once.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};

@@ -154,3 +154,61 @@ fn check_nothing_unwritten(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixtures::*;
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn an_acknowledged_order_that_is_gone_or_went_back_is_caught() {
+        let history = [created("o1")];
+        assert!(
+            check(
+                &history,
+                &final_state(&[order("o1", "pending_payment", json!({}))])
+            )
+            .passed
+        );
+        assert!(!check(&history, &final_state(&[])).passed);
+
+        let pay = OpKind::Pay {
+            order_id: "o1".into(),
+            payment_ref: "p".into(),
+        };
+        let paid = order(
+            "o1",
+            "paid",
+            json!({"payment_ref": "p", "paid_at": "2026-01-01T00:01:00Z"}),
+        );
+        let history = [created("o1"), op(pay, (2, 3), ok(paid.clone()))];
+        assert!(check(&history, &final_state(&[paid])).passed);
+        let reverted = check(
+            &history,
+            &final_state(&[order("o1", "pending_payment", json!({}))]),
+        );
+        assert_eq!(reverted.problems, 2, "{:?}", reverted.examples);
+    }
+
+    #[test]
+    fn an_order_nobody_created_or_paid_is_caught() {
+        let phantom = check(
+            &[created("o1")],
+            &final_state(&[
+                order("o1", "pending_payment", json!({})),
+                order("o2", "pending_payment", json!({})),
+            ]),
+        );
+        assert!(!phantom.passed, "two orders from one create");
+        let unpaid = check(
+            &[created("o1")],
+            &final_state(&[order(
+                "o1",
+                "paid",
+                json!({"payment_ref": "p", "paid_at": "2026-01-01T00:01:00Z"}),
+            )]),
+        );
+        assert!(!unpaid.passed, "paid without a pay");
+    }
+}

@@ -74,3 +74,58 @@ pub fn check(operations: &[Operation], plan: &WorkloadPlan, final_state: &FinalS
     }
     verdict
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixtures::*;
+    use super::*;
+    use serde_json::json;
+
+    fn sku(available: i64, reserved: i64, sold: i64) -> Sku {
+        serde_json::from_value(
+            json!({"sku": "A", "price_cents": 10, "available": available,
+            "reserved": reserved, "sold": sold, "per_user_limit": 0}),
+        )
+        .expect("a SKU")
+    }
+
+    #[test]
+    fn stock_must_match_the_orders_and_add_up() {
+        let plan = WorkloadPlan {
+            skus: vec![crate::chaos::workload::SkuPlan {
+                sku: "A".into(),
+                settings: crate::model::SkuSettings {
+                    stock: 10,
+                    price_cents: 10,
+                    per_user_limit: 0,
+                },
+            }],
+            seckill: crate::chaos::workload::SkuPlan {
+                sku: "S".into(),
+                settings: crate::model::SkuSettings {
+                    stock: 0,
+                    price_cents: 1,
+                    per_user_limit: 0,
+                },
+            },
+            ..WorkloadPlan::default()
+        };
+        let mut state = final_state(&[order("o1", "pending_payment", json!({}))]);
+        state.skus.insert(
+            "S".into(),
+            Sku {
+                sku: "S".into(),
+                ..sku(0, 0, 0)
+            },
+        );
+        state.skus.insert("A".into(), sku(8, 2, 0));
+        assert!(check(&[], &plan, &state).passed);
+        state.skus.insert("A".into(), sku(8, 0, 2));
+        assert!(
+            !check(&[], &plan, &state).passed,
+            "sold units no paid order holds"
+        );
+        state.skus.insert("A".into(), sku(9, 2, 0));
+        assert!(!check(&[], &plan, &state).passed, "one unit too many");
+    }
+}

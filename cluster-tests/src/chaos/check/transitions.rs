@@ -84,3 +84,42 @@ fn check_sessions(id: &str, views: &[(&Operation, Order)], verdict: &mut Verdict
         *before = (*before).max(r);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixtures::*;
+    use super::*;
+    use serde_json::json;
+
+    fn read(order: serde_json::Value, at: u64) -> Operation {
+        op(
+            OpKind::ReadOrder {
+                order_id: "o1".into(),
+                local: false,
+            },
+            (at, at + 1),
+            ok(order),
+        )
+    }
+
+    #[test]
+    fn paid_and_closed_or_going_back_is_caught() {
+        let paid = order(
+            "o1",
+            "paid",
+            json!({"payment_ref": "p", "paid_at": "2026-01-01T00:01:00Z"}),
+        );
+        let closed = order(
+            "o1",
+            "closed",
+            json!({"close_reason": "expired", "closed_at": "2026-01-01T00:10:00Z"}),
+        );
+        let pending = order("o1", "pending_payment", json!({}));
+        let fine = [created("o1"), read(paid.clone(), 5)];
+        assert!(check(&fine, &final_state(std::slice::from_ref(&paid))).passed);
+        let both = [created("o1"), read(paid.clone(), 5), read(closed, 7)];
+        assert!(!check(&both, &final_state(std::slice::from_ref(&paid))).passed);
+        let back = [created("o1"), read(paid.clone(), 5), read(pending, 7)];
+        assert!(!check(&back, &final_state(&[paid])).passed);
+    }
+}
