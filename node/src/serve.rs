@@ -179,7 +179,21 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
         }
     }
 
-    let _ = shutdown.wait_for(|stop| *stop).await;
+    let mut metrics = raft.metrics();
+    tokio::select! {
+        _ = shutdown.wait_for(|stop| *stop) => {}
+        fatal = metrics.wait_for(|m| m.running_state.is_err()) => {
+            // The Raft core stopped (a storage error, a refused snapshot): exit, so a supervisor
+            // restarts the node from its data instead of it answering HTTP with no Raft behind.
+            let reason = fatal
+                .ok()
+                .and_then(|m| m.running_state.clone().err())
+                .map(|e| e.to_string())
+                .unwrap_or_else(|| "metrics closed".into());
+            tracing::error!(%reason, "raft stopped; exiting");
+            return Err(ServeError::Raft(reason));
+        }
+    }
     tracing::info!("shutting down");
     let _ = leader_task.await;
     let _ = api_task.await;

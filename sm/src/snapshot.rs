@@ -82,6 +82,29 @@ fn read_bytes(input: &mut impl Read) -> Result<Vec<u8>, StoreError> {
     Ok(bytes)
 }
 
+/// Reads a whole snapshot stream without writing anything: every record must be complete and
+/// name a known column family. Run before a received snapshot becomes current, so a transfer
+/// that arrived cut short is refused (and sent again) instead of half-installed.
+pub fn validate(input: impl Read) -> Result<u64, StoreError> {
+    let mut input = BufReader::new(input);
+    let mut records = 0u64;
+    loop {
+        let mut tag = [0u8; 1];
+        if input.read(&mut tag)? == 0 {
+            return Ok(records);
+        }
+        if STATE_CFS.get(tag[0] as usize).is_none() {
+            return Err(StoreError::corrupt(
+                "snapshot",
+                format!("unknown column family tag {}", tag[0]),
+            ));
+        }
+        read_bytes(&mut input)?;
+        read_bytes(&mut input)?;
+        records += 1;
+    }
+}
+
 /// Replaces the whole state with the snapshot in `input` (as [`capture`] wrote it), the state
 /// after the entry at `last_index`, durably and recoverably (see the module docs). The last batch
 /// forgets this node's change records, which the snapshot does not carry: the stream resumes

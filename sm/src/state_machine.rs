@@ -151,14 +151,20 @@ impl StateMachine {
         })
     }
 
-    /// Installs the snapshot whose data was received into `received`: kept as the current
-    /// snapshot first, then restored from, so a crash mid-restore can finish from it.
+    /// Installs the snapshot whose data was received into `received`: checked whole, kept as the
+    /// current snapshot, then restored from, so a crash mid-restore can finish from it. A
+    /// received snapshot that does not parse changes nothing.
     fn install(&self, meta: &SnapshotMeta, received: std::fs::File) -> Result<(), StoreError> {
         let path = self.snapshots.new_data_path("snap");
         let mut source = std::io::BufReader::new(received);
         let mut copy = std::fs::File::create(&path)?;
         std::io::copy(&mut source, &mut copy)?;
         copy.sync_all()?;
+        if let Err(e) = crate::snapshot::validate(std::fs::File::open(&path)?) {
+            // Nothing was changed yet: the old state and the old current snapshot stay.
+            let _ = std::fs::remove_file(&path);
+            return Err(e);
+        }
         self.snapshots.set_current(meta, &path)?;
         let last_index = meta.last_log_id.map(|id| id.index);
         crate::snapshot::restore(&self.db, std::fs::File::open(&path)?, last_index)?;

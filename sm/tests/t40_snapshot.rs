@@ -123,3 +123,55 @@ async fn an_install_interrupted_by_a_crash_finishes_on_start() {
         "the half-written state is gone"
     );
 }
+
+#[tokio::test]
+async fn a_snapshot_cut_short_is_refused_and_changes_nothing() {
+    let source_dir = tempfile::tempdir().unwrap();
+    let mut source = Storage::open(source_dir.path()).unwrap();
+    source
+        .state
+        .apply(vec![put_entry(1, "A", 5), put_entry(2, "B", 7)])
+        .await
+        .unwrap();
+    let snapshot = source
+        .state
+        .get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .unwrap();
+    let mut data = Vec::new();
+    let mut file = snapshot.snapshot.into_std().await;
+    std::io::Read::read_to_end(&mut file, &mut data).unwrap();
+    assert!(sm::snapshot::validate(data.as_slice()).is_ok());
+
+    let target_dir = tempfile::tempdir().unwrap();
+    let mut target = Storage::open(target_dir.path()).unwrap();
+    target
+        .state
+        .apply(vec![put_entry(1, "Z", 1)])
+        .await
+        .unwrap();
+    let mut received = target.state.begin_receiving_snapshot().await.unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut received, &data[..data.len() - 3])
+        .await
+        .unwrap();
+    let refused = target
+        .state
+        .install_snapshot(&snapshot.meta, received)
+        .await;
+    assert!(refused.is_err(), "a truncated snapshot is refused");
+    assert_eq!(
+        target.reader.sku("Z").unwrap().unwrap().stock,
+        1,
+        "the old state stays"
+    );
+    assert!(target.state.get_current_snapshot().await.unwrap().is_none());
+    drop(target);
+    let reopened = Storage::open(target_dir.path()).unwrap();
+    assert_eq!(
+        reopened.reader.sku("Z").unwrap().unwrap().stock,
+        1,
+        "and the node starts again"
+    );
+}
