@@ -154,6 +154,8 @@ struct CurrentSnapshot {
 pub struct SnapshotStore {
     /// `<data_dir>/snapshot`.
     dir: PathBuf,
+    /// Data files being written by a build or a reception right now: never deleted.
+    in_progress: std::sync::Mutex<std::collections::HashSet<PathBuf>>,
 }
 
 fn sync_dir(dir: &Path) -> Result<(), StoreError> {
@@ -175,6 +177,7 @@ impl SnapshotStore {
         fs::create_dir_all(dir)?;
         let store = SnapshotStore {
             dir: dir.to_path_buf(),
+            in_progress: Default::default(),
         };
         if db.get_cf(cf(db, CF_RAFT_META)?, META_RESTORING)?.is_some() {
             let (meta, data) = store.current()?.ok_or_else(|| {
@@ -188,8 +191,26 @@ impl SnapshotStore {
     }
 
     /// A fresh path for a snapshot being written or received.
+    /// The path is protected from cleanup until [`SnapshotStore::set_current`] or
+    /// [`SnapshotStore::finish_receiving`] releases it.
     pub fn new_data_path(&self, kind: &str) -> PathBuf {
-        self.dir.join(format!("{kind}-{}.data", unique_suffix()))
+        let path = self.dir.join(format!("{kind}-{}.data", unique_suffix()));
+        if let Ok(mut busy) = self.in_progress.lock() {
+            busy.insert(path.clone());
+        }
+        path
+    }
+
+    /// A snapshot reception ended (installed or refused): its file, and those of receptions
+    /// that were abandoned before it (openraft receives one stream at a time), may go.
+    pub fn finish_receiving(&self) {
+        if let Ok(mut busy) = self.in_progress.lock() {
+            busy.retain(|p| {
+                !p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("recv-"))
+            });
+        }
     }
 
     /// Builds a snapshot of `db` into a new data file and makes it current.
@@ -239,6 +260,9 @@ impl SnapshotStore {
         file.sync_all()?;
         fs::rename(&tmp, self.dir.join("current.meta"))?;
         sync_dir(&self.dir)?;
+        if let Ok(mut busy) = self.in_progress.lock() {
+            busy.remove(data);
+        }
         self.remove_unreferenced()
     }
 
@@ -254,19 +278,19 @@ impl SnapshotStore {
         Ok(Some((current.meta, self.dir.join(current.data_file))))
     }
 
-    /// Deletes data files that are not the current snapshot (older snapshots, abandoned
-    /// receptions), keeping any still being written by this process younger than a minute.
+    /// Deletes data files that are neither the current snapshot nor being written (older
+    /// snapshots, finished or abandoned receptions), so the directory holds one snapshot.
     fn remove_unreferenced(&self) -> Result<(), StoreError> {
         let keep = self.current()?.map(|(_, path)| path);
+        let busy = self
+            .in_progress
+            .lock()
+            .map(|b| b.clone())
+            .unwrap_or_default();
         for entry in fs::read_dir(&self.dir)? {
             let path = entry?.path();
             let is_data = path.extension().is_some_and(|e| e == "data");
-            let fresh = fs::metadata(&path)
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|t| t.elapsed().ok())
-                .is_some_and(|age| age.as_secs() < 60);
-            if is_data && Some(&path) != keep.as_ref() && !fresh {
+            if is_data && Some(&path) != keep.as_ref() && !busy.contains(&path) {
                 let _ = fs::remove_file(&path);
             }
         }

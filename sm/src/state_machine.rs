@@ -155,6 +155,7 @@ impl StateMachine {
     /// current snapshot, then restored from, so a crash mid-restore can finish from it. A
     /// received snapshot that does not parse changes nothing.
     fn install(&self, meta: &SnapshotMeta, received: std::fs::File) -> Result<(), StoreError> {
+        self.snapshots.finish_receiving();
         let path = self.snapshots.new_data_path("snap");
         let mut source = std::io::BufReader::new(received);
         let mut copy = std::fs::File::create(&path)?;

@@ -175,3 +175,26 @@ async fn a_snapshot_cut_short_is_refused_and_changes_nothing() {
         "and the node starts again"
     );
 }
+
+#[tokio::test]
+async fn only_the_current_snapshot_stays_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut storage = Storage::open(dir.path()).unwrap();
+    for index in 1..=3 {
+        storage
+            .state
+            .apply(vec![put_entry(index, "A", index)])
+            .await
+            .unwrap();
+        let mut builder = storage.state.get_snapshot_builder().await;
+        builder.build_snapshot().await.unwrap();
+    }
+    let data_files = std::fs::read_dir(dir.path().join("snapshot"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "data"))
+        })
+        .count();
+    assert_eq!(data_files, 1, "older snapshots are deleted");
+}
