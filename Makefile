@@ -36,7 +36,7 @@ test: deps
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo build --workspace --bins
-	cargo test --workspace
+	cargo test --workspace --all-targets
 
 # Three local nodes under load for 20 s; the cluster is stopped however the load generator ends.
 bench: deps build
