@@ -89,6 +89,20 @@ impl RaftCluster {
     }
 
     /// The running scheduler's queue, or where to send the request instead.
+    /// Sends the request `make` builds around its reply channel to the scheduler and waits for
+    /// the answer.
+    async fn ask_scheduler<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, ClusterError>>) -> PullRequest,
+    ) -> Result<T, ClusterError> {
+        let (reply, answer) = oneshot::channel();
+        self.scheduler()?
+            .send(make(reply))
+            .await
+            .map_err(|_| scheduler_gone())?;
+        answer.await.map_err(|_| scheduler_gone())?
+    }
+
     fn scheduler(&self) -> Result<mpsc::Sender<PullRequest>, ClusterError> {
         if let Some(requests) = self.queue.requests() {
             return Ok(requests);
@@ -296,17 +310,12 @@ impl Cluster for RaftCluster {
         group: &str,
         limits: ReceiveLimits,
     ) -> Result<Vec<PulledMessage>, ClusterError> {
-        let (reply, answer) = oneshot::channel();
-        let request = PullRequest::Receive {
+        self.ask_scheduler(|reply| PullRequest::Receive {
             group: group.to_string(),
             limits,
             reply,
-        };
-        self.scheduler()?
-            .send(request)
-            .await
-            .map_err(|_| scheduler_gone())?;
-        answer.await.map_err(|_| scheduler_gone())?
+        })
+        .await
     }
 
     async fn settle_receipts(
@@ -315,18 +324,13 @@ impl Cluster for RaftCluster {
         receipts: Vec<String>,
         nack_delay_ms: Option<u64>,
     ) -> Result<u64, ClusterError> {
-        let (reply, answer) = oneshot::channel();
-        let request = PullRequest::Settle {
+        self.ask_scheduler(|reply| PullRequest::Settle {
             group: group.to_string(),
             receipts,
             nack_delay_ms,
             reply,
-        };
-        self.scheduler()?
-            .send(request)
-            .await
-            .map_err(|_| scheduler_gone())?;
-        answer.await.map_err(|_| scheduler_gone())?
+        })
+        .await
     }
 
     fn live_deliveries(&self) -> std::collections::HashMap<String, LiveDeliveries> {

@@ -69,8 +69,16 @@ pub fn request(
     }
 }
 
-fn is_refund(group: &str, message: &Message) -> bool {
-    group == REFUND_GROUP && message.topic == REFUND_REQUESTED
+/// The order whose refund `message` carries, when it is a refund of the built-in group.
+fn refunded_order(
+    txn: &Txn<'_>,
+    group: &str,
+    message: &Message,
+) -> Result<Option<Order>, StoreError> {
+    if group != REFUND_GROUP || message.topic != REFUND_REQUESTED {
+        return Ok(None);
+    }
+    load(txn, &message.key)
 }
 
 /// The provider acknowledged the refund in `message`: the order is refunded.
@@ -80,10 +88,7 @@ pub fn on_delivered(
     group: &str,
     message: &Message,
 ) -> Result<(), StoreError> {
-    if !is_refund(group, message) {
-        return Ok(());
-    }
-    let Some(mut order) = load(txn, &message.key)? else {
+    let Some(mut order) = refunded_order(txn, group, message)? else {
         return Ok(());
     };
     if matches!(
@@ -106,10 +111,7 @@ pub fn on_dead(
     group: &str,
     message: &Message,
 ) -> Result<(), StoreError> {
-    if !is_refund(group, message) {
-        return Ok(());
-    }
-    let Some(mut order) = load(txn, &message.key)? else {
+    let Some(mut order) = refunded_order(txn, group, message)? else {
         return Ok(());
     };
     if order.state == OrderState::RefundRequested {
