@@ -1,7 +1,7 @@
 //! [`Cluster`]: n real `orderq serve` processes on 127.0.0.1, and the verbs tests use on them.
 
 use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -10,6 +10,7 @@ use tempfile::TempDir;
 use crate::client::{ApiResponse, NodeClient};
 use crate::error::{Error, Result};
 use crate::model::{ClusterStatus, NewOrder, Order, Sku, SkuSettings};
+use crate::ports::reserve_ports_on;
 use crate::process::{locate_binary, log_tail, NodeProcess};
 use crate::wait::{poll_until, POLL_INTERVAL};
 
@@ -103,7 +104,7 @@ impl Node {
 
 /// n `orderq serve` processes forming one cluster, with ids `1..=n`.
 ///
-/// Ports are picked by binding port 0 and releasing it; data lives in a temporary directory
+/// Ports are picked below the kernel's ephemeral range ([`crate::ports`]); data lives in a temporary directory
 /// that is removed on drop, except when the test is panicking: then it is kept and every
 /// node's log tail is printed. Dropping the cluster kills every process it started.
 #[derive(Debug)]
@@ -672,27 +673,7 @@ impl Drop for Cluster {
     }
 }
 
-/// Picks `count` distinct free ports on 127.0.0.1 by binding port 0.
+/// Picks `count` distinct free ports on 127.0.0.1.
 fn reserve_ports(count: usize) -> Result<Vec<u16>> {
     reserve_ports_on(Ipv4Addr::LOCALHOST, count)
-}
-
-/// Picks `count` distinct free ports on `ip` by binding port 0. All listeners are held until
-/// every port is chosen, so the kernel cannot hand out the same port twice.
-pub fn reserve_ports_on(ip: Ipv4Addr, count: usize) -> Result<Vec<u16>> {
-    let listeners = (0..count)
-        .map(|_| TcpListener::bind((ip, 0)))
-        .collect::<std::io::Result<Vec<_>>>()
-        .map_err(|source| Error::Io {
-            context: format!("binding {ip}:0 to pick a free port"),
-            source,
-        })?;
-    listeners
-        .iter()
-        .map(|listener| listener.local_addr().map(|addr| addr.port()))
-        .collect::<std::io::Result<Vec<_>>>()
-        .map_err(|source| Error::Io {
-            context: "reading a picked port".to_owned(),
-            source,
-        })
 }

@@ -50,6 +50,7 @@ pub mod error;
 pub mod follower;
 pub mod load_stats;
 pub mod model;
+pub mod ports;
 pub mod process;
 pub mod receiver;
 pub mod wait;

@@ -18,9 +18,10 @@ use super::report::{InjectedFault, Report};
 use super::rng::Rng;
 use super::workload::{Target, Workload, WorkloadPlan, REQUEST_TIMEOUT};
 use crate::client::{NodeClient, Request};
-use crate::cluster::{reserve_ports_on, Cluster, ClusterOptions, NodeAddrs};
+use crate::cluster::{Cluster, ClusterOptions, NodeAddrs};
 use crate::error::{Error, Result};
 use crate::model::{Order, OrderPage, Sku};
+use crate::ports::reserve_ports_on;
 use crate::wait::{poll_until, retry_while_unavailable};
 
 /// Nodes in a chaos cluster.
