@@ -277,7 +277,7 @@ impl<C: Cluster> Api<C> {
                                 "failures": sub.failures,
                                 "cursor": sub.cursor,
                                 "head": head,
-                                "oldest_unacked_age_ms": oldest.first().map(|p| (now - p.message.published_at_ms).max(0)),
+                                "oldest_unacked_age_ms": oldest.messages.first().map(|p| (now - p.message.published_at_ms).max(0)),
                             });
                             if let Value::Object(stats) = stats {
                                 fields.extend(stats);

@@ -680,3 +680,119 @@ async fn t60_ordered_by_key_delivers_each_key_in_order_and_delays_hold() {
     })
     .await;
 }
+
+/// Publishes `n` messages to `topic` with `delay_secs`, 100 at a time; answers their
+/// `deliver_at` times by message id.
+async fn publish_delayed(
+    cluster: &Cluster,
+    topic: &str,
+    n: usize,
+    delay_secs: u64,
+) -> HashMap<String, i64> {
+    let mut deliver_at = HashMap::new();
+    for chunk in (0..n).collect::<Vec<_>>().chunks(100) {
+        let calls = chunk.iter().map(|i| async move {
+            ok(
+                cluster,
+                Request::json(
+                    Method::POST,
+                    format!("/v1/topics/{topic}/messages"),
+                    &json!({"key": format!("d{i}"), "payload": {"n": i}, "delay_secs": delay_secs}),
+                ),
+            )
+            .await
+        });
+        for published in futures::future::join_all(calls).await {
+            let id = published["id"].as_str().unwrap_or_default().to_string();
+            let at = published["deliver_at"]
+                .as_str()
+                .and_then(cluster::epoch_ms)
+                .expect("deliver_at");
+            deliver_at.insert(id, at);
+        }
+    }
+    deliver_at
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn t60_delayed_messages_wait_in_the_wheel_without_holding_up_the_rest() {
+    let mut cluster = Cluster::start(3, ClusterOptions::default())
+        .await
+        .expect("cluster");
+    let receiver = Receiver::start(
+        0,
+        ReceiverOptions {
+            fail_rate: 0.3,
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("receiver");
+    within(Duration::from_secs(150), async {
+        // More messages delayed by an hour than the scheduler holds per group, ahead of
+        // everything else in the topic: held in memory, they would stall the messages behind.
+        let hour = publish_delayed(&cluster, "wheel", 25_000, 3_600).await;
+        let soon = publish_delayed(&cluster, "wheel", 5, 4).await;
+        subscribe(
+            &cluster,
+            "wheel",
+            subscription(
+                "wheel",
+                Some(&receiver.url()),
+                json!({"max_attempts": 50, "backoff": {"initial_ms": 200, "max_ms": 1000}}),
+            ),
+        )
+        .await;
+        publish(&cluster, "wheel", 20).await;
+        let timers = ok(&cluster, Request::get("/admin/timers")).await;
+        let pending = timers["pending"].as_u64().unwrap_or(0);
+        assert!(pending >= 25_005, "pending timers: {timers}");
+
+        // The due ones arrive (30% of calls fail: their retries go through the wheel too).
+        poll_until(
+            "the 20 undelayed messages delivered",
+            Duration::from_secs(20),
+            || async {
+                let n = receiver.acked_ids().len();
+                if n >= 20 {
+                    Ok(())
+                } else {
+                    Err(format!("{n} delivered"))
+                }
+            },
+        )
+        .await
+        .expect("undelayed messages delivered behind 25,000 delayed ones");
+
+        // The leader dies before the short delays are due; the new leader's wheel fires them.
+        let leader = cluster.wait_for_leader().await.expect("leader");
+        cluster.kill(leader).expect("kill leader");
+        poll_until(
+            "the delayed messages delivered",
+            Duration::from_secs(30),
+            || async {
+                let acked = receiver.acked_ids();
+                let n = soon.keys().filter(|id| acked.contains(*id)).count();
+                if n == soon.len() {
+                    Ok(())
+                } else {
+                    Err(format!("{n} of {} delivered", soon.len()))
+                }
+            },
+        )
+        .await
+        .expect("delayed messages delivered after a leader kill");
+        for r in receiver.received() {
+            if let Some(at) = soon.get(&r.id) {
+                assert!(r.at_ms >= *at, "{} called {} ms early", r.id, at - r.at_ms);
+            }
+            assert!(
+                !hour.contains_key(&r.id),
+                "{} delivered an hour early",
+                r.id
+            );
+        }
+        assert_eq!(receiver.acked_ids().len(), 25, "exactly the due messages");
+    })
+    .await;
+}

@@ -12,6 +12,10 @@
 //!   so every unacknowledged message is delivered again (at least once).
 //! - With `ordered_by_key`, a key has at most one message in flight, and a message is handed out
 //!   only when no earlier message of its key is still unsettled.
+//! - An unordered group does not hold what waits on a timer in the wheel (a delayed message, a
+//!   retry armed by `apply`): the scan skips it and a committed retry that `apply` reports as
+//!   waiting leaves memory; the fired timer marks it ready and the lane loads it again. Ordered
+//!   groups keep such messages, since a waiting message still blocks the later ones of its key.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
@@ -101,6 +105,11 @@ pub struct ConsumerLane {
     bucket: TokenBucket,
     /// `sub.redrives` when redriven messages were last loaded.
     pub redrives_seen: u64,
+    /// `sub.ready_marks` when ready messages were last loaded.
+    ready_seen: u64,
+    /// Ready messages may be waiting that a load has not taken yet (the load was cut short, or a
+    /// retry left memory after the last load and its timer may already have fired).
+    ready_unloaded: bool,
     /// Acks decided and not yet proposed.
     acks: Vec<u64>,
     /// Failures decided and not yet proposed.
@@ -115,6 +124,8 @@ impl ConsumerLane {
         ConsumerLane {
             scanned: sub.cursor,
             redrives_seen: u64::MAX,
+            ready_seen: u64::MAX,
+            ready_unloaded: true,
             sub,
             pending: BTreeMap::new(),
             due: BTreeSet::new(),
@@ -137,6 +148,24 @@ impl ConsumerLane {
     /// Messages handed out and not yet settled.
     pub fn in_flight(&self) -> usize {
         self.in_flight.len()
+    }
+
+    /// Whether the lane holds the message at `offset` (waiting or in flight).
+    pub fn holds(&self, offset: u64) -> bool {
+        self.pending.contains_key(&offset) || self.in_flight.contains_key(&offset)
+    }
+
+    /// Whether ready messages should be loaded: fired timers marked new ones, or some may be
+    /// left from before.
+    pub fn wants_ready(&self) -> bool {
+        self.ready_unloaded || self.ready_seen != self.sub.ready_marks
+    }
+
+    /// Records a load of ready messages made after reading `sub` with `ready_marks`; `more` when
+    /// it left some behind.
+    pub fn ready_loaded(&mut self, ready_marks: u64, more: bool) {
+        self.ready_seen = ready_marks;
+        self.ready_unloaded = more;
     }
 
     /// Where the next read of the topic starts (exclusive).
@@ -331,11 +360,19 @@ impl ConsumerLane {
         })
     }
 
-    /// Acts on a committed proposal: settled messages leave memory, retried ones wait for their
-    /// retry time.
+    /// Acts on a committed proposal: settled messages leave memory; retried ones wait for their
+    /// retry time, in memory or (unordered groups, retries `apply` armed a timer for) in the
+    /// wheel.
     pub fn committed(&mut self, sent: &RecordDeliveries, done: &DeliveriesRecorded) {
         for offset in done.acked.iter().chain(&done.dead).chain(&done.ignored) {
             self.in_flight.remove(offset);
+        }
+        if !self.sub.ordered_by_key && !done.waiting.is_empty() {
+            for offset in &done.waiting {
+                self.in_flight.remove(offset);
+            }
+            // Its timer may fire before the next load looks; make sure the next load happens.
+            self.ready_unloaded = true;
         }
         let retrying: HashSet<u64> = done.retrying.iter().copied().collect();
         for failure in &sent.failures {
@@ -400,6 +437,7 @@ mod tests {
             dead: 0,
             failures: 0,
             redrives: 0,
+            ready_marks: 0,
         }
     }
 
@@ -467,6 +505,32 @@ mod tests {
         assert_eq!(lane.hand_out(50, 10, None, &mut token).len(), 1);
         assert!(lane.retry_at(0, 3, 0.99) <= 400);
         assert!(lane.retry_at(0, 30, 0.0) == 500);
+    }
+
+    #[test]
+    fn retries_waiting_on_a_timer_leave_unordered_lanes_only() {
+        for ordered in [false, true] {
+            let mut lane = ConsumerLane::new(sub(ordered, 10), 0);
+            lane.add_loaded(vec![message(1, "k")]);
+            lane.ready_loaded(0, false);
+            assert!(!lane.wants_ready());
+            let mut token = 0;
+            assert_eq!(lane.hand_out(0, 10, None, &mut token).len(), 1);
+            assert!(lane.decide(1, None, Err(("boom".into(), 5_000))));
+            let sent = lane.take_outcomes().unwrap();
+            lane.committed(
+                &sent,
+                &DeliveriesRecorded {
+                    retrying: vec![1],
+                    waiting: vec![1],
+                    ..Default::default()
+                },
+            );
+            // Unordered: the wheel holds it and the next refresh looks for it being ready.
+            // Ordered: it stays, blocking its key until its retry time.
+            assert_eq!(lane.holds(1), ordered, "ordered: {ordered}");
+            assert_eq!(lane.wants_ready(), !ordered, "ordered: {ordered}");
+        }
     }
 
     #[test]

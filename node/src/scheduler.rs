@@ -14,8 +14,10 @@
 //!   again, so anything a previous leader delivered but did not commit is delivered again (at
 //!   least once, never lost).
 //! - A proposal that fails puts its messages back to pending: they are delivered again.
-//! - Delayed messages and retries wait in memory until due (`deliver_at`, `retry_at` are in the
-//!   committed state, so a new leader honours them too); no timer is needed.
+//! - Delayed messages and retries wait in the time wheel (`sm::queue_timers`): their timers are
+//!   armed by `apply` with the publish or the failed attempt, and when one fires `apply` marks
+//!   the message ready and this scheduler loads it. Only ordered groups hold waiting messages in
+//!   memory (they block their key), released at their due time.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -206,6 +208,15 @@ impl Scheduler {
                 lane.add_loaded(redriven);
                 lane.redrives_seen = redrives;
             }
+            if lane.wants_ready() {
+                let ready_marks = lane.sub.ready_marks;
+                let room = BUFFER.saturating_sub(lane.held());
+                let (ready, more) =
+                    self.reads()
+                        .ready(&lane.sub, |offset| lane.holds(offset), room)?;
+                lane.add_loaded(ready);
+                lane.ready_loaded(ready_marks, more);
+            }
         }
         let live = state
             .lanes
@@ -369,15 +380,12 @@ impl Scheduler {
                 match reads.head(&lane.sub.topic) {
                     Ok(head) if head > lane.scanned() => {
                         match reads.pending_after(&lane.sub, lane.scanned(), BUFFER - lane.held()) {
-                            Ok(loaded) => {
-                                let full = loaded.len() == BUFFER - lane.held();
-                                if let Some(last) = loaded.last() {
-                                    lane.scanned_to(last.message.offset);
-                                }
-                                lane.add_loaded(loaded);
-                                if !full {
+                            Ok(scan) => {
+                                lane.scanned_to(scan.through);
+                                if scan.complete {
                                     lane.scanned_to(head);
                                 }
+                                lane.add_loaded(scan.messages);
                             }
                             Err(e) => tracing::warn!(error = %e, "reading messages failed"),
                         }

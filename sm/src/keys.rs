@@ -158,17 +158,19 @@ pub fn user_sku(user_id: &str, sku: &str) -> Vec<u8> {
 pub enum TimerKind {
     /// Close an unpaid order at its `expires_at`.
     CloseOrder = 1,
+    /// Make a delayed message deliverable at its `deliver_at`; target `topic:offset`.
+    DeliverMessage = 2,
+    /// Make a failed delivery retryable at its retry time; target `group:offset`.
+    RetryDelivery = 3,
 }
-
-// Delayed messages and retry backoff do not use timers: the leader's consumer scheduler holds
-// a message back until its `deliver_at` or retry time (both persisted with the message and its
-// attempts), so neither needs a timer kind.
 
 impl TimerKind {
     /// The kind with tag `tag`, if known.
     pub fn from_tag(tag: u8) -> Option<Self> {
         match tag {
             1 => Some(TimerKind::CloseOrder),
+            2 => Some(TimerKind::DeliverMessage),
+            3 => Some(TimerKind::RetryDelivery),
             _ => None,
         }
     }
@@ -196,7 +198,7 @@ pub struct TimerKey<'a> {
     pub due_ms: i64,
     /// What it does.
     pub kind: TimerKind,
-    /// What it acts on (an order id).
+    /// What it acts on (an order id, a message id, a group's delivery).
     pub target: &'a str,
 }
 
@@ -249,6 +251,9 @@ pub enum DeliveryRecord {
     Redriven = 5,
     /// The last offset published to a topic: `6 topic`.
     TopicHead = 6,
+    /// A pending message whose delay or retry timer fired, for the scheduler to load (its scan
+    /// skipped the message while the timer was armed): `7 group 0x00 offset`.
+    Ready = 7,
 }
 
 /// Key of a subscription record in `deliveries`.

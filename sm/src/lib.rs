@@ -49,6 +49,7 @@ pub mod order;
 pub mod order_event;
 pub mod outcome;
 pub mod queue;
+pub mod queue_timers;
 pub mod raft_types;
 pub mod reader;
 pub mod refund;

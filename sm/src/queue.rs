@@ -7,12 +7,14 @@
 //!   staged earlier in the same apply.
 //! - A message is written in the same batch as the state change that causes it (an order paid,
 //!   closed, refunded), so there is no moment at which one exists without the other.
+//! - A delayed message arms its delivery timer in the same batch (see `crate::queue_timers`).
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::StoreError;
 use crate::keys::{self, CF_DELIVERIES, CF_MESSAGES};
+use crate::queue_timers;
 use crate::txn::Txn;
 
 /// A stored message. JSON in `messages`, so the change stream captures it as it is.
@@ -86,6 +88,9 @@ pub fn publish(txn: &mut Txn<'_>, now_ms: i64, new: NewMessage<'_>) -> Result<Me
         deliver_at_ms: new.deliver_at_ms.max(now_ms),
     };
     txn.put(CF_MESSAGES, keys::message(new.topic, offset), &message)?;
+    if message.deliver_at_ms > now_ms {
+        queue_timers::arm_delivery(txn, &message)?;
+    }
     Ok(message)
 }
 

@@ -20,7 +20,9 @@ use crate::error::StoreError;
 use crate::keys::{self, DeliveryRecord, CF_DELIVERIES, CF_MESSAGES};
 use crate::outcome::{Applied, Outcome, Rejection};
 use crate::queue::{self, Message};
+use crate::queue_timers;
 use crate::refund;
+use crate::timers;
 use crate::txn::Txn;
 
 /// Where a push subscription delivers.
@@ -65,6 +67,10 @@ pub struct Subscription {
     pub failures: u64,
     /// Bumped by every redrive, so the scheduler knows to look for redriven messages.
     pub redrives: u64,
+    /// Bumped whenever a fired delay or retry timer marks a message ready, so the scheduler
+    /// knows to look for ready messages.
+    #[serde(default)]
+    pub ready_marks: u64,
 }
 
 /// One attempt that failed.
@@ -103,17 +109,23 @@ pub struct DeliveriesRecorded {
     pub acked: Vec<u64>,
     /// Offsets that failed and will be retried.
     pub retrying: Vec<u64>,
+    /// Those of `retrying` whose retry waits on a timer in the wheel: the scheduler need not
+    /// hold them, the timer marks them ready when due.
+    #[serde(default)]
+    pub waiting: Vec<u64>,
     /// Offsets that became dead letters.
     pub dead: Vec<u64>,
     /// Outcomes about messages no longer pending (duplicates), ignored.
     pub ignored: Vec<u64>,
 }
 
-fn load(txn: &Txn<'_>, group: &str) -> Result<Option<Subscription>, StoreError> {
+/// The subscription of `group`, if any.
+pub(crate) fn load(txn: &Txn<'_>, group: &str) -> Result<Option<Subscription>, StoreError> {
     txn.get(CF_DELIVERIES, &keys::subscription(group))
 }
 
-fn save(txn: &mut Txn<'_>, sub: &Subscription) -> Result<(), StoreError> {
+/// Stores `sub`.
+pub(crate) fn save(txn: &mut Txn<'_>, sub: &Subscription) -> Result<(), StoreError> {
     txn.put(CF_DELIVERIES, keys::subscription(&sub.group), sub)
 }
 
@@ -178,6 +190,7 @@ pub fn put(txn: &mut Txn<'_>, put: &PutSubscription) -> Result<Outcome, StoreErr
             dead: 0,
             failures: 0,
             redrives: 0,
+            ready_marks: 0,
         },
     };
     save(txn, &sub)?;
@@ -196,7 +209,11 @@ fn exists(
 }
 
 /// Whether `offset` still waits for delivery to `sub`.
-fn is_pending(txn: &Txn<'_>, sub: &Subscription, offset: u64) -> Result<bool, StoreError> {
+pub(crate) fn is_pending(
+    txn: &Txn<'_>,
+    sub: &Subscription,
+    offset: u64,
+) -> Result<bool, StoreError> {
     if offset == 0 || offset > queue::head(txn, &sub.topic)? {
         return Ok(false);
     }
@@ -215,18 +232,26 @@ fn delete_if_present(txn: &mut Txn<'_>, key: Vec<u8>) -> Result<(), StoreError> 
     Ok(())
 }
 
-/// Marks `offset` settled for `sub` and moves the cursor past every settled offset after it.
-/// The common case, settling the offset right after the cursor, writes no marker at all.
+/// Marks `offset` settled for `sub` and moves the cursor past every settled offset after it;
+/// its retry timer, attempts and markers go. The common case, settling the offset right after
+/// the cursor, writes no marker at all.
 fn settle(txn: &mut Txn<'_>, sub: &mut Subscription, offset: u64) -> Result<(), StoreError> {
     let group = sub.group.clone();
     delete_if_present(
         txn,
         keys::delivery(DeliveryRecord::Redriven, &group, offset),
     )?;
-    delete_if_present(
-        txn,
-        keys::delivery(DeliveryRecord::Attempts, &group, offset),
-    )?;
+    delete_if_present(txn, keys::delivery(DeliveryRecord::Ready, &group, offset))?;
+    let attempts_key = keys::delivery(DeliveryRecord::Attempts, &group, offset);
+    if let Some(attempts) = txn.get::<Attempts>(CF_DELIVERIES, &attempts_key)? {
+        if attempts.retry_at_ms > 0 {
+            timers::disarm(
+                txn,
+                queue_timers::retry_timer(&group, offset, attempts.retry_at_ms),
+            )?;
+        }
+        txn.delete(CF_DELIVERIES, attempts_key);
+    }
     if offset != sub.cursor + 1 {
         if offset > sub.cursor {
             txn.put_raw(
@@ -282,6 +307,13 @@ pub fn record(
         }
         let key = keys::delivery(DeliveryRecord::Attempts, &sub.group, offset);
         let mut attempts: Attempts = txn.get(CF_DELIVERIES, &key)?.unwrap_or_default();
+        if attempts.retry_at_ms > 0 {
+            // Delivered before its retry timer fired (an ordered group holds it in memory).
+            timers::disarm(
+                txn,
+                queue_timers::retry_timer(&sub.group, offset, attempts.retry_at_ms),
+            )?;
+        }
         attempts.attempts.push(Attempt {
             at_ms: now_ms,
             error: failure.error.clone(),
@@ -289,6 +321,18 @@ pub fn record(
         attempts.retry_at_ms = failure.retry_at_ms;
         sub.failures += 1;
         if attempts.attempts.len() < sub.max_attempts as usize {
+            if failure.retry_at_ms > now_ms {
+                timers::arm(
+                    txn,
+                    queue_timers::retry_timer(&sub.group, offset, failure.retry_at_ms),
+                )?;
+                // Waiting again: ready only when this retry's timer fires.
+                delete_if_present(
+                    txn,
+                    keys::delivery(DeliveryRecord::Ready, &sub.group, offset),
+                )?;
+                done.waiting.push(offset);
+            }
             txn.put(CF_DELIVERIES, key, &attempts)?;
             done.retrying.push(offset);
             continue;
@@ -347,6 +391,21 @@ pub fn redrive(txn: &mut Txn<'_>, redrive: &Redrive) -> Result<Outcome, StoreErr
         save(txn, &sub)?;
     }
     Ok(Ok(Applied::Redriven(moved)))
+}
+
+/// Messages examined past a group's cursor per scan beyond those it returns: the bound on how
+/// long one scan spends stepping over messages that wait on timers.
+pub const SKIP_BUDGET: usize = 10_000;
+
+/// What one scan of a topic for a group found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scanned {
+    /// Pending messages to hold, in offset order.
+    pub messages: Vec<PendingMessage>,
+    /// Every offset up to this one was examined.
+    pub through: u64,
+    /// Whether the scan reached the end of the topic.
+    pub complete: bool,
 }
 
 /// A message waiting for delivery to a group, with its failed attempts so far.
@@ -437,28 +496,86 @@ impl QueueReads<'_> {
     }
 
     /// Up to `limit` messages of `sub`'s topic after `after` (and after its cursor) that are not
-    /// settled, in offset order, with their attempts.
+    /// settled, in offset order, with their attempts. For an unordered group, messages waiting on
+    /// a delay or retry timer are skipped (the timer marks them ready when due). At most
+    /// `limit + SKIP_BUDGET` messages are examined per call, so a long run of delayed messages
+    /// costs several calls rather than one long one; `through` says how far it got.
     pub fn pending_after(
         &self,
         sub: &Subscription,
         after: u64,
         limit: usize,
-    ) -> Result<Vec<PendingMessage>, StoreError> {
+    ) -> Result<Scanned, StoreError> {
         let txn = self.txn();
         let prefix = keys::message_prefix(&sub.topic);
-        let from = keys::message(&sub.topic, after.max(sub.cursor) + 1);
-        let mut found = Vec::new();
+        let start = after.max(sub.cursor);
+        let from = keys::message(&sub.topic, start + 1);
+        let mut scanned = Scanned {
+            messages: Vec::new(),
+            through: start,
+            complete: true,
+        };
+        let mut examined = 0;
         scan_prefix(self.db, CF_MESSAGES, &from, &prefix, |key, value| {
-            if found.len() >= limit {
+            if scanned.messages.len() >= limit || examined >= limit + SKIP_BUDGET {
+                scanned.complete = false;
                 return Ok(false);
             }
+            examined += 1;
             let offset = keys::trailing_offset(key).unwrap_or(0);
-            if !exists(&txn, DeliveryRecord::Settled, &sub.group, offset)? {
-                found.push(self.pending(&txn, &sub.group, value)?);
+            scanned.through = offset;
+            if exists(&txn, DeliveryRecord::Settled, &sub.group, offset)? {
+                return Ok(true);
+            }
+            let pending = self.pending(&txn, &sub.group, value)?;
+            if sub.ordered_by_key
+                || !queue_timers::waits_on_timer(
+                    &txn,
+                    &sub.group,
+                    &pending.message,
+                    pending.attempts.as_ref(),
+                )?
+            {
+                scanned.messages.push(pending);
             }
             Ok(true)
         })?;
-        Ok(found)
+        Ok(scanned)
+    }
+
+    /// Up to `limit` messages of `sub` marked ready by a fired timer that `held` does not
+    /// already hold, and whether more are left.
+    pub fn ready(
+        &self,
+        sub: &Subscription,
+        held: impl Fn(u64) -> bool,
+        limit: usize,
+    ) -> Result<(Vec<PendingMessage>, bool), StoreError> {
+        let txn = self.txn();
+        let prefix = keys::delivery_prefix(DeliveryRecord::Ready, &sub.group);
+        let mut offsets = Vec::new();
+        let mut more = false;
+        scan_prefix(self.db, CF_DELIVERIES, &prefix, &prefix, |key, _| {
+            let Some(offset) = keys::trailing_offset(key) else {
+                return Ok(true);
+            };
+            if held(offset) {
+                return Ok(true);
+            }
+            if offsets.len() == limit {
+                more = true;
+                return Ok(false);
+            }
+            offsets.push(offset);
+            Ok(true)
+        })?;
+        let mut found = Vec::new();
+        for offset in offsets {
+            if let Some(bytes) = txn.get_raw(CF_MESSAGES, &keys::message(&sub.topic, offset))? {
+                found.push(self.pending(&txn, &sub.group, &bytes)?);
+            }
+        }
+        Ok((found, more))
     }
 
     fn pending(

@@ -14,6 +14,7 @@ use crate::error::StoreError;
 use crate::keys::{self, TimerKind, CF_ORDERS, CF_TIMERS, SM_TIMERS_FIRED, SM_TIMERS_PENDING};
 use crate::order::{CloseReason, Order, OrderState};
 use crate::outcome::{Applied, FiredTimers, Outcome};
+use crate::queue_timers::{self, GroupsByTopic};
 use crate::txn::Txn;
 
 /// Arms timer `key`. The caller guarantees it is not pending yet (its target is new, like an
@@ -36,6 +37,7 @@ pub fn disarm(txn: &mut Txn<'_>, key: Vec<u8>) -> Result<(), StoreError> {
 /// Fires the timers of `command` that are still pending and due at `now_ms`.
 pub fn fire(txn: &mut Txn<'_>, now_ms: i64, command: &FireTimers) -> Result<Outcome, StoreError> {
     let mut result = FiredTimers::default();
+    let mut groups = GroupsByTopic::default();
     for key in &command.keys {
         let Some(timer) = keys::parse_timer(key) else {
             result.gone += 1;
@@ -51,6 +53,10 @@ pub fn fire(txn: &mut Txn<'_>, now_ms: i64, command: &FireTimers) -> Result<Outc
         }
         match timer.kind {
             TimerKind::CloseOrder => close_expired(txn, now_ms, timer.target)?,
+            TimerKind::DeliverMessage => {
+                queue_timers::fire_delivery(txn, timer.target, &mut groups)?
+            }
+            TimerKind::RetryDelivery => queue_timers::fire_retry(txn, timer.due_ms, timer.target)?,
         }
         // Acting may already have disarmed it (closing an order does); make sure it is gone.
         disarm(txn, key.clone())?;

@@ -1,16 +1,17 @@
 //! Example-based checks of the queue rules in `apply`: order events commit with their change,
 //! cursors advance over settled offsets only, attempts end in exactly one dead letter, redrive,
-//! and the refund flow.
+//! the refund flow, and the queue's timers (delayed messages and retries wait in the wheel).
 
 use sm::apply::apply_batch;
 use sm::command::{
-    Action, Command, CommandBatch, CreateOrder, FailedDelivery, OrderLine, PayOrder, Publish,
-    PutSku, PutSubscription, RecordDeliveries, Redrive, RefundOrder,
+    Action, Command, CommandBatch, CreateOrder, FailedDelivery, FireTimers, OrderLine, PayOrder,
+    Publish, PutSku, PutSubscription, RecordDeliveries, Redrive, RefundOrder,
 };
 use sm::order::OrderState;
 use sm::outcome::{Applied, Outcome};
+use sm::queue_timers::{delivery_timer, retry_timer};
 use sm::refund::REFUND_GROUP;
-use sm::subscription::QueueReads;
+use sm::subscription::{DeliveriesRecorded, QueueReads, Subscription};
 use sm::txn::Txn;
 
 struct Fixture {
@@ -48,6 +49,49 @@ impl Fixture {
 
     fn reads(&self) -> QueueReads<'_> {
         QueueReads { db: &self.db }
+    }
+
+    fn sub(&self, group: &str) -> Subscription {
+        self.reads().subscription(group).unwrap().unwrap()
+    }
+
+    fn pending_timers(&self) -> u64 {
+        sm::StateReader::new(self.db.clone())
+            .timer_stats()
+            .unwrap()
+            .pending
+    }
+
+    /// Offsets the scheduler's scan of `group` would hold.
+    fn scanned(&self, group: &str) -> Vec<u64> {
+        let scan = self
+            .reads()
+            .pending_after(&self.sub(group), 0, 100)
+            .unwrap();
+        scan.messages.iter().map(|p| p.message.offset).collect()
+    }
+
+    /// Offsets marked ready for `group`.
+    fn ready(&self, group: &str) -> Vec<u64> {
+        let (ready, _) = self
+            .reads()
+            .ready(&self.sub(group), |_| false, 100)
+            .unwrap();
+        ready.iter().map(|p| p.message.offset).collect()
+    }
+
+    fn fire(&mut self, now_ms: i64, key: Vec<u8>) -> (usize, usize) {
+        match self.run(now_ms, Action::FireTimers(FireTimers { keys: vec![key] })) {
+            Ok(Applied::TimersFired(fired)) => (fired.fired.len(), fired.early.len()),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn record(&mut self, now_ms: i64, action: Action) -> DeliveriesRecorded {
+        match self.run(now_ms, action) {
+            Ok(Applied::DeliveriesRecorded(done)) => done,
+            other => panic!("{other:?}"),
+        }
     }
 
     fn paid_order(&mut self) -> String {
@@ -122,13 +166,17 @@ fn acks(group: &str, offsets: &[u64]) -> Action {
 }
 
 fn fail(group: &str, offset: u64) -> Action {
+    fail_until(group, offset, 50)
+}
+
+fn fail_until(group: &str, offset: u64, retry_at_ms: i64) -> Action {
     Action::RecordDeliveries(RecordDeliveries {
         group: group.into(),
         acks: Vec::new(),
         failures: vec![FailedDelivery {
             offset,
             error: "http status 500".into(),
-            retry_at_ms: 50,
+            retry_at_ms,
         }],
     })
 }
@@ -166,11 +214,16 @@ fn the_cursor_passes_only_contiguous_settled_offsets() {
     let sub = f.reads().subscription("g").unwrap().unwrap();
     assert_eq!(sub.cursor, 0);
     let pending = f.reads().pending_after(&sub, 0, 10).unwrap();
-    assert_eq!(pending.len(), 1);
+    assert_eq!(pending.messages.len(), 1);
     f.run(3, acks("g", &[1])).unwrap();
     let sub = f.reads().subscription("g").unwrap().unwrap();
     assert_eq!((sub.cursor, sub.delivered), (3, 3));
-    assert!(f.reads().pending_after(&sub, 0, 10).unwrap().is_empty());
+    assert!(f
+        .reads()
+        .pending_after(&sub, 0, 10)
+        .unwrap()
+        .messages
+        .is_empty());
 }
 
 #[test]
@@ -246,4 +299,92 @@ fn refunds_follow_their_delivery() {
     f.run(8, acks(REFUND_GROUP, &[1])).unwrap();
     assert_eq!(state(&f), OrderState::Refunded);
     assert_eq!(f.reads().head("order.refunded").unwrap(), 1);
+}
+
+#[test]
+fn a_delayed_message_waits_in_the_wheel_until_its_timer_fires() {
+    let mut f = Fixture::new();
+    f.run(0, subscribe("plain", "t", 3, false)).unwrap();
+    let mut ordered = subscribe("ordered", "t", 3, false);
+    if let Action::PutSubscription(put) = &mut ordered {
+        put.ordered_by_key = true;
+    }
+    f.run(0, ordered).unwrap();
+    let hour_ms = 3_600_000;
+    let delayed = match f.run(
+        1_000,
+        Action::Publish(Publish {
+            topic: "t".into(),
+            key: "k".into(),
+            payload_json: "{}".into(),
+            delay_ms: hour_ms,
+            deliver_at_ms: 0,
+        }),
+    ) {
+        Ok(Applied::Published(message)) => message,
+        other => panic!("{other:?}"),
+    };
+    f.run(1_000, publish("t")).unwrap();
+    assert_eq!(f.pending_timers(), 1);
+    // The unordered group's scan steps over it; the ordered one holds it (it blocks key "k").
+    assert_eq!(f.scanned("plain"), vec![2]);
+    assert_eq!(f.scanned("ordered"), vec![1, 2]);
+
+    let key = delivery_timer(&delayed).expect("a delayed message has a timer");
+    assert_eq!(f.fire(2_000, key.clone()), (0, 1), "not before its time");
+    assert!(f.ready("plain").is_empty());
+    assert_eq!(f.fire(1_000 + hour_ms as i64, key.clone()), (1, 0));
+    assert_eq!(f.pending_timers(), 0);
+    assert_eq!(f.ready("plain"), vec![1]);
+    assert_eq!(f.sub("plain").ready_marks, 1);
+    assert_eq!(f.scanned("plain"), vec![1, 2]);
+
+    // The ordered group already delivered it: nothing left to mark there once it settles.
+    f.record(5_000, acks("plain", &[1]));
+    assert!(
+        f.ready("plain").is_empty(),
+        "settling removes the ready mark"
+    );
+    assert_eq!(f.fire(1_000 + hour_ms as i64, key), (0, 0), "fires once");
+}
+
+#[test]
+fn a_failed_delivery_waits_on_its_retry_timer_and_settling_disarms_it() {
+    let mut f = Fixture::new();
+    f.run(0, publish("t")).unwrap();
+    f.run(0, subscribe("g", "t", 5, false)).unwrap();
+    let done = f.record(10, fail_until("g", 1, 500));
+    assert_eq!(
+        (done.retrying.clone(), done.waiting.clone()),
+        (vec![1], vec![1])
+    );
+    assert_eq!(f.pending_timers(), 1);
+    assert!(f.scanned("g").is_empty(), "waiting on its retry timer");
+
+    assert_eq!(f.fire(500, retry_timer("g", 1, 500)), (1, 0));
+    assert_eq!(f.ready("g"), vec![1]);
+    assert_eq!(f.scanned("g"), vec![1]);
+
+    // Failing again waits for the new retry only: the old mark goes, a new timer is armed.
+    let done = f.record(600, fail_until("g", 1, 5_000));
+    assert_eq!(done.waiting, vec![1]);
+    assert!(f.ready("g").is_empty());
+    assert!(f.scanned("g").is_empty());
+    assert_eq!(f.pending_timers(), 1);
+
+    // A retry due now (a nack without delay) needs no timer.
+    f.run(600, publish("t")).unwrap();
+    let done = f.record(700, fail_until("g", 2, 700));
+    assert_eq!(
+        (done.retrying.clone(), done.waiting.clone()),
+        (vec![2], vec![])
+    );
+    assert_eq!(f.pending_timers(), 1);
+
+    // Settling before the timer fires disarms it; a stale key fires nothing.
+    f.record(800, acks("g", &[1, 2]));
+    assert_eq!(f.pending_timers(), 0);
+    assert_eq!(f.fire(5_000, retry_timer("g", 1, 5_000)), (0, 0));
+    assert!(f.ready("g").is_empty());
+    assert_eq!(f.sub("g").cursor, 2);
 }
