@@ -4,7 +4,12 @@
 //! ```text
 //! timerbench --targets http://127.0.0.1:8081 --orders 100000 --expire-in-secs 30 --admin-token T
 //! timerbench --targets http://127.0.0.1:8081 --orders 1000000 --expire-in-secs 86400 --no-wait
+//! timerbench --targets http://127.0.0.1:8081 --messages --orders 100000 --expire-in-secs 30
 //! ```
+//!
+//! With `--messages` it publishes delayed messages instead (`deliver_at` in the same second) to a
+//! topic whose push subscription delivers to a webhook receiver it runs itself, and measures how
+//! long after the deadline the last one arrived; any call before the deadline fails the run.
 //!
 //! Every order's pay window is chosen so that its deadline falls in the same wall-clock second
 //! (`--expire-in-secs` from the start, rounded to a whole second). With `--no-wait` it stops after
@@ -18,7 +23,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::Parser;
-use cluster::{poll_until, NewOrder, NodeClient, SkuSettings};
+use cluster::{
+    poll_until, NewOrder, NodeClient, Receiver, ReceiverOptions, Request, SkuSettings,
+};
+use reqwest::Method;
+use serde_json::json;
 
 /// Longest the whole run may take.
 const RUN_LIMIT: Duration = Duration::from_secs(3600);
@@ -30,9 +39,12 @@ struct Args {
     /// API base URLs, comma-separated (loopback only).
     #[arg(long, value_delimiter = ',', default_value = "http://127.0.0.1:8080")]
     targets: Vec<String>,
-    /// Orders to create.
+    /// Orders to create (messages to publish with `--messages`).
     #[arg(long, default_value_t = 100_000)]
     orders: u64,
+    /// Publish delayed messages instead of creating orders.
+    #[arg(long)]
+    messages: bool,
     /// Concurrent clients.
     #[arg(long, default_value_t = 64)]
     clients: u64,
@@ -87,6 +99,9 @@ async fn run(args: Args) -> Result<(), String> {
         .iter()
         .map(|t| NodeClient::new(t.clone(), args.admin_token.clone()).map_err(|e| e.to_string()))
         .collect::<Result<_, _>>()?;
+    if args.messages {
+        return run_messages(&args, &clients).await;
+    }
     let first = clients.first().ok_or("no targets")?.clone();
     let stock = i64::try_from(args.orders).map_err(|e| e.to_string())?;
     let settings = SkuSettings {
@@ -175,6 +190,133 @@ async fn run(args: Args) -> Result<(), String> {
     );
     if sku.available != stock || sku.reserved != 0 {
         return Err("stock was not restored exactly".into());
+    }
+    Ok(())
+}
+
+/// Sends `request` to `client`; an answer other than 2xx is an error.
+async fn expect_ok(client: &NodeClient, request: Request) -> Result<serde_json::Value, String> {
+    let what = format!("{} {}", request.method, request.path);
+    let response = client.send(request).await.map_err(|e| e.to_string())?;
+    if response.is_success() {
+        Ok(response.json())
+    } else {
+        Err(format!("{what}: {} {}", response.status, response.body))
+    }
+}
+
+/// Publishes `--orders` messages all due in the same second and waits until every one reached
+/// the receiver.
+async fn run_messages(args: &Args, clients: &[NodeClient]) -> Result<(), String> {
+    let first = clients.first().ok_or("no targets")?.clone();
+    let receiver = Receiver::start(0, ReceiverOptions::default())
+        .await
+        .map_err(|e| e.to_string())?;
+    let topic = format!("{}.delayed", args.sku);
+    let group = format!("{}-delayed", args.sku);
+    expect_ok(
+        &first,
+        Request::json(
+            Method::PUT,
+            format!("/admin/subscriptions/{group}"),
+            &json!({
+                "topic": topic,
+                "start": "latest",
+                "push": {"url": receiver.url(), "timeout_ms": 5000},
+                "max_in_flight": 1000,
+            }),
+        ),
+    )
+    .await?;
+    let before = first.timers().await.map_err(|e| e.to_string())?;
+    let deadline_ms = (wall_ms() / 1000 + args.expire_in_secs as i64) * 1000;
+    let deliver_at = time::OffsetDateTime::from_unix_timestamp(deadline_ms / 1000)
+        .map_err(|e| e.to_string())?
+        .format(&time::format_description::well_known::Rfc3339)
+        .map_err(|e| e.to_string())?;
+    let next = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..args.clients {
+        let client = clients[(c as usize) % clients.len()].clone();
+        let (next, failed, topic, deliver_at, total) = (
+            next.clone(),
+            failed.clone(),
+            topic.clone(),
+            deliver_at.clone(),
+            args.orders,
+        );
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= total {
+                    break;
+                }
+                let request = Request::json(
+                    Method::POST,
+                    format!("/v1/topics/{topic}/messages"),
+                    &json!({"key": format!("m{i}"), "payload": {"n": i}, "deliver_at": deliver_at}),
+                );
+                if expect_ok(&client, request).await.is_err() {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.map_err(|e| e.to_string())?;
+    }
+    let published = args.orders - failed.load(Ordering::Relaxed);
+    let publish_secs = started.elapsed().as_secs_f64();
+    println!(
+        "published {published} delayed messages ({} failed) in {publish_secs:.1} s: {:.0}/s",
+        failed.load(Ordering::Relaxed),
+        published as f64 / publish_secs
+    );
+    let armed = first.timers().await.map_err(|e| e.to_string())?;
+    println!("timers pending {} (was {})", armed.pending, before.pending);
+    if args.no_wait {
+        return Ok(());
+    }
+    let deadline_left = (deadline_ms - wall_ms()).max(0);
+    println!(
+        "due in {:.1} s; waiting for every delivery",
+        deadline_left as f64 / 1000.0
+    );
+    let limit = Duration::from_millis(deadline_left as u64) + Duration::from_secs(300);
+    poll_until("every message delivered", limit, || async {
+        let n = receiver.acked_ids().len() as u64;
+        if n >= published {
+            Ok(())
+        } else {
+            Err(format!("{n} of {published} delivered"))
+        }
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    let calls = receiver.received();
+    let first_call = calls.iter().map(|r| r.at_ms).min().unwrap_or(0);
+    let last_ack = calls
+        .iter()
+        .filter(|r| r.acked)
+        .map(|r| r.at_ms)
+        .max()
+        .unwrap_or(0);
+    let after = first.timers().await.map_err(|e| e.to_string())?;
+    println!(
+        "first delivery {:.2} s after the due time, last {:.2} s after; {} calls for {published} messages; fired {}; lag p99 {:?} ms",
+        (first_call - deadline_ms) as f64 / 1000.0,
+        (last_ack - deadline_ms) as f64 / 1000.0,
+        calls.len(),
+        after.fired - before.fired,
+        after.lag_ms_p99
+    );
+    if first_call < deadline_ms {
+        return Err(format!(
+            "a message was delivered {} ms before its deliver_at",
+            deadline_ms - first_call
+        ));
     }
     Ok(())
 }
