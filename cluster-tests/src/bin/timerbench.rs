@@ -23,9 +23,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::Parser;
-use cluster::{
-    poll_until, NewOrder, NodeClient, Receiver, ReceiverOptions, Request, SkuSettings,
-};
+use cluster::{poll_until, NewOrder, NodeClient, Receiver, ReceiverOptions, Request, SkuSettings};
 use reqwest::Method;
 use serde_json::json;
 
