@@ -82,6 +82,19 @@ impl ApiError {
         }
     }
 
+    /// 503 `restoring`: this node is installing a snapshot and its state is not readable until
+    /// it is done; retry after a second (or ask another node).
+    pub fn restoring() -> Self {
+        ApiError {
+            retry_after: Some(1),
+            ..Self::new(
+                503,
+                "restoring",
+                "this node is installing a snapshot from the leader; retry shortly",
+            )
+        }
+    }
+
     /// 409 `sold_out`: the flash sale has no unit left.
     pub fn sold_out(sku: &str) -> Self {
         Self::new(409, "sold_out", format!("sku {sku} is sold out"))

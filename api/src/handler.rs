@@ -117,8 +117,13 @@ impl<C: Cluster> Api<C> {
             return None;
         }
         let started = Instant::now();
-        let opened = ChangesQuery::parse(request.query.as_deref())
-            .and_then(|query| changes::open_stream(self.cluster.reader(), query));
+        let reader = self.cluster.reader();
+        let opened = ChangesQuery::parse(request.query.as_deref()).and_then(|query| {
+            if reader.restoring()? {
+                return Err(ApiError::restoring());
+            }
+            changes::open_stream(reader, query)
+        });
         let status = opened.as_ref().map_or_else(|e| e.status, |_| 200);
         self.metrics.observe(
             &request.method,
@@ -232,11 +237,17 @@ impl<C: Cluster> Api<C> {
             }
             Route::Changes => {
                 let query = ChangesQuery::parse(req.query.as_deref())?;
+                if self.cluster.reader().restoring()? {
+                    return Err(ApiError::restoring());
+                }
                 let page = changes::long_poll(self.cluster.reader(), query).await?;
                 Ok(json_reply(200, &page))
             }
             Route::ChangeStream => {
                 let query = ChangesQuery::parse(req.query.as_deref())?;
+                if self.cluster.reader().restoring()? {
+                    return Err(ApiError::restoring());
+                }
                 Ok(HttpReply {
                     status: 200,
                     headers: vec![("content-type".into(), "application/x-ndjson".into())],
@@ -395,7 +406,11 @@ impl<C: Cluster> Api<C> {
                 return self.forward_or_fail(req, e).await;
             }
         }
-        answer(self.cluster.reader())
+        let reader = self.cluster.reader();
+        if reader.restoring()? {
+            return Err(ApiError::restoring());
+        }
+        answer(reader)
     }
 
     pub(crate) async fn forward_or_fail(

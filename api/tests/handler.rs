@@ -11,6 +11,7 @@ use support::LocalCluster;
 
 struct Client {
     api: Api<LocalCluster>,
+    cluster: Arc<LocalCluster>,
 }
 
 impl Client {
@@ -20,8 +21,10 @@ impl Client {
             default_pay_within_secs: 86_400,
             seckill_pay_within_secs: 900,
         };
+        let cluster = Arc::new(LocalCluster::new());
         Client {
-            api: Api::new(Arc::new(LocalCluster::new()), config),
+            api: Api::new(cluster.clone(), config),
+            cluster,
         }
     }
 
@@ -325,4 +328,47 @@ async fn idempotency_keys_replay_the_first_answer() {
     assert_eq!((other.0, code(&other.1)), (422, "idempotency_key_reused"));
     let (_, sku) = c.call("GET", "/v1/skus/A", &[], "").await;
     assert_eq!(sku["reserved"].as_u64(), Some(1));
+}
+
+#[tokio::test]
+async fn a_node_restoring_a_snapshot_answers_no_reads_from_its_half_restored_state() {
+    let client = Client::new(None);
+    let json = [("content-type", "application/json")];
+    let (status, _) = client
+        .call(
+            "PUT",
+            "/admin/skus/R",
+            &json,
+            r#"{"stock": 5, "price_cents": 100}"#,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, order) = client
+        .call(
+            "POST",
+            "/v1/orders",
+            &json,
+            r#"{"user_id": "u1", "items": [{"sku": "R", "qty": 1}]}"#,
+        )
+        .await;
+    assert_eq!(status, 201);
+    let path = format!(
+        "/v1/orders/{}?consistency=local",
+        order["id"].as_str().unwrap()
+    );
+
+    client.cluster.set_restoring(true);
+    for read in [
+        path.as_str(),
+        "/v1/skus/R?consistency=local",
+        "/v1/changes?after=0",
+    ] {
+        let (status, body) = client.call("GET", read, &[], "").await;
+        assert_eq!((status, code(&body)), (503, "restoring"), "{read}: {body}");
+    }
+    client.cluster.set_restoring(false);
+    let (status, body) = client.call("GET", &path, &[], "").await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = client.call("GET", "/v1/changes?after=0", &[], "").await;
+    assert_eq!(status, 200);
 }

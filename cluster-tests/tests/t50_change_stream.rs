@@ -259,13 +259,17 @@ async fn snapshot_scenario(cluster: &mut Cluster) {
         .add_learner(leader, LIMIT)
         .await
         .expect("add learner");
-    // openraft reports an installed snapshot as the log purged behind it.
+    // openraft reports an installed snapshot as the log purged behind it; the log may be purged
+    // before the state machine has finished restoring, so wait for it to have applied that far.
     let snapshot = poll_until("the learner to report its snapshot", LIMIT, || async {
         let status = cluster.status(learner).await.map_err(|e| e.to_string())?;
-        status
-            .snapshot_index
-            .or(status.last_purged_index)
-            .ok_or_else(|| format!("{status:?}"))
+        match (
+            status.snapshot_index.or(status.last_purged_index),
+            status.last_applied,
+        ) {
+            (Some(snapshot), Some(applied)) if applied >= snapshot => Ok(snapshot),
+            _ => Err(format!("{status:?}")),
+        }
     })
     .await
     .expect("the learner installed a snapshot");

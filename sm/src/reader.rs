@@ -103,6 +103,19 @@ impl StateReader {
         &self.db
     }
 
+    /// Whether this node is replacing its state with a received snapshot. The restore writes in
+    /// bounded batches, so until it ends the state is part old, part new: nothing should be
+    /// answered from it.
+    pub fn restoring(&self) -> Result<bool, StoreError> {
+        Ok(self
+            .db
+            .get_cf(
+                cf(&self.db, crate::keys::CF_RAFT_META)?,
+                crate::keys::META_RESTORING,
+            )?
+            .is_some())
+    }
+
     /// SKUs with nothing available in this node's applied state.
     pub fn sold_out(&self) -> &SoldOut {
         &self.sold_out

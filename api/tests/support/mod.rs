@@ -41,6 +41,16 @@ impl LocalCluster {
     }
 
     /// Writes that reached the cluster.
+    /// Sets or clears the marker a node keeps while it restores a received snapshot.
+    pub fn set_restoring(&self, on: bool) {
+        let cf = sm::db::cf(&self.db, sm::keys::CF_RAFT_META).unwrap();
+        if on {
+            self.db.put_cf(cf, sm::keys::META_RESTORING, b"1").unwrap();
+        } else {
+            self.db.delete_cf(cf, sm::keys::META_RESTORING).unwrap();
+        }
+    }
+
     pub fn writes(&self) -> u64 {
         self.index.load(Ordering::SeqCst)
     }
