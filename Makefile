@@ -32,9 +32,13 @@ run: deps
 	cargo run --bin orderq -- serve
 
 # The cluster tests start real orderq processes, so the binaries are built before the tests run.
+# The write-path fault test also needs the failpoints build of orderq, kept beside it as
+# orderq-failpoints; both builds stay cached, so the second one only links.
 test: deps
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	cargo build -p orderq-node --bin orderq --features failpoints
+	cp "$(CARGO_TARGET_DIR)/debug/orderq" "$(CARGO_TARGET_DIR)/debug/orderq-failpoints"
 	cargo build --workspace --bins
 	cargo test --workspace --all-targets
 
