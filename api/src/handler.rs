@@ -76,6 +76,7 @@ pub(crate) fn outcome_reply(outcome: Outcome) -> Result<HttpReply, ApiError> {
             &json!({"acked": done.acked.len(), "retrying": done.retrying.len(), "dead": done.dead.len()}),
         )),
         Applied::Redriven(n) => Ok(json_reply(200, &json!({"redriven": n}))),
+        Applied::Trimmed(floor) => Ok(json_reply(200, &json!({"trimmed_through": floor}))),
         Applied::RefundRequested(order) => Ok(json_reply(202, &view::order(&order))),
     }
 }

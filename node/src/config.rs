@@ -79,6 +79,9 @@ pub struct Config {
     /// Most flash-sale purchases queued or in flight on this node (their own budget, so a sale
     /// cannot crowd out normal writes); more are answered 429 at once.
     pub seckill_queue_depth: usize,
+    /// Queue messages that every subscription of their topic has settled are removed once they
+    /// are this many seconds old (dead letters keep their own copy); 0 keeps every message.
+    pub queue_retention_secs: u64,
 }
 
 impl Default for Config {
@@ -105,6 +108,7 @@ impl Default for Config {
             seckill_pay_within_secs: 900,
             queue_depth: 4096,
             seckill_queue_depth: 2048,
+            queue_retention_secs: 3 * 86_400,
         }
     }
 }
@@ -206,6 +210,9 @@ pub struct ServeArgs {
     /// Most flash-sale purchases queued or in flight before 429.
     #[arg(long, env = "ORDERQ_SECKILL_QUEUE_DEPTH")]
     pub seckill_queue_depth: Option<usize>,
+    /// Remove settled queue messages after this many seconds (0 = keep them).
+    #[arg(long, env = "ORDERQ_QUEUE_RETENTION_SECS")]
+    pub queue_retention_secs: Option<u64>,
 }
 
 /// Parses `ID=RAFT_ADDR,API_ADDR`.
@@ -257,7 +264,8 @@ impl Config {
             changes_retention_count,
             seckill_pay_within_secs,
             queue_depth,
-            seckill_queue_depth
+            seckill_queue_depth,
+            queue_retention_secs
         );
         if args.join {
             config.join = true;

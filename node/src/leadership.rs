@@ -13,6 +13,7 @@ use tokio::sync::watch;
 
 use crate::batcher::Batcher;
 use crate::queue_handle::QueueHandle;
+use crate::queue_trimmer::QueueTrimmer;
 use crate::scheduler::Scheduler;
 use crate::timer_service::{TimerLag, TimerService};
 
@@ -32,6 +33,8 @@ pub struct LeaderServices {
     pub queue: Arc<QueueHandle>,
     /// The payment provider's refund endpoint (`[payment] refund_url`), empty for none.
     pub refund_url: String,
+    /// Settled queue messages older than this are removed; 0 keeps them.
+    pub queue_retention_ms: u64,
 }
 
 impl LeaderServices {
@@ -73,6 +76,14 @@ impl LeaderServices {
             self.timer_lag.clone(),
         );
         tokio::spawn(timers.run(stopped.clone()));
+        if self.queue_retention_ms > 0 {
+            let trimmer = QueueTrimmer::new(
+                self.reader.clone(),
+                self.batcher.clone(),
+                self.queue_retention_ms,
+            );
+            tokio::spawn(trimmer.run(stopped.clone()));
+        }
         match Scheduler::new(
             self.reader.clone(),
             self.batcher.clone(),

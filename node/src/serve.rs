@@ -132,6 +132,7 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
         timer_lag: timer_lag.clone(),
         queue: queue.clone(),
         refund_url: config.payment.refund_url.clone(),
+        queue_retention_ms: config.queue_retention_secs.saturating_mul(1000),
     };
     let leader_task = tokio::spawn(leader_services.run(shutdown.clone()));
     let cluster = Arc::new(

@@ -81,6 +81,7 @@ fn apply_command(
             crate::subscription::record(txn, now_ms, results)?
         }
         Some(Action::Redrive(redrive)) => crate::subscription::redrive(txn, redrive)?,
+        Some(Action::TrimMessages(trim)) => crate::retention::trim(txn, now_ms, trim)?,
         Some(Action::RefundOrder(refund)) => crate::refund::request(txn, now_ms, refund)?,
     };
     if !key.is_empty() {

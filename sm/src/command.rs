@@ -28,7 +28,7 @@ pub struct Command {
     #[prost(bytes = "vec", tag = "2")]
     pub request_hash: Vec<u8>,
     /// What to do.
-    #[prost(oneof = "Action", tags = "3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13")]
+    #[prost(oneof = "Action", tags = "3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14")]
     pub action: Option<Action>,
 }
 
@@ -68,6 +68,9 @@ pub enum Action {
     /// Ask for the refund of a paid order (see `crate::refund`).
     #[prost(message, tag = "13")]
     RefundOrder(RefundOrder),
+    /// Remove a topic's oldest settled messages past the retention (see `crate::retention`).
+    #[prost(message, tag = "14")]
+    TrimMessages(TrimMessages),
 }
 
 /// Publishes one message. The offset is the topic's next one, decided in log order.
@@ -167,6 +170,21 @@ pub struct Redrive {
     /// Offsets of the dead letters (the API resolves "all" to the list it read).
     #[prost(uint64, repeated, tag = "2")]
     pub offsets: Vec<u64>,
+}
+
+/// Removes the oldest messages of a topic that every group has settled and that are older than
+/// the retention; proposed by the leader's queue trimmer, re-checked by `apply`.
+#[derive(Clone, PartialEq, prost::Message, Serialize, Deserialize)]
+pub struct TrimMessages {
+    /// The topic.
+    #[prost(string, tag = "1")]
+    pub topic: String,
+    /// Remove nothing past this offset.
+    #[prost(uint64, tag = "2")]
+    pub up_to_offset: u64,
+    /// Remove only messages published at least this long before the batch clock.
+    #[prost(uint64, tag = "3")]
+    pub retention_ms: u64,
 }
 
 /// Asks for the refund of a paid order.

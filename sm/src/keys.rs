@@ -254,6 +254,8 @@ pub enum DeliveryRecord {
     /// A pending message whose delay or retry timer fired, for the scheduler to load (its scan
     /// skipped the message while the timer was armed): `7 group 0x00 offset`.
     Ready = 7,
+    /// The last offset of a topic removed by retention: `8 topic`.
+    TopicFloor = 8,
 }
 
 /// Key of a subscription record in `deliveries`.
@@ -266,6 +268,13 @@ pub fn subscription(group: &str) -> Vec<u8> {
 /// Key of a topic's head (its last offset) in `deliveries`.
 pub fn topic_head(topic: &str) -> Vec<u8> {
     let mut key = vec![DeliveryRecord::TopicHead as u8];
+    key.extend_from_slice(topic.as_bytes());
+    key
+}
+
+/// Key of the record of a topic's last offset removed by retention.
+pub fn topic_floor(topic: &str) -> Vec<u8> {
+    let mut key = vec![DeliveryRecord::TopicFloor as u8];
     key.extend_from_slice(topic.as_bytes());
     key
 }

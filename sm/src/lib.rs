@@ -53,6 +53,7 @@ pub mod queue_timers;
 pub mod raft_types;
 pub mod reader;
 pub mod refund;
+pub mod retention;
 pub mod seckill;
 pub mod sku;
 pub mod snapshot;

@@ -35,6 +35,8 @@ pub enum Applied {
     Redriven(u64),
     /// The order is waiting for the provider's refund.
     RefundRequested(Order),
+    /// Messages removed by retention: the topic's last removed offset now.
+    Trimmed(u64),
 }
 
 /// What a `FireTimers` command did.

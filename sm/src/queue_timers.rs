@@ -92,20 +92,12 @@ pub fn waits_on_timer(
 pub struct GroupsByTopic(Option<HashMap<String, Vec<String>>>);
 
 impl GroupsByTopic {
-    /// The groups consuming `topic`. Read from the committed state: a group created in the same
-    /// batch is new, and its scheduler scan finds the message with its timer already gone.
+    /// The groups consuming `topic`, as this batch sees them.
     fn of(&mut self, txn: &Txn<'_>, topic: &str) -> Result<&[String], StoreError> {
         if self.0.is_none() {
-            let prefix = [DeliveryRecord::Subscription as u8];
-            let end = [DeliveryRecord::Subscription as u8 + 1];
             let mut by_topic: HashMap<String, Vec<String>> = HashMap::new();
-            for key in txn.scan_committed_keys(CF_DELIVERIES, &prefix, &end, usize::MAX)? {
-                let Ok(group) = std::str::from_utf8(&key[1..]) else {
-                    continue;
-                };
-                if let Some(sub) = subscription::load(txn, group)? {
-                    by_topic.entry(sub.topic).or_default().push(sub.group);
-                }
+            for sub in subscription::all(txn)? {
+                by_topic.entry(sub.topic).or_default().push(sub.group);
             }
             self.0 = Some(by_topic);
         }

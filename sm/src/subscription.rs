@@ -22,6 +22,7 @@ use crate::outcome::{Applied, Outcome, Rejection};
 use crate::queue::{self, Message};
 use crate::queue_timers;
 use crate::refund;
+use crate::retention;
 use crate::timers;
 use crate::txn::Txn;
 
@@ -124,6 +125,28 @@ pub(crate) fn load(txn: &Txn<'_>, group: &str) -> Result<Option<Subscription>, S
     txn.get(CF_DELIVERIES, &keys::subscription(group))
 }
 
+/// Every subscription as this batch sees it: those committed and those created earlier in it.
+pub(crate) fn all(txn: &Txn<'_>) -> Result<Vec<Subscription>, StoreError> {
+    let prefix = [DeliveryRecord::Subscription as u8];
+    let end = [DeliveryRecord::Subscription as u8 + 1];
+    let mut keys = txn.scan_committed_keys(CF_DELIVERIES, &prefix, &end, usize::MAX)?;
+    keys.extend(
+        txn.staged_puts(CF_DELIVERIES)
+            .into_iter()
+            .filter(|key| key.first() == Some(&prefix[0])),
+    );
+    keys.sort();
+    keys.dedup();
+    let mut subs = Vec::with_capacity(keys.len());
+    for key in keys {
+        let Ok(group) = std::str::from_utf8(&key[1..]) else {
+            continue;
+        };
+        subs.extend(load(txn, group)?);
+    }
+    Ok(subs)
+}
+
 /// Stores `sub`.
 pub(crate) fn save(txn: &mut Txn<'_>, sub: &Subscription) -> Result<(), StoreError> {
     txn.put(CF_DELIVERIES, keys::subscription(&sub.group), sub)
@@ -184,7 +207,8 @@ pub fn put(txn: &mut Txn<'_>, put: &PutSubscription) -> Result<Outcome, StoreErr
             cursor: if put.start_latest {
                 queue::head(txn, &put.topic)?
             } else {
-                0
+                // The oldest message retention has not removed.
+                retention::floor(txn, &put.topic)?
             },
             delivered: 0,
             dead: 0,
@@ -251,6 +275,13 @@ fn settle(txn: &mut Txn<'_>, sub: &mut Subscription, offset: u64) -> Result<(), 
             )?;
         }
         txn.delete(CF_DELIVERIES, attempts_key);
+    }
+    if offset <= retention::floor(txn, &sub.topic)? {
+        // A redriven message that retention had removed before: it goes again once settled.
+        let message = keys::message(&sub.topic, offset);
+        if txn.get_raw(CF_MESSAGES, &message)?.is_some() {
+            txn.delete(CF_MESSAGES, message);
+        }
     }
     if offset != sub.cursor + 1 {
         if offset > sub.cursor {
@@ -368,10 +399,15 @@ pub fn redrive(txn: &mut Txn<'_>, redrive: &Redrive) -> Result<Outcome, StoreErr
     let mut moved = 0;
     for &offset in &redrive.offsets {
         let dead = keys::delivery(DeliveryRecord::Dead, &sub.group, offset);
-        if txn.get_raw(CF_DELIVERIES, &dead)?.is_none() {
+        let Some(letter) = txn.get::<DeadLetter>(CF_DELIVERIES, &dead)? else {
             continue;
-        }
+        };
         txn.delete(CF_DELIVERIES, dead);
+        let message = keys::message(&sub.topic, offset);
+        if txn.get_raw(CF_MESSAGES, &message)?.is_none() {
+            // Retention removed it once every group had settled it: the letter's copy returns.
+            txn.put(CF_MESSAGES, message, &letter.message)?;
+        }
         // The marker makes it pending whichever side of the cursor it is on, and tells the
         // scheduler (which has read past it) to deliver it again.
         delete_if_present(
@@ -478,6 +514,57 @@ impl QueueReads<'_> {
             Ok(true)
         })?;
         Ok(subs)
+    }
+
+    /// Every topic ever published to.
+    pub fn topics(&self) -> Result<Vec<String>, StoreError> {
+        let prefix = [DeliveryRecord::TopicHead as u8];
+        let mut topics = Vec::new();
+        scan_prefix(self.db, CF_DELIVERIES, &prefix, &prefix, |key, _| {
+            if let Ok(topic) = std::str::from_utf8(&key[1..]) {
+                topics.push(topic.to_owned());
+            }
+            Ok(true)
+        })?;
+        Ok(topics)
+    }
+
+    /// The last offset of `topic` removed by retention (0 when none was).
+    pub fn floor(&self, topic: &str) -> Result<u64, StoreError> {
+        retention::floor(&self.txn(), topic)
+    }
+
+    /// How far retention could trim `topic` at `now_ms`: the last offset every group has
+    /// settled, if the oldest message still held is older than `retention_ms`; `None` when there
+    /// is nothing to trim.
+    pub fn trimmable(
+        &self,
+        topic: &str,
+        retention_ms: u64,
+        now_ms: i64,
+    ) -> Result<Option<u64>, StoreError> {
+        let txn = self.txn();
+        let floor = retention::floor(&txn, topic)?;
+        let settled_by_all = self
+            .subscriptions()?
+            .into_iter()
+            .filter(|sub| sub.topic == topic)
+            .map(|sub| sub.cursor)
+            .min()
+            .unwrap_or(u64::MAX)
+            .min(queue::head(&txn, topic)?);
+        if settled_by_all <= floor {
+            return Ok(None);
+        }
+        let retention_ms = i64::try_from(retention_ms).unwrap_or(i64::MAX);
+        Ok(match queue::load(&txn, topic, floor + 1)? {
+            Some(oldest) if oldest.published_at_ms.saturating_add(retention_ms) <= now_ms => {
+                Some(settled_by_all)
+            }
+            // Removed already (a later command will move the floor past it) or too young.
+            Some(_) => None,
+            None => Some(settled_by_all),
+        })
     }
 
     /// One subscription.

@@ -5,7 +5,7 @@
 use sm::apply::apply_batch;
 use sm::command::{
     Action, Command, CommandBatch, CreateOrder, FailedDelivery, FireTimers, OrderLine, PayOrder,
-    Publish, PutSku, PutSubscription, RecordDeliveries, Redrive, RefundOrder,
+    Publish, PutSku, PutSubscription, RecordDeliveries, Redrive, RefundOrder, TrimMessages,
 };
 use sm::order::OrderState;
 use sm::outcome::{Applied, Outcome};
@@ -387,4 +387,68 @@ fn a_failed_delivery_waits_on_its_retry_timer_and_settling_disarms_it() {
     assert_eq!(f.fire(5_000, retry_timer("g", 1, 5_000)), (0, 0));
     assert!(f.ready("g").is_empty());
     assert_eq!(f.sub("g").cursor, 2);
+}
+
+fn trim(topic: &str, up_to_offset: u64, retention_ms: u64) -> Action {
+    Action::TrimMessages(TrimMessages {
+        topic: topic.into(),
+        up_to_offset,
+        retention_ms,
+    })
+}
+
+#[test]
+fn retention_removes_only_what_every_group_settled_and_a_redrive_brings_its_letter_back() {
+    let mut f = Fixture::new();
+    f.run(0, subscribe("a", "t", 1, false)).unwrap();
+    f.run(0, subscribe("b", "t", 5, false)).unwrap();
+    for _ in 0..3 {
+        f.run(1_000, publish("t")).unwrap();
+    }
+    f.record(1_100, acks("a", &[1, 2]));
+    let done = f.record(1_100, fail("a", 3));
+    assert_eq!(done.dead, vec![3], "one attempt allowed: a dead letter");
+    f.record(1_100, acks("b", &[1]));
+    let held = |f: &Fixture| -> Vec<u64> {
+        (1..=3)
+            .filter(|&o| f.reads().message("t", o).unwrap().is_some())
+            .collect()
+    };
+
+    assert_eq!(
+        f.run(10_999, trim("t", 3, 10_000)),
+        Ok(Applied::Trimmed(0)),
+        "too young"
+    );
+    assert_eq!(held(&f), vec![1, 2, 3]);
+    // Group b has settled only offset 1.
+    assert_eq!(f.run(11_000, trim("t", 3, 10_000)), Ok(Applied::Trimmed(1)));
+    assert_eq!(held(&f), vec![2, 3]);
+    f.record(11_100, acks("b", &[2, 3]));
+    assert_eq!(f.run(11_200, trim("t", 3, 10_000)), Ok(Applied::Trimmed(3)));
+    assert!(held(&f).is_empty());
+    assert_eq!(f.reads().floor("t").unwrap(), 3);
+
+    // A new group starting at the earliest message starts after what is gone.
+    f.run(11_300, subscribe("c", "t", 5, false)).unwrap();
+    assert_eq!(f.sub("c").cursor, 3);
+
+    // The dead letter of group a still has its message: a redrive puts it back for delivery,
+    // and once settled it goes again.
+    match f.run(
+        11_400,
+        Action::Redrive(Redrive {
+            group: "a".into(),
+            offsets: vec![3],
+        }),
+    ) {
+        Ok(Applied::Redriven(1)) => {}
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(held(&f), vec![3]);
+    let redriven = f.reads().redriven(&f.sub("a")).unwrap();
+    assert_eq!(redriven.len(), 1);
+    assert_eq!(redriven[0].message.payload["n"], 1);
+    f.record(11_500, acks("a", &[3]));
+    assert!(held(&f).is_empty());
 }
