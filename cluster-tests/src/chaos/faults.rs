@@ -150,9 +150,30 @@ pub struct FaultStep {
     pub hold_ms: u64,
 }
 
+impl Fault {
+    /// The kind this fault is drawn as.
+    pub fn kind(&self) -> FaultKind {
+        match self {
+            Fault::KillLeader | Fault::KillNode { .. } => FaultKind::Kill,
+            Fault::PauseLeader | Fault::PauseNode { .. } => FaultKind::Pause,
+            Fault::IsolateLeader | Fault::IsolateNode { .. } | Fault::Bridge { .. } => {
+                FaultKind::Partition
+            }
+            Fault::SlowLinks { .. } | Fault::FlakyLinks { .. } => FaultKind::Link,
+            Fault::RestartAll => FaultKind::RestartAll,
+            Fault::CrashPoint { .. } => FaultKind::CrashPoint,
+            Fault::KillLeaderWhileIsolated { .. } | Fault::PauseNodeOnFlakyLinks { .. } => {
+                FaultKind::Combined
+            }
+            Fault::DiskFullLeader | Fault::DiskFull { .. } => FaultKind::DiskFull,
+        }
+    }
+}
+
 /// The seeded schedule: enough steps to fill twice `duration` however fast the cluster
 /// recovers (the run stops taking steps when its time is up, so the tail is unused), drawn from
-/// `kinds` over nodes `1..=nodes`.
+/// `kinds` over nodes `1..=nodes`. Kinds are dealt like cards: every kind once, in a seeded
+/// order, before any repeats, so even a short run meets each kind.
 pub fn schedule(
     rng: &mut Rng,
     kinds: &[FaultKind],
@@ -162,9 +183,16 @@ pub fn schedule(
     let mut steps = Vec::new();
     let mut planned = 0u64;
     let total = 2 * duration.as_millis() as u64;
+    let mut deck: Vec<FaultKind> = Vec::new();
     while planned < total && !kinds.is_empty() {
+        if deck.is_empty() {
+            deck = kinds.to_vec();
+            for i in (1..deck.len()).rev() {
+                deck.swap(i, rng.below(i as u64 + 1) as usize);
+            }
+        }
         let node = rng.between(1, nodes);
-        let kind = kinds[rng.below(kinds.len() as u64) as usize];
+        let Some(kind) = deck.pop() else { break };
         let fault = match (kind, rng.below(3)) {
             (FaultKind::Kill, 0) => Fault::KillNode { node },
             (FaultKind::Kill, _) => Fault::KillLeader,
@@ -427,5 +455,13 @@ mod tests {
         assert_ne!(make(5), make(6));
         let planned: u64 = make(5).iter().map(|s| s.quiet_ms + s.hold_ms + 2_000).sum();
         assert!(planned >= 60_000);
+        for seed in 0..20 {
+            let first: std::collections::HashSet<FaultKind> = make(seed)
+                .iter()
+                .take(FaultKind::ALL.len())
+                .map(|s| s.fault.kind())
+                .collect();
+            assert_eq!(first.len(), FaultKind::ALL.len(), "seed {seed}: {first:?}");
+        }
     }
 }
