@@ -129,6 +129,19 @@ fn acked_order_ids(receiver: &Receiver) -> HashSet<String> {
         .collect()
 }
 
+/// A webhook receiver answering 500 to a `fail_rate` share of calls.
+async fn failing_receiver(fail_rate: f64) -> Receiver {
+    Receiver::start(
+        0,
+        ReceiverOptions {
+            fail_rate,
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("receiver")
+}
+
 async fn stats(cluster: &Cluster, group: &str) -> Value {
     let all = ok(cluster, Request::get("/admin/subscriptions")).await;
     all["subscriptions"]
@@ -142,15 +155,7 @@ async fn t60_every_paid_order_arrives_through_failures_and_two_leader_kills() {
     let mut cluster = Cluster::start(3, ClusterOptions::default())
         .await
         .expect("cluster");
-    let receiver = Receiver::start(
-        0,
-        ReceiverOptions {
-            fail_rate: 0.5,
-            ..Default::default()
-        },
-    )
-    .await
-    .expect("receiver");
+    let receiver = failing_receiver(0.5).await;
     within(Duration::from_secs(100), async {
         tracing_phase("--- 1000 orders paid");
         let ids = paid_orders(&cluster, 1000).await;
@@ -237,15 +242,7 @@ async fn t60_always_failing_webhook_leaves_one_dead_letter_each_then_redrive_del
     let cluster = Cluster::start(1, ClusterOptions::default())
         .await
         .expect("cluster");
-    let receiver = Receiver::start(
-        0,
-        ReceiverOptions {
-            fail_rate: 1.0,
-            ..Default::default()
-        },
-    )
-    .await
-    .expect("receiver");
+    let receiver = failing_receiver(1.0).await;
     within(Duration::from_secs(60), async {
         publish(&cluster, "jobs", 20).await;
         subscribe(
@@ -616,15 +613,7 @@ async fn t60_ordered_by_key_delivers_each_key_in_order_and_delays_hold() {
     let cluster = Cluster::start(1, ClusterOptions::default())
         .await
         .expect("cluster");
-    let receiver = Receiver::start(
-        0,
-        ReceiverOptions {
-            fail_rate: 0.3,
-            ..Default::default()
-        },
-    )
-    .await
-    .expect("receiver");
+    let receiver = failing_receiver(0.3).await;
     within(Duration::from_secs(40), async {
         subscribe(
             &cluster,
@@ -719,15 +708,7 @@ async fn t60_delayed_messages_wait_in_the_wheel_without_holding_up_the_rest() {
     let mut cluster = Cluster::start(3, ClusterOptions::default())
         .await
         .expect("cluster");
-    let receiver = Receiver::start(
-        0,
-        ReceiverOptions {
-            fail_rate: 0.3,
-            ..Default::default()
-        },
-    )
-    .await
-    .expect("receiver");
+    let receiver = failing_receiver(0.3).await;
     within(Duration::from_secs(150), async {
         // More messages delayed by an hour than the scheduler holds per group, ahead of
         // everything else in the topic: held in memory, they would stall the messages behind.

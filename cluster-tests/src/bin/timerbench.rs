@@ -115,39 +115,22 @@ async fn run(args: Args) -> Result<(), String> {
 
     // Every deadline in the same whole second.
     let deadline_ms = (wall_ms() / 1000 + args.expire_in_secs as i64) * 1000;
-    let next = Arc::new(AtomicU64::new(0));
-    let failed = Arc::new(AtomicU64::new(0));
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for c in 0..args.clients {
-        let client = clients[(c as usize) % clients.len()].clone();
-        let (next, failed, sku, total) =
-            (next.clone(), failed.clone(), args.sku.clone(), args.orders);
-        tasks.push(tokio::spawn(async move {
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= total {
-                    break;
-                }
-                let secs_left = (deadline_ms - wall_ms()) / 1000;
-                let order = NewOrder {
-                    pay_within_secs: Some(secs_left.max(1) as u64),
-                    ..NewOrder::single(format!("tb-{}", i % 10_000), sku.clone(), 1)
-                };
-                if client.create_order(&order, None).await.is_err() {
-                    failed.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-        }));
-    }
-    for task in tasks {
-        task.await.map_err(|e| e.to_string())?;
-    }
-    let created = args.orders - failed.load(Ordering::Relaxed);
-    let create_secs = started.elapsed().as_secs_f64();
+    let sku = args.sku.clone();
+    let (failed, create_secs) = drive(&clients, args.clients, args.orders, move |client, i| {
+        let sku = sku.clone();
+        async move {
+            let secs_left = (deadline_ms - wall_ms()) / 1000;
+            let order = NewOrder {
+                pay_within_secs: Some(secs_left.max(1) as u64),
+                ..NewOrder::single(format!("tb-{}", i % 10_000), sku, 1)
+            };
+            client.create_order(&order, None).await.is_ok()
+        }
+    })
+    .await?;
+    let created = args.orders - failed;
     println!(
-        "created {created} orders ({} failed) in {create_secs:.1} s: {:.0} orders/s",
-        failed.load(Ordering::Relaxed),
+        "created {created} orders ({failed} failed) in {create_secs:.1} s: {:.0} orders/s",
         created as f64 / create_secs
     );
     let armed = first.timers().await.map_err(|e| e.to_string())?;
@@ -192,6 +175,46 @@ async fn run(args: Args) -> Result<(), String> {
     Ok(())
 }
 
+/// Makes `total` calls `call(client, i)` from `workers` concurrent workers spread over the
+/// targets; answers how many failed and how many seconds it took.
+async fn drive<F, Fut>(
+    targets: &[NodeClient],
+    workers: u64,
+    total: u64,
+    call: F,
+) -> Result<(u64, f64), String>
+where
+    F: Fn(NodeClient, u64) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
+    let next = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..workers {
+        let client = targets[(w as usize) % targets.len()].clone();
+        let (next, failed, call) = (next.clone(), failed.clone(), call.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= total {
+                    break;
+                }
+                if !call(client.clone(), i).await {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.map_err(|e| e.to_string())?;
+    }
+    Ok((
+        failed.load(Ordering::Relaxed),
+        started.elapsed().as_secs_f64(),
+    ))
+}
+
 /// Sends `request` to `client`; an answer other than 2xx is an error.
 async fn expect_ok(client: &NodeClient, request: Request) -> Result<serde_json::Value, String> {
     let what = format!("{} {}", request.method, request.path);
@@ -232,44 +255,18 @@ async fn run_messages(args: &Args, clients: &[NodeClient]) -> Result<(), String>
         .map_err(|e| e.to_string())?
         .format(&time::format_description::well_known::Rfc3339)
         .map_err(|e| e.to_string())?;
-    let next = Arc::new(AtomicU64::new(0));
-    let failed = Arc::new(AtomicU64::new(0));
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for c in 0..args.clients {
-        let client = clients[(c as usize) % clients.len()].clone();
-        let (next, failed, topic, deliver_at, total) = (
-            next.clone(),
-            failed.clone(),
-            topic.clone(),
-            deliver_at.clone(),
-            args.orders,
+    let (failed, publish_secs) = drive(clients, args.clients, args.orders, move |client, i| {
+        let request = Request::json(
+            Method::POST,
+            format!("/v1/topics/{topic}/messages"),
+            &json!({"key": format!("m{i}"), "payload": {"n": i}, "deliver_at": deliver_at}),
         );
-        tasks.push(tokio::spawn(async move {
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= total {
-                    break;
-                }
-                let request = Request::json(
-                    Method::POST,
-                    format!("/v1/topics/{topic}/messages"),
-                    &json!({"key": format!("m{i}"), "payload": {"n": i}, "deliver_at": deliver_at}),
-                );
-                if expect_ok(&client, request).await.is_err() {
-                    failed.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-        }));
-    }
-    for task in tasks {
-        task.await.map_err(|e| e.to_string())?;
-    }
-    let published = args.orders - failed.load(Ordering::Relaxed);
-    let publish_secs = started.elapsed().as_secs_f64();
+        async move { expect_ok(&client, request).await.is_ok() }
+    })
+    .await?;
+    let published = args.orders - failed;
     println!(
-        "published {published} delayed messages ({} failed) in {publish_secs:.1} s: {:.0}/s",
-        failed.load(Ordering::Relaxed),
+        "published {published} delayed messages ({failed} failed) in {publish_secs:.1} s: {:.0}/s",
         published as f64 / publish_secs
     );
     let armed = first.timers().await.map_err(|e| e.to_string())?;
