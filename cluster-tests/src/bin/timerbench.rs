@@ -23,7 +23,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::Parser;
-use cluster::{poll_until, NewOrder, NodeClient, Receiver, ReceiverOptions, Request, SkuSettings};
+use cluster::{
+    poll_until, NewOrder, NodeClient, Receiver, ReceiverOptions, Request, SkuSettings, TimerStats,
+};
 use reqwest::Method;
 use serde_json::json;
 
@@ -133,17 +135,9 @@ async fn run(args: Args) -> Result<(), String> {
         "created {created} orders ({failed} failed) in {create_secs:.1} s: {:.0} orders/s",
         created as f64 / create_secs
     );
-    let armed = first.timers().await.map_err(|e| e.to_string())?;
-    println!("timers pending {} (was {})", armed.pending, before.pending);
-    if args.no_wait {
+    let Some(limit) = armed(&first, &before, &args, deadline_ms, "every close").await? else {
         return Ok(());
-    }
-    let deadline_left = (deadline_ms - wall_ms()).max(0);
-    println!(
-        "deadline in {:.1} s; waiting for every close",
-        deadline_left as f64 / 1000.0
-    );
-    let limit = Duration::from_millis(deadline_left as u64) + Duration::from_secs(120);
+    };
     let sku = poll_until("every order closed", limit, || async {
         let sku = first
             .get_sku(&args.sku, true)
@@ -215,6 +209,30 @@ where
     ))
 }
 
+/// After the timers are armed: prints how many are pending, and answers how long to wait for
+/// `what` (until the deadline and a while after), or `None` with `--no-wait`.
+async fn armed(
+    first: &NodeClient,
+    before: &TimerStats,
+    args: &Args,
+    deadline_ms: i64,
+    what: &str,
+) -> Result<Option<Duration>, String> {
+    let armed = first.timers().await.map_err(|e| e.to_string())?;
+    println!("timers pending {} (was {})", armed.pending, before.pending);
+    if args.no_wait {
+        return Ok(None);
+    }
+    let deadline_left = (deadline_ms - wall_ms()).max(0);
+    println!(
+        "due in {:.1} s; waiting for {what}",
+        deadline_left as f64 / 1000.0
+    );
+    Ok(Some(
+        Duration::from_millis(deadline_left as u64) + Duration::from_secs(300),
+    ))
+}
+
 /// Sends `request` to `client`; an answer other than 2xx is an error.
 async fn expect_ok(client: &NodeClient, request: Request) -> Result<serde_json::Value, String> {
     let what = format!("{} {}", request.method, request.path);
@@ -269,17 +287,9 @@ async fn run_messages(args: &Args, clients: &[NodeClient]) -> Result<(), String>
         "published {published} delayed messages ({failed} failed) in {publish_secs:.1} s: {:.0}/s",
         published as f64 / publish_secs
     );
-    let armed = first.timers().await.map_err(|e| e.to_string())?;
-    println!("timers pending {} (was {})", armed.pending, before.pending);
-    if args.no_wait {
+    let Some(limit) = armed(&first, &before, args, deadline_ms, "every delivery").await? else {
         return Ok(());
-    }
-    let deadline_left = (deadline_ms - wall_ms()).max(0);
-    println!(
-        "due in {:.1} s; waiting for every delivery",
-        deadline_left as f64 / 1000.0
-    );
-    let limit = Duration::from_millis(deadline_left as u64) + Duration::from_secs(300);
+    };
     poll_until("every message delivered", limit, || async {
         let n = receiver.acked_ids().len() as u64;
         if n >= published {
