@@ -133,7 +133,9 @@ impl From<Rejection> for ApiError {
         let message = rejection.to_string();
         match rejection {
             Rejection::InsufficientStock { .. } => Self::new(409, "insufficient_stock", message),
-            Rejection::InvalidState { .. } => Self::new(409, "invalid_state", message),
+            Rejection::InvalidState { .. } | Rejection::Conflict(_) => {
+                Self::new(409, "invalid_state", message)
+            }
             Rejection::SoldOut { .. } => Self::new(409, "sold_out", message),
             Rejection::LimitExceeded { .. } => Self::new(409, "limit_exceeded", message),
             Rejection::NotFound { .. } => Self::new(404, "not_found", message),

@@ -77,6 +77,7 @@ pub(crate) fn outcome_reply(outcome: Outcome) -> Result<HttpReply, ApiError> {
         )),
         Applied::Redriven(n) => Ok(json_reply(200, &json!({"redriven": n}))),
         Applied::Trimmed(floor) => Ok(json_reply(200, &json!({"trimmed_through": floor}))),
+        Applied::SubscriptionRemoved(_) => Ok(json_reply(200, &json!({"removed": true}))),
         Applied::RefundRequested(order) => Ok(json_reply(202, &view::order(&order))),
     }
 }
@@ -215,6 +216,7 @@ impl<C: Cluster> Api<C> {
             | Route::Publish(_)
             | Route::ListSubscriptions
             | Route::PutSubscription(_)
+            | Route::RemoveSubscription(_)
             | Route::DeadLetters(_)
             | Route::Redrive(_)
             | Route::Receive(_)

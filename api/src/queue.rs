@@ -7,7 +7,7 @@
 
 use serde::Deserialize;
 use serde_json::{json, Value};
-use sm::command::{Action, PutSubscription, Redrive, RefundOrder};
+use sm::command::{Action, PutSubscription, Redrive, RefundOrder, RemoveSubscription};
 use sm::subscription::{DeadLetter, QueueReads, Subscription};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -256,6 +256,11 @@ impl<C: Cluster> Api<C> {
             Route::PutSubscription(group) => {
                 let put = parse_body::<SubscriptionBody>(&req.body)?.into_command(&group)?;
                 self.propose(req, Action::PutSubscription(put)).await
+            }
+            Route::RemoveSubscription(group) => {
+                request::check_id("group", &group)?;
+                let remove = RemoveSubscription { group };
+                self.propose(req, Action::RemoveSubscription(remove)).await
             }
             Route::ListSubscriptions => {
                 self.read(req, |reader| {

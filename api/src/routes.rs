@@ -30,6 +30,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/topics/{topic}/messages"),
     ("GET", "/admin/subscriptions"),
     ("PUT", "/admin/subscriptions/{group}"),
+    ("DELETE", "/admin/subscriptions/{group}"),
     ("GET", "/admin/subscriptions/{group}/dead"),
     ("POST", "/admin/subscriptions/{group}/dead/redrive"),
     ("POST", "/v1/subscriptions/{group}/receive"),
@@ -86,6 +87,8 @@ pub enum Route {
     ListSubscriptions,
     /// `PUT /admin/subscriptions/{group}`
     PutSubscription(String),
+    /// `DELETE /admin/subscriptions/{group}`
+    RemoveSubscription(String),
     /// `GET /admin/subscriptions/{group}/dead`
     DeadLetters(String),
     /// `POST /admin/subscriptions/{group}/dead/redrive`
@@ -134,9 +137,10 @@ impl Route {
             ["v1", "orders", id, "refund"] => Some(("POST", Route::RefundOrder(param(id)?))),
             ["v1", "topics", topic, "messages"] => Some(("POST", Route::Publish(param(topic)?))),
             ["admin", "subscriptions"] => Some(("GET", Route::ListSubscriptions)),
-            ["admin", "subscriptions", group] => {
-                Some(("PUT", Route::PutSubscription(param(group)?)))
-            }
+            ["admin", "subscriptions", group] => match method {
+                "DELETE" => Some(("DELETE", Route::RemoveSubscription(param(group)?))),
+                _ => Some(("PUT", Route::PutSubscription(param(group)?))),
+            },
             ["admin", "subscriptions", group, "dead"] => {
                 Some(("GET", Route::DeadLetters(param(group)?)))
             }
@@ -181,7 +185,9 @@ impl Route {
             Route::RefundOrder(_) => "/v1/orders/{id}/refund",
             Route::Publish(_) => "/v1/topics/{topic}/messages",
             Route::ListSubscriptions => "/admin/subscriptions",
-            Route::PutSubscription(_) => "/admin/subscriptions/{group}",
+            Route::PutSubscription(_) | Route::RemoveSubscription(_) => {
+                "/admin/subscriptions/{group}"
+            }
             Route::DeadLetters(_) => "/admin/subscriptions/{group}/dead",
             Route::Redrive(_) => "/admin/subscriptions/{group}/dead/redrive",
             Route::Receive(_) => "/v1/subscriptions/{group}/receive",

@@ -372,3 +372,40 @@ async fn a_node_restoring_a_snapshot_answers_no_reads_from_its_half_restored_sta
     let (status, _) = client.call("GET", "/v1/changes?after=0", &[], "").await;
     assert_eq!(status, 200);
 }
+
+#[tokio::test]
+async fn a_removed_group_is_gone_and_the_refund_group_stays() {
+    let client = Client::new(None);
+    let json = [("content-type", "application/json")];
+    let (status, _) = client
+        .call(
+            "PUT",
+            "/admin/subscriptions/points",
+            &json,
+            r#"{"topic": "order.paid"}"#,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, body) = client
+        .call("DELETE", "/admin/subscriptions/points", &[], "")
+        .await;
+    assert_eq!(
+        (status, &body["removed"]),
+        (200, &Value::Bool(true)),
+        "{body}"
+    );
+    let (_, list) = client.call("GET", "/admin/subscriptions", &[], "").await;
+    assert_eq!(
+        list["subscriptions"].as_array().map(Vec::len),
+        Some(0),
+        "{list}"
+    );
+    let (status, body) = client
+        .call("DELETE", "/admin/subscriptions/points", &[], "")
+        .await;
+    assert_eq!((status, code(&body)), (404, "not_found"));
+    let (status, body) = client
+        .call("DELETE", "/admin/subscriptions/payment.refund", &[], "")
+        .await;
+    assert_eq!((status, code(&body)), (409, "invalid_state"));
+}

@@ -870,3 +870,108 @@ async fn t60_retention_removes_settled_messages_only() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t60_a_removed_group_stops_at_once() {
+    let cluster = Cluster::start(1, ClusterOptions::default())
+        .await
+        .expect("cluster");
+    let receiver = failing_receiver(0.0).await;
+    within(Duration::from_secs(60), async {
+        let pushed = subscription("rm", Some(&receiver.url()), json!({}));
+        subscribe(&cluster, "pushed", pushed.clone()).await;
+        publish(&cluster, "rm", 5).await;
+        subscribe(
+            &cluster,
+            "pulled",
+            subscription("rm", None, json!({"start": "latest"})),
+        )
+        .await;
+        poll_until("5 pushed", Duration::from_secs(10), || async {
+            let n = receiver.acked_ids().len();
+            if n == 5 {
+                Ok(())
+            } else {
+                Err(format!("{n} pushed"))
+            }
+        })
+        .await
+        .expect("delivered");
+
+        // A receive on the pulled group, waiting or not yet arrived when the group goes, is
+        // answered 404 rather than left to its wait.
+        let client = cluster.client(1).clone();
+        let started = Instant::now();
+        let parked = tokio::spawn(async move {
+            client
+                .send(Request::json(
+                    Method::POST,
+                    "/v1/subscriptions/pulled/receive",
+                    &json!({"max": 10, "wait_ms": 20000}),
+                ))
+                .await
+        });
+        for group in ["pulled", "pushed"] {
+            let removed = ok(
+                &cluster,
+                Request::json(
+                    Method::DELETE,
+                    format!("/admin/subscriptions/{group}"),
+                    &json!({}),
+                ),
+            )
+            .await;
+            assert_eq!(removed["removed"], true);
+        }
+        let answer = parked.await.expect("task").expect("an answer");
+        assert_eq!(answer.status, 404, "{}", answer.body);
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "answered before its wait ended"
+        );
+
+        // Messages published after the removal never reach the removed push group; a group
+        // created again under the name starts where it is told to.
+        let before = receiver.acked_ids();
+        for i in 0..5 {
+            ok(
+                &cluster,
+                Request::json(
+                    Method::POST,
+                    "/v1/topics/rm/messages",
+                    &json!({"key": "after", "payload": {"after": i}}),
+                ),
+            )
+            .await;
+        }
+        let mut again = pushed;
+        again["start"] = json!("latest");
+        subscribe(&cluster, "pushed", again).await;
+        let marker = ok(
+            &cluster,
+            Request::json(
+                Method::POST,
+                "/v1/topics/rm/messages",
+                &json!({"payload": "marker"}),
+            ),
+        )
+        .await;
+        let marker_id = marker["id"].as_str().unwrap_or_default().to_string();
+        poll_until("the marker pushed", Duration::from_secs(10), || async {
+            if receiver.acked_ids().contains(&marker_id) {
+                Ok(())
+            } else {
+                Err("not yet".to_string())
+            }
+        })
+        .await
+        .expect("the re-created group delivers");
+        let new: Vec<String> = receiver.acked_ids().difference(&before).cloned().collect();
+        assert_eq!(
+            new,
+            vec![marker_id],
+            "only what came after the group was created again"
+        );
+    })
+    .await;
+}

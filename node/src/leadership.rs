@@ -13,7 +13,7 @@ use tokio::sync::watch;
 
 use crate::batcher::Batcher;
 use crate::queue_handle::QueueHandle;
-use crate::queue_trimmer::QueueTrimmer;
+use crate::queue_housekeeping::QueueHousekeeping;
 use crate::scheduler::Scheduler;
 use crate::timer_service::{TimerLag, TimerService};
 
@@ -76,14 +76,12 @@ impl LeaderServices {
             self.timer_lag.clone(),
         );
         tokio::spawn(timers.run(stopped.clone()));
-        if self.queue_retention_ms > 0 {
-            let trimmer = QueueTrimmer::new(
-                self.reader.clone(),
-                self.batcher.clone(),
-                self.queue_retention_ms,
-            );
-            tokio::spawn(trimmer.run(stopped.clone()));
-        }
+        let housekeeping = QueueHousekeeping::new(
+            self.reader.clone(),
+            self.batcher.clone(),
+            self.queue_retention_ms,
+        );
+        tokio::spawn(housekeeping.run(stopped.clone()));
         match Scheduler::new(
             self.reader.clone(),
             self.batcher.clone(),

@@ -35,7 +35,7 @@ pub mod peer_server;
 pub mod peer_wire;
 pub mod push;
 pub mod queue_handle;
-pub mod queue_trimmer;
+pub mod queue_housekeeping;
 pub mod raft_cluster;
 pub mod scheduler;
 pub mod serve;

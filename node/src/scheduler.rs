@@ -196,6 +196,10 @@ impl Scheduler {
     fn refresh(&self, state: &mut LoopState, now: i64) -> Result<(), sm::StoreError> {
         let subs = self.reads().subscriptions()?;
         self.ensure_refund_group(state, &subs, now);
+        // A removed group's lane goes; what it had in flight is answered into nothing.
+        state
+            .lanes
+            .retain(|group, _| subs.iter().any(|sub| &sub.group == group));
         for sub in subs {
             let lane = state
                 .lanes
@@ -452,6 +456,10 @@ impl Scheduler {
                 continue;
             }
             let Some(lane) = state.lanes.get_mut(&p.group) else {
+                let _ = p.reply.send(Err(ClusterError::Refused(format!(
+                    "subscription {} not found",
+                    p.group
+                ))));
                 continue;
             };
             let expires = now.saturating_add(i64::try_from(p.visibility_ms).unwrap_or(i64::MAX));

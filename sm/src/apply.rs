@@ -82,6 +82,7 @@ fn apply_command(
         }
         Some(Action::Redrive(redrive)) => crate::subscription::redrive(txn, redrive)?,
         Some(Action::TrimMessages(trim)) => crate::retention::trim(txn, now_ms, trim)?,
+        Some(Action::RemoveSubscription(remove)) => crate::group_removal::remove(txn, remove)?,
         Some(Action::RefundOrder(refund)) => crate::refund::request(txn, now_ms, refund)?,
     };
     if !key.is_empty() {

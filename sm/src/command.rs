@@ -28,7 +28,7 @@ pub struct Command {
     #[prost(bytes = "vec", tag = "2")]
     pub request_hash: Vec<u8>,
     /// What to do.
-    #[prost(oneof = "Action", tags = "3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14")]
+    #[prost(oneof = "Action", tags = "3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15")]
     pub action: Option<Action>,
 }
 
@@ -71,6 +71,9 @@ pub enum Action {
     /// Remove a topic's oldest settled messages past the retention (see `crate::retention`).
     #[prost(message, tag = "14")]
     TrimMessages(TrimMessages),
+    /// Remove a consumer group and its delivery records (see `crate::group_removal`).
+    #[prost(message, tag = "15")]
+    RemoveSubscription(RemoveSubscription),
 }
 
 /// Publishes one message. The offset is the topic's next one, decided in log order.
@@ -185,6 +188,15 @@ pub struct TrimMessages {
     /// Remove only messages published at least this long before the batch clock.
     #[prost(uint64, tag = "3")]
     pub retention_ms: u64,
+}
+
+/// Removes a consumer group: its settings at once, its delivery records in bounded steps (the
+/// leader repeats the command until none is left).
+#[derive(Clone, PartialEq, prost::Message, Serialize, Deserialize)]
+pub struct RemoveSubscription {
+    /// The consumer group.
+    #[prost(string, tag = "1")]
+    pub group: String,
 }
 
 /// Asks for the refund of a paid order.

@@ -256,6 +256,8 @@ pub enum DeliveryRecord {
     Ready = 7,
     /// The last offset of a topic removed by retention: `8 topic`.
     TopicFloor = 8,
+    /// A group being removed whose records are not all gone yet: `9 group`.
+    Removing = 9,
 }
 
 /// Key of a subscription record in `deliveries`.

@@ -41,6 +41,7 @@ pub mod counters;
 pub mod db;
 pub mod error;
 pub mod failpoints;
+pub mod group_removal;
 pub mod idempotency;
 pub mod keys;
 pub mod log_codec;

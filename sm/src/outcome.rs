@@ -37,6 +37,8 @@ pub enum Applied {
     RefundRequested(Order),
     /// Messages removed by retention: the topic's last removed offset now.
     Trimmed(u64),
+    /// A group was removed; `true` while some of its records are still to be removed.
+    SubscriptionRemoved(bool),
 }
 
 /// What a `FireTimers` command did.
@@ -106,6 +108,10 @@ pub enum Rejection {
     /// The same idempotency key came with another request.
     #[error("idempotency key was used for a different request")]
     IdempotencyKeyReused,
+    /// The thing exists but cannot be changed that way now (a group still being removed, the
+    /// built-in refund group).
+    #[error("{0}")]
+    Conflict(String),
     /// A command the API should have refused (kept so `apply` never trusts its input).
     #[error("{0}")]
     Invalid(String),

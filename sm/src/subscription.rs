@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::command::{PutSubscription, RecordDeliveries, Redrive};
 use crate::db::cf;
 use crate::error::StoreError;
+use crate::group_removal;
 use crate::keys::{self, DeliveryRecord, CF_DELIVERIES, CF_MESSAGES};
 use crate::outcome::{Applied, Outcome, Rejection};
 use crate::queue::{self, Message};
@@ -171,6 +172,12 @@ pub fn put(txn: &mut Txn<'_>, put: &PutSubscription) -> Result<Outcome, StoreErr
         url: put.push_url.clone(),
         timeout_ms: put.timeout_ms,
     });
+    if group_removal::is_removing(txn, &put.group)? {
+        return Ok(Err(Rejection::Conflict(format!(
+            "group {} is still being removed; create it again shortly",
+            put.group
+        ))));
+    }
     let sub = match load(txn, &put.group)? {
         Some(old) if old.topic != put.topic => {
             return Ok(Err(Rejection::Invalid(format!(
@@ -454,7 +461,7 @@ pub struct PendingMessage {
 }
 
 /// The smallest key after every key starting with `prefix`, if there is one.
-fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+pub(crate) fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
     let mut end = prefix.to_vec();
     while let Some(last) = end.pop() {
         if last < u8::MAX {
@@ -527,6 +534,19 @@ impl QueueReads<'_> {
             Ok(true)
         })?;
         Ok(topics)
+    }
+
+    /// Groups whose removal still has records to remove.
+    pub fn removing_groups(&self) -> Result<Vec<String>, StoreError> {
+        let prefix = [DeliveryRecord::Removing as u8];
+        let mut groups = Vec::new();
+        scan_prefix(self.db, CF_DELIVERIES, &prefix, &prefix, |key, _| {
+            if let Ok(group) = std::str::from_utf8(&key[1..]) {
+                groups.push(group.to_owned());
+            }
+            Ok(true)
+        })?;
+        Ok(groups)
     }
 
     /// The last offset of `topic` removed by retention (0 when none was).

@@ -5,10 +5,11 @@
 use sm::apply::apply_batch;
 use sm::command::{
     Action, Command, CommandBatch, CreateOrder, FailedDelivery, FireTimers, OrderLine, PayOrder,
-    Publish, PutSku, PutSubscription, RecordDeliveries, Redrive, RefundOrder, TrimMessages,
+    Publish, PutSku, PutSubscription, RecordDeliveries, Redrive, RefundOrder, RemoveSubscription,
+    TrimMessages,
 };
 use sm::order::OrderState;
-use sm::outcome::{Applied, Outcome};
+use sm::outcome::{Applied, Outcome, Rejection};
 use sm::queue_timers::{delivery_timer, retry_timer};
 use sm::refund::REFUND_GROUP;
 use sm::subscription::{DeliveriesRecorded, QueueReads, Subscription};
@@ -45,6 +46,23 @@ impl Fixture {
         .unwrap();
         self.db.write(txn.into_write_batch().unwrap()).unwrap();
         out.into_iter().next().unwrap()
+    }
+
+    /// Applies `actions` as one batch (one Raft entry); answers their outcomes.
+    fn run_batch(&mut self, now_ms: i64, actions: Vec<Action>) -> Vec<Outcome> {
+        self.index += 1;
+        let mut txn = Txn::new(&self.db);
+        let out = apply_batch(
+            &mut txn,
+            self.index,
+            &CommandBatch {
+                now_ms,
+                commands: actions.into_iter().map(Command::new).collect(),
+            },
+        )
+        .unwrap();
+        self.db.write(txn.into_write_batch().unwrap()).unwrap();
+        out
     }
 
     fn reads(&self) -> QueueReads<'_> {
@@ -451,4 +469,70 @@ fn retention_removes_only_what_every_group_settled_and_a_redrive_brings_its_lett
     assert_eq!(redriven[0].message.payload["n"], 1);
     f.record(11_500, acks("a", &[3]));
     assert!(held(&f).is_empty());
+}
+
+fn remove(group: &str) -> Action {
+    Action::RemoveSubscription(RemoveSubscription {
+        group: group.into(),
+    })
+}
+
+#[test]
+fn removing_a_group_takes_its_records_in_bounded_steps_and_blocks_its_name_until_done() {
+    let mut f = Fixture::new();
+    f.run(0, subscribe("g", "t", 5, false)).unwrap();
+    let n = 2 * sm::group_removal::RECORDS_PER_STEP as u64 + 3;
+    for chunk in (1..=n).collect::<Vec<_>>().chunks(1000) {
+        f.run_batch(1, chunk.iter().map(|_| publish("t")).collect());
+    }
+    // Every even offset acknowledged while offset 1 is not: one settled marker each.
+    let evens: Vec<u64> = (2..=n).step_by(2).collect();
+    f.record(2, acks("g", &evens));
+    f.record(2, fail_until("g", 1, 60_000));
+    assert_eq!(f.pending_timers(), 1);
+
+    assert_eq!(
+        f.run(3, remove("g")),
+        Ok(Applied::SubscriptionRemoved(true))
+    );
+    assert!(
+        f.reads().subscription("g").unwrap().is_none(),
+        "gone at once"
+    );
+    assert!(
+        matches!(
+            f.run(3, subscribe("g", "t", 5, false)),
+            Err(Rejection::Conflict(_))
+        ),
+        "the name is blocked while records remain"
+    );
+    assert!(matches!(
+        f.run(3, acks("g", &[1])),
+        Err(Rejection::NotFound { .. })
+    ));
+    assert_eq!(f.reads().removing_groups().unwrap(), vec!["g".to_string()]);
+    assert_eq!(
+        f.run(4, remove("g")),
+        Ok(Applied::SubscriptionRemoved(false))
+    );
+    assert_eq!(
+        f.pending_timers(),
+        0,
+        "its retry timer went with its attempts"
+    );
+    assert!(f.reads().removing_groups().unwrap().is_empty());
+    assert!(matches!(
+        f.run(4, remove("g")),
+        Err(Rejection::NotFound { .. })
+    ));
+
+    // A new group of the same name starts clean: every message pending, none settled.
+    f.run(5, subscribe("g", "t", 5, false)).unwrap();
+    let scan = f.reads().pending_after(&f.sub("g"), 0, 10).unwrap();
+    let offsets: Vec<u64> = scan.messages.iter().map(|p| p.message.offset).collect();
+    assert_eq!(offsets, (1..=10).collect::<Vec<u64>>());
+    assert!(matches!(
+        f.run(5, remove(REFUND_GROUP)),
+        Err(Rejection::Conflict(_))
+    ));
 }

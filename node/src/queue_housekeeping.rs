@@ -1,14 +1,15 @@
-//! The leader's queue trimmer: proposes `TrimMessages` for topics whose oldest messages every
-//! subscription has settled and that are older than `queue_retention_secs`, so the queue's
-//! storage stays bounded by what is unsettled or recent.
+//! The leader's queue housekeeping, so the queue's storage stays bounded by what is unsettled or
+//! recent: it proposes `TrimMessages` for topics whose oldest messages every subscription has
+//! settled and that are older than `queue_retention_secs`, and repeats `RemoveSubscription` for
+//! groups whose removal has records left.
 //!
-//! To ensure correctness: it only proposes; `apply` (`sm::retention`) re-checks the cursors and
-//! the age with the batch clock, so a stale view or a deposed leader removes nothing it should
-//! not.
+//! To ensure correctness: it only proposes; `apply` (`sm::retention`, `sm::group_removal`)
+//! re-checks the cursors, the age and the markers, so a stale view or a deposed leader removes
+//! nothing it should not.
 
 use std::time::Duration;
 
-use sm::command::{Action, Command, TrimMessages};
+use sm::command::{Action, Command, RemoveSubscription, TrimMessages};
 use sm::outcome::Applied;
 use sm::subscription::QueueReads;
 use sm::StateReader;
@@ -23,21 +24,23 @@ const PERIOD_MIN: Duration = Duration::from_millis(500);
 const PERIOD_MAX: Duration = Duration::from_secs(10);
 /// Most trims proposed per topic per round (each removes up to `sm::retention::MAX_TRIM`).
 const TRIMS_PER_ROUND: usize = 50;
+/// Most removal steps proposed per group per round.
+const REMOVALS_PER_ROUND: usize = 20;
 
-/// The trimmer of one leadership term.
-pub struct QueueTrimmer {
+/// The queue housekeeping of one leadership term.
+pub struct QueueHousekeeping {
     /// The node's applied state.
     reader: StateReader,
     /// Where trims are proposed.
     batcher: Batcher,
-    /// Messages younger than this stay.
+    /// Messages younger than this stay; 0 keeps them all.
     retention_ms: u64,
 }
 
-impl QueueTrimmer {
-    /// A trimmer reading `reader`, proposing through `batcher`.
+impl QueueHousekeeping {
+    /// Housekeeping reading `reader`, proposing through `batcher`.
     pub fn new(reader: StateReader, batcher: Batcher, retention_ms: u64) -> Self {
-        QueueTrimmer {
+        QueueHousekeeping {
             reader,
             batcher,
             retention_ms,
@@ -46,7 +49,10 @@ impl QueueTrimmer {
 
     /// Runs until `stop` turns true (leadership lost) or the node shuts down.
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
-        let period = Duration::from_millis(self.retention_ms / 10).clamp(PERIOD_MIN, PERIOD_MAX);
+        let period = match self.retention_ms {
+            0 => PERIOD_MAX,
+            ms => Duration::from_millis(ms / 10).clamp(PERIOD_MIN, PERIOD_MAX),
+        };
         let mut ticker = tokio::time::interval(period);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
@@ -54,14 +60,43 @@ impl QueueTrimmer {
                 _ = stop.wait_for(|stop| *stop) => break,
                 _ = ticker.tick() => {}
             }
-            if let Err(e) = self.round().await {
-                tracing::warn!(error = %e, "queue retention round failed; trying again later");
+            if let Err(e) = self.finish_removals().await {
+                tracing::warn!(error = %e, "removing a group failed; trying again later");
+            }
+            if self.retention_ms > 0 {
+                if let Err(e) = self.trim().await {
+                    tracing::warn!(error = %e, "queue retention failed; trying again later");
+                }
             }
         }
     }
 
-    /// One pass over every topic.
-    async fn round(&self) -> Result<(), String> {
+    /// Takes the next steps of every group removal under way.
+    async fn finish_removals(&self) -> Result<(), String> {
+        let reads = QueueReads {
+            db: self.reader.db(),
+        };
+        for group in reads.removing_groups().map_err(|e| e.to_string())? {
+            for _ in 0..REMOVALS_PER_ROUND {
+                let remove = RemoveSubscription {
+                    group: group.clone(),
+                };
+                match self
+                    .batcher
+                    .submit(Command::new(Action::RemoveSubscription(remove)))
+                    .await
+                {
+                    Ok(Ok(Applied::SubscriptionRemoved(true))) => {}
+                    Ok(_) => break,
+                    Err(e) => return Err(e.to_string()),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// One retention pass over every topic.
+    async fn trim(&self) -> Result<(), String> {
         let reads = QueueReads {
             db: self.reader.db(),
         };

@@ -1,0 +1,111 @@
+//! Removing a consumer group: its settings go at once, its delivery records (settled markers,
+//! attempts, dead letters, ready and redrive marks) in bounded steps.
+//!
+//! To ensure correctness:
+//! - From the first step on the group does not exist: the scheduler drops its lane, outcomes for
+//!   it are refused, its retry timers fire into nothing, and retention no longer waits for it.
+//! - A `Removing` marker stays until the last record is gone, and while it is there the group
+//!   cannot be created again, so a new group of that name never inherits an old group's records.
+//!   The leader repeats the command while the marker is there (see `node::queue_trimmer`).
+//! - The built-in refund group cannot be removed: the refunds in flight depend on it.
+
+use crate::command::RemoveSubscription;
+use crate::error::StoreError;
+use crate::keys::{self, DeliveryRecord, CF_DELIVERIES};
+use crate::outcome::{Applied, Outcome, Rejection};
+use crate::queue_timers;
+use crate::refund::REFUND_GROUP;
+use crate::subscription::{prefix_end, Attempts};
+use crate::timers;
+use crate::txn::Txn;
+
+/// Most records one step removes, so one command stays a bounded write.
+pub const RECORDS_PER_STEP: usize = 10_000;
+
+/// The per-message record kinds a group owns.
+const GROUP_RECORDS: [DeliveryRecord; 5] = [
+    DeliveryRecord::Settled,
+    DeliveryRecord::Attempts,
+    DeliveryRecord::Dead,
+    DeliveryRecord::Ready,
+    DeliveryRecord::Redriven,
+];
+
+/// Whether `group` is still being removed.
+pub fn is_removing(txn: &Txn<'_>, group: &str) -> Result<bool, StoreError> {
+    Ok(txn.get_raw(CF_DELIVERIES, &removing_key(group))?.is_some())
+}
+
+/// Key of the marker of a group being removed.
+pub fn removing_key(group: &str) -> Vec<u8> {
+    let mut key = vec![DeliveryRecord::Removing as u8];
+    key.extend_from_slice(group.as_bytes());
+    key
+}
+
+/// Removes `remove.group`, or takes the next step of a removal under way.
+pub fn remove(txn: &mut Txn<'_>, remove: &RemoveSubscription) -> Result<Outcome, StoreError> {
+    let group = remove.group.as_str();
+    if group == REFUND_GROUP {
+        return Ok(Err(Rejection::Conflict(format!(
+            "{REFUND_GROUP} is the built-in refund group; it cannot be removed"
+        ))));
+    }
+    let settings = keys::subscription(group);
+    let exists = txn.get_raw(CF_DELIVERIES, &settings)?.is_some();
+    if !exists && !is_removing(txn, group)? {
+        return Ok(Err(Rejection::NotFound {
+            kind: "subscription".into(),
+            id: group.into(),
+        }));
+    }
+    if exists {
+        txn.delete(CF_DELIVERIES, settings);
+    }
+    let mut budget = RECORDS_PER_STEP;
+    for kind in GROUP_RECORDS {
+        let prefix = keys::delivery_prefix(kind, group);
+        let end = prefix_end(&prefix).unwrap_or_default();
+        let mut found = txn.scan_committed_keys(CF_DELIVERIES, &prefix, &end, budget)?;
+        // Records staged earlier in this batch are not in the scan.
+        found.extend(
+            txn.staged_puts(CF_DELIVERIES)
+                .into_iter()
+                .filter(|key| key.starts_with(&prefix)),
+        );
+        found.sort();
+        found.dedup();
+        for key in found.into_iter().take(budget) {
+            if kind == DeliveryRecord::Attempts {
+                disarm_retry(txn, group, &key)?;
+            }
+            txn.delete(CF_DELIVERIES, key);
+            budget -= 1;
+        }
+        if budget == 0 {
+            txn.put_raw(CF_DELIVERIES, removing_key(group), Vec::new());
+            return Ok(Ok(Applied::SubscriptionRemoved(true)));
+        }
+    }
+    if is_removing(txn, group)? {
+        txn.delete(CF_DELIVERIES, removing_key(group));
+    }
+    Ok(Ok(Applied::SubscriptionRemoved(false)))
+}
+
+/// Disarms the retry timer of the attempts record at `key`, if it has one.
+fn disarm_retry(txn: &mut Txn<'_>, group: &str, key: &[u8]) -> Result<(), StoreError> {
+    let (Some(attempts), Some(offset)) = (
+        txn.get::<Attempts>(CF_DELIVERIES, key)?,
+        keys::trailing_offset(key),
+    ) else {
+        return Ok(());
+    };
+    if attempts.retry_at_ms > 0 {
+        timers::disarm(
+            txn,
+            queue_timers::retry_timer(group, offset, attempts.retry_at_ms),
+        )?;
+    }
+    Ok(())
+}
