@@ -78,7 +78,15 @@ async fn handle(
                 .map_err(decode_err)?
                 .into_raft()
                 .map_err(bad)?;
-            match raft.install_snapshot(req).await {
+            // openraft writes a chunk at the position it last left the file and keeps its own
+            // offset beside it; a chunk cancelled half-written (the sender gave up and closed
+            // the connection, dropping this handler) leaves the two apart, and every later chunk
+            // lands in the wrong place. So a chunk, once started, runs to its end on its own task.
+            let raft = raft.clone();
+            let installed = tokio::spawn(async move { raft.install_snapshot(req).await })
+                .await
+                .map_err(|e| failed(e.to_string()))?;
+            match installed {
                 Ok(resp) => Ok(SnapshotReplyMsg::from_raft(&resp).encode_to_vec()),
                 Err(RaftError::APIError(InstallSnapshotError::SnapshotMismatch(m))) => {
                     Ok(SnapshotReplyMsg::mismatch(&m.expect, &m.got).encode_to_vec())

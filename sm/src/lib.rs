@@ -89,7 +89,7 @@ impl Storage {
         let db = db::open(&data_dir.join("db"))?;
         let state = StateMachine::new(db.clone(), &data_dir.join("snapshot"))?;
         Ok(Storage {
-            log: LogStore::new(db.clone())?,
+            log: LogStore::new(db.clone(), state.snapshots())?,
             reader: StateReader::live(db, state.watch_applied(), state.sold_out()),
             state,
         })

@@ -24,6 +24,7 @@ use crate::error::StoreError;
 use crate::keys::{self, CF_LOG, CF_RAFT_META, META_COMMITTED, META_LAST_PURGED, META_VOTE};
 use crate::log_codec::{decode_entry, encode_entry};
 use crate::raft_types::{Entry, LogId, StorageError, TypeConfig, Vote};
+use crate::snapshot::{PurgeLimit, SnapshotStore};
 
 /// The WAL flusher thread and the queue feeding it. Dropped with the last [`LogStore`] clone: the
 /// queue closes, the thread finishes what is queued and exits, and the drop waits for it, so the
@@ -49,6 +50,8 @@ impl Drop for WalSyncer {
 pub struct LogStore {
     /// The node's database (shared with the state machine).
     db: Arc<DB>,
+    /// The state machine's snapshots: the log is never purged past the current one.
+    snapshots: Arc<SnapshotStore>,
     /// The WAL flusher.
     flusher: Arc<WalSyncer>,
 }
@@ -63,7 +66,7 @@ fn read_err(e: impl std::error::Error + 'static) -> StorageError {
 
 impl LogStore {
     /// A log store over `db`, starting its WAL flusher thread (which ends with the last clone).
-    pub fn new(db: Arc<DB>) -> Result<Self, StoreError> {
+    pub fn new(db: Arc<DB>, snapshots: Arc<SnapshotStore>) -> Result<Self, StoreError> {
         let (queue, pending) = mpsc::channel::<LogFlushed<TypeConfig>>();
         let flush_db = db.clone();
         let thread = std::thread::Builder::new()
@@ -73,7 +76,11 @@ impl LogStore {
             queue: Some(queue),
             thread: Some(thread),
         });
-        Ok(LogStore { db, flusher })
+        Ok(LogStore {
+            db,
+            snapshots,
+            flusher,
+        })
     }
 
     fn get_meta<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StoreError> {
@@ -254,6 +261,19 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        // Never past what this node holds durably: see `SnapshotStore::purge_limit`.
+        let log_id = match self.snapshots.purge_limit(&self.db).map_err(read_err)? {
+            PurgeLimit::UpTo(held) if held.index < log_id.index => {
+                tracing::info!(
+                    asked = log_id.index,
+                    kept_after = held.index,
+                    "log purge held back to what this node holds durably"
+                );
+                held
+            }
+            PurgeLimit::UpTo(_) | PurgeLimit::Any => log_id,
+            PurgeLimit::Nothing => return Ok(()),
+        };
         let log_cf = cf(&self.db, CF_LOG).map_err(log_err)?;
         let meta_cf = cf(&self.db, CF_RAFT_META).map_err(log_err)?;
         let mut batch = WriteBatch::default();

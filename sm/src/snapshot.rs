@@ -26,6 +26,7 @@ use crate::keys::{
     CF_RAFT_META, CF_SM_META, KEY_END, META_RESTORING, SM_LAST_APPLIED, SM_MEMBERSHIP, STATE_CFS,
 };
 use crate::raft_types::{LogId, SnapshotMeta, StoredMembership};
+use crate::txn::Txn;
 
 /// Bytes of puts per write batch while restoring.
 const RESTORE_BATCH_BYTES: usize = 16 << 20;
@@ -156,6 +157,19 @@ pub struct SnapshotStore {
     dir: PathBuf,
     /// Data files being written by a build or a reception right now: never deleted.
     in_progress: std::sync::Mutex<std::collections::HashSet<PathBuf>>,
+    /// A snapshot from the leader is being received or installed (see [`SnapshotStore::purge_limit`]).
+    installing: std::sync::atomic::AtomicBool,
+}
+
+/// How far the Raft log may be purged (see [`SnapshotStore::purge_limit`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PurgeLimit {
+    /// As far as openraft asks.
+    Any,
+    /// No further than this entry.
+    UpTo(LogId),
+    /// Not at all.
+    Nothing,
 }
 
 fn sync_dir(dir: &Path) -> Result<(), StoreError> {
@@ -171,23 +185,70 @@ fn unique_suffix() -> u128 {
 }
 
 impl SnapshotStore {
-    /// The snapshot store under `dir` (created if needed). Finishes a restore that a crash
-    /// interrupted, from the current snapshot.
+    /// The snapshot store under `dir` (created if needed). Finishes an install that a crash
+    /// interrupted, from the current snapshot: one whose restore had begun (the marker), or one
+    /// made current before its restore began (the snapshot is ahead of the applied state).
     pub fn open(dir: &Path, db: &DB) -> Result<Self, StoreError> {
         fs::create_dir_all(dir)?;
         let store = SnapshotStore {
             dir: dir.to_path_buf(),
             in_progress: Default::default(),
+            installing: Default::default(),
         };
-        if db.get_cf(cf(db, CF_RAFT_META)?, META_RESTORING)?.is_some() {
-            let (meta, data) = store.current()?.ok_or_else(|| {
+        let restoring = db.get_cf(cf(db, CF_RAFT_META)?, META_RESTORING)?.is_some();
+        let current = store.current()?;
+        let snapshot_index = current
+            .as_ref()
+            .and_then(|(meta, _)| meta.last_log_id.map(|l| l.index));
+        let applied_index = Txn::new(db)
+            .get::<LogId>(CF_SM_META, SM_LAST_APPLIED)?
+            .map(|l| l.index);
+        if restoring || snapshot_index > applied_index {
+            let (meta, data) = current.ok_or_else(|| {
                 StoreError::corrupt("snapshot", "restore interrupted but no current snapshot")
             })?;
-            tracing::warn!("finishing a snapshot install interrupted by a crash");
+            tracing::warn!(
+                ?snapshot_index,
+                ?applied_index,
+                "finishing a snapshot install interrupted by a crash"
+            );
             restore(db, fs::File::open(data)?, meta.last_log_id.map(|l| l.index))?;
         }
         store.remove_unreferenced()?;
         Ok(store)
+    }
+
+    /// Marks a snapshot from the leader as being received, until [`SnapshotStore::installed`].
+    pub fn receiving(&self) {
+        self.installing
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The snapshot being received is installed: state and snapshot agree again.
+    pub fn installed(&self) {
+        self.installing
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// How far the Raft log may be purged without losing the only copy of part of the state.
+    ///
+    /// openraft purges the log up to a snapshot it installs as soon as the install starts, not
+    /// when it is done. Until the install is done, the entries after what this node holds
+    /// durably (its current snapshot, its applied state) are the only copy of that part of the
+    /// state: a crash, or a refused snapshot, in between would leave a node whose log no longer
+    /// reaches its state, which openraft refuses to start. So the log is purged no further than
+    /// the later of the two; what is held back goes with a later purge. Outside an install a
+    /// node purges only behind its own snapshots, which this limit never holds back, and a
+    /// store that has neither (openraft's storage suite) purges as asked.
+    pub fn purge_limit(&self, db: &DB) -> Result<PurgeLimit, StoreError> {
+        let snapshot = self.current()?.and_then(|(meta, _)| meta.last_log_id);
+        let applied = Txn::new(db).get::<LogId>(CF_SM_META, SM_LAST_APPLIED)?;
+        let installing = self.installing.load(std::sync::atomic::Ordering::SeqCst);
+        Ok(match snapshot.max(applied) {
+            Some(held) => PurgeLimit::UpTo(held),
+            None if installing => PurgeLimit::Nothing,
+            None => PurgeLimit::Any,
+        })
     }
 
     /// A fresh path for a snapshot being written or received.

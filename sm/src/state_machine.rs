@@ -73,6 +73,12 @@ impl StateMachine {
         Ok(sm)
     }
 
+    /// The snapshot store, shared with the log store (which never purges past the current
+    /// snapshot).
+    pub fn snapshots(&self) -> Arc<SnapshotStore> {
+        self.snapshots.clone()
+    }
+
     /// A receiver of the last applied index, which changes after every applied batch.
     pub fn watch_applied(&self) -> watch::Receiver<u64> {
         self.applied.subscribe()
@@ -170,6 +176,7 @@ impl StateMachine {
         let last_index = meta.last_log_id.map(|id| id.index);
         crate::snapshot::restore(&self.db, std::fs::File::open(&path)?, last_index)?;
         self.sold_out.reload(&self.db)?;
+        self.snapshots.installed();
         self.applied.send_replace(last_index.unwrap_or(0));
         Ok(())
     }
@@ -211,6 +218,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn begin_receiving_snapshot(&mut self) -> Result<Box<tokio::fs::File>, StorageError> {
+        self.snapshots.receiving();
         let path = self.snapshots.new_data_path("recv");
         let file = tokio::fs::OpenOptions::new()
             .read(true)

@@ -198,3 +198,75 @@ async fn only_the_current_snapshot_stays_on_disk() {
         .count();
     assert_eq!(data_files, 1, "older snapshots are deleted");
 }
+
+/// A source storage holding SKU `A` at index 1 and `B` at index 2, and a snapshot of it.
+async fn snapshot_of_two_entries() -> (
+    tempfile::TempDir,
+    openraft::Snapshot<sm::raft_types::TypeConfig>,
+) {
+    let source_dir = tempfile::tempdir().unwrap();
+    let mut source = Storage::open(source_dir.path()).unwrap();
+    source
+        .state
+        .apply(vec![put_entry(1, "A", 5), put_entry(2, "B", 7)])
+        .await
+        .unwrap();
+    let snapshot = source
+        .state
+        .get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .unwrap();
+    (source_dir, snapshot)
+}
+
+#[tokio::test]
+async fn a_snapshot_made_current_before_its_restore_began_is_restored_on_start() {
+    let (_source, snapshot) = snapshot_of_two_entries().await;
+    let target_dir = tempfile::tempdir().unwrap();
+    let target = Storage::open(target_dir.path()).unwrap();
+    // A crash right after the received snapshot became current, before its restore began: no
+    // restore marker, and the applied state is still the old one.
+    let store = target.state.snapshots();
+    let path = store.new_data_path("recv");
+    let mut file = snapshot.snapshot.into_std().await;
+    std::io::copy(&mut file, &mut std::fs::File::create(&path).unwrap()).unwrap();
+    store.set_current(&snapshot.meta, &path).unwrap();
+    drop(store);
+    drop(target);
+
+    let mut reopened = Storage::open(target_dir.path()).unwrap();
+    assert_eq!(reopened.reader.sku("B").unwrap().unwrap().stock, 7);
+    let (applied, _) = reopened.state.applied_state().await.unwrap();
+    assert_eq!(
+        applied, snapshot.meta.last_log_id,
+        "state and snapshot agree"
+    );
+}
+
+#[tokio::test]
+async fn while_a_snapshot_installs_the_log_keeps_what_the_state_does_not_hold() {
+    use openraft::storage::{RaftLogReader, RaftLogStorage, RaftLogStorageExt};
+    let target_dir = tempfile::tempdir().unwrap();
+    let mut target = Storage::open(target_dir.path()).unwrap();
+    let entries: Vec<Entry> = (1..=6).map(|i| put_entry(i, "L", i)).collect();
+    target.log.blocking_append(entries.clone()).await.unwrap();
+    target.state.apply(entries[..1].to_vec()).await.unwrap();
+
+    // openraft purges up to the snapshot it installs as soon as the install starts: while it
+    // has not finished, entries after the applied state (index 1) stay.
+    let _received = target.state.begin_receiving_snapshot().await.unwrap();
+    target.log.purge(entries[4].log_id).await.unwrap();
+    let state = target.log.get_log_state().await.unwrap();
+    assert_eq!(state.last_purged_log_id.map(|l| l.index), Some(1));
+    let kept = target.log.try_get_log_entries(2..=6).await.unwrap();
+    assert_eq!(kept.len(), 5, "entries 2..=6 are still there");
+    drop(_received);
+
+    // Once the node holds more durably, the purge goes as far as that.
+    target.state.apply(entries[1..4].to_vec()).await.unwrap();
+    target.log.purge(entries[4].log_id).await.unwrap();
+    let state = target.log.get_log_state().await.unwrap();
+    assert_eq!(state.last_purged_log_id.map(|l| l.index), Some(4));
+}
