@@ -9,6 +9,7 @@ use super::check::Verdict;
 use super::faults::FaultStep;
 use super::history::Operation;
 use crate::error::{Error, Result};
+use crate::model::SubscriptionStats;
 
 /// Operation counts by kind, then by outcome.
 pub type CountsByKind = BTreeMap<&'static str, BTreeMap<&'static str, u64>>;
@@ -52,6 +53,9 @@ pub struct Report {
     pub totals: Counts,
     /// Each checker's verdict.
     pub verdicts: Vec<Verdict>,
+    /// The harness's subscription groups after the queue drained (delivered, dead, failed
+    /// attempts), empty when it did not drain.
+    pub subscriptions: Vec<SubscriptionStats>,
     /// Things that went wrong outside the checkers: a node that exited on its own, a cluster
     /// that did not recover from a fault in time.
     pub incidents: Vec<String>,
@@ -111,9 +115,23 @@ impl Report {
                 verdict.problems,
                 verdict.note
             ));
+            if !verdict.counts.is_empty() {
+                let counts: Vec<String> = verdict
+                    .counts
+                    .iter()
+                    .map(|(name, n)| format!("{name} {n}"))
+                    .collect();
+                out.push_str(&format!("      {}\n", counts.join(", ")));
+            }
             for example in &verdict.examples {
                 out.push_str(&format!("      {example}\n"));
             }
+        }
+        for group in &self.subscriptions {
+            out.push_str(&format!(
+                "  group {} ({}): delivered {}, dead {}, failed attempts {}\n",
+                group.group, group.topic, group.delivered, group.dead, group.failures
+            ));
         }
         for incident in &self.incidents {
             out.push_str(&format!("  incident: {incident}\n"));

@@ -1,6 +1,6 @@
 //! One chaos run from start to verdict: start three nodes behind the link proxy, load SKUs, run
-//! the workload while the fault schedule plays, heal everything, let the cluster settle, read
-//! the final state from every node, and run the checkers.
+//! the workload while the fault schedule plays, heal everything, let the queue drain and the
+//! cluster settle, read the final state from every node, and run the checkers.
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::BTreeMap;
@@ -16,6 +16,7 @@ use super::history::History;
 use super::proxy::{node_ip, LinkProxy};
 use super::report::{InjectedFault, Report};
 use super::rng::Rng;
+use super::subscribers::Subscribers;
 use super::workload::{Target, Workload, WorkloadPlan, REQUEST_TIMEOUT};
 use crate::client::{NodeClient, Request};
 use crate::cluster::{Cluster, ClusterOptions, NodeAddrs};
@@ -69,9 +70,11 @@ impl Default for ChaosOptions {
 pub async fn run(options: ChaosOptions) -> Result<Report> {
     let started = Instant::now();
     let mut rng = Rng::new(options.seed);
-    let (mut cluster, proxy) = start_cluster(options.seed).await?;
+    let subscribers = Subscribers::start().await?;
+    let (mut cluster, proxy) = start_cluster(options.seed, subscribers.node_args()).await?;
     eprintln!("chaos: cluster up in {}", cluster.dir().display());
     load_skus(&cluster, &options.plan).await?;
+    subscribers.subscribe(&cluster, &options.plan.topic).await?;
 
     let history = Arc::new(History::new());
     let targets = targets(&cluster)?;
@@ -131,7 +134,20 @@ pub async fn run(options: ChaosOptions) -> Result<Report> {
     workload.stop().await;
 
     proxy.heal();
-    let final_state = settle_and_read(&mut cluster, &options.plan, &mut incidents).await;
+    // A cluster that does not recover is reported by `settle_and_read`; draining just fails.
+    recover(&mut cluster, &mut incidents).await.ok();
+    let groups = match subscribers.drain(&cluster).await {
+        Ok(groups) => {
+            eprintln!("chaos: {} ms: the queue drained", history.now_ms());
+            Some(groups)
+        }
+        Err(e) => {
+            incidents.push(format!("the queue did not drain: {e}"));
+            None
+        }
+    };
+    let mut final_state = settle_and_read(&mut cluster, &options.plan, &mut incidents).await;
+    final_state.deliveries = subscribers.deliveries(groups);
     let verdicts = check::run_all(&history, &options.plan, &final_state);
     let operations = history.operations();
     let (by_kind, totals) = Report::count(&operations);
@@ -150,6 +166,7 @@ pub async fn run(options: ChaosOptions) -> Result<Report> {
         operations: by_kind,
         totals,
         verdicts,
+        subscriptions: final_state.deliveries.groups.clone(),
         incidents,
         passed,
         data_dir,
@@ -167,8 +184,9 @@ pub async fn run(options: ChaosOptions) -> Result<Report> {
     Ok(report)
 }
 
-/// Starts three nodes, each on its own loopback IP, with every Raft port behind the proxy.
-async fn start_cluster(seed: u64) -> Result<(Cluster, LinkProxy)> {
+/// Starts three nodes, each on its own loopback IP, with every Raft port behind the proxy, and
+/// `node_args` (the payment provider's URL) on every node.
+async fn start_cluster(seed: u64, node_args: Vec<String>) -> Result<(Cluster, LinkProxy)> {
     let mut listen = BTreeMap::new();
     for id in 1..=NODES {
         let ip = node_ip(id);
@@ -200,7 +218,10 @@ async fn start_cluster(seed: u64) -> Result<(Cluster, LinkProxy)> {
         // Snapshots and log purges happen during the run, so a restarted node may need one.
         snapshot_every: Some(200),
         keep_logs_after_snapshot: Some(50),
-        extra_args: vec!["--seckill-pay-within-secs".into(), "8".into()],
+        extra_args: ["--seckill-pay-within-secs".to_owned(), "8".to_owned()]
+            .into_iter()
+            .chain(node_args)
+            .collect(),
         leader_timeout: RECOVERY_TIMEOUT,
         ..ClusterOptions::default()
     };

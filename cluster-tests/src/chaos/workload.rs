@@ -6,10 +6,9 @@
 //! ambiguous; a pay is retried with the same `payment_ref`. Whatever the retries end in is one
 //! operation whose interval spans all its attempts, which is what the checkers need.
 //!
-//! Extension point for the durable queue: when it lands, `choose` gains publish operations
-//! (`POST /v1/topics/{topic}/messages` with an idempotency key) and refunds, and the run starts a
-//! webhook receiver subscribed to `order.paid` that records every delivery into the history, so
-//! a delivery checker can prove every paid order's event arrived at least once.
+//! The durable queue is part of the mix: clients publish messages (with an idempotency key,
+//! retried with it) to [`WorkloadPlan::topic`] and refund paid orders; the run's
+//! [`super::subscribers::Subscribers`] receive what the cluster delivers.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -57,6 +56,9 @@ pub struct WorkloadPlan {
     pub seckill: SkuPlan,
     /// Pay windows a create chooses from (seconds); short ones close during the run.
     pub pay_windows: Vec<u64>,
+    /// The topic clients publish to (a push subscription on it is judged by the
+    /// `publishes` checker).
+    pub topic: String,
 }
 
 impl Default for WorkloadPlan {
@@ -82,6 +84,7 @@ impl Default for WorkloadPlan {
                 },
             },
             pay_windows: vec![3, 6, 12, 600],
+            topic: "chaos.events".to_owned(),
         }
     }
 }
@@ -125,6 +128,8 @@ struct Shared {
     history: Arc<History>,
     /// Ids of acknowledged orders, newest last, for pay/cancel/read to choose from.
     known_orders: Mutex<Vec<String>>,
+    /// Ids of orders whose pay was acknowledged, newest last, for refunds to choose from.
+    paid_orders: Mutex<Vec<String>>,
     /// Set when the run is over; clients finish their current operation and stop.
     stop: AtomicBool,
 }
@@ -150,6 +155,7 @@ impl Workload {
             targets,
             history,
             known_orders: Mutex::new(Vec::new()),
+            paid_orders: Mutex::new(Vec::new()),
             stop: AtomicBool::new(false),
         });
         let mut tasks = JoinSet::new();
@@ -181,13 +187,14 @@ async fn run_client(shared: Arc<Shared>, client: u32, mut rng: Rng) {
         };
         let operation = perform(&shared, client, &mut rng, kind).await;
         if let Outcome::Ok { body, .. } = &operation.outcome {
-            if matches!(
-                operation.kind,
-                OpKind::CreateOrder { .. } | OpKind::Seckill { .. }
-            ) {
-                if let Some(id) = body.get("id").and_then(|id| id.as_str()) {
-                    lock(&shared.known_orders).push(id.to_owned());
+            match &operation.kind {
+                OpKind::CreateOrder { .. } | OpKind::Seckill { .. } => {
+                    if let Some(id) = body.get("id").and_then(|id| id.as_str()) {
+                        lock(&shared.known_orders).push(id.to_owned());
+                    }
                 }
+                OpKind::Pay { order_id, .. } => lock(&shared.paid_orders).push(order_id.clone()),
+                _ => {}
             }
         }
         shared.history.record(operation);
@@ -226,19 +233,40 @@ fn choose(shared: &Shared, client: u32, rng: &mut Rng, created: &mut u64) -> Opt
             user_id: user,
         });
     }
-    if roll < 86 {
+    if roll < 38 {
+        *created += 1;
+        return Some(OpKind::Publish {
+            key: format!("chaos-pub-c{client}-{created}"),
+            topic: plan.topic.clone(),
+            message_key: format!("k{}", rng.below(8)),
+            delay_secs: if rng.chance(20) { rng.between(1, 3) } else { 0 },
+        });
+    }
+    if roll < 43 {
+        *created += 1;
+        let order_id = {
+            let paid = lock(&shared.paid_orders);
+            let recent = &paid[paid.len().saturating_sub(RECENT_ORDERS)..];
+            rng.pick(recent)?.clone()
+        };
+        return Some(OpKind::Refund {
+            key: format!("chaos-rf-c{client}-{created}"),
+            order_id,
+        });
+    }
+    if roll < 88 {
         let order_id = {
             let known = lock(&shared.known_orders);
             let recent = &known[known.len().saturating_sub(RECENT_ORDERS)..];
             rng.pick(recent)?.clone()
         };
         return Some(match roll {
-            32..=46 => OpKind::Pay {
+            43..=56 => OpKind::Pay {
                 order_id,
                 payment_ref: format!("pay-{}", ["a", "b"][rng.below(2) as usize]),
             },
-            47..=54 => OpKind::Cancel { order_id },
-            55..=70 => OpKind::ReadOrder {
+            57..=63 => OpKind::Cancel { order_id },
+            64..=76 => OpKind::ReadOrder {
                 order_id,
                 local: false,
             },
@@ -302,6 +330,24 @@ fn request_of(kind: &OpKind) -> Request {
             format!("/v1/orders/{order_id}/cancel"),
             &serde_json::json!({}),
         ),
+        OpKind::Refund { key, order_id } => Request::json(
+            Method::POST,
+            format!("/v1/orders/{order_id}/refund"),
+            &serde_json::json!({"reason": "chaos"}),
+        )
+        .idempotency_key(key),
+        OpKind::Publish {
+            key,
+            topic,
+            message_key,
+            delay_secs,
+        } => Request::json(
+            Method::POST,
+            format!("/v1/topics/{topic}/messages"),
+            &serde_json::json!({"key": message_key, "payload": {"publish": key},
+                "delay_secs": delay_secs}),
+        )
+        .idempotency_key(key),
         OpKind::ReadOrder { order_id, local: l } => {
             Request::get(local(format!("/v1/orders/{order_id}"), *l))
         }
