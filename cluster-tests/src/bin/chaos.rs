@@ -18,7 +18,8 @@ use cluster::chaos::workload::WorkloadPlan;
 
 /// Kill, pause and partition a real three-node orderq cluster under a mixed workload, then
 /// check the history: nothing acknowledged lost, stock conserved, states forward only, replicas
-/// equal, single-order operations linearizable.
+/// equal, single-order operations linearizable, every paid order's event and every acknowledged
+/// publish delivered at least once, every refund settled.
 #[derive(Debug, Parser)]
 struct Args {
     /// Seed of the fault schedule and the clients' choices; the same seed replays the same run.

@@ -111,8 +111,9 @@ pub async fn run(options: ChaosOptions) -> Result<Report> {
             Ok(()) => Some(history.now_ms()),
             Err(e) => {
                 incidents.push(format!(
-                    "after {:?}: no leader within {RECOVERY_TIMEOUT:?}: {e}",
-                    step.fault
+                    "after {:?}: no leader within {RECOVERY_TIMEOUT:?}: {}",
+                    step.fault,
+                    describe(&e)
                 ));
                 None
             }
@@ -271,8 +272,8 @@ async fn recover(cluster: &mut Cluster, incidents: &mut Vec<String>) -> Result<(
     for id in cluster.ids() {
         if cluster.has_exited(id) {
             incidents.push(format!(
-                "node {id} exited on its own; its log ends:\n{}",
-                cluster.log_tail(id, 20)
+                "node {id} exited on its own: {}",
+                exit_reason(&cluster.log_tail(id, 400))
             ));
             cluster.restart(id)?;
         } else if cluster.pid(id).is_none() {
@@ -280,6 +281,31 @@ async fn recover(cluster: &mut Cluster, incidents: &mut Vec<String>) -> Result<(
         }
     }
     cluster.wait_for_leader().await.map(|_| ())
+}
+
+/// An error for the report: a node that exited is described by its panic, not its backtrace.
+fn describe(e: &Error) -> String {
+    match e {
+        Error::NodeExited {
+            node_id,
+            status,
+            log_tail,
+        } => format!(
+            "node {node_id} exited ({status}): {}",
+            exit_reason(log_tail)
+        ),
+        other => other.to_string(),
+    }
+}
+
+/// Why a node exited, from the end of its log: the last panic message (the backtrace after it
+/// says little in a report), else the last lines.
+fn exit_reason(log_tail: &str) -> String {
+    let lines: Vec<&str> = log_tail.lines().collect();
+    match lines.iter().rposition(|l| l.contains("panicked at")) {
+        Some(at) => lines[at..lines.len().min(at + 2)].join("\n"),
+        None => lines[lines.len().saturating_sub(20)..].join("\n"),
+    }
 }
 
 /// Heals, waits for every node to catch up, then reads the final state: each node's own orders
@@ -293,7 +319,10 @@ async fn settle_and_read(
 ) -> FinalState {
     let mut final_state = FinalState::default();
     if let Err(e) = recover(cluster, incidents).await {
-        incidents.push(format!("the healed cluster found no leader: {e}"));
+        incidents.push(format!(
+            "the healed cluster found no leader: {}",
+            describe(&e)
+        ));
         // A node that cannot come back is left out, so the rest can still be judged.
         for id in cluster.ids() {
             if cluster.has_exited(id) {
@@ -455,4 +484,20 @@ async fn node_state(
         server_digest,
     };
     Ok((node, orders, skus))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_exit_is_told_by_its_panic_message() {
+        let log =
+            "serving\nthread 'x' panicked at a.rs:1:\ninvalid state\nstack backtrace:\n  0: f";
+        assert_eq!(
+            exit_reason(log),
+            "thread 'x' panicked at a.rs:1:\ninvalid state"
+        );
+        assert_eq!(exit_reason("one\ntwo"), "one\ntwo");
+    }
 }
