@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use super::check::Verdict;
+use super::check::{Deliveries, Verdict};
 use super::faults::FaultStep;
 use super::history::Operation;
 use crate::error::{Error, Result};
@@ -81,9 +81,15 @@ impl Report {
         (by_kind, totals)
     }
 
-    /// Writes the report as pretty JSON to `path`, and the history as JSON lines beside it
-    /// (`path` with `.history.jsonl` appended).
-    pub fn write(&self, path: &Path, operations: &[Operation]) -> Result<()> {
+    /// Writes the report as pretty JSON to `path`, the history as JSON lines beside it (`path`
+    /// with `.history.jsonl` appended), and every call the webhook receiver and the payment
+    /// provider got (`.deliveries.jsonl`), so a missing or doubled delivery can be traced.
+    pub fn write(
+        &self,
+        path: &Path,
+        operations: &[Operation],
+        deliveries: &Deliveries,
+    ) -> Result<()> {
         let io = |context: String| move |source| Error::Io { context, source };
         let json = serde_json::to_string_pretty(self).unwrap_or_default();
         std::fs::write(path, json).map_err(io(format!("writing {}", path.display())))?;
@@ -93,7 +99,28 @@ impl Report {
             .filter_map(|o| serde_json::to_string(o).ok())
             .map(|line| line + "\n")
             .collect();
-        std::fs::write(&history_path, lines).map_err(io(format!("writing {history_path}")))
+        std::fs::write(&history_path, lines).map_err(io(format!("writing {history_path}")))?;
+        let deliveries_path = format!("{}.deliveries.jsonl", path.display());
+        let calls = deliveries
+            .webhook_calls
+            .iter()
+            .map(|call| ("webhook", call))
+            .chain(
+                deliveries
+                    .provider_calls
+                    .iter()
+                    .map(|call| ("provider", call)),
+            );
+        let lines: String = calls
+            .map(|(to, call)| {
+                serde_json::json!({"to": to, "id": call.id, "attempt": call.attempt,
+                    "idempotency_key": call.idempotency_key, "at_ms": call.at_ms,
+                    "acked": call.acked, "body": call.body})
+                .to_string()
+                    + "\n"
+            })
+            .collect();
+        std::fs::write(&deliveries_path, lines).map_err(io(format!("writing {deliveries_path}")))
     }
 
     /// A few lines for a terminal: totals, faults and verdicts.

@@ -113,7 +113,7 @@ pub async fn run(options: ChaosOptions) -> Result<Report> {
                 incidents.push(format!(
                     "after {:?}: no leader within {RECOVERY_TIMEOUT:?}: {}",
                     step.fault,
-                    describe(&e)
+                    describe(&cluster, &e)
                 ));
                 None
             }
@@ -173,7 +173,7 @@ pub async fn run(options: ChaosOptions) -> Result<Report> {
         data_dir,
     };
     if let Some(path) = &options.report {
-        report.write(path, &operations)?;
+        report.write(path, &operations, &final_state.deliveries)?;
     }
     // The tmpfs mounts go after the nodes that use them, before the directory is removed.
     for id in cluster.running_ids() {
@@ -283,16 +283,15 @@ async fn recover(cluster: &mut Cluster, incidents: &mut Vec<String>) -> Result<(
     cluster.wait_for_leader().await.map(|_| ())
 }
 
-/// An error for the report: a node that exited is described by its panic, not its backtrace.
-fn describe(e: &Error) -> String {
+/// An error for the report: a node that exited is described by its panic (read from further
+/// back in its log than the error's own tail, which a backtrace fills), not its backtrace.
+fn describe(cluster: &Cluster, e: &Error) -> String {
     match e {
         Error::NodeExited {
-            node_id,
-            status,
-            log_tail,
+            node_id, status, ..
         } => format!(
             "node {node_id} exited ({status}): {}",
-            exit_reason(log_tail)
+            exit_reason(&cluster.log_tail(*node_id, 400))
         ),
         other => other.to_string(),
     }
@@ -321,7 +320,7 @@ async fn settle_and_read(
     if let Err(e) = recover(cluster, incidents).await {
         incidents.push(format!(
             "the healed cluster found no leader: {}",
-            describe(&e)
+            describe(cluster, &e)
         ));
         // A node that cannot come back is left out, so the rest can still be judged.
         for id in cluster.ids() {

@@ -180,9 +180,9 @@ impl Workload {
 
 /// One client: choose an operation, run it to its end, record it, repeat until stopped.
 async fn run_client(shared: Arc<Shared>, client: u32, mut rng: Rng) {
-    let mut created = 0u64;
+    let mut keys_minted = 0u64;
     while !shared.stop.load(Ordering::SeqCst) {
-        let Some(kind) = choose(&shared, client, &mut rng, &mut created) else {
+        let Some(kind) = choose(&shared, client, &mut rng, &mut keys_minted) else {
             continue;
         };
         let operation = perform(&shared, client, &mut rng, kind).await;
@@ -204,12 +204,13 @@ async fn run_client(shared: Arc<Shared>, client: u32, mut rng: Rng) {
 }
 
 /// The next operation of `client`, `None` when it needs an order and none is known yet.
-fn choose(shared: &Shared, client: u32, rng: &mut Rng, created: &mut u64) -> Option<OpKind> {
+/// `keys_minted` numbers the client's idempotency keys, so no two of its requests share one.
+fn choose(shared: &Shared, client: u32, rng: &mut Rng, keys_minted: &mut u64) -> Option<OpKind> {
     let plan = &shared.plan;
     let user = user_id(client, rng.below(u64::from(plan.users_per_client)) as u32);
     let roll = rng.below(100);
     if roll < 25 {
-        *created += 1;
+        *keys_minted += 1;
         let lines = rng.between(1, 2);
         let mut items: Vec<(String, i64)> = Vec::new();
         for _ in 0..lines {
@@ -219,38 +220,38 @@ fn choose(shared: &Shared, client: u32, rng: &mut Rng, created: &mut u64) -> Opt
             }
         }
         return Some(OpKind::CreateOrder {
-            key: format!("chaos-c{client}-{created}"),
+            key: format!("chaos-c{client}-{keys_minted}"),
             user_id: user,
             items,
             pay_within_secs: *rng.pick(&plan.pay_windows)?,
         });
     }
     if roll < 32 {
-        *created += 1;
+        *keys_minted += 1;
         return Some(OpKind::Seckill {
-            key: format!("chaos-sk-c{client}-{created}"),
+            key: format!("chaos-sk-c{client}-{keys_minted}"),
             sku: plan.seckill.sku.clone(),
             user_id: user,
         });
     }
     if roll < 38 {
-        *created += 1;
+        *keys_minted += 1;
         return Some(OpKind::Publish {
-            key: format!("chaos-pub-c{client}-{created}"),
+            key: format!("chaos-pub-c{client}-{keys_minted}"),
             topic: plan.topic.clone(),
             message_key: format!("k{}", rng.below(8)),
             delay_secs: if rng.chance(20) { rng.between(1, 3) } else { 0 },
         });
     }
     if roll < 43 {
-        *created += 1;
+        *keys_minted += 1;
         let order_id = {
             let paid = lock(&shared.paid_orders);
             let recent = &paid[paid.len().saturating_sub(RECENT_ORDERS)..];
             rng.pick(recent)?.clone()
         };
         return Some(OpKind::Refund {
-            key: format!("chaos-rf-c{client}-{created}"),
+            key: format!("chaos-rf-c{client}-{keys_minted}"),
             order_id,
         });
     }

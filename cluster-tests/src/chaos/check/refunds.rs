@@ -63,7 +63,8 @@ pub fn check(operations: &[Operation], final_state: &FinalState) -> Verdict {
             *provider_acks.entry(order).or_default() += u64::from(call.acked);
         }
     }
-    let (mut refunded, mut failed, mut acked_but_failed) = (0, 0, 0);
+    let (mut refunded, mut failed) = (0, 0);
+    let mut acked_but_failed: Vec<&str> = Vec::new();
     for id in &requested {
         verdict.checked += 1;
         let acks = provider_acks.get(*id).copied().unwrap_or(0);
@@ -74,7 +75,9 @@ pub fn check(operations: &[Operation], final_state: &FinalState) -> Verdict {
             )),
             Some(OrderState::RefundFailed) => {
                 failed += 1;
-                acked_but_failed += u64::from(acks > 0);
+                if acks > 0 {
+                    acked_but_failed.push(id);
+                }
             }
             Some(other) => verdict.problem(format!(
                 "order {id}: refund requested, still {other:?} after the queue drained"
@@ -102,9 +105,17 @@ pub fn check(operations: &[Operation], final_state: &FinalState) -> Verdict {
         "duplicates",
         provider_acks.values().map(|a| a.saturating_sub(1)).sum(),
     );
-    counts.insert("acked_but_refund_failed", acked_but_failed);
+    counts.insert("acked_but_refund_failed", acked_but_failed.len() as u64);
+    if !acked_but_failed.is_empty() {
+        verdict.note = format!(
+            "refund_failed although the provider acknowledged them: {:?}; ",
+            &acked_but_failed[..acked_but_failed.len().min(10)]
+        );
+    }
     if !final_state.deliveries.drained {
-        verdict.note = "the queue had not drained when the final state was read".into();
+        verdict
+            .note
+            .push_str("the queue had not drained when the final state was read");
     }
     verdict
 }
