@@ -153,7 +153,9 @@ impl Subscribers {
                 let ours: Vec<SubscriptionStats> = list
                     .subscriptions
                     .into_iter()
-                    .filter(|s| [PAID_GROUP, PUBLISHED_GROUP, REFUND_GROUP].contains(&&*s.group))
+                    .filter(|s| {
+                        [PAID_GROUP, PUBLISHED_GROUP, REFUND_GROUP].contains(&s.group.as_str())
+                    })
                     .collect();
                 if ours.len() < 3 {
                     return Err(format!("only these groups exist: {ours:?}"));
