@@ -1,6 +1,6 @@
 //! The chaos harness, short enough for CI: about a minute of kills, pauses, partitions, flaky
-//! links and full restarts under the mixed workload, then every checker; and the HTTP abuse
-//! scenario. Longer runs: `cargo run --bin chaos -- --duration-secs 600 --seed N`.
+//! links and full restarts under the mixed workload (orders, flash sale, publishes, refunds),
+//! then every checker, the queue's after it drained; and the HTTP abuse scenario. Longer runs: `cargo run --bin chaos -- --duration-secs 600 --seed N`.
 //!
 //! `ORDERQ_CHAOS_SEED` replays another seed; the report (and the history beside it) is written
 //! to `$CARGO_TARGET_TMPDIR/chaos-report.json`, and a failing run keeps every node's data.

@@ -18,7 +18,8 @@ use cluster::chaos::workload::WorkloadPlan;
 
 /// Kill, pause and partition a real three-node orderq cluster under a mixed workload, then
 /// check the history: nothing acknowledged lost, stock conserved, states forward only, replicas
-/// equal, single-order operations linearizable.
+/// equal, single-order operations linearizable, every paid order's event and every acknowledged
+/// publish delivered at least once, every refund settled.
 #[derive(Debug, Parser)]
 struct Args {
     /// Seed of the fault schedule and the clients' choices; the same seed replays the same run.
@@ -33,7 +34,8 @@ struct Args {
     /// Concurrent clients.
     #[arg(long, default_value_t = 12)]
     clients: u32,
-    /// Write the JSON report here (and the history to FILE.history.jsonl).
+    /// Write the JSON report here (the history to FILE.history.jsonl, the webhook and provider
+    /// calls to FILE.deliveries.jsonl).
     #[arg(long)]
     report: Option<PathBuf>,
     /// Keep the nodes' data and logs even when every check passes (always kept on failure).

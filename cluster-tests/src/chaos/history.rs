@@ -60,10 +60,27 @@ pub enum OpKind {
         /// `?consistency=local`.
         local: bool,
     },
-    // Extension point for the durable queue (branch `queue`): `Publish { topic, key, payload }`
-    // and webhook deliveries recorded by a receiver go here, judged by a delivery checker in
-    // `check/` (every acknowledged publish and every paid order's `order.paid` delivered at
-    // least once, duplicates counted).
+    /// `POST /v1/orders/{id}/refund` under an idempotency key (retried with the same key).
+    Refund {
+        /// The `Idempotency-Key`: one per refund operation, so a retry gets the first answer
+        /// and another client's refund of the same order is a request of its own.
+        key: String,
+        /// Which order.
+        order_id: String,
+    },
+    /// `POST /v1/topics/{topic}/messages` under an idempotency key (retried with the same key).
+    /// The payload is `{"publish": key}`, so a delivery names the publish it comes from even
+    /// when the publisher never learnt the message id.
+    Publish {
+        /// The `Idempotency-Key`, also the payload's `publish` field.
+        key: String,
+        /// The topic published to.
+        topic: String,
+        /// The message key.
+        message_key: String,
+        /// `delay_secs`: delayed messages go through the leader's time wheel.
+        delay_secs: u64,
+    },
 }
 
 impl OpKind {
@@ -72,6 +89,7 @@ impl OpKind {
         match self {
             OpKind::Pay { order_id, .. }
             | OpKind::Cancel { order_id }
+            | OpKind::Refund { order_id, .. }
             | OpKind::ReadOrder { order_id, .. } => Some(order_id),
             _ => None,
         }
@@ -89,6 +107,8 @@ impl OpKind {
             OpKind::Seckill { .. } => "seckill",
             OpKind::Pay { .. } => "pay",
             OpKind::Cancel { .. } => "cancel",
+            OpKind::Refund { .. } => "refund",
+            OpKind::Publish { .. } => "publish",
             OpKind::ReadOrder { local: false, .. } => "read_order",
             OpKind::ReadOrder { local: true, .. } => "read_order_local",
             OpKind::ReadSku { local: false, .. } => "read_sku",

@@ -1,7 +1,8 @@
 //! The chaos harness: a real three-node cluster under a mixed workload while nodes are killed,
 //! paused and partitioned on a seeded schedule; afterwards checkers judge the recorded history
 //! against the promises in the contract (nothing acknowledged lost, stock conserved, states
-//! forward only, replicas equal, single-order operations linearizable).
+//! forward only, replicas equal, single-order operations linearizable, every paid order's
+//! event and every acknowledged publish delivered at least once, every refund settled).
 //!
 //! # Layout
 //!
@@ -15,11 +16,9 @@
 //! - [`report`]: the JSON report and its terminal summary.
 //! - [`abuse`]: the HTTP abuse scenario (bad bodies, tokens, one key under contention, bytes on
 //!   the Raft port).
+//! - [`subscribers`]: the webhook receiver and the fake payment provider the cluster delivers
+//!   to, and waiting for the queue to drain.
 //! - [`rng`]: the seeded random source.
-//!
-//! The durable queue (publish, webhooks) is not exercised yet. Its extension points are marked
-//! in [`history::OpKind`] (publish operations, deliveries), [`workload`] (a webhook receiver and
-//! publish clients) and [`check`] (a delivery checker).
 
 pub mod abuse;
 pub mod check;
@@ -30,4 +29,5 @@ pub mod proxy;
 pub mod report;
 pub mod rng;
 pub mod run;
+pub mod subscribers;
 pub mod workload;

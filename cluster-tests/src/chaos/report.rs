@@ -5,10 +5,11 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use super::check::Verdict;
+use super::check::{Deliveries, Verdict};
 use super::faults::FaultStep;
 use super::history::Operation;
 use crate::error::{Error, Result};
+use crate::model::SubscriptionStats;
 
 /// Operation counts by kind, then by outcome.
 pub type CountsByKind = BTreeMap<&'static str, BTreeMap<&'static str, u64>>;
@@ -52,6 +53,9 @@ pub struct Report {
     pub totals: Counts,
     /// Each checker's verdict.
     pub verdicts: Vec<Verdict>,
+    /// The harness's subscription groups after the queue drained (delivered, dead, failed
+    /// attempts), empty when it did not drain.
+    pub subscriptions: Vec<SubscriptionStats>,
     /// Things that went wrong outside the checkers: a node that exited on its own, a cluster
     /// that did not recover from a fault in time.
     pub incidents: Vec<String>,
@@ -77,9 +81,15 @@ impl Report {
         (by_kind, totals)
     }
 
-    /// Writes the report as pretty JSON to `path`, and the history as JSON lines beside it
-    /// (`path` with `.history.jsonl` appended).
-    pub fn write(&self, path: &Path, operations: &[Operation]) -> Result<()> {
+    /// Writes the report as pretty JSON to `path`, the history as JSON lines beside it (`path`
+    /// with `.history.jsonl` appended), and every call the webhook receiver and the payment
+    /// provider got (`.deliveries.jsonl`), so a missing or doubled delivery can be traced.
+    pub fn write(
+        &self,
+        path: &Path,
+        operations: &[Operation],
+        deliveries: &Deliveries,
+    ) -> Result<()> {
         let io = |context: String| move |source| Error::Io { context, source };
         let json = serde_json::to_string_pretty(self).unwrap_or_default();
         std::fs::write(path, json).map_err(io(format!("writing {}", path.display())))?;
@@ -89,7 +99,28 @@ impl Report {
             .filter_map(|o| serde_json::to_string(o).ok())
             .map(|line| line + "\n")
             .collect();
-        std::fs::write(&history_path, lines).map_err(io(format!("writing {history_path}")))
+        std::fs::write(&history_path, lines).map_err(io(format!("writing {history_path}")))?;
+        let deliveries_path = format!("{}.deliveries.jsonl", path.display());
+        let calls = deliveries
+            .webhook_calls
+            .iter()
+            .map(|call| ("webhook", call))
+            .chain(
+                deliveries
+                    .provider_calls
+                    .iter()
+                    .map(|call| ("provider", call)),
+            );
+        let lines: String = calls
+            .map(|(to, call)| {
+                serde_json::json!({"to": to, "id": call.id, "attempt": call.attempt,
+                    "idempotency_key": call.idempotency_key, "at_ms": call.at_ms,
+                    "acked": call.acked, "body": call.body})
+                .to_string()
+                    + "\n"
+            })
+            .collect();
+        std::fs::write(&deliveries_path, lines).map_err(io(format!("writing {deliveries_path}")))
     }
 
     /// A few lines for a terminal: totals, faults and verdicts.
@@ -111,9 +142,23 @@ impl Report {
                 verdict.problems,
                 verdict.note
             ));
+            if !verdict.counts.is_empty() {
+                let counts: Vec<String> = verdict
+                    .counts
+                    .iter()
+                    .map(|(name, n)| format!("{name} {n}"))
+                    .collect();
+                out.push_str(&format!("      {}\n", counts.join(", ")));
+            }
             for example in &verdict.examples {
                 out.push_str(&format!("      {example}\n"));
             }
+        }
+        for group in &self.subscriptions {
+            out.push_str(&format!(
+                "  group {} ({}): delivered {}, dead {}, failed attempts {}\n",
+                group.group, group.topic, group.delivered, group.dead, group.failures
+            ));
         }
         for incident in &self.incidents {
             out.push_str(&format!("  incident: {incident}\n"));

@@ -1,6 +1,6 @@
 //! One chaos run from start to verdict: start three nodes behind the link proxy, load SKUs, run
-//! the workload while the fault schedule plays, heal everything, let the cluster settle, read
-//! the final state from every node, and run the checkers.
+//! the workload while the fault schedule plays, heal everything, let the queue drain and the
+//! cluster settle, read the final state from every node, and run the checkers.
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::BTreeMap;
@@ -16,6 +16,7 @@ use super::history::History;
 use super::proxy::{node_ip, LinkProxy};
 use super::report::{InjectedFault, Report};
 use super::rng::Rng;
+use super::subscribers::Subscribers;
 use super::workload::{Target, Workload, WorkloadPlan, REQUEST_TIMEOUT};
 use crate::client::{NodeClient, Request};
 use crate::cluster::{Cluster, ClusterOptions, NodeAddrs};
@@ -69,9 +70,11 @@ impl Default for ChaosOptions {
 pub async fn run(options: ChaosOptions) -> Result<Report> {
     let started = Instant::now();
     let mut rng = Rng::new(options.seed);
-    let (mut cluster, proxy) = start_cluster(options.seed).await?;
+    let subscribers = Subscribers::start().await?;
+    let (mut cluster, proxy) = start_cluster(options.seed, subscribers.node_args()).await?;
     eprintln!("chaos: cluster up in {}", cluster.dir().display());
     load_skus(&cluster, &options.plan).await?;
+    subscribers.subscribe(&cluster, &options.plan.topic).await?;
 
     let history = Arc::new(History::new());
     let targets = targets(&cluster)?;
@@ -108,8 +111,9 @@ pub async fn run(options: ChaosOptions) -> Result<Report> {
             Ok(()) => Some(history.now_ms()),
             Err(e) => {
                 incidents.push(format!(
-                    "after {:?}: no leader within {RECOVERY_TIMEOUT:?}: {e}",
-                    step.fault
+                    "after {:?}: no leader within {RECOVERY_TIMEOUT:?}: {}",
+                    step.fault,
+                    describe(&cluster, &e)
                 ));
                 None
             }
@@ -131,7 +135,20 @@ pub async fn run(options: ChaosOptions) -> Result<Report> {
     workload.stop().await;
 
     proxy.heal();
-    let final_state = settle_and_read(&mut cluster, &options.plan, &mut incidents).await;
+    // A cluster that does not recover is reported by `settle_and_read`; draining just fails.
+    recover(&mut cluster, &mut incidents).await.ok();
+    let groups = match subscribers.drain(&cluster).await {
+        Ok(groups) => {
+            eprintln!("chaos: {} ms: the queue drained", history.now_ms());
+            Some(groups)
+        }
+        Err(e) => {
+            incidents.push(format!("the queue did not drain: {e}"));
+            None
+        }
+    };
+    let mut final_state = settle_and_read(&mut cluster, &options.plan, &mut incidents).await;
+    final_state.deliveries = subscribers.deliveries(groups);
     let verdicts = check::run_all(&history, &options.plan, &final_state);
     let operations = history.operations();
     let (by_kind, totals) = Report::count(&operations);
@@ -150,12 +167,13 @@ pub async fn run(options: ChaosOptions) -> Result<Report> {
         operations: by_kind,
         totals,
         verdicts,
+        subscriptions: final_state.deliveries.groups.clone(),
         incidents,
         passed,
         data_dir,
     };
     if let Some(path) = &options.report {
-        report.write(path, &operations)?;
+        report.write(path, &operations, &final_state.deliveries)?;
     }
     // The tmpfs mounts go after the nodes that use them, before the directory is removed.
     for id in cluster.running_ids() {
@@ -167,8 +185,9 @@ pub async fn run(options: ChaosOptions) -> Result<Report> {
     Ok(report)
 }
 
-/// Starts three nodes, each on its own loopback IP, with every Raft port behind the proxy.
-async fn start_cluster(seed: u64) -> Result<(Cluster, LinkProxy)> {
+/// Starts three nodes, each on its own loopback IP, with every Raft port behind the proxy, and
+/// `node_args` (the payment provider's URL) on every node.
+async fn start_cluster(seed: u64, node_args: Vec<String>) -> Result<(Cluster, LinkProxy)> {
     let mut listen = BTreeMap::new();
     for id in 1..=NODES {
         let ip = node_ip(id);
@@ -200,7 +219,10 @@ async fn start_cluster(seed: u64) -> Result<(Cluster, LinkProxy)> {
         // Snapshots and log purges happen during the run, so a restarted node may need one.
         snapshot_every: Some(200),
         keep_logs_after_snapshot: Some(50),
-        extra_args: vec!["--seckill-pay-within-secs".into(), "8".into()],
+        extra_args: ["--seckill-pay-within-secs".to_owned(), "8".to_owned()]
+            .into_iter()
+            .chain(node_args)
+            .collect(),
         leader_timeout: RECOVERY_TIMEOUT,
         ..ClusterOptions::default()
     };
@@ -250,8 +272,8 @@ async fn recover(cluster: &mut Cluster, incidents: &mut Vec<String>) -> Result<(
     for id in cluster.ids() {
         if cluster.has_exited(id) {
             incidents.push(format!(
-                "node {id} exited on its own; its log ends:\n{}",
-                cluster.log_tail(id, 20)
+                "node {id} exited on its own: {}",
+                exit_reason(&cluster.log_tail(id, 400))
             ));
             cluster.restart(id)?;
         } else if cluster.pid(id).is_none() {
@@ -259,6 +281,30 @@ async fn recover(cluster: &mut Cluster, incidents: &mut Vec<String>) -> Result<(
         }
     }
     cluster.wait_for_leader().await.map(|_| ())
+}
+
+/// An error for the report: a node that exited is described by its panic (read from further
+/// back in its log than the error's own tail, which a backtrace fills), not its backtrace.
+fn describe(cluster: &Cluster, e: &Error) -> String {
+    match e {
+        Error::NodeExited {
+            node_id, status, ..
+        } => format!(
+            "node {node_id} exited ({status}): {}",
+            exit_reason(&cluster.log_tail(*node_id, 400))
+        ),
+        other => other.to_string(),
+    }
+}
+
+/// Why a node exited, from the end of its log: the last panic message (the backtrace after it
+/// says little in a report), else the last lines.
+fn exit_reason(log_tail: &str) -> String {
+    let lines: Vec<&str> = log_tail.lines().collect();
+    match lines.iter().rposition(|l| l.contains("panicked at")) {
+        Some(at) => lines[at..lines.len().min(at + 2)].join("\n"),
+        None => lines[lines.len().saturating_sub(20)..].join("\n"),
+    }
 }
 
 /// Heals, waits for every node to catch up, then reads the final state: each node's own orders
@@ -272,7 +318,10 @@ async fn settle_and_read(
 ) -> FinalState {
     let mut final_state = FinalState::default();
     if let Err(e) = recover(cluster, incidents).await {
-        incidents.push(format!("the healed cluster found no leader: {e}"));
+        incidents.push(format!(
+            "the healed cluster found no leader: {}",
+            describe(cluster, &e)
+        ));
         // A node that cannot come back is left out, so the rest can still be judged.
         for id in cluster.ids() {
             if cluster.has_exited(id) {
@@ -434,4 +483,20 @@ async fn node_state(
         server_digest,
     };
     Ok((node, orders, skus))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_exit_is_told_by_its_panic_message() {
+        let log =
+            "serving\nthread 'x' panicked at a.rs:1:\ninvalid state\nstack backtrace:\n  0: f";
+        assert_eq!(
+            exit_reason(log),
+            "thread 'x' panicked at a.rs:1:\ninvalid state"
+        );
+        assert_eq!(exit_reason("one\ntwo"), "one\ntwo");
+    }
 }

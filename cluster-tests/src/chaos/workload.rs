@@ -6,10 +6,9 @@
 //! ambiguous; a pay is retried with the same `payment_ref`. Whatever the retries end in is one
 //! operation whose interval spans all its attempts, which is what the checkers need.
 //!
-//! Extension point for the durable queue: when it lands, `choose` gains publish operations
-//! (`POST /v1/topics/{topic}/messages` with an idempotency key) and refunds, and the run starts a
-//! webhook receiver subscribed to `order.paid` that records every delivery into the history, so
-//! a delivery checker can prove every paid order's event arrived at least once.
+//! The durable queue is part of the mix: clients publish messages (with an idempotency key,
+//! retried with it) to [`WorkloadPlan::topic`] and refund paid orders; the run's
+//! [`super::subscribers::Subscribers`] receive what the cluster delivers.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -57,6 +56,9 @@ pub struct WorkloadPlan {
     pub seckill: SkuPlan,
     /// Pay windows a create chooses from (seconds); short ones close during the run.
     pub pay_windows: Vec<u64>,
+    /// The topic clients publish to (a push subscription on it is judged by the
+    /// `publishes` checker).
+    pub topic: String,
 }
 
 impl Default for WorkloadPlan {
@@ -82,6 +84,7 @@ impl Default for WorkloadPlan {
                 },
             },
             pay_windows: vec![3, 6, 12, 600],
+            topic: "chaos.events".to_owned(),
         }
     }
 }
@@ -125,6 +128,8 @@ struct Shared {
     history: Arc<History>,
     /// Ids of acknowledged orders, newest last, for pay/cancel/read to choose from.
     known_orders: Mutex<Vec<String>>,
+    /// Ids of orders whose pay was acknowledged, newest last, for refunds to choose from.
+    paid_orders: Mutex<Vec<String>>,
     /// Set when the run is over; clients finish their current operation and stop.
     stop: AtomicBool,
 }
@@ -150,6 +155,7 @@ impl Workload {
             targets,
             history,
             known_orders: Mutex::new(Vec::new()),
+            paid_orders: Mutex::new(Vec::new()),
             stop: AtomicBool::new(false),
         });
         let mut tasks = JoinSet::new();
@@ -174,20 +180,21 @@ impl Workload {
 
 /// One client: choose an operation, run it to its end, record it, repeat until stopped.
 async fn run_client(shared: Arc<Shared>, client: u32, mut rng: Rng) {
-    let mut created = 0u64;
+    let mut keys_minted = 0u64;
     while !shared.stop.load(Ordering::SeqCst) {
-        let Some(kind) = choose(&shared, client, &mut rng, &mut created) else {
+        let Some(kind) = choose(&shared, client, &mut rng, &mut keys_minted) else {
             continue;
         };
         let operation = perform(&shared, client, &mut rng, kind).await;
         if let Outcome::Ok { body, .. } = &operation.outcome {
-            if matches!(
-                operation.kind,
-                OpKind::CreateOrder { .. } | OpKind::Seckill { .. }
-            ) {
-                if let Some(id) = body.get("id").and_then(|id| id.as_str()) {
-                    lock(&shared.known_orders).push(id.to_owned());
+            match &operation.kind {
+                OpKind::CreateOrder { .. } | OpKind::Seckill { .. } => {
+                    if let Some(id) = body.get("id").and_then(|id| id.as_str()) {
+                        lock(&shared.known_orders).push(id.to_owned());
+                    }
                 }
+                OpKind::Pay { order_id, .. } => lock(&shared.paid_orders).push(order_id.clone()),
+                _ => {}
             }
         }
         shared.history.record(operation);
@@ -197,12 +204,13 @@ async fn run_client(shared: Arc<Shared>, client: u32, mut rng: Rng) {
 }
 
 /// The next operation of `client`, `None` when it needs an order and none is known yet.
-fn choose(shared: &Shared, client: u32, rng: &mut Rng, created: &mut u64) -> Option<OpKind> {
+/// `keys_minted` numbers the client's idempotency keys, so no two of its requests share one.
+fn choose(shared: &Shared, client: u32, rng: &mut Rng, keys_minted: &mut u64) -> Option<OpKind> {
     let plan = &shared.plan;
     let user = user_id(client, rng.below(u64::from(plan.users_per_client)) as u32);
     let roll = rng.below(100);
     if roll < 25 {
-        *created += 1;
+        *keys_minted += 1;
         let lines = rng.between(1, 2);
         let mut items: Vec<(String, i64)> = Vec::new();
         for _ in 0..lines {
@@ -212,33 +220,54 @@ fn choose(shared: &Shared, client: u32, rng: &mut Rng, created: &mut u64) -> Opt
             }
         }
         return Some(OpKind::CreateOrder {
-            key: format!("chaos-c{client}-{created}"),
+            key: format!("chaos-c{client}-{keys_minted}"),
             user_id: user,
             items,
             pay_within_secs: *rng.pick(&plan.pay_windows)?,
         });
     }
     if roll < 32 {
-        *created += 1;
+        *keys_minted += 1;
         return Some(OpKind::Seckill {
-            key: format!("chaos-sk-c{client}-{created}"),
+            key: format!("chaos-sk-c{client}-{keys_minted}"),
             sku: plan.seckill.sku.clone(),
             user_id: user,
         });
     }
-    if roll < 86 {
+    if roll < 38 {
+        *keys_minted += 1;
+        return Some(OpKind::Publish {
+            key: format!("chaos-pub-c{client}-{keys_minted}"),
+            topic: plan.topic.clone(),
+            message_key: format!("k{}", rng.below(8)),
+            delay_secs: if rng.chance(20) { rng.between(1, 3) } else { 0 },
+        });
+    }
+    if roll < 43 {
+        *keys_minted += 1;
+        let order_id = {
+            let paid = lock(&shared.paid_orders);
+            let recent = &paid[paid.len().saturating_sub(RECENT_ORDERS)..];
+            rng.pick(recent)?.clone()
+        };
+        return Some(OpKind::Refund {
+            key: format!("chaos-rf-c{client}-{keys_minted}"),
+            order_id,
+        });
+    }
+    if roll < 88 {
         let order_id = {
             let known = lock(&shared.known_orders);
             let recent = &known[known.len().saturating_sub(RECENT_ORDERS)..];
             rng.pick(recent)?.clone()
         };
         return Some(match roll {
-            32..=46 => OpKind::Pay {
+            43..=56 => OpKind::Pay {
                 order_id,
                 payment_ref: format!("pay-{}", ["a", "b"][rng.below(2) as usize]),
             },
-            47..=54 => OpKind::Cancel { order_id },
-            55..=70 => OpKind::ReadOrder {
+            57..=63 => OpKind::Cancel { order_id },
+            64..=76 => OpKind::ReadOrder {
                 order_id,
                 local: false,
             },
@@ -302,6 +331,24 @@ fn request_of(kind: &OpKind) -> Request {
             format!("/v1/orders/{order_id}/cancel"),
             &serde_json::json!({}),
         ),
+        OpKind::Refund { key, order_id } => Request::json(
+            Method::POST,
+            format!("/v1/orders/{order_id}/refund"),
+            &serde_json::json!({"reason": "chaos"}),
+        )
+        .idempotency_key(key),
+        OpKind::Publish {
+            key,
+            topic,
+            message_key,
+            delay_secs,
+        } => Request::json(
+            Method::POST,
+            format!("/v1/topics/{topic}/messages"),
+            &serde_json::json!({"key": message_key, "payload": {"publish": key},
+                "delay_secs": delay_secs}),
+        )
+        .idempotency_key(key),
         OpKind::ReadOrder { order_id, local: l } => {
             Request::get(local(format!("/v1/orders/{order_id}"), *l))
         }

@@ -1,14 +1,19 @@
 //! Linearizable single-order operations: a Wing-Gong-Lowe search per order.
 //!
 //! An order is a small register with a life cycle. Its operations are the create that made it,
-//! pays, cancels and linearizable reads, each with its real-time interval `[invoked,
+//! pays, cancels, refund requests and linearizable reads, each with its real-time interval `[invoked,
 //! completed]`. The history is linearizable if some total order of the operations respects
 //! real time (an operation that completed before another was invoked comes first) and replays
 //! on the sequential model below to exactly the answers the clients got. Operations whose
 //! outcome is unknown may take effect at any point after their invocation, or never.
 //!
 //! The model allows one spontaneous step: a pending order may close as expired at any moment
-//! (the leader's time wheel, or a pay arriving after `expires_at`, does that).
+//! (the leader's time wheel, or a pay arriving after `expires_at`, does that). The refund states
+//! are one model state: the provider's answer moves an order among them on its own.
+//!
+//! A pay carries no idempotency key: when it was retried and ended 409, an earlier attempt may
+//! have paid the order before a refund request made the retry's answer 409, so such a pay is
+//! judged as one that may or may not have taken effect within its interval.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -33,6 +38,9 @@ enum State {
     Paid(u8),
     /// Closed; `true` when it expired, `false` when cancelled.
     Closed(bool),
+    /// Paid with reference `n`, then a refund was requested (refund requested, refunded or
+    /// refund failed).
+    Refunding(u8),
 }
 
 /// What an operation did and what it answered, in the model's terms.
@@ -50,6 +58,10 @@ enum Step {
     MaybePay(u8),
     /// A cancel whose outcome is unknown.
     MaybeCancel,
+    /// A refund request answered `Some(state)` (2xx) or refused with 409 (`None`).
+    Refund(Option<State>),
+    /// A refund request whose outcome is unknown.
+    MaybeRefund,
 }
 
 /// One operation in the search.
@@ -80,15 +92,22 @@ fn apply(state: State, step: Step) -> Vec<State> {
         (Step::Pay(r, Some(Paid(a))), Paid(b)) if a == r && b == r => vec![Paid(r)],
         (Step::Pay(_, Some(_)), _) => vec![],
         (Step::Pay(r, None), Paid(b)) if b != r => vec![state],
-        (Step::Pay(_, None), Closed(_)) => vec![state],
+        (Step::Pay(_, None), Closed(_) | Refunding(_)) => vec![state],
         (Step::Pay(_, None), _) => vec![],
         (Step::Cancel(Some(Closed(false))), Pending | Closed(false)) => vec![Closed(false)],
         (Step::Cancel(Some(_)), _) => vec![],
-        (Step::Cancel(None), Paid(_) | Closed(true)) => vec![state],
+        (Step::Cancel(None), Paid(_) | Closed(true) | Refunding(_)) => vec![state],
         (Step::Cancel(None), _) => vec![],
         (Step::MaybePay(r), Pending) => vec![Paid(r), Pending],
         (Step::MaybeCancel, Pending) => vec![Closed(false), Pending],
-        (Step::MaybePay(_) | Step::MaybeCancel, s) => vec![s],
+        // Asking again while the refund is pending answers the order; once the provider
+        // answered (refunded, refund failed) it is refused: both are one model state.
+        (Step::Refund(Some(Refunding(a))), Paid(b) | Refunding(b)) if a == b => vec![Refunding(a)],
+        (Step::Refund(Some(_)), _) => vec![],
+        (Step::Refund(None), Pending | Closed(_) | Refunding(_)) => vec![state],
+        (Step::Refund(None), _) => vec![],
+        (Step::MaybeRefund, Paid(r)) => vec![Refunding(r), state],
+        (Step::MaybePay(_) | Step::MaybeCancel | Step::MaybeRefund, s) => vec![s],
     }
 }
 
@@ -97,7 +116,12 @@ fn state_of(order: &Order, refs: &mut Vec<String>) -> State {
     match order.state {
         OrderState::PendingPayment => State::Pending,
         OrderState::Closed => State::Closed(order.close_reason.as_deref() == Some("expired")),
-        _ => State::Paid(ref_number(order.payment_ref.as_deref().unwrap_or(""), refs)),
+        OrderState::Paid => {
+            State::Paid(ref_number(order.payment_ref.as_deref().unwrap_or(""), refs))
+        }
+        OrderState::RefundRequested | OrderState::Refunded | OrderState::RefundFailed => {
+            State::Refunding(ref_number(order.payment_ref.as_deref().unwrap_or(""), refs))
+        }
     }
 }
 
@@ -170,6 +194,11 @@ fn events_of(ops: &[&Operation]) -> Vec<Event> {
             (OpKind::Pay { payment_ref, .. }, Outcome::Ok { .. }) => {
                 Step::Pay(ref_number(payment_ref, &mut refs), answered)
             }
+            (OpKind::Pay { payment_ref, .. }, Outcome::Failed { status: 409, .. })
+                if operation.attempts > 1 =>
+            {
+                Step::MaybePay(ref_number(payment_ref, &mut refs))
+            }
             (OpKind::Pay { payment_ref, .. }, Outcome::Failed { status: 409, .. }) => {
                 Step::Pay(ref_number(payment_ref, &mut refs), None)
             }
@@ -179,6 +208,9 @@ fn events_of(ops: &[&Operation]) -> Vec<Event> {
             (OpKind::Cancel { .. }, Outcome::Ok { .. }) => Step::Cancel(answered),
             (OpKind::Cancel { .. }, Outcome::Failed { status: 409, .. }) => Step::Cancel(None),
             (OpKind::Cancel { .. }, Outcome::Unknown { .. }) => Step::MaybeCancel,
+            (OpKind::Refund { .. }, Outcome::Ok { .. }) => Step::Refund(answered),
+            (OpKind::Refund { .. }, Outcome::Failed { status: 409, .. }) => Step::Refund(None),
+            (OpKind::Refund { .. }, Outcome::Unknown { .. }) => Step::MaybeRefund,
             (OpKind::ReadOrder { .. }, Outcome::Ok { .. }) => match answered {
                 Some(state) => Step::Read(state),
                 None => continue,
@@ -340,6 +372,30 @@ mod tests {
             event(4, None, Step::MaybePay(0)),
         ];
         assert_eq!(search(&before_invoked), Some(false));
+    }
+
+    #[test]
+    fn a_refund_needs_a_paid_order_and_stays_on_the_paid_branch() {
+        let refunded = [
+            event(0, Some(1), Step::Create),
+            event(2, Some(3), Step::Pay(0, Some(State::Paid(0)))),
+            event(4, Some(5), Step::Refund(Some(State::Refunding(0)))),
+            event(6, Some(7), Step::Pay(0, None)),
+            event(8, Some(9), Step::Read(State::Refunding(0))),
+        ];
+        assert_eq!(search(&refunded), Some(true));
+        let unpaid = [
+            event(0, Some(1), Step::Create),
+            event(2, Some(3), Step::Refund(Some(State::Refunding(0)))),
+        ];
+        assert_eq!(search(&unpaid), Some(false));
+        let back_to_paid = [
+            event(0, Some(1), Step::Create),
+            event(2, Some(3), Step::Pay(0, Some(State::Paid(0)))),
+            event(4, Some(5), Step::Refund(Some(State::Refunding(0)))),
+            event(6, Some(7), Step::Read(State::Paid(0))),
+        ];
+        assert_eq!(search(&back_to_paid), Some(false));
     }
 
     #[test]

@@ -10,13 +10,21 @@
 //! - [`linearizable`]: the single-order operations (create, pay, cancel, linearizable read)
 //!   have a legal sequential order within their real-time intervals (a WGL search).
 //!
-//! Extension point for the durable queue: a `delivery` checker (every acknowledged publish and
-//! every paid order's `order.paid` reaches the webhook receiver at least once; duplicates
-//! counted) is added here and to [`run_all`] when the queue lands.
+//! - [`paid_events`]: every paid order's `order.paid` reached the webhook at least once.
+//! - [`publishes`]: every acknowledged publish reached its subscription at least once, and
+//!   nothing arrived that nobody published.
+//! - [`refunds`]: every refund requested ended `refunded` or `refund_failed`, and every
+//!   `refunded` order was acknowledged by the payment provider.
+//!
+//! The queue checkers share [`delivery`]: what arrived per message, duplicates counted.
 
 pub mod convergence;
+pub mod delivery;
 pub mod durability;
 pub mod linearizable;
+pub mod paid_events;
+pub mod publishes;
+pub mod refunds;
 pub mod stock;
 pub mod transitions;
 
@@ -26,7 +34,8 @@ use serde::Serialize;
 
 use super::history::{History, OpKind, Operation, Outcome};
 use super::workload::WorkloadPlan;
-use crate::model::{Order, OrderState, Sku};
+use crate::model::{Order, OrderState, Sku, SubscriptionStats};
+use crate::receiver::Received;
 
 /// How many problems a verdict lists (it counts them all).
 const MAX_LISTED: usize = 20;
@@ -46,6 +55,10 @@ pub struct Verdict {
     pub examples: Vec<String>,
     /// Anything the reader should know (what was skipped and why).
     pub note: String,
+    /// Named figures the checker adds up (the queue checkers: delivered, missing, duplicates),
+    /// so a passing run still shows how much at-least-once delivery had to repeat.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub counts: BTreeMap<&'static str, u64>,
 }
 
 impl Verdict {
@@ -58,6 +71,7 @@ impl Verdict {
             problems: 0,
             examples: Vec::new(),
             note: String::new(),
+            counts: BTreeMap::new(),
         }
     }
 
@@ -105,6 +119,22 @@ pub struct FinalState {
     pub skus: BTreeMap<String, Sku>,
     /// Each node's local state.
     pub nodes: Vec<NodeState>,
+    /// What the harness's webhook receiver and payment provider received.
+    pub deliveries: Deliveries,
+}
+
+/// What arrived at the harness's end of the queue after the queue drained.
+#[derive(Debug, Clone, Default)]
+pub struct Deliveries {
+    /// Whether every group had drained (nothing waiting, retrying or in flight) when these were
+    /// taken; when not, a missing delivery may still have been on its way (see the incidents).
+    pub drained: bool,
+    /// Every call the webhook receiver got (`order.paid` and the published topic).
+    pub webhook_calls: Vec<Received>,
+    /// Every refund call the payment provider got.
+    pub provider_calls: Vec<Received>,
+    /// The harness's groups as `GET /admin/subscriptions` last showed them.
+    pub groups: Vec<SubscriptionStats>,
 }
 
 /// Runs every checker.
@@ -127,14 +157,17 @@ pub fn run_all(history: &History, plan: &WorkloadPlan, final_state: &FinalState)
         transitions::check(&operations, final_state),
         convergence::check(final_state),
         linearizable::check(&operations),
+        paid_events::check(&operations, final_state),
+        publishes::check(&operations, plan, final_state),
+        refunds::check(&operations, final_state),
     ]
 }
 
-/// The order an operation's answer carries (creates, seckills, pays, cancels and order reads
-/// answer with the order).
+/// The order an operation's answer carries (creates, seckills, pays, cancels, refunds and order
+/// reads answer with the order).
 pub fn answered_order(operation: &Operation) -> Option<Order> {
     match (&operation.kind, &operation.outcome) {
-        (OpKind::ReadSku { .. }, _) => None,
+        (OpKind::ReadSku { .. } | OpKind::Publish { .. }, _) => None,
         (_, Outcome::Ok { body, .. }) => serde_json::from_value(body.clone()).ok(),
         _ => None,
     }

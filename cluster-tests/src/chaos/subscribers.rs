@@ -1,0 +1,193 @@
+//! [`Subscribers`]: the harness's end of the durable queue. A webhook receiver subscribed to
+//! `order.paid` and to the workload's topic, and a fake payment provider behind the nodes'
+//! `[payment] refund_url`; both fail a share of their calls, so deliveries and refunds are
+//! retried while the faults play. After the run, [`Subscribers::drain`] waits until no group
+//! has anything left to deliver, and [`Subscribers::deliveries`] hands what arrived to the
+//! checkers.
+
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::json;
+
+use super::check::Deliveries;
+use crate::client::Request;
+use crate::cluster::Cluster;
+use crate::error::{Error, Result};
+use crate::model::{SubscriptionList, SubscriptionStats};
+use crate::receiver::{Receiver, ReceiverOptions};
+use crate::wait::{poll_until, retry_while_unavailable};
+
+/// The group delivering `order.paid` to the webhook receiver.
+pub const PAID_GROUP: &str = "chaos.paid";
+
+/// The group delivering the workload's published topic to the webhook receiver.
+pub const PUBLISHED_GROUP: &str = "chaos.published";
+
+/// The server's built-in refund group (`sm::refund::REFUND_GROUP`): the harness sets it up
+/// itself, with short backoffs, so refunds settle within a run.
+pub const REFUND_GROUP: &str = "payment.refund";
+
+/// The topic the order life cycle publishes on payment.
+pub const PAID_TOPIC: &str = "order.paid";
+
+/// The topic refunds are published on (the refund group's topic).
+const REFUND_TOPIC: &str = "order.refund_requested";
+
+/// Share of webhook calls answered 500: every delivery is retried now and then.
+const WEBHOOK_FAIL_RATE: f64 = 0.2;
+
+/// Attempts before a webhook message is dead. The contract allows a dead letter instead of a
+/// delivery; with a receiver that fails one call in five, a thousand failures in a row do not
+/// happen, so a dead letter here means the cluster gave up wrongly (the checkers count it
+/// missing).
+const WEBHOOK_MAX_ATTEMPTS: u32 = 1000;
+
+/// Share of refund calls the fake provider answers 500.
+const PROVIDER_FAIL_RATE: f64 = 0.3;
+
+/// Attempts before a refund gives up: low enough that some refunds end `refund_failed`
+/// (0.3^4, about one in a hundred), so both ends of a refund are exercised.
+const REFUND_MAX_ATTEMPTS: u32 = 4;
+
+/// How long one push may take before it counts as a failed attempt.
+const PUSH_TIMEOUT_MS: u64 = 2000;
+
+/// How long subscribing may take (the cluster has just started: a leader is known).
+const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long the queue may take to drain after healing: delayed messages, backoffs of up to a
+/// second, and refunds going through the provider.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The webhook receiver and the payment provider of a run.
+pub struct Subscribers {
+    /// Receives `order.paid` ([`PAID_GROUP`]) and the published topic ([`PUBLISHED_GROUP`]).
+    webhooks: Receiver,
+    /// The nodes' `refund_url`: records every refund call, whether it answered 2xx.
+    provider: Receiver,
+}
+
+impl Subscribers {
+    /// Starts both servers on free ports of 127.0.0.1 (the nodes reach them over loopback).
+    pub async fn start() -> Result<Self> {
+        let webhooks = Receiver::start(
+            0,
+            ReceiverOptions {
+                fail_rate: WEBHOOK_FAIL_RATE,
+                ..ReceiverOptions::default()
+            },
+        )
+        .await?;
+        let provider = Receiver::start(
+            0,
+            ReceiverOptions {
+                fail_rate: PROVIDER_FAIL_RATE,
+                ..ReceiverOptions::default()
+            },
+        )
+        .await?;
+        Ok(Subscribers { webhooks, provider })
+    }
+
+    /// The node flags that point refunds at the provider (`[payment] refund_url`).
+    pub fn node_args(&self) -> Vec<String> {
+        vec!["--payment-refund-url".to_owned(), self.provider.url()]
+    }
+
+    /// Creates the three push groups, `start: earliest`, before the workload begins: every
+    /// `order.paid`, every published message and every refund of the run is theirs.
+    pub async fn subscribe(&self, cluster: &Cluster, topic: &str) -> Result<()> {
+        let webhook = |topic: &str| {
+            json!({
+                "topic": topic,
+                "push": {"url": self.webhooks.url(), "timeout_ms": PUSH_TIMEOUT_MS},
+                "max_attempts": WEBHOOK_MAX_ATTEMPTS,
+                "backoff": {"initial_ms": 50, "max_ms": 1000},
+                "start": "earliest",
+            })
+        };
+        let refunds = json!({
+            "topic": REFUND_TOPIC,
+            "push": {"url": self.provider.url(), "timeout_ms": PUSH_TIMEOUT_MS},
+            "max_attempts": REFUND_MAX_ATTEMPTS,
+            "backoff": {"initial_ms": 100, "max_ms": 400},
+            "start": "earliest",
+        });
+        for (group, body) in [
+            (PAID_GROUP, webhook(PAID_TOPIC)),
+            (PUBLISHED_GROUP, webhook(topic)),
+            (REFUND_GROUP, refunds),
+        ] {
+            let leader = cluster.wait_for_leader().await?;
+            let request =
+                Request::json(Method::PUT, format!("/admin/subscriptions/{group}"), &body);
+            retry_while_unavailable(&format!("subscription {group}"), SUBSCRIBE_TIMEOUT, || {
+                cluster
+                    .client(leader)
+                    .call::<serde_json::Value>(request.clone())
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Waits until every group the harness made has nothing left to deliver (no backlog, nothing
+    /// in flight), asking the running nodes in turn; answers the groups' last figures.
+    pub async fn drain(&self, cluster: &Cluster) -> Result<Vec<SubscriptionStats>> {
+        let nodes = cluster.running_ids();
+        if nodes.is_empty() {
+            return Err(Error::Usage(
+                "no running node to ask about the queue".to_owned(),
+            ));
+        }
+        let mut asked = 0usize;
+        poll_until("every subscription to drain", DRAIN_TIMEOUT, || {
+            let client = cluster.client(nodes[asked % nodes.len()]).clone();
+            asked += 1;
+            async move {
+                let list: SubscriptionList = client
+                    .call(Request::get("/admin/subscriptions"))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let ours: Vec<SubscriptionStats> = list
+                    .subscriptions
+                    .into_iter()
+                    .filter(|s| {
+                        [PAID_GROUP, PUBLISHED_GROUP, REFUND_GROUP].contains(&s.group.as_str())
+                    })
+                    .collect();
+                if ours.len() < 3 {
+                    return Err(format!("only these groups exist: {ours:?}"));
+                }
+                let pending: Vec<String> = ours
+                    .iter()
+                    .filter(|s| s.backlog > 0 || s.in_flight > 0)
+                    .map(|s| {
+                        format!(
+                            "{}: backlog {}, in flight {}",
+                            s.group, s.backlog, s.in_flight
+                        )
+                    })
+                    .collect();
+                if pending.is_empty() {
+                    Ok(ours)
+                } else {
+                    Err(pending.join("; "))
+                }
+            }
+        })
+        .await
+    }
+
+    /// Everything both servers received so far, with the groups' figures (`None` when the
+    /// queue did not drain: the checkers then still judge what arrived).
+    pub fn deliveries(&self, groups: Option<Vec<SubscriptionStats>>) -> Deliveries {
+        Deliveries {
+            drained: groups.is_some(),
+            webhook_calls: self.webhooks.received(),
+            provider_calls: self.provider.received(),
+            groups: groups.unwrap_or_default(),
+        }
+    }
+}
