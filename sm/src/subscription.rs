@@ -525,28 +525,25 @@ impl QueueReads<'_> {
 
     /// Every topic ever published to.
     pub fn topics(&self) -> Result<Vec<String>, StoreError> {
-        let prefix = [DeliveryRecord::TopicHead as u8];
-        let mut topics = Vec::new();
+        self.names(DeliveryRecord::TopicHead)
+    }
+
+    /// The names in the one-byte-kind records `kind` (`kind name`): topics, groups.
+    fn names(&self, kind: DeliveryRecord) -> Result<Vec<String>, StoreError> {
+        let prefix = [kind as u8];
+        let mut names = Vec::new();
         scan_prefix(self.db, CF_DELIVERIES, &prefix, &prefix, |key, _| {
-            if let Ok(topic) = std::str::from_utf8(&key[1..]) {
-                topics.push(topic.to_owned());
+            if let Ok(name) = std::str::from_utf8(&key[1..]) {
+                names.push(name.to_owned());
             }
             Ok(true)
         })?;
-        Ok(topics)
+        Ok(names)
     }
 
     /// Groups whose removal still has records to remove.
     pub fn removing_groups(&self) -> Result<Vec<String>, StoreError> {
-        let prefix = [DeliveryRecord::Removing as u8];
-        let mut groups = Vec::new();
-        scan_prefix(self.db, CF_DELIVERIES, &prefix, &prefix, |key, _| {
-            if let Ok(group) = std::str::from_utf8(&key[1..]) {
-                groups.push(group.to_owned());
-            }
-            Ok(true)
-        })?;
-        Ok(groups)
+        self.names(DeliveryRecord::Removing)
     }
 
     /// The last offset of `topic` removed by retention (0 when none was).
@@ -676,13 +673,23 @@ impl QueueReads<'_> {
             offsets.push(offset);
             Ok(true)
         })?;
+        Ok((self.load_pending(&txn, sub, offsets)?, more))
+    }
+
+    /// The messages of `sub`'s topic at `offsets` (those still held), with their attempts.
+    fn load_pending(
+        &self,
+        txn: &Txn<'_>,
+        sub: &Subscription,
+        offsets: Vec<u64>,
+    ) -> Result<Vec<PendingMessage>, StoreError> {
         let mut found = Vec::new();
         for offset in offsets {
             if let Some(bytes) = txn.get_raw(CF_MESSAGES, &keys::message(&sub.topic, offset))? {
-                found.push(self.pending(&txn, &sub.group, &bytes)?);
+                found.push(self.pending(txn, &sub.group, &bytes)?);
             }
         }
-        Ok((found, more))
+        Ok(found)
     }
 
     fn pending(
@@ -709,13 +716,7 @@ impl QueueReads<'_> {
             offsets.extend(keys::trailing_offset(key));
             Ok(true)
         })?;
-        let mut found = Vec::new();
-        for offset in offsets {
-            if let Some(bytes) = txn.get_raw(CF_MESSAGES, &keys::message(&sub.topic, offset))? {
-                found.push(self.pending(&txn, &sub.group, &bytes)?);
-            }
-        }
-        Ok(found)
+        self.load_pending(&txn, sub, offsets)
     }
 
     /// Up to `limit` dead letters of `group` after offset `after`, and whether there are more.

@@ -21,8 +21,11 @@ fn put_entry(index: u64, sku: &str, stock: u64) -> Entry {
     }
 }
 
-#[tokio::test]
-async fn a_snapshot_is_the_state_at_its_index_and_installs_whole() {
+/// A source storage holding SKU `A` at index 1 and `B` at index 2, and a snapshot of it.
+async fn snapshot_of_two_entries() -> (
+    tempfile::TempDir,
+    openraft::Snapshot<sm::raft_types::TypeConfig>,
+) {
     let source_dir = tempfile::tempdir().unwrap();
     let mut source = Storage::open(source_dir.path()).unwrap();
     source
@@ -37,8 +40,15 @@ async fn a_snapshot_is_the_state_at_its_index_and_installs_whole() {
         .build_snapshot()
         .await
         .unwrap();
+    (source_dir, snapshot)
+}
+
+#[tokio::test]
+async fn a_snapshot_is_the_state_at_its_index_and_installs_whole() {
+    let (source_dir, snapshot) = snapshot_of_two_entries().await;
     assert_eq!(snapshot.meta.last_log_id.map(|l| l.index), Some(2));
     // Changes after the snapshot are not in it.
+    let mut source = Storage::open(source_dir.path()).unwrap();
     source
         .state
         .apply(vec![put_entry(3, "C", 9)])
@@ -126,20 +136,7 @@ async fn an_install_interrupted_by_a_crash_finishes_on_start() {
 
 #[tokio::test]
 async fn a_snapshot_cut_short_is_refused_and_changes_nothing() {
-    let source_dir = tempfile::tempdir().unwrap();
-    let mut source = Storage::open(source_dir.path()).unwrap();
-    source
-        .state
-        .apply(vec![put_entry(1, "A", 5), put_entry(2, "B", 7)])
-        .await
-        .unwrap();
-    let snapshot = source
-        .state
-        .get_snapshot_builder()
-        .await
-        .build_snapshot()
-        .await
-        .unwrap();
+    let (_source, snapshot) = snapshot_of_two_entries().await;
     let mut data = Vec::new();
     let mut file = snapshot.snapshot.into_std().await;
     std::io::Read::read_to_end(&mut file, &mut data).unwrap();
@@ -197,28 +194,6 @@ async fn only_the_current_snapshot_stays_on_disk() {
         })
         .count();
     assert_eq!(data_files, 1, "older snapshots are deleted");
-}
-
-/// A source storage holding SKU `A` at index 1 and `B` at index 2, and a snapshot of it.
-async fn snapshot_of_two_entries() -> (
-    tempfile::TempDir,
-    openraft::Snapshot<sm::raft_types::TypeConfig>,
-) {
-    let source_dir = tempfile::tempdir().unwrap();
-    let mut source = Storage::open(source_dir.path()).unwrap();
-    source
-        .state
-        .apply(vec![put_entry(1, "A", 5), put_entry(2, "B", 7)])
-        .await
-        .unwrap();
-    let snapshot = source
-        .state
-        .get_snapshot_builder()
-        .await
-        .build_snapshot()
-        .await
-        .unwrap();
-    (source_dir, snapshot)
 }
 
 #[tokio::test]

@@ -33,19 +33,7 @@ impl Fixture {
     }
 
     fn run(&mut self, now_ms: i64, action: Action) -> Outcome {
-        self.index += 1;
-        let mut txn = Txn::new(&self.db);
-        let out = apply_batch(
-            &mut txn,
-            self.index,
-            &CommandBatch {
-                now_ms,
-                commands: vec![Command::new(action)],
-            },
-        )
-        .unwrap();
-        self.db.write(txn.into_write_batch().unwrap()).unwrap();
-        out.into_iter().next().unwrap()
+        self.run_batch(now_ms, vec![action]).remove(0)
     }
 
     /// Applies `actions` as one batch (one Raft entry); answers their outcomes.
