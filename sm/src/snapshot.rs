@@ -159,6 +159,8 @@ pub struct SnapshotStore {
     in_progress: std::sync::Mutex<std::collections::HashSet<PathBuf>>,
     /// A snapshot from the leader is being received or installed (see [`SnapshotStore::purge_limit`]).
     installing: std::sync::atomic::AtomicBool,
+    /// Held while the current snapshot changes: a build and an install can finish together.
+    changing: std::sync::Mutex<()>,
 }
 
 /// How far the Raft log may be purged (see [`SnapshotStore::purge_limit`]).
@@ -194,6 +196,7 @@ impl SnapshotStore {
             dir: dir.to_path_buf(),
             in_progress: Default::default(),
             installing: Default::default(),
+            changing: Default::default(),
         };
         let restoring = db.get_cf(cf(db, CF_RAFT_META)?, META_RESTORING)?.is_some();
         let current = store.current()?;
@@ -274,8 +277,9 @@ impl SnapshotStore {
         }
     }
 
-    /// Builds a snapshot of `db` into a new data file and makes it current.
-    pub fn build(&self, db: &DB) -> Result<(SnapshotMeta, PathBuf), StoreError> {
+    /// Builds a snapshot of `db` into a new data file and makes it current; answers it with the
+    /// file open for reading (opened before it can be replaced and removed).
+    pub fn build(&self, db: &DB) -> Result<(SnapshotMeta, fs::File), StoreError> {
         let path = self.new_data_path("snap");
         let mut out = BufWriter::new(fs::File::create(&path)?);
         let (last_log_id, last_membership) = capture(db, &mut out)?;
@@ -298,12 +302,48 @@ impl SnapshotStore {
             last_membership,
             snapshot_id,
         };
+        let reader = fs::File::open(&path)?;
         self.set_current(&meta, &path)?;
-        Ok((meta, path))
+        Ok((meta, reader))
     }
 
-    /// Makes the data file at `data` (inside the directory) the current snapshot with `meta`.
+    /// The current snapshot with its data file open for reading, if there is one. The file can
+    /// be replaced and removed between reading which it is and opening it (a build or an install
+    /// finishing meanwhile); then the newer one is read instead.
+    pub fn open_current(&self) -> Result<Option<(SnapshotMeta, fs::File)>, StoreError> {
+        const ATTEMPTS: usize = 5;
+        for attempt in 1..=ATTEMPTS {
+            let Some((meta, path)) = self.current()? else {
+                return Ok(None);
+            };
+            match fs::File::open(&path) {
+                Ok(file) => return Ok(Some((meta, file))),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && attempt < ATTEMPTS => {
+                    continue
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(None)
+    }
+
+    /// Makes the data file at `data` (inside the directory) the current snapshot with `meta`,
+    /// unless the current one is newer already (a build that finished after an install of a
+    /// later snapshot): then `data` is simply let go.
     pub fn set_current(&self, meta: &SnapshotMeta, data: &Path) -> Result<(), StoreError> {
+        let _changing = self
+            .changing
+            .lock()
+            .map_err(|_| StoreError::corrupt("snapshot", "a snapshot change panicked"))?;
+        let newer = self
+            .current()?
+            .is_some_and(|(current, _)| current.last_log_id > meta.last_log_id);
+        if newer {
+            if let Ok(mut busy) = self.in_progress.lock() {
+                busy.remove(data);
+            }
+            return self.remove_unreferenced();
+        }
         let data_file = data
             .file_name()
             .and_then(|n| n.to_str())

@@ -150,10 +150,10 @@ impl StateMachine {
     }
 
     fn build(&self) -> Result<Snapshot<TypeConfig>, StoreError> {
-        let (meta, path) = self.snapshots.build(&self.db)?;
+        let (meta, file) = self.snapshots.build(&self.db)?;
         Ok(Snapshot {
             meta,
-            snapshot: Box::new(tokio::fs::File::from_std(std::fs::File::open(path)?)),
+            snapshot: Box::new(tokio::fs::File::from_std(file)),
         })
     }
 
@@ -172,9 +172,10 @@ impl StateMachine {
             let _ = std::fs::remove_file(&path);
             return Err(e);
         }
+        let data = std::fs::File::open(&path)?;
         self.snapshots.set_current(meta, &path)?;
         let last_index = meta.last_log_id.map(|id| id.index);
-        crate::snapshot::restore(&self.db, std::fs::File::open(&path)?, last_index)?;
+        crate::snapshot::restore(&self.db, data, last_index)?;
         self.sold_out.reload(&self.db)?;
         self.snapshots.installed();
         self.applied.send_replace(last_index.unwrap_or(0));
@@ -248,13 +249,14 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
-        let Some((meta, path)) = self.snapshots.current().map_err(sm_read_err)? else {
-            return Ok(None);
-        };
-        let file = tokio::fs::File::open(path).await.map_err(sm_read_err)?;
-        Ok(Some(Snapshot {
+        let snapshots = self.snapshots.clone();
+        let current = tokio::task::spawn_blocking(move || snapshots.open_current())
+            .await
+            .map_err(sm_read_err)?
+            .map_err(sm_read_err)?;
+        Ok(current.map(|(meta, file)| Snapshot {
             meta,
-            snapshot: Box::new(file),
+            snapshot: Box::new(tokio::fs::File::from_std(file)),
         }))
     }
 }

@@ -245,3 +245,33 @@ async fn while_a_snapshot_installs_the_log_keeps_what_the_state_does_not_hold() 
     let state = target.log.get_log_state().await.unwrap();
     assert_eq!(state.last_purged_log_id.map(|l| l.index), Some(4));
 }
+
+#[tokio::test]
+async fn a_snapshot_finishing_after_a_newer_one_does_not_replace_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut storage = Storage::open(dir.path()).unwrap();
+    storage
+        .state
+        .apply(vec![put_entry(1, "A", 1), put_entry(2, "A", 2)])
+        .await
+        .unwrap();
+    let newer = storage
+        .state
+        .get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .unwrap();
+    // A build of index 1 that finishes only now (it raced an install of index 2).
+    let store = storage.state.snapshots();
+    let older_path = store.new_data_path("snap");
+    std::fs::write(&older_path, b"older").unwrap();
+    let mut older = newer.meta.clone();
+    older.last_log_id = Some(LogId::new(CommittedLeaderId::new(1, 1), 1));
+    older.snapshot_id = "older".into();
+    store.set_current(&older, &older_path).unwrap();
+
+    let current = storage.state.get_current_snapshot().await.unwrap().unwrap();
+    assert_eq!(current.meta, newer.meta, "the newer snapshot stays current");
+    assert!(!older_path.exists(), "the older file is let go");
+}
