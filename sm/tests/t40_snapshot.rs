@@ -248,20 +248,8 @@ async fn while_a_snapshot_installs_the_log_keeps_what_the_state_does_not_hold() 
 
 #[tokio::test]
 async fn a_snapshot_finishing_after_a_newer_one_does_not_replace_it() {
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, newer) = snapshot_of_two_entries().await;
     let mut storage = Storage::open(dir.path()).unwrap();
-    storage
-        .state
-        .apply(vec![put_entry(1, "A", 1), put_entry(2, "A", 2)])
-        .await
-        .unwrap();
-    let newer = storage
-        .state
-        .get_snapshot_builder()
-        .await
-        .build_snapshot()
-        .await
-        .unwrap();
     // A build of index 1 that finishes only now (it raced an install of index 2).
     let store = storage.state.snapshots();
     let older_path = store.new_data_path("snap");
