@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::Stream;
-use serde_json::{json, Value};
+use serde_json::json;
 use sm::changes::{ChangePage, ChangesError};
 use sm::StateReader;
 use tokio::time::Instant;
@@ -104,17 +104,21 @@ impl ChangesQuery {
 }
 
 /// The JSON of a page: `{"changes": [...], "next": OFFSET}`.
-fn page_json(page: &ChangePage) -> Result<Value, ApiError> {
-    let changes = page
-        .changes
-        .iter()
-        .map(view::change)
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(json!({"changes": changes, "next": page.next}))
+fn page_json(page: &ChangePage) -> Result<Bytes, ApiError> {
+    let mut out = Vec::with_capacity(64 + 512 * page.changes.len());
+    out.extend_from_slice(b"{\"changes\":[");
+    for (i, change) in page.changes.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        view::write_change(change, &mut out)?;
+    }
+    out.extend_from_slice(format!("],\"next\":{}}}", page.next).as_bytes());
+    Ok(out.into())
 }
 
 /// `GET /v1/changes`: a page, waiting up to `wait_ms` for a first change when there is none.
-pub async fn long_poll(reader: &StateReader, query: ChangesQuery) -> Result<Value, ApiError> {
+pub async fn long_poll(reader: &StateReader, query: ChangesQuery) -> Result<Bytes, ApiError> {
     let after = query.start(reader)?;
     let deadline = Instant::now() + Duration::from_millis(query.wait_ms);
     let mut applied = reader.applied();
@@ -139,10 +143,9 @@ pub fn one_page_ndjson(reader: &StateReader, query: ChangesQuery) -> Result<Byte
 }
 
 fn ndjson(page: &ChangePage) -> Result<Bytes, ApiError> {
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(512 * page.changes.len());
     for change in &page.changes {
-        let line = view::change(change)?;
-        out.extend_from_slice(line.to_string().as_bytes());
+        view::write_change(change, &mut out)?;
         out.push(b'\n');
     }
     Ok(out.into())

@@ -243,8 +243,11 @@ impl<C: Cluster> Api<C> {
                 if self.cluster.reader().restoring()? {
                     return Err(ApiError::restoring());
                 }
-                let page = changes::long_poll(self.cluster.reader(), query).await?;
-                Ok(json_reply(200, &page))
+                Ok(HttpReply {
+                    status: 200,
+                    headers: vec![("content-type".into(), "application/json".into())],
+                    body: changes::long_poll(self.cluster.reader(), query).await?,
+                })
             }
             Route::ChangeStream => {
                 let query = ChangesQuery::parse(req.query.as_deref())?;

@@ -1,8 +1,11 @@
 //! The JSON shapes the contract answers with.
 
+use serde::{Serialize, Serializer};
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use sm::changes::{Change, Table};
 use sm::order::Order;
+use sm::order_event::OrderView;
 use sm::sku::Sku;
 
 use sm::StoreError;
@@ -19,45 +22,105 @@ pub fn order(order: &Order) -> Value {
 
 /// A SKU as the contract shows it.
 pub fn sku(sku: &Sku) -> Value {
-    json!({
-        "sku": sku.sku,
-        "price_cents": sku.price_cents,
-        "stock": sku.stock,
-        "available": sku.available,
-        "reserved": sku.reserved,
-        "sold": sku.sold,
-        "per_user_limit": sku.per_user_limit,
-    })
+    json!(SkuView::of(sku))
+}
+
+/// A SKU in its API shape, serialized straight from the stored SKU (fields in name order, as a
+/// `Value` prints them).
+#[derive(Serialize)]
+struct SkuView<'a> {
+    available: u64,
+    per_user_limit: u64,
+    price_cents: u64,
+    reserved: u64,
+    sku: &'a str,
+    sold: u64,
+    stock: u64,
+}
+
+impl<'a> SkuView<'a> {
+    fn of(sku: &'a Sku) -> Self {
+        SkuView {
+            available: sku.available,
+            per_user_limit: sku.per_user_limit,
+            price_cents: sku.price_cents,
+            reserved: sku.reserved,
+            sku: &sku.sku,
+            sold: sku.sold,
+            stock: sku.stock,
+        }
+    }
 }
 
 /// A change of the stream as the contract shows it: `{"offset", "at", "table", "key", "op",
 /// "before", "after"}`, with orders and SKUs in the same shapes as their own routes, so a consumer
 /// reads a change exactly like a `GET` of the row; messages as the queue stores them.
-pub fn change(change: &Change) -> Result<Value, StoreError> {
-    let image = |bytes: &Option<Vec<u8>>| -> Result<Value, StoreError> {
+///
+/// Written straight into `out`: a learner serves tens of thousands of changes a second, and the
+/// stored message images are copied as they are rather than parsed into a `Value` and printed
+/// again.
+pub fn write_change(change: &Change, out: &mut Vec<u8>) -> Result<(), StoreError> {
+    let view = ChangeView {
+        after: Image::read(change.table, change.after.as_deref())?,
+        at: rfc3339(change.at_ms),
+        before: Image::read(change.table, change.before.as_deref())?,
+        key: change.key_text(),
+        offset: change.offset,
+        op: change.op.name(),
+        table: change.table.name(),
+    };
+    serde_json::to_writer(out, &view).map_err(|e| StoreError::corrupt("change", e))
+}
+
+/// A change as [`write_change`] writes it (fields in name order, as a `Value` prints them).
+#[derive(Serialize)]
+struct ChangeView<'a> {
+    after: Image<'a>,
+    at: String,
+    before: Image<'a>,
+    key: String,
+    offset: u64,
+    op: &'static str,
+    table: &'static str,
+}
+
+/// The row before or after a change, decoded only as far as its API shape needs.
+enum Image<'a> {
+    Absent,
+    Order(Order),
+    Sku(Sku),
+    /// A stored message: already its API shape, checked to be JSON and copied as is.
+    Message(&'a RawValue),
+}
+
+impl<'a> Image<'a> {
+    fn read(table: Table, bytes: Option<&'a [u8]>) -> Result<Self, StoreError> {
         let Some(bytes) = bytes else {
-            return Ok(Value::Null);
+            return Ok(Image::Absent);
         };
-        match change.table {
-            Table::Orders => serde_json::from_slice::<Order>(bytes)
-                .map(|o| order(&o))
+        match table {
+            Table::Orders => serde_json::from_slice(bytes)
+                .map(Image::Order)
                 .map_err(|e| StoreError::corrupt("order image", e)),
-            Table::Skus => serde_json::from_slice::<Sku>(bytes)
-                .map(|s| sku(&s))
+            Table::Skus => serde_json::from_slice(bytes)
+                .map(Image::Sku)
                 .map_err(|e| StoreError::corrupt("sku image", e)),
-            Table::Messages => serde_json::from_slice::<Value>(bytes)
+            Table::Messages => serde_json::from_slice(bytes)
+                .map(Image::Message)
                 .map_err(|e| StoreError::corrupt("message image", e)),
         }
-    };
-    Ok(json!({
-        "offset": change.offset,
-        "at": rfc3339(change.at_ms),
-        "table": change.table.name(),
-        "key": change.key_text(),
-        "op": change.op.name(),
-        "before": image(&change.before)?,
-        "after": image(&change.after)?,
-    }))
+    }
+}
+
+impl Serialize for Image<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Image::Absent => serializer.serialize_none(),
+            Image::Order(order) => OrderView::of(order).serialize(serializer),
+            Image::Sku(sku) => SkuView::of(sku).serialize(serializer),
+            Image::Message(raw) => raw.serialize(serializer),
+        }
+    }
 }
 
 #[cfg(test)]
