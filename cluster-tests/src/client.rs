@@ -11,6 +11,7 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT
 use reqwest::Method;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use serde_json::value::RawValue;
 
 use crate::error::{Error, Result};
 use crate::model::{
@@ -355,11 +356,18 @@ impl NodeClient {
         limit: u32,
         wait_ms: u64,
     ) -> Result<ChangePage> {
-        let mut path = format!("/v1/changes?limit={limit}&wait_ms={wait_ms}");
-        if let Some(after) = after {
-            path.push_str(&format!("&after={after}"));
-        }
-        self.call(Request::get(path)).await
+        self.call(changes_request(after, limit, wait_ms)).await
+    }
+
+    /// [`NodeClient::changes`] with each change's JSON kept as it came, for a consumer that
+    /// stores changes without reading them.
+    pub async fn changes_raw(
+        &self,
+        after: Option<u64>,
+        limit: u32,
+        wait_ms: u64,
+    ) -> Result<ChangePage<Box<RawValue>>> {
+        self.call(changes_request(after, limit, wait_ms)).await
     }
 
     /// `POST /admin/cluster/learners`: adds a learner; answers once it caught up.
@@ -386,6 +394,15 @@ impl NodeClient {
         ))
         .await
     }
+}
+
+/// `GET /v1/changes` after `after` (from the start of what the node holds when `None`).
+fn changes_request(after: Option<u64>, limit: u32, wait_ms: u64) -> Request {
+    let mut path = format!("/v1/changes?limit={limit}&wait_ms={wait_ms}");
+    if let Some(after) = after {
+        path.push_str(&format!("&after={after}"));
+    }
+    Request::get(path)
 }
 
 /// Appends `?consistency=local` when asked for.

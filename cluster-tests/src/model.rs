@@ -346,11 +346,12 @@ pub struct Change {
     pub after: serde_json::Value,
 }
 
-/// A page of the change stream.
+/// A page of the change stream: of [`Change`]s, or of each change's JSON as it came
+/// (`ChangePage<Box<RawValue>>`) for consumers that store changes without reading them.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct ChangePage {
+pub struct ChangePage<C = Change> {
     /// Changes after the asked offset, in order.
-    pub changes: Vec<Change>,
+    pub changes: Vec<C>,
     /// The `after` of the next call.
     pub next: u64,
 }
