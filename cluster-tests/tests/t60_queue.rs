@@ -476,6 +476,64 @@ async fn t60_pull_leases_come_back_after_visibility_and_acked_never_do() {
     .await;
 }
 
+/// An `ack` is answered only once it is committed: with both followers killed the leader can
+/// still lease and decide, but its acks cannot reach a quorum, so none may be answered as done
+/// (it would be lost to the next leader, and the messages delivered again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t60_an_ack_without_a_quorum_is_not_answered_as_done() {
+    let mut cluster = Cluster::start(3, ClusterOptions::default())
+        .await
+        .expect("cluster");
+    within(Duration::from_secs(60), async {
+        subscribe(&cluster, "acker", subscription("acked", None, json!({}))).await;
+        publish(&cluster, "acked", 10).await;
+        let leader = cluster.wait_for_leader().await.expect("leader");
+        let client = cluster.client(leader).clone();
+        let leased = client
+            .send(Request::json(
+                Method::POST,
+                "/v1/subscriptions/acker/receive",
+                &json!({"max": 100, "wait_ms": 2000, "visibility_ms": 30_000}),
+            ))
+            .await
+            .expect("receive");
+        assert!(
+            leased.is_success(),
+            "receive: {} {}",
+            leased.status,
+            leased.body
+        );
+        let receipts: Vec<String> = leased.json()["messages"]
+            .as_array()
+            .map(|m| {
+                m.iter()
+                    .filter_map(|m| m["receipt"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert_eq!(receipts.len(), 10);
+        for follower in cluster.followers().await.expect("followers") {
+            cluster.kill(follower).expect("kill");
+        }
+        let ack = Request::json(
+            Method::POST,
+            "/v1/subscriptions/acker/ack",
+            &json!({"receipts": receipts}),
+        );
+        // No answer while there is no quorum, or a refusal: either way not acknowledged.
+        if let Ok(Ok(answer)) = tokio::time::timeout(Duration::from_secs(3), client.send(ack)).await
+        {
+            assert!(
+                !answer.is_success(),
+                "an ack that cannot commit was answered {} {}",
+                answer.status,
+                answer.body
+            );
+        }
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn t60_refunds_end_refunded_or_refund_failed_and_redrive_refunds() {
     let provider = Receiver::start(

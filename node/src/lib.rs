@@ -39,6 +39,7 @@ pub mod queue_housekeeping;
 pub mod raft_cluster;
 pub mod scheduler;
 pub mod serve;
+pub mod settle_waiters;
 pub mod timer_service;
 pub mod timing_wheel;
 pub mod wipe_guard;

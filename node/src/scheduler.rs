@@ -14,6 +14,8 @@
 //!   again, so anything a previous leader delivered but did not commit is delivered again (at
 //!   least once, never lost).
 //! - A proposal that fails puts its messages back to pending: they are delivered again.
+//! - A pull consumer's `ack`/`nack` is answered only once the proposal carrying it committed
+//!   ([`SettleWaiters`]): an acknowledged ack is never lost to a leader change.
 //! - Delayed messages and retries wait in the time wheel (`sm::queue_timers`): their timers are
 //!   armed by `apply` with the publish or the failed attempt, and when one fires `apply` marks
 //!   the message ready and this scheduler loads it. Only ordered groups hold waiting messages in
@@ -36,6 +38,7 @@ use crate::batcher::Batcher;
 use crate::clock::now_ms;
 use crate::consumer_lane::{ConsumerLane, BUFFER};
 use crate::queue_handle::{PullRequest, QueueHandle};
+use crate::settle_waiters::SettleWaiters;
 
 /// Loop period when nothing happens.
 const TICK_MS: u64 = 10;
@@ -155,6 +158,7 @@ impl Scheduler {
             pushes: 0,
             refreshed_at: 0,
             refund_proposed_at: 0,
+            settling: SettleWaiters::default(),
         };
         let mut ticker = tokio::time::interval(Duration::from_millis(TICK_MS));
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -200,6 +204,9 @@ impl Scheduler {
         state
             .lanes
             .retain(|group, _| subs.iter().any(|sub| &sub.group == group));
+        state
+            .settling
+            .drop_groups(|group| state.lanes.contains_key(group));
         for sub in subs {
             let lane = state
                 .lanes
@@ -302,6 +309,7 @@ impl Scheduler {
                 }
             }
             Event::Committed { sent, result } => {
+                state.settling.proposal_finished(&sent, result.is_ok());
                 if let Some(lane) = state.lanes.get_mut(&sent.group) {
                     lane.proposing = lane.proposing.saturating_sub(1);
                     match result {
@@ -355,7 +363,7 @@ impl Scheduler {
                     ))));
                     return;
                 };
-                let mut settled = 0;
+                let mut settled = Vec::new();
                 for receipt in receipts {
                     let Some((offset, token)) = parse_receipt(&receipt) else {
                         continue;
@@ -368,10 +376,11 @@ impl Scheduler {
                         )),
                     };
                     if lane.decide(offset, Some(token), outcome) {
-                        settled += 1;
+                        settled.push(offset);
                     }
                 }
-                let _ = reply.send(Ok(settled));
+                // Answered once the proposal carrying these outcomes commits.
+                state.settling.wait(group, settled, reply);
             }
         }
     }
@@ -510,4 +519,6 @@ struct LoopState {
     refreshed_at: i64,
     /// When the refund group was last proposed.
     refund_proposed_at: i64,
+    /// Pull `ack`/`nack` calls waiting for their outcomes to commit.
+    settling: SettleWaiters,
 }
