@@ -21,10 +21,14 @@ use serde::Serialize;
 
 use crate::db::cf;
 use crate::error::StoreError;
-use crate::keys::{self, CF_LOG, CF_RAFT_META, META_COMMITTED, META_LAST_PURGED, META_VOTE};
+use crate::keys::{
+    self, CF_LOG, CF_RAFT_META, CF_SM_META, META_COMMITTED, META_LAST_PURGED, META_VOTE,
+    SM_LAST_APPLIED,
+};
 use crate::log_codec::{decode_entry, encode_entry};
 use crate::raft_types::{Entry, LogId, StorageError, TypeConfig, Vote};
 use crate::snapshot::{PurgeLimit, SnapshotStore};
+use crate::txn::Txn;
 
 /// The WAL flusher thread and the queue feeding it. Dropped with the last [`LogStore`] clone: the
 /// queue closes, the thread finishes what is queued and exits, and the drop waits for it, so the
@@ -76,11 +80,89 @@ impl LogStore {
             queue: Some(queue),
             thread: Some(thread),
         });
-        Ok(LogStore {
+        let store = LogStore {
             db,
             snapshots,
             flusher,
-        })
+        };
+        store.finish_held_back_purge()?;
+        Ok(store)
+    }
+
+    /// Finishes a purge that [`SnapshotStore::purge_limit`] held back while a snapshot was
+    /// installed. openraft then counts the log as purged up to the installed snapshot, but only
+    /// in memory, and appends after it; a node restarted before its next purge would find its
+    /// log starting before the snapshot with a hole up to it (entries it never received), and
+    /// openraft refuses to start from a log with a hole. Once the state holds the snapshot
+    /// (`SnapshotStore::open` has finished any interrupted restore), everything up to the
+    /// snapshot is covered, so such a log is purged through it.
+    fn finish_held_back_purge(&self) -> Result<(), StoreError> {
+        let Some(snapshot) = self
+            .snapshots
+            .current()?
+            .and_then(|(meta, _)| meta.last_log_id)
+        else {
+            return Ok(());
+        };
+        let applied = Txn::new(&self.db).get::<LogId>(CF_SM_META, SM_LAST_APPLIED)?;
+        if applied.is_none_or(|a| a.index < snapshot.index) {
+            return Ok(());
+        }
+        let purged = self.last_purged()?;
+        if purged.is_some_and(|p| p.index >= snapshot.index)
+            || self.reaches_without_a_hole(purged, snapshot.index)?
+        {
+            return Ok(());
+        }
+        tracing::warn!(
+            purged = ?purged.map(|p| p.index),
+            snapshot = snapshot.index,
+            "the log has a hole before the installed snapshot: purging through it"
+        );
+        self.purge_through(snapshot)
+    }
+
+    /// Whether the log holds every entry from after `purged` (from its first entry when nothing
+    /// was purged) through `index`.
+    fn reaches_without_a_hole(
+        &self,
+        purged: Option<LogId>,
+        index: u64,
+    ) -> Result<bool, StoreError> {
+        let from = purged.map_or(0, |p| p.index.saturating_add(1));
+        let mut expected = None;
+        for item in self.db.iterator_cf(
+            cf(&self.db, CF_LOG)?,
+            IteratorMode::From(&keys::log_index(from), Direction::Forward),
+        ) {
+            let (key, _) = item?;
+            let at = keys::parse_log_index(&key)
+                .ok_or_else(|| StoreError::corrupt("log key", "not 8 bytes"))?;
+            let wanted = expected.unwrap_or(if purged.is_some() { from } else { at });
+            if at != wanted {
+                return Ok(false);
+            }
+            if at >= index {
+                return Ok(true);
+            }
+            expected = Some(at.saturating_add(1));
+        }
+        Ok(false)
+    }
+
+    /// Removes every entry through `log_id` and records it as the last purged.
+    fn purge_through(&self, log_id: LogId) -> Result<(), StoreError> {
+        let mut batch = WriteBatch::default();
+        let purged =
+            serde_json::to_vec(&log_id).map_err(|e| StoreError::corrupt("raft meta", e))?;
+        batch.put_cf(cf(&self.db, CF_RAFT_META)?, META_LAST_PURGED, purged);
+        batch.delete_range_cf(
+            cf(&self.db, CF_LOG)?,
+            keys::log_index(0),
+            keys::log_index(log_id.index.saturating_add(1)),
+        );
+        self.db.write(batch)?;
+        Ok(())
     }
 
     fn get_meta<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StoreError> {
@@ -274,16 +356,6 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             PurgeLimit::UpTo(_) | PurgeLimit::Any => log_id,
             PurgeLimit::Nothing => return Ok(()),
         };
-        let log_cf = cf(&self.db, CF_LOG).map_err(log_err)?;
-        let meta_cf = cf(&self.db, CF_RAFT_META).map_err(log_err)?;
-        let mut batch = WriteBatch::default();
-        let purged = serde_json::to_vec(&log_id).map_err(log_err)?;
-        batch.put_cf(meta_cf, META_LAST_PURGED, purged);
-        batch.delete_range_cf(
-            log_cf,
-            keys::log_index(0),
-            keys::log_index(log_id.index.saturating_add(1)),
-        );
-        self.db.write(batch).map_err(log_err)
+        self.purge_through(log_id).map_err(log_err)
     }
 }

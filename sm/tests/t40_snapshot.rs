@@ -263,3 +263,59 @@ async fn a_snapshot_finishing_after_a_newer_one_does_not_replace_it() {
     assert_eq!(current.meta, newer.meta, "the newer snapshot stays current");
     assert!(!older_path.exists(), "the older file is let go");
 }
+
+#[tokio::test]
+async fn a_purge_held_back_by_an_install_is_finished_on_start() {
+    use openraft::storage::{RaftLogReader, RaftLogStorage, RaftLogStorageExt};
+    // The leader's state at index 4, as a snapshot.
+    let source_dir = tempfile::tempdir().unwrap();
+    let mut source = Storage::open(source_dir.path()).unwrap();
+    let history: Vec<Entry> = (1..=4).map(|i| put_entry(i, "H", i)).collect();
+    source.state.apply(history.clone()).await.unwrap();
+    let snapshot = source
+        .state
+        .get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .unwrap();
+
+    // A node that got only entry 1 installs it: openraft purges up to 4 as the install starts,
+    // which is held back to what the node holds (1), then appends after the snapshot.
+    let target_dir = tempfile::tempdir().unwrap();
+    let mut target = Storage::open(target_dir.path()).unwrap();
+    target
+        .log
+        .blocking_append(history[..1].to_vec())
+        .await
+        .unwrap();
+    target.state.apply(history[..1].to_vec()).await.unwrap();
+    let received = target.state.begin_receiving_snapshot().await.unwrap();
+    target.log.purge(history[3].log_id).await.unwrap();
+    drop(received);
+    let meta = snapshot.meta.clone();
+    target
+        .state
+        .install_snapshot(&meta, snapshot.snapshot)
+        .await
+        .unwrap();
+    let later: Vec<Entry> = (5..=6).map(|i| put_entry(i, "H", i)).collect();
+    target.log.blocking_append(later.clone()).await.unwrap();
+    drop(target);
+
+    // Restarted before any later purge: the log must reach from its purge point to its end
+    // without a hole (2..=4 never arrived), as openraft reads it at start.
+    let mut reopened = Storage::open(target_dir.path()).unwrap();
+    let state = reopened.log.get_log_state().await.unwrap();
+    let purged = state.last_purged_log_id.map_or(0, |l| l.index);
+    let last = state.last_log_id.map(|l| l.index).unwrap();
+    assert_eq!(last, 6);
+    let held = reopened
+        .log
+        .try_get_log_entries(purged + 1..=last)
+        .await
+        .unwrap();
+    let indexes: Vec<u64> = held.iter().map(|e| e.log_id.index).collect();
+    assert_eq!(indexes, (purged + 1..=last).collect::<Vec<_>>());
+    assert_eq!(purged, 4, "purged through the installed snapshot");
+}
