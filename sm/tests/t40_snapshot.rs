@@ -21,18 +21,16 @@ fn put_entry(index: u64, sku: &str, stock: u64) -> Entry {
     }
 }
 
-/// A source storage holding SKU `A` at index 1 and `B` at index 2, and a snapshot of it.
-async fn snapshot_of_two_entries() -> (
+/// A source storage that applied `entries`, and a snapshot of it.
+async fn snapshot_of(
+    entries: Vec<Entry>,
+) -> (
     tempfile::TempDir,
     openraft::Snapshot<sm::raft_types::TypeConfig>,
 ) {
     let source_dir = tempfile::tempdir().unwrap();
     let mut source = Storage::open(source_dir.path()).unwrap();
-    source
-        .state
-        .apply(vec![put_entry(1, "A", 5), put_entry(2, "B", 7)])
-        .await
-        .unwrap();
+    source.state.apply(entries).await.unwrap();
     let snapshot = source
         .state
         .get_snapshot_builder()
@@ -41,6 +39,14 @@ async fn snapshot_of_two_entries() -> (
         .await
         .unwrap();
     (source_dir, snapshot)
+}
+
+/// A source storage holding SKU `A` at index 1 and `B` at index 2, and a snapshot of it.
+async fn snapshot_of_two_entries() -> (
+    tempfile::TempDir,
+    openraft::Snapshot<sm::raft_types::TypeConfig>,
+) {
+    snapshot_of(vec![put_entry(1, "A", 5), put_entry(2, "B", 7)]).await
 }
 
 #[tokio::test]
@@ -87,20 +93,7 @@ async fn a_snapshot_is_the_state_at_its_index_and_installs_whole() {
 
 #[tokio::test]
 async fn an_install_interrupted_by_a_crash_finishes_on_start() {
-    let source_dir = tempfile::tempdir().unwrap();
-    let mut source = Storage::open(source_dir.path()).unwrap();
-    source
-        .state
-        .apply(vec![put_entry(1, "A", 5)])
-        .await
-        .unwrap();
-    let snapshot = source
-        .state
-        .get_snapshot_builder()
-        .await
-        .build_snapshot()
-        .await
-        .unwrap();
+    let (_source, snapshot) = snapshot_of(vec![put_entry(1, "A", 5)]).await;
 
     let target_dir = tempfile::tempdir().unwrap();
     let mut target = Storage::open(target_dir.path()).unwrap();
@@ -268,17 +261,8 @@ async fn a_snapshot_finishing_after_a_newer_one_does_not_replace_it() {
 async fn a_purge_held_back_by_an_install_is_finished_on_start() {
     use openraft::storage::{RaftLogReader, RaftLogStorage, RaftLogStorageExt};
     // The leader's state at index 4, as a snapshot.
-    let source_dir = tempfile::tempdir().unwrap();
-    let mut source = Storage::open(source_dir.path()).unwrap();
     let history: Vec<Entry> = (1..=4).map(|i| put_entry(i, "H", i)).collect();
-    source.state.apply(history.clone()).await.unwrap();
-    let snapshot = source
-        .state
-        .get_snapshot_builder()
-        .await
-        .build_snapshot()
-        .await
-        .unwrap();
+    let (_source, snapshot) = snapshot_of(history.clone()).await;
 
     // A node that got only entry 1 installs it: openraft purges up to 4 as the install starts,
     // which is held back to what the node holds (1), then appends after the snapshot.
