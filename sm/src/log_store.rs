@@ -21,14 +21,10 @@ use serde::Serialize;
 
 use crate::db::cf;
 use crate::error::StoreError;
-use crate::keys::{
-    self, CF_LOG, CF_RAFT_META, CF_SM_META, META_COMMITTED, META_LAST_PURGED, META_VOTE,
-    SM_LAST_APPLIED,
-};
+use crate::keys::{self, CF_LOG, CF_RAFT_META, META_COMMITTED, META_LAST_PURGED, META_VOTE};
 use crate::log_codec::{decode_entry, encode_entry};
 use crate::raft_types::{Entry, LogId, StorageError, TypeConfig, Vote};
-use crate::snapshot::{PurgeLimit, SnapshotStore};
-use crate::txn::Txn;
+use crate::snapshot::{self, PurgeLimit, SnapshotStore};
 
 /// The WAL flusher thread and the queue feeding it. Dropped with the last [`LogStore`] clone: the
 /// queue closes, the thread finishes what is queued and exits, and the drop waits for it, so the
@@ -97,15 +93,10 @@ impl LogStore {
     /// (`SnapshotStore::open` has finished any interrupted restore), everything up to the
     /// snapshot is covered, so such a log is purged through it.
     fn finish_held_back_purge(&self) -> Result<(), StoreError> {
-        let Some(snapshot) = self
-            .snapshots
-            .current()?
-            .and_then(|(meta, _)| meta.last_log_id)
-        else {
+        let Some(snapshot) = self.snapshots.current_last_log_id()? else {
             return Ok(());
         };
-        let applied = Txn::new(&self.db).get::<LogId>(CF_SM_META, SM_LAST_APPLIED)?;
-        if applied.is_none_or(|a| a.index < snapshot.index) {
+        if snapshot::applied(&self.db)?.is_none_or(|a| a.index < snapshot.index) {
             return Ok(());
         }
         let purged = self.last_purged()?;
@@ -130,7 +121,8 @@ impl LogStore {
         index: u64,
     ) -> Result<bool, StoreError> {
         let from = purged.map_or(0, |p| p.index.saturating_add(1));
-        let mut expected = None;
+        // After a purge the log must go on right after it; without one it starts anywhere.
+        let mut expected = purged.map(|_| from);
         for item in self.db.iterator_cf(
             cf(&self.db, CF_LOG)?,
             IteratorMode::From(&keys::log_index(from), Direction::Forward),
@@ -138,8 +130,7 @@ impl LogStore {
             let (key, _) = item?;
             let at = keys::parse_log_index(&key)
                 .ok_or_else(|| StoreError::corrupt("log key", "not 8 bytes"))?;
-            let wanted = expected.unwrap_or(if purged.is_some() { from } else { at });
-            if at != wanted {
+            if at != *expected.get_or_insert(at) {
                 return Ok(false);
             }
             if at >= index {

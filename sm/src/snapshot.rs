@@ -174,6 +174,11 @@ pub enum PurgeLimit {
     Nothing,
 }
 
+/// The last log id whose effects are written to the state (what survives a restart).
+pub fn applied(db: &DB) -> Result<Option<LogId>, StoreError> {
+    Txn::new(db).get::<LogId>(CF_SM_META, SM_LAST_APPLIED)
+}
+
 fn sync_dir(dir: &Path) -> Result<(), StoreError> {
     fs::File::open(dir)?.sync_all()?;
     Ok(())
@@ -203,9 +208,7 @@ impl SnapshotStore {
         let snapshot_index = current
             .as_ref()
             .and_then(|(meta, _)| meta.last_log_id.map(|l| l.index));
-        let applied_index = Txn::new(db)
-            .get::<LogId>(CF_SM_META, SM_LAST_APPLIED)?
-            .map(|l| l.index);
+        let applied_index = applied(db)?.map(|l| l.index);
         if restoring || snapshot_index > applied_index {
             let (meta, data) = current.ok_or_else(|| {
                 StoreError::corrupt("snapshot", "restore interrupted but no current snapshot")
@@ -244,8 +247,8 @@ impl SnapshotStore {
     /// node purges only behind its own snapshots, which this limit never holds back, and a
     /// store that has neither (openraft's storage suite) purges as asked.
     pub fn purge_limit(&self, db: &DB) -> Result<PurgeLimit, StoreError> {
-        let snapshot = self.current()?.and_then(|(meta, _)| meta.last_log_id);
-        let applied = Txn::new(db).get::<LogId>(CF_SM_META, SM_LAST_APPLIED)?;
+        let snapshot = self.current_last_log_id()?;
+        let applied = applied(db)?;
         let installing = self.installing.load(std::sync::atomic::Ordering::SeqCst);
         Ok(match snapshot.max(applied) {
             Some(held) => PurgeLimit::UpTo(held),
@@ -365,6 +368,11 @@ impl SnapshotStore {
             busy.remove(data);
         }
         self.remove_unreferenced()
+    }
+
+    /// The last log id the current snapshot holds, if there is a snapshot and it holds any.
+    pub fn current_last_log_id(&self) -> Result<Option<LogId>, StoreError> {
+        Ok(self.current()?.and_then(|(meta, _)| meta.last_log_id))
     }
 
     /// The current snapshot's metadata and data file, if there is one.
