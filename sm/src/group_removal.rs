@@ -66,16 +66,7 @@ pub fn remove(txn: &mut Txn<'_>, remove: &RemoveSubscription) -> Result<Outcome,
     for kind in GROUP_RECORDS {
         let prefix = keys::delivery_prefix(kind, group);
         let end = prefix_end(&prefix).unwrap_or_default();
-        let mut found = txn.scan_committed_keys(CF_DELIVERIES, &prefix, &end, budget)?;
-        // Records staged earlier in this batch are not in the scan.
-        found.extend(
-            txn.staged_puts(CF_DELIVERIES)
-                .into_iter()
-                .filter(|key| key.starts_with(&prefix)),
-        );
-        found.sort();
-        found.dedup();
-        for key in found.into_iter().take(budget) {
+        for key in txn.scan_keys(CF_DELIVERIES, &prefix, &end, budget)? {
             if kind == DeliveryRecord::Attempts {
                 disarm_retry(txn, group, &key)?;
             }

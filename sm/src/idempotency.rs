@@ -51,11 +51,10 @@ pub fn remember(
 }
 
 /// Forgets up to [`FORGET_PER_BATCH`] keys first used more than [`RETENTION_MS`] before `now_ms`.
-/// Call it before staging anything else in the batch.
 pub fn forget_expired(txn: &mut Txn<'_>, now_ms: i64) -> Result<(), StoreError> {
     let from = [IDEMPOTENCY_EXPIRY_PREFIX];
     let until = keys::idempotency_expiry(now_ms.saturating_sub(RETENTION_MS), &[]);
-    for index_key in txn.scan_committed_keys(CF_IDEMPOTENCY, &from, &until, FORGET_PER_BATCH)? {
+    for index_key in txn.scan_keys(CF_IDEMPOTENCY, &from, &until, FORGET_PER_BATCH)? {
         if let Some(key) = index_key.get(9..) {
             txn.delete(CF_IDEMPOTENCY, key.to_vec());
         }

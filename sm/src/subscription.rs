@@ -130,14 +130,7 @@ pub(crate) fn load(txn: &Txn<'_>, group: &str) -> Result<Option<Subscription>, S
 pub(crate) fn all(txn: &Txn<'_>) -> Result<Vec<Subscription>, StoreError> {
     let prefix = [DeliveryRecord::Subscription as u8];
     let end = [DeliveryRecord::Subscription as u8 + 1];
-    let mut keys = txn.scan_committed_keys(CF_DELIVERIES, &prefix, &end, usize::MAX)?;
-    keys.extend(
-        txn.staged_puts(CF_DELIVERIES)
-            .into_iter()
-            .filter(|key| key.first() == Some(&prefix[0])),
-    );
-    keys.sort();
-    keys.dedup();
+    let keys = txn.scan_keys(CF_DELIVERIES, &prefix, &end, usize::MAX)?;
     let mut subs = Vec::with_capacity(keys.len());
     for key in keys {
         let Ok(group) = std::str::from_utf8(&key[1..]) else {
@@ -400,6 +393,12 @@ pub fn record(
 
 /// Moves the named dead letters back to delivery with fresh attempts; answers how many moved.
 pub fn redrive(txn: &mut Txn<'_>, redrive: &Redrive) -> Result<Outcome, StoreError> {
+    if redrive.offsets.len() > crate::apply::MAX_REDRIVE {
+        return Ok(Err(Rejection::Invalid(format!(
+            "a redrive moves at most {} dead letters; propose larger ones in steps",
+            crate::apply::MAX_REDRIVE
+        ))));
+    }
     let Some(mut sub) = load(txn, &redrive.group)? else {
         return Ok(Err(not_found(&redrive.group)));
     };

@@ -9,9 +9,11 @@
 //! value stages a [`Change`] record with its before and after images into the same batch, so
 //! `apply` records changes without knowing about them.
 
+use std::cmp::Ordering;
 use std::collections::BTreeMap;
+use std::ops::Bound;
 
-use rocksdb::{WriteBatch, DB};
+use rocksdb::{DBIteratorWithThreadMode, WriteBatch, DB};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -49,6 +51,11 @@ impl<'a> Txn<'a> {
     /// are `log_index << 20 | seq` in write order.
     pub fn begin_entry(&mut self, log_index: u64, now_ms: i64) {
         self.entry = Some(EntryClock::new(log_index, now_ms));
+    }
+
+    /// How many change records the entry being recorded has staged so far (0 when none is).
+    pub fn changes_recorded(&self) -> u64 {
+        self.entry.as_ref().map_or(0, |entry| entry.next_seq)
     }
 
     /// Stages the change record of writing `after` to `key` in `cf`, if `cf` is captured, an
@@ -116,9 +123,14 @@ impl<'a> Txn<'a> {
         }
     }
 
-    /// Up to `limit` keys of `cf` in `[from, to)`, read from the database only: writes staged in
-    /// this transaction are not seen (callers scan before staging).
-    pub fn scan_committed_keys(
+    /// Up to `limit` keys of `cf` in `[from, to)` as this transaction sees them: committed keys
+    /// not deleted earlier in the batch, and keys put earlier in the batch, in key order.
+    ///
+    /// To ensure correctness: openraft hands `apply` entries in groups whose size differs
+    /// between replicas and replays, and one transaction spans a whole group; a scan that read
+    /// the database alone would see a different set of keys depending on the grouping, so every
+    /// scan `apply` makes goes through here.
+    pub fn scan_keys(
         &self,
         cf: &'static str,
         from: &[u8],
@@ -126,16 +138,43 @@ impl<'a> Txn<'a> {
         limit: usize,
     ) -> Result<Vec<Vec<u8>>, StoreError> {
         let mut found = Vec::new();
-        let iter = self.db.iterator_cf(
+        if limit == 0 || from >= to {
+            return Ok(found);
+        }
+        let bounds = (Bound::Included(from), Bound::Excluded(to));
+        let mut staged = self
+            .writes
+            .get(cf)
+            .into_iter()
+            .flat_map(|writes| writes.range::<[u8], _>(bounds))
+            .peekable();
+        let mut committed = self.db.iterator_cf(
             crate::db::cf(self.db, cf)?,
             rocksdb::IteratorMode::From(from, rocksdb::Direction::Forward),
         );
-        for item in iter {
-            let (key, _) = item?;
-            if key.as_ref() >= to || found.len() == limit {
-                break;
+        let mut next_committed = next_key_before(&mut committed, to)?;
+        while found.len() < limit {
+            let staged_first = match (next_committed.as_deref(), staged.peek()) {
+                (None, None) => break,
+                (None, Some(_)) => true,
+                (Some(_), None) => false,
+                (Some(committed_key), Some((staged_key, _))) => {
+                    let order = staged_key.as_slice().cmp(committed_key);
+                    if order == Ordering::Equal {
+                        // The batch rewrote or deleted a committed key: its write decides.
+                        next_committed = next_key_before(&mut committed, to)?;
+                    }
+                    order != Ordering::Greater
+                }
+            };
+            if staged_first {
+                if let Some((key, Some(_))) = staged.next() {
+                    found.push(key.clone());
+                }
+            } else if let Some(key) = next_committed.take() {
+                found.push(key.into_vec());
+                next_committed = next_key_before(&mut committed, to)?;
             }
-            found.push(key.to_vec());
         }
         Ok(found)
     }
@@ -205,5 +244,19 @@ impl<'a> Txn<'a> {
             }
         }
         Ok(batch)
+    }
+}
+
+/// The next key of `iter` if it sorts before `to`.
+fn next_key_before(
+    iter: &mut DBIteratorWithThreadMode<'_, DB>,
+    to: &[u8],
+) -> Result<Option<Box<[u8]>>, StoreError> {
+    match iter.next() {
+        Some(item) => {
+            let (key, _) = item?;
+            Ok((key.as_ref() < to).then_some(key))
+        }
+        None => Ok(None),
     }
 }
