@@ -141,6 +141,7 @@ impl From<Rejection> for ApiError {
             Rejection::NotFound { .. } => Self::new(404, "not_found", message),
             Rejection::IdempotencyKeyReused => Self::new(422, "idempotency_key_reused", message),
             Rejection::Invalid(_) => Self::new(400, "invalid_request", message),
+            Rejection::EntryFull => Self::overloaded(message),
         }
     }
 }
@@ -157,6 +158,7 @@ impl From<ClusterError> for ApiError {
                 "outcome unknown, retry with the same Idempotency-Key: {m}"
             )),
             ClusterError::Refused(m) => Self::invalid_state(m),
+            ClusterError::TooLarge(m) => Self::new(413, "payload_too_large", m),
         }
     }
 }

@@ -29,18 +29,31 @@ use crate::user_limit;
 
 pub use crate::idempotency::IdempotencyRecord;
 
-/// Applies every command of `batch`, found at `log_index`, answering each.
+/// Change records an entry may have staged and still take another command: far more than any one
+/// command records (an order of [`MAX_ORDER_LINES`], a redrive of [`MAX_REDRIVE`], a trim of
+/// [`crate::retention::MAX_TRIM`]), and far below the `2^20` one entry's offsets can number.
+const CHANGES_BEFORE_ENTRY_FULL: u64 = crate::changes::MAX_CHANGES_PER_ENTRY / 2;
+/// Most lines an order may have (the API allows far fewer).
+pub const MAX_ORDER_LINES: usize = 1_000;
+/// Most dead letters one `Redrive` moves: larger redrives are proposed in steps.
+pub const MAX_REDRIVE: usize = 1_000;
+
+/// Applies every command of `batch`, found at `log_index`, answering each. The batch runs at
+/// its stamped time, or at the last batch's if that is later ([`crate::batch_clock`]); its
+/// changes are recorded under `log_index`.
 pub fn apply_batch(
     txn: &mut Txn<'_>,
     log_index: u64,
     batch: &CommandBatch,
 ) -> Result<Vec<Outcome>, StoreError> {
-    idempotency::forget_expired(txn, batch.now_ms)?;
+    let now_ms = crate::batch_clock::advance(txn, batch.now_ms)?;
+    txn.begin_entry(log_index, now_ms);
+    idempotency::forget_expired(txn, now_ms)?;
     batch
         .commands
         .iter()
         .enumerate()
-        .map(|(position, command)| apply_command(txn, log_index, position, batch.now_ms, command))
+        .map(|(position, command)| apply_command(txn, log_index, position, now_ms, command))
         .collect()
 }
 
@@ -52,6 +65,11 @@ fn apply_command(
     now_ms: i64,
     command: &Command,
 ) -> Result<Outcome, StoreError> {
+    if txn.changes_recorded() >= CHANGES_BEFORE_ENTRY_FULL {
+        // Decided by the entry alone, so the same on every replica; not remembered under the
+        // idempotency key, so a retry in a later entry is applied.
+        return Ok(Err(Rejection::EntryFull));
+    }
     let key = command.idempotency_key.as_bytes();
     if !key.is_empty() {
         if let Some(record) = idempotency::recall(txn, key)? {
@@ -195,6 +213,11 @@ pub(crate) fn create_order(
         return Ok(Err(Rejection::Invalid(
             "an order needs a user and at least one item".into(),
         )));
+    }
+    if create.items.len() > MAX_ORDER_LINES {
+        return Ok(Err(Rejection::Invalid(format!(
+            "an order has at most {MAX_ORDER_LINES} lines"
+        ))));
     }
     // Lines of the same SKU are merged, so each SKU is checked against its whole demand.
     let mut wanted: BTreeMap<&str, u64> = BTreeMap::new();

@@ -93,6 +93,9 @@ pub fn order_count(state: &str) -> Vec<u8> {
     key
 }
 
+/// `sm_meta` key of the batch clock: the time the last entry was applied at.
+pub const SM_BATCH_CLOCK: &[u8] = b"batch_clock";
+
 /// `sm_meta` key of the number of timers fired so far.
 pub const SM_TIMERS_FIRED: &[u8] = b"timers_fired";
 

@@ -10,6 +10,7 @@
 //! - [`order`], [`sku`]: the domain records.
 //! - [`outcome`]: what applying a command answers, including typed rejections.
 //! - [`apply`]: the deterministic state transition.
+//! - [`batch_clock`]: the time `apply` decides with, never going backwards.
 //! - [`counters`]: totals kept by `apply` (orders per state, timers) for operators.
 //! - [`idempotency`]: `Idempotency-Key` records and their 24-hour retention.
 //! - [`timers`]: arming, disarming and firing timers (the `timers` column family).
@@ -35,6 +36,7 @@
 //! - [`failpoints`]: crash points in the write path (only in a `failpoints` build).
 
 pub mod apply;
+pub mod batch_clock;
 pub mod changes;
 pub mod command;
 pub mod counters;

@@ -112,6 +112,10 @@ pub enum Rejection {
     /// built-in refund group).
     #[error("{0}")]
     Conflict(String),
+    /// The entry already recorded so many changes that this command might not fit; it was not
+    /// applied and may be retried (it lands in a later entry).
+    #[error("the log entry is full; retry")]
+    EntryFull,
     /// A command the API should have refused (kept so `apply` never trusts its input).
     #[error("{0}")]
     Invalid(String),

@@ -116,7 +116,6 @@ impl StateMachine {
             let reply = match entry.payload {
                 EntryPayload::Blank => BatchOutcome::default(),
                 EntryPayload::Normal(ref batch) => {
-                    txn.begin_entry(entry.log_id.index, batch.now_ms);
                     BatchOutcome(apply_batch(&mut txn, entry.log_id.index, batch)?)
                 }
                 EntryPayload::Membership(ref membership) => {
