@@ -9,8 +9,9 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/orderq-target
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
 
-# Build dependencies from Debian: librocksdb-sys generates its bindings with libclang.
-APT_PACKAGES := clang libclang-dev
+# Build dependencies from Debian: librocksdb-sys generates its bindings with libclang; the clock
+# fault test preloads libfaketime.
+APT_PACKAGES := clang libclang-dev faketime
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # The local cluster's admin token, read from its config so the two never drift apart.

@@ -30,6 +30,10 @@ pub enum ClusterError {
     /// The request was accepted but its outcome is unknown (the node stopped, a timeout).
     #[error("unavailable: {0}")]
     Unavailable(String),
+    /// The command is larger than one Raft entry may be (`max_batch_bytes`): it can never be
+    /// proposed, so it is refused before it is.
+    #[error("too large: {0}")]
+    TooLarge(String),
     /// The cluster refused a membership change that cannot be made as asked (a voter that is not
     /// a member, a node id already taken by other addresses).
     #[error("refused: {0}")]
@@ -77,6 +81,12 @@ pub struct HttpReply {
 pub struct ClusterStatus {
     /// This node.
     pub node_id: u64,
+    /// This node leads but has not heard from a quorum within an election timeout: it may have
+    /// been cut off, and another node may lead already.
+    pub quorum_lost: bool,
+    /// This node's clock is off from the other voters' by more than `max_clock_offset_ms`: it
+    /// does not lead.
+    pub clock_skewed: bool,
     /// The leader this node knows, if any.
     pub leader_id: Option<u64>,
     /// Current term.
@@ -106,6 +116,8 @@ pub struct NodeStatus {
     pub api_addr: String,
     /// Raft peer `host:port`.
     pub raft_addr: String,
+    /// Its clock minus this node's, as this node last measured it, in milliseconds.
+    pub clock_offset_ms: Option<i64>,
     /// Highest log index known replicated to it (leader only).
     pub matched_index: Option<u64>,
 }

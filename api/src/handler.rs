@@ -10,7 +10,7 @@ use sm::outcome::{Applied, Outcome};
 use sm::StateReader;
 
 use crate::changes::{self, ChangeStream, ChangesQuery};
-use crate::cluster::{Cluster, ClusterError, HttpReply, HttpRequest};
+use crate::cluster::{Cluster, ClusterError, ClusterStatus, HttpReply, HttpRequest};
 use crate::error::ApiError;
 use crate::idempotency;
 use crate::metrics::HttpMetrics;
@@ -35,6 +35,9 @@ pub struct ApiConfig {
     pub default_pay_within_secs: u64,
     /// Payment window of flash-sale orders: short, so unpaid units return to the sale soon.
     pub seckill_pay_within_secs: u64,
+    /// Most dead letters one redrive step moves (at most `sm::apply::MAX_REDRIVE`): a redrive of
+    /// any size is proposed as bounded steps, one entry each.
+    pub redrive_step: usize,
 }
 
 /// The API of one node.
@@ -142,12 +145,21 @@ impl<C: Cluster> Api<C> {
         }
         match route {
             Route::Healthz => Ok(json_reply(200, &json!({"status": "ok"}))),
-            Route::Readyz => match self.cluster.status().leader_id {
-                Some(leader) => Ok(json_reply(
+            Route::Readyz => match self.cluster.status() {
+                status if status.quorum_lost => Err(ApiError::no_leader(
+                    "this node leads but has not heard from a quorum within an election timeout",
+                )),
+                status if status.clock_skewed => Err(ApiError::no_leader(
+                    "this node's clock is off from the other voters' by more than max_clock_offset_ms",
+                )),
+                ClusterStatus {
+                    leader_id: Some(leader),
+                    ..
+                } => Ok(json_reply(
                     200,
                     &json!({"status": "ready", "leader_id": leader}),
                 )),
-                None => Err(ApiError::no_leader("no leader known yet")),
+                _ => Err(ApiError::no_leader("no leader known yet")),
             },
             Route::Metrics => Ok(HttpReply {
                 status: 200,

@@ -331,24 +331,36 @@ impl<C: Cluster> Api<C> {
                 let sub = reads
                     .subscription(&group)?
                     .ok_or_else(|| ApiError::not_found(format!("subscription {group} not found")))?;
-                let offsets = match body.ids {
-                    Some(ids) => ids
-                        .iter()
-                        .map(|id| {
-                            sm::queue::parse_message_id(&sub.topic, id).ok_or_else(|| {
-                                ApiError::invalid(format!("{id:?} is not a message id of topic {}", sub.topic))
+                let step = self.config.redrive_step.clamp(1, sm::apply::MAX_REDRIVE);
+                let mut redriven = 0;
+                match body.ids {
+                    Some(ids) => {
+                        let offsets = ids
+                            .iter()
+                            .map(|id| {
+                                sm::queue::parse_message_id(&sub.topic, id).ok_or_else(|| {
+                                    ApiError::invalid(format!("{id:?} is not a message id of topic {}", sub.topic))
+                                })
                             })
-                        })
-                        .collect::<Result<Vec<u64>, ApiError>>()?,
-                    None => reads
-                        .dead_letters(&group, 0, usize::MAX)?
-                        .0
-                        .iter()
-                        .map(|d| d.message.offset)
-                        .collect(),
-                };
-                self.propose(req, Action::Redrive(Redrive { group, offsets }))
-                    .await
+                            .collect::<Result<Vec<u64>, ApiError>>()?;
+                        for offsets in offsets.chunks(step) {
+                            redriven += self.redrive_step(&group, offsets.to_vec()).await?;
+                        }
+                    }
+                    // Every letter, a bounded page at a time: each step removes the letters it
+                    // moves, so the next page starts after the last one seen.
+                    None => {
+                        let mut after = 0;
+                        loop {
+                            let (letters, _) = reads.dead_letters(&group, after, step)?;
+                            let Some(last) = letters.last() else { break };
+                            after = last.message.offset;
+                            let offsets = letters.iter().map(|d| d.message.offset).collect();
+                            redriven += self.redrive_step(&group, offsets).await?;
+                        }
+                    }
+                }
+                Ok(json_reply(200, &json!({"redriven": redriven})))
             }
             Route::Receive(group) => {
                 request::check_id("group", &group)?;
@@ -444,6 +456,19 @@ impl<C: Cluster> Api<C> {
             }
         }
         Ok(out)
+    }
+
+    /// Proposes one bounded step of a redrive; answers how many letters it moved.
+    async fn redrive_step(&self, group: &str, offsets: Vec<u64>) -> Result<u64, ApiError> {
+        let command = sm::command::Command::new(Action::Redrive(Redrive {
+            group: group.to_string(),
+            offsets,
+        }));
+        match self.cluster.write(command).await? {
+            Ok(sm::outcome::Applied::Redriven(moved)) => Ok(moved),
+            Ok(other) => Err(ApiError::internal(format!("a redrive answered {other:?}"))),
+            Err(refused) => Err(refused.into()),
+        }
     }
 
     /// A scheduler refusal names an unknown group (404); anything else forwards or fails.

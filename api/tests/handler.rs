@@ -20,6 +20,7 @@ impl Client {
             admin_token: admin_token.map(str::to_string),
             default_pay_within_secs: 86_400,
             seckill_pay_within_secs: 900,
+            redrive_step: 1000,
         };
         let cluster = Arc::new(LocalCluster::new());
         Client {

@@ -23,6 +23,7 @@ impl Client {
             admin_token: None,
             default_pay_within_secs: 86_400,
             seckill_pay_within_secs: 900,
+            redrive_step: 1000,
         };
         Client {
             api: Api::new(cluster.clone(), config),

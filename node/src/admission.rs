@@ -10,6 +10,11 @@
 //! but never the one normal writes use, so ordinary order creation keeps working during a flood
 //! (the usual answer, a separate cluster for flash sales, costs a second deployment).
 //!
+//! The leader's own proposals (timer firings, delivery outcomes, retention and group-removal
+//! steps) have a lane of their own too ([`Lane::Leader`]), taken first into every batch: a client
+//! flood can neither spend their budget nor make them wait behind it, so unpaid orders close on
+//! time and acknowledged deliveries are recorded while clients are being turned away.
+//!
 //! To ensure correctness:
 //! - A permit is held from before the command is queued until its caller is answered (or gives
 //!   up), so the depth counts queued plus in-flight writes, and the lane's queue can never be
@@ -32,16 +37,27 @@ pub enum Lane {
     Normal,
     /// Flash-sale purchases (`POST /v1/seckill/{sku}`).
     Seckill,
+    /// Proposals of the leader's own services, which no client request makes.
+    Leader,
 }
 
+/// How many of the leader services' proposals may be queued or in flight at once.
+pub const LEADER_LANE_DEPTH: usize = 1024;
+
 impl Lane {
-    /// Both lanes, for metrics.
-    pub const ALL: [Lane; 2] = [Lane::Normal, Lane::Seckill];
+    /// Every lane, for metrics.
+    pub const ALL: [Lane; 3] = [Lane::Normal, Lane::Seckill, Lane::Leader];
 
     /// The lane of `command`.
     pub fn of(command: &Command) -> Lane {
         match command.action {
             Some(Action::Seckill(_)) => Lane::Seckill,
+            Some(
+                Action::FireTimers(_)
+                | Action::RecordDeliveries(_)
+                | Action::TrimMessages(_)
+                | Action::RemoveSubscription(_),
+            ) => Lane::Leader,
             _ => Lane::Normal,
         }
     }
@@ -51,6 +67,7 @@ impl Lane {
         match self {
             Lane::Normal => "normal",
             Lane::Seckill => "seckill",
+            Lane::Leader => "leader",
         }
     }
 }
@@ -91,6 +108,8 @@ pub struct Admission {
     normal: Budget,
     /// The flash-sale lane.
     seckill: Budget,
+    /// The leader services' lane.
+    leader: Budget,
 }
 
 impl Admission {
@@ -99,6 +118,7 @@ impl Admission {
         Admission {
             normal: Budget::new(normal_depth.max(1)),
             seckill: Budget::new(seckill_depth.max(1)),
+            leader: Budget::new(LEADER_LANE_DEPTH),
         }
     }
 
@@ -106,6 +126,7 @@ impl Admission {
         match lane {
             Lane::Normal => &self.normal,
             Lane::Seckill => &self.seckill,
+            Lane::Leader => &self.leader,
         }
     }
 
@@ -175,7 +196,7 @@ impl Admission {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sm::command::{CancelOrder, Seckill};
+    use sm::command::{CancelOrder, FireTimers, Seckill};
 
     #[test]
     fn a_spent_lane_refuses_at_once_and_leaves_the_other_alone() {
@@ -200,10 +221,12 @@ mod tests {
     }
 
     #[test]
-    fn purchases_take_the_seckill_lane() {
+    fn purchases_take_the_seckill_lane_and_leader_proposals_their_own() {
         let buy = Command::new(Action::Seckill(Seckill::default()));
         let cancel = Command::new(Action::CancelOrder(CancelOrder::default()));
+        let fire = Command::new(Action::FireTimers(FireTimers::default()));
         assert_eq!(Lane::of(&buy), Lane::Seckill);
         assert_eq!(Lane::of(&cancel), Lane::Normal);
+        assert_eq!(Lane::of(&fire), Lane::Leader);
     }
 }

@@ -7,11 +7,15 @@
 //!
 //! To ensure correctness:
 //! - Each caller gets exactly the outcome at its command's position in the applied batch.
-//! - `now_ms` is stamped once per batch on the proposing node; `apply` never reads a clock.
+//! - `now_ms` is stamped once per batch on the proposing node; `apply` never reads a clock. A
+//!   node whose clock is off from the other voters' ([`ClockWatch`]) proposes nothing.
 //! - At most `max_in_flight` batches are proposed at once; while they are in flight, new requests
 //!   queue up and form the next batch, so batches grow with load and stay small when idle.
 //! - On a follower, a batch goes to the leader in one peer request ([`WriteForwarder`]) instead
 //!   of one HTTP request per write; the leader batches forwarded commands with its own.
+//! - An entry holds at most `max_batch` commands and `max_batch_bytes` bytes of them, so no
+//!   entry is too large to replicate within the append timeout; a command larger than a whole
+//!   entry is refused before it is queued.
 //! - Every request is admitted by [`Admission`] before it is queued, so each lane's queue is
 //!   bounded and a full one answers 429 at once. Each batch takes normal writes first up to half
 //!   of `max_batch`, then flash-sale purchases, then more normal writes: a flood of purchases
@@ -30,6 +34,7 @@ use api::ClusterError;
 
 use crate::admission::{Admission, Lane};
 use crate::clock::now_ms;
+use crate::clock_watch::ClockWatch;
 use crate::write_forwarder::WriteForwarder;
 
 /// A command waiting to be proposed, with where to send its outcome.
@@ -41,6 +46,8 @@ struct Pending {
     /// Whether a follower may forward it to the leader (false for commands that were forwarded
     /// here already, so none travels twice).
     forwardable: bool,
+    /// The command's encoded size, counted against the entry's byte budget.
+    bytes: usize,
 }
 
 /// The handle callers submit through. Cheap to clone.
@@ -50,8 +57,12 @@ pub struct Batcher {
     normal: mpsc::Sender<Pending>,
     /// The queue of waiting flash-sale purchases.
     seckill: mpsc::Sender<Pending>,
+    /// The queue of the leader services' own proposals.
+    leader: mpsc::Sender<Pending>,
     /// The per-lane budgets that bound both queues.
     admission: Arc<Admission>,
+    /// Most bytes of commands per entry; a larger command is refused.
+    max_batch_bytes: usize,
 }
 
 /// Where the batcher proposes: Raft here, or the leader through the forwarder when this node
@@ -62,6 +73,8 @@ struct Proposer {
     raft: Raft,
     /// Sends batches to the leader when this node follows.
     forwarder: WriteForwarder,
+    /// Whether this node's clock is off from the others': then it stamps no batch.
+    clock: Arc<ClockWatch>,
 }
 
 /// How the batcher forms and proposes batches.
@@ -69,6 +82,8 @@ struct Proposer {
 pub struct BatcherConfig {
     /// Most commands per entry.
     pub max_batch: usize,
+    /// Most bytes of commands per entry (at least one command goes in each).
+    pub max_batch_bytes: usize,
     /// Most entries proposed at once.
     pub max_in_flight: usize,
     /// Most normal writes queued or in flight.
@@ -80,7 +95,12 @@ pub struct BatcherConfig {
 impl Batcher {
     /// Starts the batcher task proposing to `raft`, or through `forwarder` to the leader while
     /// this node follows.
-    pub fn start(raft: Raft, forwarder: WriteForwarder, config: BatcherConfig) -> Self {
+    pub fn start(
+        raft: Raft,
+        forwarder: WriteForwarder,
+        clock: Arc<ClockWatch>,
+        config: BatcherConfig,
+    ) -> Self {
         let admission = Arc::new(Admission::new(
             config.queue_depth,
             config.seckill_queue_depth,
@@ -88,19 +108,31 @@ impl Batcher {
         // A permit is taken before queueing, so a lane's channel never holds more than its depth.
         let (normal, normal_rx) = mpsc::channel(admission.depth(Lane::Normal));
         let (seckill, seckill_rx) = mpsc::channel(admission.depth(Lane::Seckill));
+        let (leader, leader_rx) = mpsc::channel(admission.depth(Lane::Leader));
         tokio::spawn(run(
-            Proposer { raft, forwarder },
+            Proposer {
+                raft,
+                forwarder,
+                clock,
+            },
             Lanes {
                 normal: normal_rx,
                 seckill: seckill_rx,
+                leader: leader_rx,
+                held: None,
             },
-            config.max_batch.max(1),
+            Limits {
+                commands: config.max_batch.max(1),
+                bytes: config.max_batch_bytes,
+            },
             config.max_in_flight.max(1),
         ));
         Batcher {
             normal,
             seckill,
+            leader,
             admission,
+            max_batch_bytes: config.max_batch_bytes,
         }
     }
 
@@ -117,11 +149,19 @@ impl Batcher {
     }
 
     async fn enqueue(&self, command: Command, forwardable: bool) -> Result<Outcome, ClusterError> {
+        let bytes = prost::Message::encoded_len(&command);
+        if bytes > self.max_batch_bytes {
+            return Err(ClusterError::TooLarge(format!(
+                "the command takes {bytes} bytes; an entry holds at most {} (max_batch_bytes)",
+                self.max_batch_bytes
+            )));
+        }
         let lane = Lane::of(&command);
         let _permit = self.admission.admit(lane)?;
         let queue = match lane {
             Lane::Normal => &self.normal,
             Lane::Seckill => &self.seckill,
+            Lane::Leader => &self.leader,
         };
         let (reply, outcome) = oneshot::channel();
         queue
@@ -129,6 +169,7 @@ impl Batcher {
                 command,
                 reply,
                 forwardable,
+                bytes,
             })
             .map_err(|e| match e {
                 mpsc::error::TrySendError::Full(_) => {
@@ -149,44 +190,77 @@ impl Batcher {
     }
 }
 
+/// How large one entry may grow.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    /// Most commands.
+    commands: usize,
+    /// Most bytes of encoded commands (a single larger command was refused at submission).
+    bytes: usize,
+}
+
 /// The receiving ends of both lanes.
 struct Lanes {
     /// Normal writes.
     normal: mpsc::Receiver<Pending>,
     /// Flash-sale purchases.
     seckill: mpsc::Receiver<Pending>,
+    /// The leader services' proposals.
+    leader: mpsc::Receiver<Pending>,
+    /// A command taken from a lane that did not fit in the last batch's bytes: it starts the
+    /// next batch.
+    held: Option<Pending>,
 }
 
 impl Lanes {
-    /// Waits for the first waiting command of either lane (normal first); `None` once both
-    /// lanes are closed.
+    /// Waits for the first waiting command (one held over first, then the leader's, then normal
+    /// writes); `None` once every lane is closed.
     async fn first(&mut self) -> Option<Pending> {
+        if let Some(held) = self.held.take() {
+            return Some(held);
+        }
         tokio::select! {
             biased;
+            Some(p) = self.leader.recv() => Some(p),
             Some(p) = self.normal.recv() => Some(p),
             Some(p) = self.seckill.recv() => Some(p),
             else => None,
         }
     }
 
-    /// Fills `batch` from what is waiting now: normal writes up to half of `max`, then
-    /// purchases, then normal writes again, so neither lane starves the other.
-    fn fill(&mut self, batch: &mut Vec<Pending>, max: usize) {
-        let take = |queue: &mut mpsc::Receiver<Pending>, batch: &mut Vec<Pending>, upto: usize| {
+    /// Fills `batch` from what is waiting now: the leader's own proposals first, then normal
+    /// writes up to half of the command limit, then purchases, then normal writes again, so
+    /// neither client lane starves the other; stops at the first command that would pass the
+    /// byte limit and holds it for the next batch.
+    fn fill(&mut self, batch: &mut Vec<Pending>, limits: Limits) {
+        let mut bytes: usize = batch.iter().map(|p| p.bytes).sum();
+        for (lane, upto) in [
+            (Lane::Leader, limits.commands),
+            (Lane::Normal, limits.commands.div_ceil(2)),
+            (Lane::Seckill, limits.commands),
+            (Lane::Normal, limits.commands),
+        ] {
             while batch.len() < upto {
-                match queue.try_recv() {
-                    Ok(next) => batch.push(next),
-                    Err(_) => break,
+                let queue = match lane {
+                    Lane::Normal => &mut self.normal,
+                    Lane::Seckill => &mut self.seckill,
+                    Lane::Leader => &mut self.leader,
+                };
+                let Ok(next) = queue.try_recv() else {
+                    break;
+                };
+                if bytes + next.bytes > limits.bytes {
+                    self.held = Some(next);
+                    return;
                 }
+                bytes += next.bytes;
+                batch.push(next);
             }
-        };
-        take(&mut self.normal, batch, max.div_ceil(2));
-        take(&mut self.seckill, batch, max);
-        take(&mut self.normal, batch, max);
+        }
     }
 }
 
-async fn run(proposer: Proposer, mut lanes: Lanes, max_batch: usize, max_in_flight: usize) {
+async fn run(proposer: Proposer, mut lanes: Lanes, limits: Limits, max_in_flight: usize) {
     let slots = Arc::new(Semaphore::new(max_in_flight));
     loop {
         let Ok(slot) = slots.clone().acquire_owned().await else {
@@ -196,7 +270,7 @@ async fn run(proposer: Proposer, mut lanes: Lanes, max_batch: usize, max_in_flig
             return;
         };
         let mut waiting = vec![first];
-        lanes.fill(&mut waiting, max_batch);
+        lanes.fill(&mut waiting, limits);
         let proposer = proposer.clone();
         tokio::spawn(async move {
             propose(&proposer, waiting).await;
@@ -217,6 +291,15 @@ fn other_leader(raft: &Raft) -> Option<(NodeId, PeerAddr)> {
 async fn propose(proposer: &Proposer, waiting: Vec<Pending>) {
     if let Some((leader_id, leader)) = other_leader(&proposer.raft) {
         forward(proposer, leader_id, leader, waiting).await;
+        return;
+    }
+    if proposer.clock.is_skewed() {
+        // Its clock would become every replica's time for this entry.
+        for pending in waiting {
+            let _ = pending.reply.send(Err(ClusterError::NoLeader(
+                "this node's clock is off from the other voters'; it does not lead".into(),
+            )));
+        }
         return;
     }
     let (commands, replies): (Vec<Command>, Vec<_>) =

@@ -58,6 +58,10 @@ pub struct Config {
     pub keep_logs_after_snapshot: u64,
     /// Most commands per Raft entry; 1 turns batching off.
     pub max_batch: usize,
+    /// Most bytes of commands per Raft entry, and of entries per `AppendEntries` to a peer: a
+    /// large entry would miss the heartbeat-long append timeout and churn elections. A single
+    /// command larger than this is refused with 413 before it is proposed.
+    pub max_batch_bytes: usize,
     /// Most batches proposed at once.
     pub max_in_flight: usize,
     /// Payment window of orders that name none.
@@ -82,6 +86,12 @@ pub struct Config {
     /// Queue messages that every subscription of their topic has settled are removed once they
     /// are this many seconds old (dead letters keep their own copy); 0 keeps every message.
     pub queue_retention_secs: u64,
+    /// Most dead letters one step of a redrive moves (1 to 1000): a redrive of any size is
+    /// proposed as bounded steps.
+    pub redrive_step: usize,
+    /// Largest clock offset to the other voters a node may have and still lead: a node off from
+    /// more than half of them by more does not campaign and gives up leadership.
+    pub max_clock_offset_ms: u64,
 }
 
 impl Default for Config {
@@ -100,6 +110,7 @@ impl Default for Config {
             snapshot_every: 10_000,
             keep_logs_after_snapshot: 1_000,
             max_batch: 512,
+            max_batch_bytes: 2 << 20,
             max_in_flight: 2,
             default_pay_within_secs: 86_400,
             join: false,
@@ -109,6 +120,8 @@ impl Default for Config {
             queue_depth: 4096,
             seckill_queue_depth: 2048,
             queue_retention_secs: 3 * 86_400,
+            redrive_step: 1_000,
+            max_clock_offset_ms: 500,
         }
     }
 }
@@ -184,6 +197,9 @@ pub struct ServeArgs {
     /// Most commands per Raft entry (1 = batching off).
     #[arg(long, env = "ORDERQ_MAX_BATCH")]
     pub max_batch: Option<usize>,
+    /// Most bytes of commands per Raft entry and per append to a peer.
+    #[arg(long, env = "ORDERQ_MAX_BATCH_BYTES")]
+    pub max_batch_bytes: Option<usize>,
     /// Most batches proposed at once.
     #[arg(long, env = "ORDERQ_MAX_IN_FLIGHT")]
     pub max_in_flight: Option<usize>,
@@ -213,6 +229,12 @@ pub struct ServeArgs {
     /// Remove settled queue messages after this many seconds (0 = keep them).
     #[arg(long, env = "ORDERQ_QUEUE_RETENTION_SECS")]
     pub queue_retention_secs: Option<u64>,
+    /// Most dead letters one redrive step moves (1 to 1000).
+    #[arg(long, env = "ORDERQ_REDRIVE_STEP")]
+    pub redrive_step: Option<usize>,
+    /// Largest clock offset to the other voters a node may have and still lead, in ms.
+    #[arg(long, env = "ORDERQ_MAX_CLOCK_OFFSET_MS")]
+    pub max_clock_offset_ms: Option<u64>,
 }
 
 /// Parses `ID=RAFT_ADDR,API_ADDR`.
@@ -258,6 +280,7 @@ impl Config {
             snapshot_every,
             keep_logs_after_snapshot,
             max_batch,
+            max_batch_bytes,
             max_in_flight,
             default_pay_within_secs,
             changes_retention_secs,
@@ -265,7 +288,9 @@ impl Config {
             seckill_pay_within_secs,
             queue_depth,
             seckill_queue_depth,
-            queue_retention_secs
+            queue_retention_secs,
+            redrive_step,
+            max_clock_offset_ms
         );
         if args.join {
             config.join = true;
@@ -310,10 +335,19 @@ impl Config {
                 "max_batch, max_in_flight and snapshot_every must be at least 1".into(),
             );
         }
+        if self.max_batch_bytes < 4096 {
+            return invalid("max_batch_bytes must be at least 4096".into());
+        }
         if self.default_pay_within_secs == 0 || self.seckill_pay_within_secs == 0 {
             return invalid(
                 "default_pay_within_secs and seckill_pay_within_secs must be at least 1".into(),
             );
+        }
+        if !(1..=sm::apply::MAX_REDRIVE).contains(&self.redrive_step) {
+            return invalid(format!(
+                "redrive_step must be between 1 and {}",
+                sm::apply::MAX_REDRIVE
+            ));
         }
         if self.queue_depth == 0 || self.seckill_queue_depth == 0 {
             return invalid("queue_depth and seckill_queue_depth must be at least 1".into());

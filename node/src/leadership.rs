@@ -1,10 +1,16 @@
 //! Leader-only services: started when this node gains leadership, stopped when it loses it.
 //!
-//! To ensure correctness: a service may act only through Raft proposals, which a deposed leader
-//! cannot commit, and whose effects `apply` re-checks; so a service that runs a moment too long
-//! after losing leadership changes nothing it should not.
+//! To ensure correctness:
+//! - A service may act only through Raft proposals, which a deposed leader cannot commit, and
+//!   whose effects `apply` re-checks; so a service that runs a moment too long after losing
+//!   leadership changes nothing it should not.
+//! - Services also stop while the leader is cut off from a quorum ([`QuorumContact`]): what they
+//!   do outside Raft (webhook and payment provider calls) must not go on from an isolated leader
+//!   for a whole partition; and while this node's clock is off from the other voters'
+//!   ([`ClockWatch`]), whose deadlines it would misjudge.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use openraft::ServerState;
 use sm::raft_types::Raft;
@@ -12,8 +18,10 @@ use sm::{StateMachine, StateReader};
 use tokio::sync::watch;
 
 use crate::batcher::Batcher;
+use crate::clock_watch::ClockWatch;
 use crate::queue_handle::QueueHandle;
 use crate::queue_housekeeping::QueueHousekeeping;
+use crate::quorum_contact::QuorumContact;
 use crate::scheduler::Scheduler;
 use crate::timer_service::{TimerLag, TimerService};
 
@@ -35,21 +43,36 @@ pub struct LeaderServices {
     pub refund_url: String,
     /// Settled queue messages older than this are removed; 0 keeps them.
     pub queue_retention_ms: u64,
+    /// Whether this leader still hears from a quorum (shared with `/readyz`).
+    pub quorum: Arc<QuorumContact>,
+    /// Whether this node's clock is off from the other voters' (then it runs no service).
+    pub clock: Arc<ClockWatch>,
 }
+
+/// How often leadership and quorum contact are looked at when nothing else changes.
+const CONTACT_CHECK: Duration = Duration::from_millis(100);
 
 impl LeaderServices {
     /// Watches leadership until `shutdown` turns true, running the services while leading.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let mut metrics = self.raft.metrics();
+        let mut check = tokio::time::interval(CONTACT_CHECK);
+        check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut running: Option<watch::Sender<bool>> = None;
+        self.quorum.observe(&metrics.borrow());
         loop {
             let leading = {
                 let m = metrics.borrow_and_update();
                 m.state == ServerState::Leader
+                    && self.quorum.in_contact(&m)
+                    && !self.clock.is_skewed()
             };
             match (leading, running.is_some()) {
                 (true, false) => running = Some(self.start()),
                 (false, true) => {
+                    tracing::info!(
+                        "leader services stopped: not leading, or no quorum heard lately"
+                    );
                     if let Some(stop) = running.take() {
                         let _ = stop.send(true);
                     }
@@ -57,7 +80,13 @@ impl LeaderServices {
                 _ => {}
             }
             tokio::select! {
-                changed = metrics.changed() => if changed.is_err() { break },
+                changed = metrics.changed() => {
+                    if changed.is_err() {
+                        break;
+                    }
+                    self.quorum.observe(&metrics.borrow());
+                }
+                _ = check.tick() => {}
                 _ = shutdown.wait_for(|stop| *stop) => break,
             }
         }

@@ -3,13 +3,18 @@
 //!
 //! # Layout
 //! - [`clock`]: the wall clock leader-side code stamps time with.
+//! - [`clock_watch`]: clock offsets to the other voters; a node whose clock is off does not lead.
 //! - [`config`]: the one configuration struct, from file, environment and flags.
 //! - [`serve`]: start-up and shutdown of a node; cluster initialisation.
 //! - [`batcher`]: group commit of concurrent writes into one Raft entry.
 //! - [`admission`]: per-lane budgets of queued writes (normal, flash sale); 429 when spent.
 //! - [`change_retention`]: node-local pruning of the change stream by age and count.
 //! - [`raft_cluster`]: `api::Cluster` over Raft (writes, linearizable reads, forwarding, status).
-//! - [`leadership`]: starts leader-only services on gaining leadership, stops them on losing it.
+//! - [`leadership`]: starts leader-only services on gaining leadership, stops them on losing it
+//!   or losing contact with a quorum.
+//! - [`membership_check`]: membership changes refused before they are proposed if they
+//!   cannot work (shared addresses, voters not caught up, no voter).
+//! - [`quorum_contact`]: whether this leader heard from a quorum within an election timeout.
 //! - [`timing_wheel`]: the hierarchical timing wheel (pure data structure).
 //! - [`wipe_guard`]: refuses to start a member whose data directory was lost.
 //! - [`write_forwarder`]: a follower's batches of writes sent to the leader over the peer port.
@@ -27,15 +32,18 @@ pub mod admission;
 pub mod batcher;
 pub mod change_retention;
 pub mod clock;
+pub mod clock_watch;
 pub mod config;
 pub mod consumer_lane;
 pub mod leadership;
+pub mod membership_check;
 pub mod network;
 pub mod peer_server;
 pub mod peer_wire;
 pub mod push;
 pub mod queue_handle;
 pub mod queue_housekeeping;
+pub mod quorum_contact;
 pub mod raft_cluster;
 pub mod scheduler;
 pub mod serve;

@@ -21,8 +21,50 @@ enum Command {
     Serve(ServeArgs),
 }
 
-#[tokio::main]
-async fn main() {
+/// Worker threads of each of the node's two runtimes.
+const WORKER_THREADS: usize = 2;
+/// How much lower the API threads' scheduling priority is than the core's (a `nice` increment).
+const API_NICENESS: libc::c_int = 5;
+
+/// Two runtimes, so that client work cannot starve Raft: the core runtime runs openraft, the log
+/// and the state machine, the peer port, the batcher and the leader services; the API runtime
+/// serves HTTP at a lower scheduling priority. A leader saturated by clients (a flash sale)
+/// keeps sending heartbeats and syncing its log, and keeps its office.
+fn main() {
+    let core = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(WORKER_THREADS)
+        .thread_name("orderq-core")
+        .enable_all()
+        .build();
+    let api = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(WORKER_THREADS)
+        .thread_name("orderq-api")
+        .on_thread_start(lower_priority)
+        .enable_all()
+        .build();
+    let (core, api) = match (core, api) {
+        (Ok(core), Ok(api)) => (core, api),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("orderq: starting the runtimes: {e}");
+            std::process::exit(1);
+        }
+    };
+    let code = core.block_on(run(api.handle().clone()));
+    api.shutdown_timeout(std::time::Duration::from_secs(1));
+    std::process::exit(code);
+}
+
+/// Lowers the calling thread's scheduling priority (on Linux, `setpriority` of a thread id
+/// changes that thread alone). Failing to is harmless: the thread keeps the normal priority.
+fn lower_priority() {
+    // SAFETY: plain system calls on the calling thread's own id.
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, API_NICENESS);
+    }
+}
+
+async fn run(api: tokio::runtime::Handle) -> i32 {
     // Arms the crash points named in `FAILPOINTS`; does nothing unless built with the
     // `failpoints` feature.
     let _failpoints = fail::FailScenario::setup();
@@ -49,9 +91,12 @@ async fn main() {
         wait_for_signal().await;
         let _ = stop.send(true);
     });
-    if let Err(e) = node::serve::run(config, stopped).await {
-        eprintln!("orderq: {e}");
-        std::process::exit(1);
+    match node::serve::run(config, api, stopped).await {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("orderq: {e}");
+            1
+        }
     }
 }
 

@@ -19,7 +19,7 @@ use sm::raft_types::{NodeId, PeerAddr, TypeConfig};
 
 use crate::peer_wire::{
     AppendMsg, AppendReplyMsg, SnapshotMsg, SnapshotReplyMsg, VoteMsg, VoteReplyMsg, WireError,
-    APPEND_PATH, SECRET_HEADER, SNAPSHOT_PATH, VOTE_PATH,
+    APPEND_PATH, SECRET_HEADER, SNAPSHOT_PATH, TARGET_HEADER, VOTE_PATH,
 };
 
 /// Builds one [`PeerClient`] per target; they share one HTTP connection pool.
@@ -29,6 +29,8 @@ pub struct PeerNetwork {
     http: reqwest::Client,
     /// The cluster secret presented to peers.
     secret: String,
+    /// Most bytes of entries one `AppendEntries` carries (see [`AppendMsg::from_raft`]).
+    max_append_bytes: usize,
 }
 
 impl PeerNetwork {
@@ -39,7 +41,11 @@ impl PeerNetwork {
     /// 127.0.0.12, ...) and tell, at a proxy in front of a peer, which node a connection comes
     /// from, so single links can be cut. Only loopback IPs are bound: a node listening on a
     /// routable or unspecified address keeps the kernel's choice of source, exactly as before.
-    pub fn new(secret: String, raft_addr: SocketAddr) -> Result<Self, reqwest::Error> {
+    pub fn new(
+        secret: String,
+        raft_addr: SocketAddr,
+        max_append_bytes: usize,
+    ) -> Result<Self, reqwest::Error> {
         let mut builder = reqwest::Client::builder()
             .connect_timeout(Duration::from_millis(500))
             .pool_idle_timeout(Duration::from_secs(30))
@@ -48,7 +54,11 @@ impl PeerNetwork {
             builder = builder.local_address(raft_addr.ip());
         }
         let http = builder.build()?;
-        Ok(PeerNetwork { http, secret })
+        Ok(PeerNetwork {
+            http,
+            secret,
+            max_append_bytes,
+        })
     }
 }
 
@@ -59,6 +69,7 @@ impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
         PeerClient {
             http: self.http.clone(),
             secret: self.secret.clone(),
+            max_append_bytes: self.max_append_bytes,
             target,
             base: format!("http://{}/raft/", node.raft_addr),
         }
@@ -71,6 +82,8 @@ pub struct PeerClient {
     http: reqwest::Client,
     /// The cluster secret.
     secret: String,
+    /// Most bytes of entries one `AppendEntries` carries.
+    max_append_bytes: usize,
     /// The peer's node id.
     target: NodeId,
     /// `http://raft_addr/raft/`.
@@ -115,6 +128,7 @@ impl PeerClient {
             .http
             .post(format!("{}{path}", self.base))
             .header(SECRET_HEADER, &self.secret)
+            .header(TARGET_HEADER, self.target.to_string())
             .header("content-type", "application/x-protobuf")
             .timeout(timeout)
             .body(req.encode_to_vec())
@@ -149,9 +163,16 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, PeerAddr, RaftError<NodeId>>> {
-        let msg = AppendMsg::from_raft(&rpc).map_err(CallError::from)?;
+        let (msg, sent_up_to) =
+            AppendMsg::from_raft(&rpc, self.max_append_bytes).map_err(CallError::from)?;
         let reply: AppendReplyMsg = self.call(APPEND_PATH, &msg, option.hard_ttl()).await?;
-        Ok(reply.into_raft().map_err(CallError::from)?)
+        let reply = reply.into_raft().map_err(CallError::from)?;
+        Ok(match (reply, sent_up_to) {
+            (AppendEntriesResponse::Success, Some(last)) => {
+                AppendEntriesResponse::PartialSuccess(Some(last))
+            }
+            (reply, _) => reply,
+        })
     }
 
     async fn install_snapshot(

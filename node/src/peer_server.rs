@@ -6,15 +6,15 @@ use std::net::SocketAddr;
 use bytes::Bytes;
 use openraft::error::{InstallSnapshotError, RaftError};
 use prost::Message;
-use sm::raft_types::Raft;
+use sm::raft_types::{NodeId, Raft};
 use warp::http::{Response, StatusCode};
 use warp::hyper::Body;
 use warp::Filter;
 
 use crate::batcher::Batcher;
 use crate::peer_wire::{
-    AppendMsg, AppendReplyMsg, ProposeMsg, ProposeReplyMsg, SnapshotMsg, SnapshotReplyMsg, VoteMsg,
-    VoteReplyMsg, WireError, SECRET_HEADER,
+    AppendMsg, AppendReplyMsg, ClockReplyMsg, ProposeMsg, ProposeReplyMsg, SnapshotMsg,
+    SnapshotReplyMsg, VoteMsg, VoteReplyMsg, WireError, SECRET_HEADER, TARGET_HEADER,
 };
 
 /// Largest peer message accepted: snapshot chunks and entry batches stay far below it.
@@ -94,6 +94,10 @@ async fn handle(
                 Err(e) => Err(failed(e.to_string())),
             }
         }
+        crate::peer_wire::CLOCK_PATH => Ok(ClockReplyMsg {
+            now_ms: crate::clock::now_ms(),
+        }
+        .encode_to_vec()),
         crate::peer_wire::PROPOSE_PATH => {
             let msg = ProposeMsg::decode(body).map_err(decode_err)?;
             propose(&batcher, msg).await
@@ -102,8 +106,11 @@ async fn handle(
     }
 }
 
-/// Binds the peer port on `addr` and serves it until `shutdown` resolves.
+/// Binds the peer port on `addr` and serves it until `shutdown` resolves. RPCs meant for another
+/// node id are refused: a member registered at this node's address under another id must look
+/// unreachable, never like a second node (openraft panics when a leader hears itself).
 pub fn bind(
+    node_id: NodeId,
     raft: Raft,
     batcher: Batcher,
     secret: String,
@@ -115,21 +122,33 @@ pub fn bind(
         .and(warp::path::param::<String>())
         .and(warp::path::end())
         .and(warp::header::optional::<String>(SECRET_HEADER))
+        .and(warp::header::optional::<String>(TARGET_HEADER))
         .and(warp::body::content_length_limit(MAX_PEER_BODY))
         .and(warp::body::bytes())
-        .then(move |rpc: String, presented: Option<String>, body: Bytes| {
-            let raft = raft.clone();
-            let batcher = batcher.clone();
-            let secret = secret.clone();
-            async move {
-                if presented.as_deref() != Some(secret.as_str()) {
-                    return failure(StatusCode::UNAUTHORIZED, "missing or wrong cluster secret");
+        .then(
+            move |rpc: String, presented: Option<String>, target: Option<String>, body: Bytes| {
+                let raft = raft.clone();
+                let batcher = batcher.clone();
+                let secret = secret.clone();
+                async move {
+                    if presented.as_deref() != Some(secret.as_str()) {
+                        return failure(
+                            StatusCode::UNAUTHORIZED,
+                            "missing or wrong cluster secret",
+                        );
+                    }
+                    if let Some(target) = target.filter(|t| *t != node_id.to_string()) {
+                        return failure(
+                            StatusCode::MISDIRECTED_REQUEST,
+                            format!("this is node {node_id}, not node {target}"),
+                        );
+                    }
+                    match handle(raft, batcher, rpc, body).await {
+                        Ok(bytes) => reply(StatusCode::OK, bytes),
+                        Err((status, message)) => failure(status, message),
+                    }
                 }
-                match handle(raft, batcher, rpc, body).await {
-                    Ok(bytes) => reply(StatusCode::OK, bytes),
-                    Err((status, message)) => failure(status, message),
-                }
-            }
-        });
+            },
+        );
     warp::serve(routes).try_bind_with_graceful_shutdown(addr, shutdown)
 }

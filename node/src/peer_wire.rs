@@ -19,8 +19,12 @@ pub const VOTE_PATH: &str = "vote";
 pub const SNAPSHOT_PATH: &str = "snapshot";
 /// Path of the propose RPC: a follower's batch of client commands for the leader.
 pub const PROPOSE_PATH: &str = "propose";
+/// Path of the clock RPC: the peer's wall clock, for measuring offsets (see `clock_watch`).
+pub const CLOCK_PATH: &str = "clock";
 /// Header carrying the cluster secret on every peer request.
 pub const SECRET_HEADER: &str = "x-orderq-cluster-secret";
+/// Header naming the node id an RPC is meant for; a node refuses RPCs meant for another id.
+pub const TARGET_HEADER: &str = "x-orderq-target-node";
 
 /// `AppendEntries` request.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -135,6 +139,14 @@ pub struct ProposeReplyMsg {
     pub answers_json: Vec<u8>,
 }
 
+/// A node's wall clock when it answered a clock RPC.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ClockReplyMsg {
+    /// Milliseconds since the epoch.
+    #[prost(int64, tag = "1")]
+    pub now_ms: i64,
+}
+
 /// A message that does not decode into what openraft needs.
 #[derive(Debug, thiserror::Error)]
 #[error("malformed peer message: {0}")]
@@ -154,19 +166,41 @@ fn store(e: StoreError) -> WireError {
 }
 
 impl AppendMsg {
-    /// Encodes openraft's request.
-    pub fn from_raft(req: &AppendEntriesRequest<TypeConfig>) -> Result<Self, WireError> {
-        Ok(AppendMsg {
+    /// Encodes openraft's request, or as many of its first entries as fit in `max_bytes` (always
+    /// at least one). When entries were left out, also answers the log id of the last one sent:
+    /// the caller reports a partial success up to it and openraft sends the rest next.
+    ///
+    /// To ensure correctness: openraft 0.9 sends heartbeats in the same stream as the entries,
+    /// with the heartbeat interval as the RPC's timeout, so one append must stay small enough
+    /// to reach a follower and be synced there well within it, however large the backlog.
+    pub fn from_raft(
+        req: &AppendEntriesRequest<TypeConfig>,
+        max_bytes: usize,
+    ) -> Result<(Self, Option<LogId>), WireError> {
+        let mut entries = Vec::new();
+        let mut bytes = 0;
+        let mut cut_after = None;
+        for (i, entry) in req.entries.iter().enumerate() {
+            let record = LogRecord::from_entry(entry).map_err(store)?;
+            bytes += prost::Message::encoded_len(&record);
+            if i > 0 && bytes > max_bytes {
+                cut_after = Some(req.entries[i - 1].log_id);
+                break;
+            }
+            entries.push(record);
+        }
+        // A follower learns no commit past what it was sent.
+        let leader_commit = match (req.leader_commit, cut_after) {
+            (Some(commit), Some(last)) if commit.index > last.index => Some(last),
+            (commit, _) => commit,
+        };
+        let msg = AppendMsg {
             vote: Some(VoteRecord::from(&req.vote)),
             prev_log_id: req.prev_log_id.as_ref().map(LogIdRecord::from),
-            entries: req
-                .entries
-                .iter()
-                .map(LogRecord::from_entry)
-                .collect::<Result<_, _>>()
-                .map_err(store)?,
-            leader_commit: req.leader_commit.as_ref().map(LogIdRecord::from),
-        })
+            entries,
+            leader_commit: leader_commit.as_ref().map(LogIdRecord::from),
+        };
+        Ok((msg, cut_after))
     }
 
     /// Decodes into openraft's request.

@@ -22,7 +22,9 @@ use api::{
 use tokio::sync::{mpsc, oneshot};
 
 use crate::batcher::Batcher;
+use crate::clock_watch::ClockWatch;
 use crate::queue_handle::{PullRequest, QueueHandle};
+use crate::quorum_contact::QuorumContact;
 use crate::timer_service::TimerLag;
 
 /// How long `POST /admin/snapshot` waits for the snapshot to be built.
@@ -58,6 +60,10 @@ pub struct RaftCluster {
     timer_lag: Arc<TimerLag>,
     /// The consumer scheduler's pull requests and stats, while this node leads.
     queue: Arc<QueueHandle>,
+    /// Whether this node, when it leads, still hears from a quorum.
+    quorum: Arc<QuorumContact>,
+    /// This node's clock offsets to the other voters.
+    clock: Arc<ClockWatch>,
 }
 
 impl RaftCluster {
@@ -67,6 +73,8 @@ impl RaftCluster {
         batcher: Batcher,
         reader: StateReader,
         timer_lag: Arc<TimerLag>,
+        quorum: Arc<QuorumContact>,
+        clock: Arc<ClockWatch>,
     ) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(1))
@@ -80,6 +88,8 @@ impl RaftCluster {
             http,
             timer_lag,
             queue: Arc::new(QueueHandle::default()),
+            quorum,
+            clock,
         })
     }
 
@@ -204,6 +214,7 @@ impl Cluster for RaftCluster {
 
     fn status(&self) -> ClusterStatus {
         let m = self.raft.metrics().borrow().clone();
+        let offsets = self.clock.offsets();
         let membership = m.membership_config.membership();
         let voters: Vec<u64> = membership.voter_ids().collect();
         let learners: Vec<u64> = membership.learner_ids().collect();
@@ -218,9 +229,12 @@ impl Cluster for RaftCluster {
                     .as_ref()
                     .and_then(|r| r.get(id).cloned().flatten())
                     .map(|l| l.index),
+                clock_offset_ms: offsets.get(id).copied(),
             })
             .collect();
         ClusterStatus {
+            quorum_lost: !self.quorum.in_contact(&m),
+            clock_skewed: self.clock.is_skewed(),
             node_id: m.id,
             leader_id: m.current_leader,
             term: m.current_term,
@@ -270,15 +284,7 @@ impl Cluster for RaftCluster {
             api_addr,
         };
         let membership = self.raft.metrics().borrow().membership_config.clone();
-        if let Some(existing) = membership.membership().get_node(&node_id) {
-            // Same addresses: a retry, answered once caught up. Other addresses: a different
-            // machine under a taken id, which openraft cannot tell from a wiped node.
-            if *existing != node {
-                return Err(ClusterError::Refused(format!(
-                    "node {node_id} is already a member at {existing}; pick an unused id"
-                )));
-            }
-        }
+        crate::membership_check::check_learner(membership.membership(), node_id, &node)?;
         let added = tokio::time::timeout(
             LEARNER_CATCH_UP_WAIT,
             self.raft.add_learner(node_id, node, true),
@@ -294,6 +300,7 @@ impl Cluster for RaftCluster {
     }
 
     async fn change_voters(&self, voters: BTreeSet<u64>) -> Result<(), ClusterError> {
+        crate::membership_check::check_voters(&self.raft.metrics().borrow(), &voters)?;
         let changed =
             tokio::time::timeout(MEMBERSHIP_WAIT, self.raft.change_membership(voters, false))
                 .await
@@ -374,6 +381,30 @@ impl Cluster for RaftCluster {
             "Index of the last log entry.",
             m.last_log_index.unwrap_or(0),
         );
+        gauge(
+            &mut out,
+            "orderq_clock_skewed",
+            "1 while this node's clock is off from the other voters' (it does not lead).",
+            u64::from(self.clock.is_skewed()),
+        );
+        gauge(
+            &mut out,
+            "orderq_leader_quorum_lost",
+            "1 while this node leads without a quorum's acknowledgement within an election timeout.",
+            u64::from(!self.quorum.in_contact(&m)),
+        );
+        let _ = writeln!(
+            out,
+            "# HELP orderq_clock_offset_seconds Each voter's clock minus this node's, as last measured.\n\
+             # TYPE orderq_clock_offset_seconds gauge"
+        );
+        for (peer, offset_ms) in self.clock.offsets() {
+            let _ = writeln!(
+                out,
+                "orderq_clock_offset_seconds{{peer=\"{peer}\"}} {}",
+                offset_ms as f64 / 1000.0
+            );
+        }
         let applied = m.last_applied.map(|l| l.index).unwrap_or(0);
         gauge(
             &mut out,

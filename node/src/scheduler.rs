@@ -50,6 +50,9 @@ const PROPOSALS_PER_GROUP: usize = 2;
 const UNCOMMITTED_RETRY_MS: i64 = 500;
 /// Most pushes in flight across all groups.
 const MAX_PUSHES: usize = 4096;
+/// Most `receive` long polls waiting at once; more are answered 429 at once, so parked polls
+/// cannot grow the leader's memory without bound.
+const MAX_PARKED: usize = 4096;
 
 /// A small xorshift generator for retry jitter: the leader draws it and puts the retry time in
 /// the command, so `apply` stays deterministic.
@@ -335,6 +338,12 @@ impl Scheduler {
                 if !state.lanes.contains_key(&group) {
                     let _ = reply.send(Err(ClusterError::Refused(format!(
                         "subscription {group} not found"
+                    ))));
+                    return;
+                }
+                if state.parked.len() >= MAX_PARKED {
+                    let _ = reply.send(Err(ClusterError::Overloaded(format!(
+                        "{MAX_PARKED} receives are already waiting on this node; retry shortly"
                     ))));
                     return;
                 }

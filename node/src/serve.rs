@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use openraft::SnapshotPolicy;
 use sm::changes::Retention;
@@ -13,10 +14,12 @@ use sm::Storage;
 use tokio::sync::watch;
 
 use crate::batcher::{Batcher, BatcherConfig};
+use crate::clock_watch::ClockWatch;
 use crate::config::Config;
 use crate::leadership::LeaderServices;
 use crate::network::PeerNetwork;
 use crate::queue_handle::QueueHandle;
+use crate::quorum_contact::QuorumContact;
 use crate::raft_cluster::RaftCluster;
 use crate::timer_service::TimerLag;
 use crate::write_forwarder::WriteForwarder;
@@ -67,13 +70,22 @@ fn socket(addr: &str) -> Result<SocketAddr, ServeError> {
         .map_err(|_| ServeError::Address(addr.to_string()))
 }
 
-/// Runs the node until `shutdown` flips to true.
-pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<(), ServeError> {
+/// Runs the node until `shutdown` flips to true; the HTTP API runs on `api_runtime`, apart from
+/// Raft, so that client work cannot starve it.
+pub async fn run(
+    config: Config,
+    api_runtime: tokio::runtime::Handle,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), ServeError> {
     std::fs::create_dir_all(&config.data_dir).map_err(sm::StoreError::from)?;
     let storage = Storage::open(&config.data_dir)?;
     crate::wipe_guard::check(&config, &storage.log).await?;
     let state_machine = storage.state.clone();
-    let network = PeerNetwork::new(config.cluster_secret.clone(), socket(&config.raft_addr)?)?;
+    let network = PeerNetwork::new(
+        config.cluster_secret.clone(),
+        socket(&config.raft_addr)?,
+        config.max_batch_bytes,
+    )?;
     let raft = Raft::new(
         config.node_id,
         Arc::new(raft_config(&config)?),
@@ -90,17 +102,27 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
             let _ = shutdown.wait_for(|stop| *stop).await;
         }
     };
+    let clock = Arc::new(ClockWatch::new(config.max_clock_offset_ms));
+    let clock_task = tokio::spawn(crate::clock_watch::run(
+        clock.clone(),
+        raft.clone(),
+        config.cluster_secret.clone(),
+        shutdown.clone(),
+    ));
     let batcher = Batcher::start(
         raft.clone(),
         WriteForwarder::new(config.cluster_secret.clone())?,
+        clock.clone(),
         BatcherConfig {
             max_batch: config.max_batch,
+            max_batch_bytes: config.max_batch_bytes,
             max_in_flight: config.max_in_flight,
             queue_depth: config.queue_depth,
             seckill_queue_depth: config.seckill_queue_depth,
         },
     );
     let (raft_bound, peer_server) = crate::peer_server::bind(
+        config.node_id,
         raft.clone(),
         batcher.clone(),
         config.cluster_secret.clone(),
@@ -123,6 +145,9 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
         stopped(),
     ));
     let timer_lag = Arc::new(TimerLag::default());
+    let quorum = Arc::new(QuorumContact::new(Duration::from_millis(
+        config.election_timeout_ms,
+    )));
     let queue = Arc::new(QueueHandle::default());
     let leader_services = LeaderServices {
         raft: raft.clone(),
@@ -133,10 +158,20 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
         queue: queue.clone(),
         refund_url: config.payment.refund_url.clone(),
         queue_retention_ms: config.queue_retention_secs.saturating_mul(1000),
+        quorum: quorum.clone(),
+        clock: clock.clone(),
     };
     let leader_task = tokio::spawn(leader_services.run(shutdown.clone()));
     let cluster = Arc::new(
-        RaftCluster::new(raft.clone(), batcher, storage.reader, timer_lag)?.with_queue(queue),
+        RaftCluster::new(
+            raft.clone(),
+            batcher,
+            storage.reader,
+            timer_lag,
+            quorum,
+            clock,
+        )?
+        .with_queue(queue),
     );
     let api = Arc::new(api::Api::new(
         cluster,
@@ -144,14 +179,20 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
             admin_token: Some(config.admin_token.clone()).filter(|t| !t.is_empty()),
             default_pay_within_secs: config.default_pay_within_secs,
             seckill_pay_within_secs: config.seckill_pay_within_secs,
+            redrive_step: config.redrive_step,
         },
     ));
-    let (api_bound, api_server) = api::server::bind(api, socket(&config.api_addr)?, stopped())
-        .map_err(|source| ServeError::Bind {
-            addr: config.api_addr.clone(),
-            source,
-        })?;
-    let api_task = tokio::spawn(api_server);
+    let (api_bound, api_server) = {
+        // Bound inside the API runtime, so its sockets are driven there.
+        let _api_context = api_runtime.enter();
+        api::server::bind(api, socket(&config.api_addr)?, stopped()).map_err(|source| {
+            ServeError::Bind {
+                addr: config.api_addr.clone(),
+                source,
+            }
+        })?
+    };
+    let api_task = api_runtime.spawn(api_server);
     tracing::info!(node_id = config.node_id, api = %api_bound, raft = %raft_bound, "orderq serving");
 
     if config.join {
@@ -200,6 +241,7 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
     let _ = api_task.await;
     let _ = peer_task.await;
     let _ = retention_task.await;
+    let _ = clock_task.await;
     raft.shutdown()
         .await
         .map_err(|e| ServeError::Raft(e.to_string()))?;

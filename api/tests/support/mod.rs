@@ -90,6 +90,8 @@ impl Cluster for LocalCluster {
 
     fn status(&self) -> ClusterStatus {
         ClusterStatus {
+            quorum_lost: false,
+            clock_skewed: false,
             node_id: 1,
             leader_id: Some(1),
             term: 1,

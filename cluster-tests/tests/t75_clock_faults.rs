@@ -1,0 +1,245 @@
+//! One node's clock cannot close orders early or stall the time wheel: a node whose clock runs
+//! ten minutes ahead, and later one stepped back ten minutes, is found off by the others' clocks,
+//! never leads and is not ready; orders close no earlier than `expires_at` by a correct clock and
+//! no later than two seconds after it.
+//!
+//! The faulty clock comes from libfaketime (Debian's `faketime`), preloaded into one node and
+//! driven through a timestamp file it re-reads every second; the monotonic clock is left alone.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use cluster::{poll_until, Cluster, ClusterOptions, NewOrder, SkuSettings};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+const SKEWED: u64 = 3;
+
+/// The environment that gives a node the clock written in `spec_file`.
+fn faketime_env(spec_file: &Path) -> Vec<(String, String)> {
+    [
+        ("LD_PRELOAD", LIBFAKETIME.to_owned()),
+        ("FAKETIME_TIMESTAMP_FILE", spec_file.display().to_string()),
+        ("FAKETIME_CACHE_DURATION", "1".to_owned()),
+        ("DONT_FAKE_MONOTONIC", "1".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
+}
+
+fn set_clock(spec_file: &Path, offset: &str) {
+    std::fs::write(spec_file, format!("{offset}\n")).expect("write the faketime spec");
+}
+
+fn now_ms() -> i64 {
+    (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+fn ms(rfc3339: &str) -> i64 {
+    let at = OffsetDateTime::parse(rfc3339, &Rfc3339).expect("an RFC 3339 time");
+    (at.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// Fails if node [`SKEWED`] leads or any node names it leader.
+async fn assert_not_leading(cluster: &Cluster) {
+    for id in cluster.running_ids() {
+        if let Ok(status) = cluster.status(id).await {
+            assert_ne!(
+                status.leader_id,
+                Some(SKEWED),
+                "node {id} names the node with the bad clock leader"
+            );
+        }
+    }
+}
+
+/// Pauses the leader long enough for an election, watching that the skewed node never leads.
+async fn force_election(cluster: &Cluster) {
+    let leader = cluster.wait_for_leader().await.unwrap();
+    let pid = cluster.pid(leader).unwrap();
+    // SAFETY: a child process this fixture started.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    let paused = Instant::now();
+    while paused.elapsed() < Duration::from_secs(4) {
+        assert_not_leading(cluster).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // SAFETY: as above.
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    cluster.wait_for_leader().await.unwrap();
+    assert_not_leading(cluster).await;
+}
+
+/// Creates orders due `pay_within_secs` from now and checks each closes within
+/// `[expires_at, expires_at + 2 s]` by this process's (correct) clock.
+async fn orders_close_on_time(cluster: &Cluster, tag: &str, pay_within_secs: u64) {
+    let mut orders = Vec::new();
+    for i in 0..10 {
+        let order = cluster
+            .create_order(
+                1,
+                &NewOrder {
+                    pay_within_secs: Some(pay_within_secs),
+                    ..NewOrder::single(format!("{tag}-{i}"), "T", 1)
+                },
+                None,
+            )
+            .await
+            .unwrap();
+        let expires = ms(order.expires_at.as_deref().expect("expires_at"));
+        assert!(
+            (expires - now_ms()).abs() < (pay_within_secs as i64 + 5) * 1000,
+            "the order's deadline {expires} is far from a correct clock's {}",
+            now_ms()
+        );
+        orders.push((order.id, expires));
+    }
+    for (id, expires) in orders {
+        let order = poll_until(
+            "the unpaid order to close",
+            Duration::from_secs(30),
+            || async {
+                let order = cluster
+                    .get_order(&id, 1, false)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let closed = order.closed_at.is_some();
+                if !closed {
+                    assert!(
+                        now_ms() <= expires + 2_000,
+                        "order {id} still open {} ms past its deadline",
+                        now_ms() - expires
+                    );
+                }
+                if closed {
+                    Ok(order)
+                } else {
+                    Err(format!("order {id} is {:?}", order.state))
+                }
+            },
+        )
+        .await
+        .unwrap();
+        assert!(
+            now_ms() >= expires,
+            "order {id} was closed before its deadline"
+        );
+        let closed_at = ms(order.closed_at.as_deref().unwrap_or_default());
+        assert!(
+            (expires..=expires + 2_000).contains(&closed_at),
+            "order {id} due at {expires} closed at {closed_at}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_with_a_bad_clock_never_leads_and_orders_close_on_time() {
+    assert!(
+        Path::new(LIBFAKETIME).exists(),
+        "{LIBFAKETIME} is missing: the README's set-up installs Debian's faketime"
+    );
+    let mut cluster = Cluster::start(3, ClusterOptions::default()).await.unwrap();
+    let spec_file: PathBuf = cluster.dir().join("faketime-node-3");
+    cluster
+        .put_sku(
+            1,
+            "T",
+            &SkuSettings {
+                stock: 1000,
+                price_cents: 100,
+                per_user_limit: 0,
+            },
+        )
+        .await
+        .unwrap();
+
+    eprintln!("--- node 3 restarts ten minutes ahead");
+    set_clock(&spec_file, "+600");
+    cluster
+        .restart_with_env(SKEWED, &faketime_env(&spec_file))
+        .unwrap();
+    let skewed = cluster.client(SKEWED).clone();
+    poll_until(
+        "node 3 to find its clock off",
+        Duration::from_secs(15),
+        || async {
+            let status: serde_json::Value = skewed
+                .call(cluster::Request::get("/admin/cluster"))
+                .await
+                .map_err(|e| e.to_string())?;
+            holds(status["clock_skewed"] == true)
+        },
+    )
+    .await
+    .unwrap();
+    assert!(
+        !skewed.is_ready().await,
+        "a node with a bad clock is not ready"
+    );
+
+    eprintln!("--- elections with node 3 ten minutes ahead");
+    force_election(&cluster).await;
+    orders_close_on_time(&cluster, "ahead", 3).await;
+
+    eprintln!("--- node 3's clock agrees again, then is stepped back ten minutes");
+    set_clock(&spec_file, "+0");
+    poll_until("node 3 to agree again", Duration::from_secs(15), || async {
+        let status: serde_json::Value = skewed
+            .call(cluster::Request::get("/admin/cluster"))
+            .await
+            .map_err(|e| e.to_string())?;
+        holds(status["clock_skewed"] == false)
+    })
+    .await
+    .unwrap();
+    // Give node 3 the lead if an election or two hands it over, so its step back is a leader's.
+    for _ in 0..6 {
+        let leader = cluster.wait_for_leader().await.unwrap();
+        if leader == SKEWED {
+            break;
+        }
+        let pid = cluster.pid(leader).unwrap();
+        // SAFETY: a child process this fixture started.
+        unsafe { libc::kill(pid, libc::SIGSTOP) };
+        poll_until("another leader", Duration::from_secs(15), || async {
+            let status = cluster.status(SKEWED).await.map_err(|e| e.to_string())?;
+            holds(status.leader_id.is_some_and(|l| l != leader))
+        })
+        .await
+        .unwrap();
+        // SAFETY: as above.
+        unsafe { libc::kill(pid, libc::SIGCONT) };
+    }
+    eprintln!(
+        "--- node {} leads when node 3's clock steps back",
+        cluster.wait_for_leader().await.unwrap()
+    );
+    set_clock(&spec_file, "-600");
+    poll_until(
+        "node 3 to find its clock off again",
+        Duration::from_secs(15),
+        || async {
+            let status: serde_json::Value = skewed
+                .call(cluster::Request::get("/admin/cluster"))
+                .await
+                .map_err(|e| e.to_string())?;
+            holds(status["clock_skewed"] == true)
+        },
+    )
+    .await
+    .unwrap();
+    force_election(&cluster).await;
+    orders_close_on_time(&cluster, "behind", 3).await;
+    cluster.ensure_running().unwrap();
+}
+
+/// `poll_until`'s answer for a condition: done, or not yet.
+fn holds(condition: bool) -> Result<(), String> {
+    if condition {
+        Ok(())
+    } else {
+        Err("not yet".to_owned())
+    }
+}

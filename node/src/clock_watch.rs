@@ -1,0 +1,238 @@
+//! Clock offsets between members, measured over the peer port, and what a node whose clock is off
+//! from the others must not do.
+//!
+//! The leader stamps its wall clock into every entry, and `apply` decides deadlines by it: a
+//! leader whose clock runs ahead would close unpaid orders early and refuse on-time payments.
+//! As CockroachDB does with its maximum clock offset, every node measures its offset to each
+//! other voter; a node off from more than half of them by more than `max_clock_offset_ms` is
+//! *skewed*.
+//!
+//! To ensure correctness:
+//! - A skewed node does not campaign, proposes nothing stamped with its clock (its batcher
+//!   answers `no_leader`, its leader services stop), stops sending heartbeats so that the others
+//!   elect a leader among themselves, and answers `/readyz` with 503; it says so in its log,
+//!   in `GET /admin/cluster` and in `orderq_clock_skewed`.
+//! - An offset counts only beyond its measurement's uncertainty (half the round trip), so a slow
+//!   link does not make a good clock look bad.
+//! - A peer's last measurement is kept for [`MEASUREMENT_TTL`]: a node whose healthy peers just
+//!   died still knows it disagreed with them, and does not take the lead over the survivors.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use prost::Message;
+use sm::raft_types::{NodeId, Raft};
+use tokio::sync::watch;
+
+use crate::peer_wire::{ClockReplyMsg, CLOCK_PATH, SECRET_HEADER, TARGET_HEADER};
+
+/// How often each peer's clock is read.
+pub const PROBE_INTERVAL: Duration = Duration::from_millis(500);
+/// How long a measurement counts after it was taken.
+pub const MEASUREMENT_TTL: Duration = Duration::from_secs(30);
+
+/// One peer's clock as last measured.
+#[derive(Debug, Clone, Copy)]
+struct Measurement {
+    /// The peer's clock minus ours, in milliseconds.
+    offset_ms: i64,
+    /// Half the round trip: the offset is known to within this.
+    uncertainty_ms: i64,
+    /// When it was taken.
+    at: Instant,
+}
+
+/// This node's view of its clock against the other voters'.
+#[derive(Debug)]
+pub struct ClockWatch {
+    /// Largest offset tolerated beyond a measurement's uncertainty.
+    max_offset_ms: i64,
+    /// The last measurement of each peer.
+    measured: Mutex<BTreeMap<NodeId, Measurement>>,
+    /// Whether this node's clock is off from more than half of the other voters.
+    skewed: AtomicBool,
+}
+
+impl ClockWatch {
+    /// A watch tolerating offsets up to `max_offset_ms`.
+    pub fn new(max_offset_ms: u64) -> Self {
+        ClockWatch {
+            max_offset_ms: i64::try_from(max_offset_ms).unwrap_or(i64::MAX),
+            measured: Mutex::new(BTreeMap::new()),
+            skewed: AtomicBool::new(false),
+        }
+    }
+
+    /// Whether this node's clock is off from the others'.
+    pub fn is_skewed(&self) -> bool {
+        self.skewed.load(Ordering::Relaxed)
+    }
+
+    /// The measured offset of each peer (its clock minus ours), in milliseconds.
+    pub fn offsets(&self) -> BTreeMap<NodeId, i64> {
+        self.lock()
+            .iter()
+            .map(|(id, m)| (*id, m.offset_ms))
+            .collect()
+    }
+
+    /// Takes in a reading of `peer`: its clock said `peer_ms` between our `sent_ms` and
+    /// `received_ms`.
+    pub fn record(&self, peer: NodeId, sent_ms: i64, peer_ms: i64, received_ms: i64) {
+        let midpoint = sent_ms + (received_ms - sent_ms) / 2;
+        self.lock().insert(
+            peer,
+            Measurement {
+                offset_ms: peer_ms.saturating_sub(midpoint),
+                uncertainty_ms: (received_ms - sent_ms).max(0) / 2 + 1,
+                at: Instant::now(),
+            },
+        );
+    }
+
+    /// Decides again whether this node is skewed against `others`, the other voters; answers
+    /// whether that changed.
+    pub fn judge(&self, others: &[NodeId]) -> bool {
+        let off = {
+            let mut measured = self.lock();
+            measured.retain(|_, m| m.at.elapsed() <= MEASUREMENT_TTL);
+            others
+                .iter()
+                .filter_map(|id| measured.get(id))
+                .filter(|m| m.offset_ms.abs() - m.uncertainty_ms > self.max_offset_ms)
+                .count()
+        };
+        let skewed = !others.is_empty() && off * 2 > others.len();
+        self.skewed.swap(skewed, Ordering::Relaxed) != skewed
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<NodeId, Measurement>> {
+        self.measured
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Reads every other voter's clock each [`PROBE_INTERVAL`] until `shutdown`, and keeps this
+/// node out of leadership while its clock is off from theirs.
+pub async fn run(
+    watch: std::sync::Arc<ClockWatch>,
+    raft: Raft,
+    secret: String,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let http = match reqwest::Client::builder()
+        .connect_timeout(Duration::from_millis(300))
+        .timeout(Duration::from_millis(1000))
+        .no_proxy()
+        .build()
+    {
+        Ok(http) => http,
+        Err(e) => {
+            tracing::error!(error = %e, "clock watch could not start");
+            return;
+        }
+    };
+    let mut tick = tokio::time::interval(PROBE_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        }
+        let (me, leading, others) = {
+            let m = raft.metrics().borrow().clone();
+            let membership = m.membership_config.membership();
+            let others: Vec<(NodeId, String)> = membership
+                .voter_ids()
+                .filter(|id| *id != m.id)
+                .filter_map(|id| Some((id, membership.get_node(&id)?.raft_addr.clone())))
+                .collect();
+            (m.id, m.state == openraft::ServerState::Leader, others)
+        };
+        let probes = others
+            .iter()
+            .map(|(id, addr)| probe(&http, &secret, *id, addr, &watch));
+        futures::future::join_all(probes).await;
+        let ids: Vec<NodeId> = others.iter().map(|(id, _)| *id).collect();
+        if watch.judge(&ids) {
+            let skewed = watch.is_skewed();
+            if skewed {
+                tracing::warn!(
+                    node_id = me,
+                    offsets_ms = ?watch.offsets(),
+                    "this node's clock is off from the other voters' by more than \
+                     max_clock_offset_ms: it will not lead until it agrees again"
+                );
+            } else {
+                tracing::info!(
+                    node_id = me,
+                    "this node's clock agrees with the other voters' again"
+                );
+            }
+            raft.runtime_config().elect(!skewed);
+            raft.runtime_config().heartbeat(!skewed);
+        }
+        if leading && watch.is_skewed() {
+            tracing::warn!(
+                node_id = me,
+                "giving up leadership: this node's clock is off"
+            );
+        }
+    }
+}
+
+/// Reads `peer`'s clock once and records it.
+async fn probe(http: &reqwest::Client, secret: &str, peer: NodeId, addr: &str, watch: &ClockWatch) {
+    let sent_ms = crate::clock::now_ms();
+    let reply = http
+        .post(format!("http://{addr}/raft/{CLOCK_PATH}"))
+        .header(SECRET_HEADER, secret)
+        .header(TARGET_HEADER, peer.to_string())
+        .send()
+        .await;
+    let Ok(reply) = reply else { return };
+    if !reply.status().is_success() {
+        return;
+    }
+    let Ok(body) = reply.bytes().await else {
+        return;
+    };
+    let received_ms = crate::clock::now_ms();
+    if let Ok(msg) = ClockReplyMsg::decode(body) {
+        watch.record(peer, sent_ms, msg.now_ms, received_ms);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_node_off_from_most_voters_is_skewed_and_one_off_peer_is_not_enough() {
+        let watch = ClockWatch::new(500);
+        let now = 1_000_000;
+        // Both peers read ten minutes behind us: we are the odd one out.
+        watch.record(2, now, now - 600_000, now + 2);
+        watch.record(3, now, now - 600_000, now + 2);
+        assert!(watch.judge(&[2, 3]));
+        assert!(watch.is_skewed());
+
+        // One peer agrees with us, the other is off: that one is the odd one, not us.
+        watch.record(2, now, now + 1, now + 2);
+        watch.judge(&[2, 3]);
+        assert!(!watch.is_skewed());
+    }
+
+    #[test]
+    fn an_offset_within_the_round_trip_is_not_counted() {
+        let watch = ClockWatch::new(500);
+        // 800 ms apart, but the reading took two seconds: the offset is not known to be over.
+        watch.record(2, 0, 1_800, 2_000);
+        watch.record(3, 0, 1_800, 2_000);
+        watch.judge(&[2, 3]);
+        assert!(!watch.is_skewed());
+    }
+}
