@@ -191,12 +191,21 @@ async fn probe(http: &reqwest::Client, secret: &str, peer: NodeId, addr: &str, w
         .post(format!("http://{addr}/raft/{CLOCK_PATH}"))
         .header(SECRET_HEADER, secret)
         .header(TARGET_HEADER, peer.to_string())
+        // The peer port wants a length on every body, an empty one included.
+        .header(reqwest::header::CONTENT_LENGTH, 0)
         .send()
         .await;
-    let Ok(reply) = reply else { return };
-    if !reply.status().is_success() {
-        return;
-    }
+    let reply = match reply {
+        Ok(reply) if reply.status().is_success() => reply,
+        Ok(reply) => {
+            tracing::debug!(peer, status = %reply.status(), "clock probe refused");
+            return;
+        }
+        Err(e) => {
+            tracing::debug!(peer, error = %e, "clock probe failed");
+            return;
+        }
+    };
     let Ok(body) = reply.bytes().await else {
         return;
     };
