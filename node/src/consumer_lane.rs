@@ -26,6 +26,9 @@ use sm::subscription::{DeliveriesRecorded, PendingMessage, Subscription};
 
 /// Most messages of one group held in memory (pending and in flight) at once.
 pub const BUFFER: usize = 20_000;
+/// Most bytes of messages one group holds in memory at once (the count alone would let 20,000
+/// messages of 1 MiB take 20 GiB); a single larger message is still held.
+pub const BUFFER_BYTES: usize = 64 << 20;
 
 /// A message waiting to be delivered.
 #[derive(Debug, Clone)]
@@ -116,6 +119,10 @@ pub struct ConsumerLane {
     failures: Vec<FailedDelivery>,
     /// Proposals in flight.
     pub proposing: usize,
+    /// The size of each message held (pending or in flight), by offset.
+    sizes: HashMap<u64, usize>,
+    /// Their sum: what [`BUFFER_BYTES`] bounds.
+    held_bytes: usize,
 }
 
 impl ConsumerLane {
@@ -137,12 +144,40 @@ impl ConsumerLane {
             acks: Vec::new(),
             failures: Vec::new(),
             proposing: 0,
+            sizes: HashMap::new(),
+            held_bytes: 0,
         }
     }
 
     /// Messages held in memory.
     pub fn held(&self) -> usize {
         self.pending.len() + self.in_flight.len()
+    }
+
+    /// Bytes of the messages held in memory.
+    pub fn held_bytes(&self) -> usize {
+        self.held_bytes
+    }
+
+    /// Whether the lane may load more messages: below half of both [`BUFFER`] and
+    /// [`BUFFER_BYTES`], so loads come in large steps.
+    pub fn wants_more(&self) -> bool {
+        self.held() < BUFFER / 2 && self.held_bytes < BUFFER_BYTES / 2
+    }
+
+    /// How many more messages, and bytes of them, the lane may load now.
+    pub fn room(&self) -> (usize, usize) {
+        (
+            BUFFER.saturating_sub(self.held()),
+            BUFFER_BYTES.saturating_sub(self.held_bytes),
+        )
+    }
+
+    /// Forgets the size of a message that left memory.
+    fn release(&mut self, offset: u64) {
+        if let Some(size) = self.sizes.remove(&offset) {
+            self.held_bytes = self.held_bytes.saturating_sub(size);
+        }
     }
 
     /// Messages handed out and not yet settled.
@@ -201,6 +236,9 @@ impl ConsumerLane {
                 .attempts
                 .map_or((0, 0), |a| (a.attempts.len() as u32, a.retry_at_ms));
             let due_ms = p.message.deliver_at_ms.max(retry_at);
+            let size = message_size(&p.message);
+            self.held_bytes += size;
+            self.sizes.insert(offset, size);
             self.insert_pending(
                 offset,
                 Pending {
@@ -366,10 +404,12 @@ impl ConsumerLane {
     pub fn committed(&mut self, sent: &RecordDeliveries, done: &DeliveriesRecorded) {
         for offset in done.acked.iter().chain(&done.dead).chain(&done.ignored) {
             self.in_flight.remove(offset);
+            self.release(*offset);
         }
         if !self.sub.ordered_by_key && !done.waiting.is_empty() {
             for offset in &done.waiting {
                 self.in_flight.remove(offset);
+                self.release(*offset);
             }
             // Its timer may fire before the next load looks; make sure the next load happens.
             self.ready_unloaded = true;
@@ -415,6 +455,12 @@ impl ConsumerLane {
     }
 }
 
+/// What a message takes in memory, near enough: its key and its payload as JSON text.
+fn message_size(message: &Message) -> usize {
+    let payload = serde_json::to_vec(&message.payload).map_or(0, |bytes| bytes.len());
+    message.id.len() + message.topic.len() + message.key.len() + payload
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -454,6 +500,34 @@ mod tests {
             },
             attempts: None,
         }
+    }
+
+    #[test]
+    fn large_messages_fill_the_byte_budget_and_settling_frees_it() {
+        let mut lane = ConsumerLane::new(sub(false, 10), 0);
+        let mut big = message(1, "k");
+        big.message.payload = json!("x".repeat(BUFFER_BYTES / 2));
+        lane.add_loaded(vec![big, message(2, "k")]);
+        assert!(lane.held_bytes() > BUFFER_BYTES / 2);
+        assert!(
+            !lane.wants_more(),
+            "half the byte budget held: no more loads"
+        );
+        assert!(lane.room().1 < BUFFER_BYTES / 2);
+
+        let mut token = 0;
+        assert_eq!(lane.hand_out(0, 10, None, &mut token).len(), 2);
+        assert!(lane.decide(1, None, Ok(())));
+        let sent = lane.take_outcomes().unwrap();
+        lane.committed(
+            &sent,
+            &DeliveriesRecorded {
+                acked: vec![1],
+                ..Default::default()
+            },
+        );
+        assert!(lane.held_bytes() < 100, "the settled message left memory");
+        assert!(lane.wants_more());
     }
 
     #[test]

@@ -36,7 +36,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::batcher::Batcher;
 use crate::clock::now_ms;
-use crate::consumer_lane::{ConsumerLane, BUFFER};
+use crate::consumer_lane::ConsumerLane;
 use crate::queue_handle::{PullRequest, QueueHandle};
 use crate::settle_waiters::SettleWaiters;
 
@@ -224,7 +224,9 @@ impl Scheduler {
             }
             if lane.wants_ready() {
                 let ready_marks = lane.sub.ready_marks;
-                let room = BUFFER.saturating_sub(lane.held());
+                let (room, bytes) = lane.room();
+                // Ready messages are loaded by count; over the byte budget, none are.
+                let room = if bytes == 0 { 0 } else { room };
                 let (ready, more) =
                     self.reads()
                         .ready(&lane.sub, |offset| lane.holds(offset), room)?;
@@ -398,10 +400,12 @@ impl Scheduler {
     fn step(&self, state: &mut LoopState, now: i64, events: &mpsc::Sender<Event>) {
         let reads = self.reads();
         for lane in state.lanes.values_mut() {
-            if lane.held() < BUFFER / 2 {
+            if lane.wants_more() {
                 match reads.head(&lane.sub.topic) {
                     Ok(head) if head > lane.scanned() => {
-                        match reads.pending_after(&lane.sub, lane.scanned(), BUFFER - lane.held()) {
+                        let (messages, bytes) = lane.room();
+                        match reads.pending_after_within(&lane.sub, lane.scanned(), messages, bytes)
+                        {
                             Ok(scan) => {
                                 lane.scanned_to(scan.through);
                                 if scan.complete {

@@ -609,6 +609,19 @@ impl QueueReads<'_> {
         after: u64,
         limit: usize,
     ) -> Result<Scanned, StoreError> {
+        self.pending_after_within(sub, after, limit, usize::MAX)
+    }
+
+    /// [`QueueReads::pending_after`], also stopping before the messages returned pass
+    /// `max_bytes` of stored message (at least one is returned): what bounds a group's memory
+    /// when messages are large.
+    pub fn pending_after_within(
+        &self,
+        sub: &Subscription,
+        after: u64,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<Scanned, StoreError> {
         let txn = self.txn();
         let prefix = keys::message_prefix(&sub.topic);
         let start = after.max(sub.cursor);
@@ -619,8 +632,10 @@ impl QueueReads<'_> {
             complete: true,
         };
         let mut examined = 0;
+        let mut bytes = 0usize;
         scan_prefix(self.db, CF_MESSAGES, &from, &prefix, |key, value| {
-            if scanned.messages.len() >= limit || examined >= limit + SKIP_BUDGET {
+            let over_bytes = !scanned.messages.is_empty() && bytes + value.len() > max_bytes;
+            if scanned.messages.len() >= limit || examined >= limit + SKIP_BUDGET || over_bytes {
                 scanned.complete = false;
                 return Ok(false);
             }
@@ -639,6 +654,7 @@ impl QueueReads<'_> {
                     pending.attempts.as_ref(),
                 )?
             {
+                bytes += value.len();
                 scanned.messages.push(pending);
             }
             Ok(true)

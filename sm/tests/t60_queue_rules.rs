@@ -524,3 +524,42 @@ fn removing_a_group_takes_its_records_in_bounded_steps_and_blocks_its_name_until
         Err(Rejection::Conflict(_))
     ));
 }
+
+#[test]
+fn a_scan_stops_at_its_byte_budget_but_always_returns_one_message() {
+    let mut f = Fixture::new();
+    f.run(1, subscribe("g", "big", 3, false)).unwrap();
+    for _ in 0..3 {
+        f.run(
+            1,
+            Action::Publish(Publish {
+                topic: "big".into(),
+                key: "k".into(),
+                payload_json: format!("\"{}\"", "x".repeat(1000)),
+                delay_ms: 0,
+                deliver_at_ms: 0,
+            }),
+        )
+        .unwrap();
+    }
+    let sub = f.sub("g");
+    let all = f
+        .reads()
+        .pending_after_within(&sub, 0, 10, usize::MAX)
+        .unwrap();
+    assert_eq!(all.messages.len(), 3);
+    assert!(all.complete);
+    let two = f.reads().pending_after_within(&sub, 0, 10, 2500).unwrap();
+    assert_eq!(
+        two.messages.len(),
+        2,
+        "two messages of ~1 KB fit in 2500 bytes"
+    );
+    assert!(!two.complete);
+    let one = f.reads().pending_after_within(&sub, 0, 10, 10).unwrap();
+    assert_eq!(
+        one.messages.len(),
+        1,
+        "a message larger than the budget still comes alone"
+    );
+}
