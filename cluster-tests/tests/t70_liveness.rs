@@ -582,3 +582,61 @@ fn holds(condition: bool) -> Result<(), String> {
         Err("not yet".to_owned())
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_cuts_forwarded_writes_too() {
+    use cluster::chaos::proxy::LinkState;
+    let (cluster, proxy) = cluster::chaos::run::start_cluster(11, Vec::new())
+        .await
+        .unwrap();
+    let leader = cluster.wait_for_leader().await.unwrap();
+    let followers = cluster.followers().await.unwrap();
+    ok(
+        &cluster,
+        Request::json(
+            Method::PUT,
+            "/admin/skus/P",
+            &json!({"stock": 10, "price_cents": 100}),
+        ),
+    )
+    .await;
+    let before = cluster.status(leader).await.unwrap().last_log_index;
+
+    eprintln!("--- isolate the leader, then write through a follower that still names it");
+    for id in &followers {
+        proxy.set_both(leader, *id, LinkState::Down);
+    }
+    let follower = cluster.client(followers[0]).clone();
+    let write = tokio::spawn(async move {
+        follower
+            .send(
+                Request::json(
+                    Method::POST,
+                    "/v1/orders",
+                    &json!({"user_id": "u1", "items": [{"sku": "P", "qty": 1}]}),
+                )
+                .idempotency_key("through-a-partition"),
+            )
+            .await
+    });
+    let reached = poll_until(
+        "the isolated leader to append something",
+        Duration::from_secs(3),
+        || async {
+            let status = cluster.status(leader).await.map_err(|e| e.to_string())?;
+            holds(status.last_log_index != before)
+        },
+    )
+    .await;
+    assert!(
+        reached.is_err(),
+        "a write forwarded across the partition reached the isolated leader's log"
+    );
+
+    eprintln!("--- heal: the write was committed once or not at all");
+    proxy.heal();
+    let _ = write.await;
+    cluster.wait_for_leader().await.unwrap();
+    let orders: Value = ok(&cluster, Request::get("/v1/orders?user_id=u1")).await;
+    assert!(orders["orders"].as_array().map_or(0, Vec::len) <= 1);
+}

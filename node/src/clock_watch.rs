@@ -121,12 +121,12 @@ pub async fn run(
     watch: std::sync::Arc<ClockWatch>,
     raft: Raft,
     secret: String,
+    raft_addr: std::net::SocketAddr,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let http = match reqwest::Client::builder()
+    let http = match crate::network::peer_client_builder(raft_addr)
         .connect_timeout(Duration::from_millis(300))
         .timeout(Duration::from_millis(1000))
-        .no_proxy()
         .build()
     {
         Ok(http) => http,

@@ -46,19 +46,29 @@ impl PeerNetwork {
         raft_addr: SocketAddr,
         max_append_bytes: usize,
     ) -> Result<Self, reqwest::Error> {
-        let mut builder = reqwest::Client::builder()
+        let http = peer_client_builder(raft_addr)
             .connect_timeout(Duration::from_millis(500))
             .pool_idle_timeout(Duration::from_secs(30))
-            .tcp_nodelay(true);
-        if raft_addr.ip().is_loopback() {
-            builder = builder.local_address(raft_addr.ip());
-        }
-        let http = builder.build()?;
+            .tcp_nodelay(true)
+            .build()?;
         Ok(PeerNetwork {
             http,
             secret,
             max_append_bytes,
         })
+    }
+}
+
+/// An HTTP client builder for any connection to a peer's Raft port (Raft RPCs, forwarded writes,
+/// clock probes): it connects from `raft_addr`'s IP when that is a loopback address, so a proxy
+/// in front of a peer tells every connection of this node by its source and a partition cuts
+/// all of them; it never goes through an HTTP proxy from the environment.
+pub fn peer_client_builder(raft_addr: SocketAddr) -> reqwest::ClientBuilder {
+    let builder = reqwest::Client::builder().no_proxy();
+    if raft_addr.ip().is_loopback() {
+        builder.local_address(raft_addr.ip())
+    } else {
+        builder
     }
 }
 

@@ -107,11 +107,12 @@ pub async fn run(
         clock.clone(),
         raft.clone(),
         config.cluster_secret.clone(),
+        socket(&config.raft_addr)?,
         shutdown.clone(),
     ));
     let batcher = Batcher::start(
         raft.clone(),
-        WriteForwarder::new(config.cluster_secret.clone())?,
+        WriteForwarder::new(config.cluster_secret.clone(), socket(&config.raft_addr)?)?,
         clock.clone(),
         BatcherConfig {
             max_batch: config.max_batch,

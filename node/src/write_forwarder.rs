@@ -10,6 +10,7 @@
 //! the other leads. A forward whose answer is lost leaves each command's outcome unknown
 //! (`Unavailable`), and the client retries with its `Idempotency-Key`.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use api::ClusterError;
@@ -35,13 +36,13 @@ pub struct WriteForwarder {
 }
 
 impl WriteForwarder {
-    /// A forwarder presenting `secret`.
-    pub fn new(secret: String) -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder()
+    /// A forwarder presenting `secret`, connecting from this node's Raft address like every
+    /// other peer connection (see [`crate::network::peer_client_builder`]).
+    pub fn new(secret: String, raft_addr: SocketAddr) -> Result<Self, reqwest::Error> {
+        let http = crate::network::peer_client_builder(raft_addr)
             .connect_timeout(Duration::from_millis(500))
             .timeout(FORWARD_TIMEOUT)
             .tcp_nodelay(true)
-            .no_proxy()
             .build()?;
         Ok(WriteForwarder { http, secret })
     }

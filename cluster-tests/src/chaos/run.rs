@@ -187,7 +187,7 @@ pub async fn run(options: ChaosOptions) -> Result<Report> {
 
 /// Starts three nodes, each on its own loopback IP, with every Raft port behind the proxy, and
 /// `node_args` (the payment provider's URL) on every node.
-async fn start_cluster(seed: u64, node_args: Vec<String>) -> Result<(Cluster, LinkProxy)> {
+pub async fn start_cluster(seed: u64, node_args: Vec<String>) -> Result<(Cluster, LinkProxy)> {
     let mut listen = BTreeMap::new();
     for id in 1..=NODES {
         let ip = node_ip(id);
