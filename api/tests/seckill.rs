@@ -20,7 +20,7 @@ impl Client {
     fn new() -> Self {
         let cluster = Arc::new(LocalCluster::new());
         let config = ApiConfig {
-            admin_token: None,
+            access: api::Access::default(),
             default_pay_within_secs: 86_400,
             seckill_pay_within_secs: 900,
         };

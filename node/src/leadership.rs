@@ -35,6 +35,10 @@ pub struct LeaderServices {
     pub refund_url: String,
     /// Settled queue messages older than this are removed; 0 keeps them.
     pub queue_retention_ms: u64,
+    /// The key refund calls are signed with (`[payment] signing_secret`), empty for none.
+    pub refund_signing_secret: String,
+    /// The key this node's pull receipts are made under.
+    pub receipt_key: crate::receipt::ReceiptKey,
 }
 
 impl LeaderServices {
@@ -87,6 +91,8 @@ impl LeaderServices {
             self.batcher.clone(),
             self.queue.clone(),
             self.refund_url.clone(),
+            self.refund_signing_secret.clone(),
+            self.receipt_key.clone(),
         ) {
             Ok(scheduler) => {
                 tokio::spawn(scheduler.run(stopped));

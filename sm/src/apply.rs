@@ -378,7 +378,7 @@ fn cancel_order(txn: &mut Txn<'_>, ctx: &Ctx, cancel: &CancelOrder) -> Result<Ou
     }
 }
 
-/// Publishes a client's message; its delivery time is the later of `deliver_at` and the delay
+/// Publishes a client's message, never into a reserved topic; its delivery time is the later of `deliver_at` and the delay
 /// from the batch clock.
 fn publish_message(
     txn: &mut Txn<'_>,
@@ -387,6 +387,11 @@ fn publish_message(
 ) -> Result<Outcome, StoreError> {
     if publish.topic.is_empty() {
         return Ok(Err(Rejection::Invalid("empty topic".into())));
+    }
+    if crate::reserved_topics::is_reserved(&publish.topic) {
+        return Ok(Err(Rejection::ReservedTopic {
+            topic: publish.topic.clone(),
+        }));
     }
     let Ok(payload) = serde_json::from_str(&publish.payload_json) else {
         return Ok(Err(Rejection::Invalid("payload is not JSON".into())));

@@ -24,6 +24,7 @@ use crate::queue::{self, Message};
 use crate::queue_timers;
 use crate::refund;
 use crate::retention;
+use crate::signing_secret::SigningSecret;
 use crate::timers;
 use crate::txn::Txn;
 
@@ -34,6 +35,9 @@ pub struct PushTarget {
     pub url: String,
     /// No answer within this is a failed attempt.
     pub timeout_ms: u64,
+    /// The key deliveries are signed with; empty for unsigned deliveries.
+    #[serde(default)]
+    pub signing_secret: SigningSecret,
 }
 
 /// A consumer group's settings and committed position.
@@ -168,17 +172,32 @@ pub fn put(txn: &mut Txn<'_>, put: &PutSubscription) -> Result<Outcome, StoreErr
             "a subscription needs a group, a topic and max_attempts >= 1".into(),
         )));
     }
-    let push = (!put.push_url.is_empty()).then(|| PushTarget {
-        url: put.push_url.clone(),
-        timeout_ms: put.timeout_ms,
-    });
     if group_removal::is_removing(txn, &put.group)? {
         return Ok(Err(Rejection::Conflict(format!(
             "group {} is still being removed; create it again shortly",
             put.group
         ))));
     }
-    let sub = match load(txn, &put.group)? {
+    let existing = load(txn, &put.group)?;
+    // The key a push group keeps: its current one, unless this PUT names a new one.
+    let current_key = existing
+        .as_ref()
+        .and_then(|s| s.push.as_ref())
+        .map(|p| p.signing_secret.clone())
+        .filter(|k| !k.is_empty());
+    let (signing_secret, new_key) = match current_key {
+        Some(key) if put.signing_secret_drawn || put.signing_secret.is_empty() => (key, false),
+        _ => (
+            SigningSecret::from(put.signing_secret.clone()),
+            !put.signing_secret.is_empty(),
+        ),
+    };
+    let push = (!put.push_url.is_empty()).then(|| PushTarget {
+        url: put.push_url.clone(),
+        timeout_ms: put.timeout_ms,
+        signing_secret: signing_secret.clone(),
+    });
+    let sub = match existing {
         Some(old) if old.topic != put.topic => {
             return Ok(Err(Rejection::Invalid(format!(
                 "group {} consumes {}; its topic cannot change",
@@ -225,6 +244,12 @@ pub fn put(txn: &mut Txn<'_>, put: &PutSubscription) -> Result<Outcome, StoreErr
         },
     };
     save(txn, &sub)?;
+    if new_key && sub.push.is_some() {
+        return Ok(Ok(Applied::SubscriptionSigned {
+            subscription: sub,
+            signing_secret: signing_secret.expose().to_string(),
+        }));
+    }
     Ok(Ok(Applied::Subscription(sub)))
 }
 

@@ -150,6 +150,7 @@ fn subscribe(group: &str, topic: &str, max_attempts: u32, latest: bool) -> Actio
         rate_per_sec: 0,
         ordered_by_key: false,
         start_latest: latest,
+        ..Default::default()
     })
 }
 
