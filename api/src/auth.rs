@@ -238,8 +238,9 @@ impl std::fmt::Display for Caller {
     }
 }
 
-/// The node's tokens, and the check of a request against them.
-#[derive(Debug, Clone, Default)]
+/// The node's tokens, and the check of a request against them. Its `Debug` names which tokens
+/// are configured, never their values.
+#[derive(Clone, Default)]
 pub struct Access {
     /// The operator's token for `/admin`; `None` when not configured.
     admin_token: Option<String>,
@@ -247,6 +248,17 @@ pub struct Access {
     clients: Vec<ClientToken>,
     /// The scraper's token for `/metrics`; `None` leaves `/metrics` open.
     metrics_token: Option<String>,
+}
+
+impl std::fmt::Debug for Access {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shown = |t: &Option<String>| if t.is_some() { "<hidden>" } else { "<unset>" };
+        f.debug_struct("Access")
+            .field("admin_token", &shown(&self.admin_token))
+            .field("clients", &self.clients)
+            .field("metrics_token", &shown(&self.metrics_token))
+            .finish()
+    }
 }
 
 impl Access {
@@ -492,6 +504,14 @@ mod tests {
         let publish = Route::parse("POST", "/v1/topics/t/messages").unwrap();
         assert!(open.authorize(&admin, &request("/", None)).is_ok());
         assert!(open.authorize(&publish, &request("/", None)).is_ok());
+    }
+
+    #[test]
+    fn debug_shows_no_token() {
+        let shown = format!("{:?}", access());
+        for token in ["admin-secret", "shop-token", "ops-token", "scrape"] {
+            assert!(!shown.contains(token), "{shown}");
+        }
     }
 
     #[test]

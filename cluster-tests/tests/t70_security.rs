@@ -365,8 +365,14 @@ async fn t70_receipts_settle_only_their_own_pull_lease() {
         }
 
         phase("--- the genuine receipts still settle their own leases, once");
-        assert_eq!(acked(node, "t70-a", std::slice::from_ref(&receipt_a)).await, 1);
-        assert_eq!(acked(node, "t70-b", std::slice::from_ref(&receipt_b)).await, 1);
+        assert_eq!(
+            acked(node, "t70-a", std::slice::from_ref(&receipt_a)).await,
+            1
+        );
+        assert_eq!(
+            acked(node, "t70-b", std::slice::from_ref(&receipt_b)).await,
+            1
+        );
         assert_eq!(
             acked(node, "t70-a", &[receipt_a]).await,
             0,

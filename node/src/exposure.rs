@@ -69,19 +69,15 @@ pub fn check(config: &Config) -> Result<(), Exposed> {
     Ok(())
 }
 
-/// Whether anything on this node is open to callers without a token: true only for a lone
-/// loopback node without tokens (the only kind [`check`] lets start that way).
+/// The parts of the API open to callers without a token (as `api::Access` decides): only on a
+/// lone loopback node without tokens is anything open ([`check`] lets no other start that way).
 pub fn open_parts(config: &Config) -> Vec<&'static str> {
     let mut open = Vec::new();
     if config.clients.is_empty() {
         open.push("/v1");
     }
-    if config.admin_token.is_empty()
-        && !config
-            .clients
-            .iter()
-            .any(|c| c.scopes.contains(&api::Scope::Admin))
-    {
+    // With clients configured, /admin needs the admin token or a client with the admin scope.
+    if config.admin_token.is_empty() && config.clients.is_empty() {
         open.push("/admin");
     }
     open

@@ -23,6 +23,7 @@
 //!   order, backoff), pure logic.
 //! - [`push`]: one webhook POST as the contract describes it.
 //! - [`webhook_signature`]: the `X-Orderq-Signature` HMAC on every webhook call.
+//! - [`webhook_resolver`]: webhook name resolution that never yields a link-local address.
 //! - [`receipt`]: pull receipts, MACed under a per-node random key (unguessable, bound to group
 //!   and lease).
 //! - [`queue_handle`]: pull requests from the API to the running scheduler; its stats back.
@@ -51,6 +52,7 @@ pub mod serve;
 pub mod settle_waiters;
 pub mod timer_service;
 pub mod timing_wheel;
+pub mod webhook_resolver;
 pub mod webhook_signature;
 pub mod wipe_guard;
 pub mod write_forwarder;

@@ -26,6 +26,10 @@ pub async fn deliver(
         "attempt": attempt,
         "published_at": sm::order_event::rfc3339(message.published_at_ms),
     });
+    // Checked again at call time: a group put before link-local URLs were refused keeps its URL.
+    if let Err(e) = api::webhook_target::check_push_url(&target.url) {
+        return Err(format!("refused: {}", e.message));
+    }
     let body = body.to_string();
     let mut request = http
         .post(&target.url)

@@ -143,6 +143,8 @@ impl Scheduler {
             // A webhook's answer is its own: a redirect would send the delivery (and, for the
             // refund group, the refund) to wherever the receiver points.
             .redirect(reqwest::redirect::Policy::none())
+            // Names are resolved without link-local addresses (cloud metadata).
+            .dns_resolver(std::sync::Arc::new(crate::webhook_resolver::NoLinkLocal))
             .pool_max_idle_per_host(1024)
             .tcp_nodelay(true)
             .build()?;
