@@ -16,6 +16,9 @@
 //! - A proposal that fails puts its messages back to pending: they are delivered again.
 //! - A pull consumer's `ack`/`nack` is answered only once the proposal carrying it committed
 //!   ([`SettleWaiters`]): an acknowledged ack is never lost to a leader change.
+//! - Only pull groups lease to callers: `receive`, `ack` and `nack` on a push group or a built-in
+//!   group are refused (`not_pull_group`), and a receipt settles only the lease it names in the
+//!   group it was issued for (its MAC, `receipt`, is checked before anything else).
 //! - Delayed messages and retries wait in the time wheel (`sm::queue_timers`): their timers are
 //!   armed by `apply` with the publish or the failed attempt, and when one fires `apply` marks
 //!   the message ready and this scheduler loads it. Only ordered groups hold waiting messages in
