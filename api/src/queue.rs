@@ -277,6 +277,12 @@ impl<C: Cluster> Api<C> {
             }
             Route::PutSubscription(group) => {
                 let put = parse_body::<SubscriptionBody>(&req.body)?.into_command(&group)?;
+                let status = self.cluster.status();
+                let members = status
+                    .nodes
+                    .iter()
+                    .flat_map(|n| [n.api_addr.as_str(), n.raft_addr.as_str()]);
+                crate::webhook_target::check_not_member(&put.push_url, members)?;
                 self.propose(req, Action::PutSubscription(put)).await
             }
             Route::RemoveSubscription(group) => {

@@ -767,7 +767,7 @@ async fn t70_the_peer_port_refuses_an_empty_secret() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn t70_webhooks_are_signed_and_never_sent_to_link_local_addresses() {
+async fn t70_webhooks_are_signed_and_never_sent_to_link_local_addresses_or_the_cluster() {
     let hook = Receiver::start(0, ReceiverOptions::default())
         .await
         .expect("webhook");
@@ -838,7 +838,7 @@ async fn t70_webhooks_are_signed_and_never_sent_to_link_local_addresses() {
             hook.received()
         );
 
-        phase("--- a key given in the PUT is the one used from then on");
+        phase("--- a key given in the PUT replaces it; the old one signs too for a grace period");
         let given = "t70-given-signing-key-abcdefghijkl";
         let changed = ok(
             node,
@@ -846,22 +846,32 @@ async fn t70_webhooks_are_signed_and_never_sent_to_link_local_addresses() {
         )
         .await;
         assert_eq!(changed["signing_secret"], given);
-        hook.require_signature(Some(given.to_string()));
-        ok(node, publish("t70.signed", "k", json!({"n": 3}))).await;
-        poll_until(
-            "the fourth delivery, under the new key",
-            Duration::from_secs(20),
-            || async {
+        let acked_count = |want: usize| {
+            let hook = &hook;
+            async move {
                 let acked = hook.acked_ids().len();
-                if acked == 4 {
+                if acked == want {
                     Ok(())
                 } else {
-                    Err(format!("{acked} acknowledged"))
+                    Err(format!("{acked} acknowledged: {:?}", hook.received()))
                 }
-            },
+            }
+        };
+        ok(node, publish("t70.signed", "k", json!({"n": 3}))).await;
+        poll_until(
+            "a receiver still on the old key",
+            Duration::from_secs(20),
+            || acked_count(4),
         )
         .await
-        .expect("delivered under the new key");
+        .expect("verified under the old key during the grace period");
+        hook.require_signature(Some(given.to_string()));
+        ok(node, publish("t70.signed", "k", json!({"n": 4}))).await;
+        poll_until("a receiver on the new key", Duration::from_secs(20), || {
+            acked_count(5)
+        })
+        .await
+        .expect("verified under the new key");
 
         phase("--- refunds are signed with [payment] signing_secret");
         put_sku(node).await;
@@ -890,10 +900,14 @@ async fn t70_webhooks_are_signed_and_never_sent_to_link_local_addresses() {
         .await
         .expect("refunded");
 
-        phase("--- link-local push URLs are refused");
+        phase("--- link-local push URLs and the cluster's own ports are refused");
+        let own_api = format!("{}/v1/orders", cluster.api(1));
+        let own_raft = format!("http://{}/raft/vote", cluster.raft_addr(1));
         for url in [
             "http://169.254.169.254/latest/meta-data/",
             "http://[fe80::1]:8080/hook",
+            own_api.as_str(),
+            own_raft.as_str(),
         ] {
             let r = send(
                 node,

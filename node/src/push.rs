@@ -38,9 +38,10 @@ pub async fn deliver(
         .header("x-orderq-message-id", message.id.as_str())
         .header("x-orderq-attempt", attempt.to_string());
     if !target.signing_secret.is_empty() {
+        let now = crate::clock::now_ms();
         let signature = crate::webhook_signature::sign(
-            target.signing_secret.expose(),
-            crate::clock::now_ms().div_euclid(1000),
+            &crate::webhook_signature::keys_of(target, now),
+            now.div_euclid(1000),
             body.as_bytes(),
         );
         request = request.header(crate::webhook_signature::SIGNATURE_HEADER, signature);

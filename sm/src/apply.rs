@@ -76,7 +76,7 @@ fn apply_command(
         Some(Action::FireTimers(fire)) => timers::fire(txn, now_ms, fire)?,
         Some(Action::Seckill(buy)) => crate::seckill::buy_one(txn, &ctx, buy)?,
         Some(Action::Publish(publish)) => publish_message(txn, now_ms, publish)?,
-        Some(Action::PutSubscription(put)) => crate::subscription::put(txn, put)?,
+        Some(Action::PutSubscription(put)) => crate::subscription::put(txn, now_ms, put)?,
         Some(Action::RecordDeliveries(results)) => {
             crate::subscription::record(txn, now_ms, results)?
         }
