@@ -38,6 +38,8 @@ pub struct ApiConfig {
     pub default_pay_within_secs: u64,
     /// Payment window of flash-sale orders: short, so unpaid units return to the sale soon.
     pub seckill_pay_within_secs: u64,
+    /// Where push URLs may point (never link-local; within `webhook_allow` when set).
+    pub webhook_policy: crate::webhook_target::WebhookPolicy,
 }
 
 /// The API of one node.

@@ -124,7 +124,6 @@ impl SubscriptionBody {
                 {
                     return Err(ApiError::invalid("push.url must be an http(s) URL"));
                 }
-                crate::webhook_target::check_push_url(&push.url)?;
                 let timeout = push.timeout_ms.unwrap_or(5000);
                 check_range("push.timeout_ms", timeout, 1, 600_000)?;
                 (push.url, timeout)
@@ -283,6 +282,9 @@ impl<C: Cluster> Api<C> {
                     .iter()
                     .flat_map(|n| [n.api_addr.as_str(), n.raft_addr.as_str()]);
                 crate::webhook_target::check_not_member(&put.push_url, members)?;
+                if !put.push_url.is_empty() {
+                    self.config.webhook_policy.check_url(&put.push_url)?;
+                }
                 self.propose(req, Action::PutSubscription(put)).await
             }
             Route::RemoveSubscription(group) => {

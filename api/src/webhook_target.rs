@@ -3,12 +3,145 @@
 //! otherwise fetch the cloud's credentials for whoever may create a subscription. So is a URL on
 //! a member's own API or Raft port: deliveries would be requests to the cluster itself.
 //!
-//! Only addresses written in the URL are checked here; the scheduler's HTTP client follows no
-//! redirects, so a receiver cannot bounce a delivery elsewhere.
+//! With `webhook_allow` (a list of address ranges) configured, webhooks go only there.
+//!
+//! Only addresses written in the URL are checked here; a host name is checked when the scheduler
+//! resolves it (its resolver answers only addresses [`WebhookPolicy::permits`]), and its HTTP
+//! client follows no redirects, so a receiver cannot bounce a delivery elsewhere.
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
 use crate::error::ApiError;
+
+/// An address range: `ip/prefix` (`10.0.0.0/8`, `2001:db8::/32`) or a single address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(try_from = "String")]
+pub struct Cidr {
+    /// The range's first address (host bits cleared).
+    network: IpAddr,
+    /// Leading bits that must match.
+    prefix: u8,
+}
+
+/// A range that does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not an address range (ip/prefix, such as 10.0.0.0/8 or 2001:db8::/32)")]
+pub struct InvalidCidr(pub String);
+
+/// The IPv4 address an IPv4-mapped IPv6 address stands for, else `ip` itself.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+fn bits(ip: IpAddr) -> (u128, u8) {
+    match ip {
+        IpAddr::V4(v4) => (u128::from(u32::from(v4)), 32),
+        IpAddr::V6(v6) => (u128::from(v6), 128),
+    }
+}
+
+/// The top `prefix` bits of a `width`-bit address (`prefix <= width`).
+fn mask(prefix: u8, width: u8) -> u128 {
+    if prefix == 0 {
+        return 0;
+    }
+    (u128::MAX << (128 - u32::from(prefix))) >> (128 - u32::from(width))
+}
+
+impl std::str::FromStr for Cidr {
+    type Err = InvalidCidr;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let invalid = || InvalidCidr(text.to_string());
+        let (ip, prefix) = match text.trim().split_once('/') {
+            Some((ip, prefix)) => (ip, Some(prefix)),
+            None => (text.trim(), None),
+        };
+        let ip = canonical(ip.parse::<IpAddr>().map_err(|_| invalid())?);
+        let (value, width) = bits(ip);
+        let prefix = match prefix {
+            Some(p) => p.parse::<u8>().map_err(|_| invalid())?,
+            None => width,
+        };
+        if prefix > width {
+            return Err(invalid());
+        }
+        let network = value & mask(prefix, width);
+        let network = match ip {
+            IpAddr::V4(_) => IpAddr::V4(u32::try_from(network).map_err(|_| invalid())?.into()),
+            IpAddr::V6(_) => IpAddr::V6(network.into()),
+        };
+        Ok(Cidr { network, prefix })
+    }
+}
+
+impl TryFrom<String> for Cidr {
+    type Error = InvalidCidr;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        text.parse()
+    }
+}
+
+impl std::fmt::Display for Cidr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.network, self.prefix)
+    }
+}
+
+impl Cidr {
+    /// Whether `ip` lies in the range (an IPv4-mapped IPv6 address counts as its IPv4 one).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = canonical(ip);
+        let ((value, width), (network, network_width)) = (bits(ip), bits(self.network));
+        width == network_width && value & mask(self.prefix, width) == network
+    }
+}
+
+/// Where webhooks may go: never to a link-local address, and only into `webhook_allow` when it
+/// names any range.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WebhookPolicy {
+    /// The ranges webhooks are restricted to; empty: anywhere but link-local.
+    allow: Vec<Cidr>,
+}
+
+impl WebhookPolicy {
+    /// A policy restricting webhooks to `allow` (empty: no restriction beyond link-local).
+    pub fn new(allow: Vec<Cidr>) -> Self {
+        WebhookPolicy { allow }
+    }
+
+    /// Whether a webhook may be sent to `ip`.
+    pub fn permits(&self, ip: IpAddr) -> bool {
+        !is_link_local(ip) && (self.allow.is_empty() || self.allow.iter().any(|c| c.contains(ip)))
+    }
+
+    /// Refuses a push URL whose host is an address this policy does not permit, or that has no
+    /// host (400 `invalid_request`). A host name passes here; it is checked when resolved.
+    pub fn check_url(&self, url: &str) -> Result<(), ApiError> {
+        let host = host_of(url).ok_or_else(|| ApiError::invalid("push.url has no host"))?;
+        if host.is_empty() {
+            return Err(ApiError::invalid("push.url has no host"));
+        }
+        // A zone id (`fe80::1%eth0`) is link-local by nature.
+        let bare = host.split('%').next().unwrap_or(host);
+        if host.contains('%') || parse_ip(bare).is_some_and(is_link_local) {
+            return Err(ApiError::invalid(format!(
+                "push.url points at the link-local address {host}, which webhooks may not reach"
+            )));
+        }
+        if parse_ip(bare).is_some_and(|ip| !self.permits(ip)) {
+            return Err(ApiError::invalid(format!(
+                "push.url points at {host}, outside webhook_allow"
+            )));
+        }
+        Ok(())
+    }
+}
 
 /// The host of an `http(s)://` URL as written: between `://` (after any `user@`) and the port,
 /// path, query or fragment; an IPv6 literal without its brackets.
@@ -37,22 +170,6 @@ fn parse_ip(host: &str) -> Option<IpAddr> {
     host.parse::<IpAddr>()
         .ok()
         .or_else(|| host.parse::<Ipv6Addr>().ok().map(IpAddr::V6))
-}
-
-/// Refuses a push URL whose host is a link-local address (400 `invalid_request`).
-pub fn check_push_url(url: &str) -> Result<(), ApiError> {
-    let host = host_of(url).ok_or_else(|| ApiError::invalid("push.url has no host"))?;
-    if host.is_empty() {
-        return Err(ApiError::invalid("push.url has no host"));
-    }
-    // A zone id (`fe80::1%eth0`) is link-local by nature.
-    let bare = host.split('%').next().unwrap_or(host);
-    if host.contains('%') || parse_ip(bare).is_some_and(is_link_local) {
-        return Err(ApiError::invalid(format!(
-            "push.url points at the link-local address {host}, which webhooks may not reach"
-        )));
-    }
-    Ok(())
 }
 
 /// The address a URL names when its host is an IP literal: the port given, or the scheme's.
@@ -119,7 +236,7 @@ mod tests {
             "http://[febf::1]/",
             "http://[::ffff:169.254.169.254]/",
         ] {
-            assert!(check_push_url(url).is_err(), "{url}");
+            assert!(WebhookPolicy::default().check_url(url).is_err(), "{url}");
         }
     }
 
@@ -152,6 +269,40 @@ mod tests {
     }
 
     #[test]
+    fn ranges_parse_and_contain() {
+        let ten: Cidr = "10.1.2.3/8".parse().unwrap();
+        assert_eq!(ten.to_string(), "10.0.0.0/8");
+        assert!(ten.contains("10.200.0.1".parse().unwrap()));
+        assert!(ten.contains("::ffff:10.0.0.1".parse().unwrap()));
+        assert!(!ten.contains("11.0.0.1".parse().unwrap()));
+        let one: Cidr = "192.168.1.7".parse().unwrap();
+        assert!(one.contains("192.168.1.7".parse().unwrap()));
+        assert!(!one.contains("192.168.1.8".parse().unwrap()));
+        let v6: Cidr = "2001:db8::/32".parse().unwrap();
+        assert!(v6.contains("2001:db8:1::1".parse().unwrap()));
+        assert!(!v6.contains("10.0.0.1".parse().unwrap()));
+        let any: Cidr = "0.0.0.0/0".parse().unwrap();
+        assert!(any.contains("8.8.8.8".parse().unwrap()));
+        for bad in ["10.0.0.0/33", "x/8", "10.0.0.0/", "::/129"] {
+            assert!(bad.parse::<Cidr>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn an_allow_list_restricts_literal_hosts() {
+        let policy = WebhookPolicy::new(vec!["10.0.0.0/8".parse().unwrap()]);
+        assert!(policy.check_url("http://10.2.3.4/hook").is_ok());
+        assert!(policy.check_url("http://127.0.0.1:9900/hook").is_err());
+        assert!(
+            policy.check_url("http://hooks.example.com/").is_ok(),
+            "names wait for resolution"
+        );
+        assert!(!policy.permits("169.254.169.254".parse().unwrap()));
+        let open = WebhookPolicy::default();
+        assert!(open.permits("127.0.0.1".parse().unwrap()));
+    }
+
+    #[test]
     fn other_hosts_pass() {
         for url in [
             "http://127.0.0.1:9900/hook",
@@ -160,7 +311,7 @@ mod tests {
             "http://169.255.0.1/",
             "http://[fec0::1]/",
         ] {
-            assert!(check_push_url(url).is_ok(), "{url}");
+            assert!(WebhookPolicy::default().check_url(url).is_ok(), "{url}");
         }
     }
 }

@@ -20,6 +20,7 @@ impl Client {
             access: api::Access::new(admin_token.map(str::to_string), Vec::new(), None),
             default_pay_within_secs: 86_400,
             seckill_pay_within_secs: 900,
+            webhook_policy: Default::default(),
         };
         let cluster = Arc::new(LocalCluster::new());
         Client {

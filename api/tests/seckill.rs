@@ -23,6 +23,7 @@ impl Client {
             access: api::Access::default(),
             default_pay_within_secs: 86_400,
             seckill_pay_within_secs: 900,
+            webhook_policy: Default::default(),
         };
         Client {
             api: Api::new(cluster.clone(), config),

@@ -925,3 +925,73 @@ async fn t70_webhooks_are_signed_and_never_sent_to_link_local_addresses_or_the_c
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t70_webhook_allow_keeps_webhooks_inside_its_ranges() {
+    let hook = Receiver::start(0, ReceiverOptions::default())
+        .await
+        .expect("webhook");
+    let options = ClusterOptions {
+        extra_args: vec!["--webhook-allow".into(), "10.0.0.0/8".into()],
+        ..Default::default()
+    };
+    let cluster = Cluster::start(1, options).await.expect("cluster");
+    within(Duration::from_secs(40), async {
+        let node = cluster.client(1);
+        let by_name = hook.url().replace("127.0.0.1", "localhost");
+
+        phase("--- an address outside webhook_allow is refused when the group is put");
+        let r = send(
+            node,
+            Request::json(
+                Method::PUT,
+                "/admin/subscriptions/t70-outside",
+                &json!({"topic": "t70.allow", "push": {"url": hook.url()}}),
+            ),
+        )
+        .await;
+        assert_refused(
+            &r,
+            400,
+            "invalid_request",
+            "127.0.0.1 is outside 10.0.0.0/8",
+        );
+
+        phase("--- a name is checked when it resolves: localhost is outside too");
+        ok(
+            node,
+            Request::json(
+                Method::PUT,
+                "/admin/subscriptions/t70-by-name",
+                &json!({
+                    "topic": "t70.allow",
+                    "push": {"url": by_name, "timeout_ms": 1000},
+                    "backoff": {"initial_ms": 100, "max_ms": 200},
+                }),
+            ),
+        )
+        .await;
+        ok(node, publish("t70.allow", "k", json!({"n": 1}))).await;
+        poll_until("a failed attempt", Duration::from_secs(20), || async {
+            let subs = ok(node, Request::get("/admin/subscriptions")).await;
+            let failures = subs["subscriptions"]
+                .as_array()
+                .and_then(|subs| subs.iter().find(|s| s["group"] == "t70-by-name"))
+                .and_then(|s| s["failures"].as_u64())
+                .unwrap_or(0);
+            if failures >= 2 {
+                Ok(())
+            } else {
+                Err(format!("{failures} failed attempts"))
+            }
+        })
+        .await
+        .expect("attempts fail");
+        assert!(
+            hook.received().is_empty(),
+            "the receiver outside the allowed ranges was never called: {:?}",
+            hook.received()
+        );
+    })
+    .await;
+}

@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use api::webhook_target::Cidr;
 use api::{ClientToken, Scope};
 use clap::Args;
 use serde::Deserialize;
@@ -84,6 +85,9 @@ pub struct Config {
     pub metrics_token_file: Option<PathBuf>,
     /// The clients and their scopes; with any, every `/v1` call needs a client token.
     pub clients: Vec<Client>,
+    /// Address ranges webhooks (push groups, refunds) may reach, such as `10.0.0.0/8`; empty:
+    /// anywhere but link-local addresses.
+    pub webhook_allow: Vec<Cidr>,
     /// Payment provider settings.
     pub payment: Payment,
     /// Election timeout (the lower bound; the upper is twice it).
@@ -137,6 +141,7 @@ impl Default for Config {
             metrics_token: Secret::default(),
             metrics_token_file: None,
             clients: Vec::new(),
+            webhook_allow: Vec::new(),
             payment: Payment::default(),
             election_timeout_ms: 1000,
             heartbeat_ms: 200,
@@ -223,6 +228,10 @@ pub struct ServeArgs {
     /// A file holding the cluster secret.
     #[arg(long, env = "ORDERQ_CLUSTER_SECRET_FILE")]
     pub cluster_secret_file: Option<PathBuf>,
+    /// Address ranges webhooks may reach (`10.0.0.0/8,2001:db8::/32`); none: anywhere but
+    /// link-local addresses.
+    #[arg(long, env = "ORDERQ_WEBHOOK_ALLOW", value_delimiter = ',')]
+    pub webhook_allow: Vec<Cidr>,
     /// Bearer token for /metrics (none: /metrics is open).
     #[arg(long, env = "ORDERQ_METRICS_TOKEN", hide_env_values = true)]
     pub metrics_token: Option<String>,
@@ -349,6 +358,9 @@ impl Config {
                 *secret = Secret::from(value.clone());
             }
         }
+        if !args.webhook_allow.is_empty() {
+            config.webhook_allow.clone_from(&args.webhook_allow);
+        }
         if args.join {
             config.join = true;
         }
@@ -390,6 +402,11 @@ impl Config {
                 .fill_from_file(client.token_file.as_deref(), "token")?;
         }
         Ok(())
+    }
+
+    /// Where webhooks may go, as the API and the scheduler check it.
+    pub fn webhook_policy(&self) -> api::webhook_target::WebhookPolicy {
+        api::webhook_target::WebhookPolicy::new(self.webhook_allow.clone())
     }
 
     /// The configured clients as the API checks them.

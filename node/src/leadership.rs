@@ -37,6 +37,8 @@ pub struct LeaderServices {
     pub queue_retention_ms: u64,
     /// The key refund calls are signed with (`[payment] signing_secret`), empty for none.
     pub refund_signing_secret: String,
+    /// Where webhooks may go.
+    pub webhook_policy: api::webhook_target::WebhookPolicy,
     /// The key this node's pull receipts are made under.
     pub receipt_key: crate::receipt::ReceiptKey,
 }
@@ -93,6 +95,7 @@ impl LeaderServices {
             self.refund_url.clone(),
             self.refund_signing_secret.clone(),
             self.receipt_key.clone(),
+            self.webhook_policy.clone(),
         ) {
             Ok(scheduler) => {
                 tokio::spawn(scheduler.run(stopped));

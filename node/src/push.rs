@@ -10,9 +10,11 @@ use sm::queue::Message;
 use sm::refund::REFUND_GROUP;
 use sm::subscription::PushTarget;
 
-/// Posts `message` (its `attempt`-th delivery) for `group` to `target`.
+/// Posts `message` (its `attempt`-th delivery) for `group` to `target`, if `policy` lets a
+/// webhook reach it.
 pub async fn deliver(
     http: &reqwest::Client,
+    policy: &api::webhook_target::WebhookPolicy,
     group: &str,
     target: &PushTarget,
     message: &Message,
@@ -27,7 +29,7 @@ pub async fn deliver(
         "published_at": sm::order_event::rfc3339(message.published_at_ms),
     });
     // Checked again at call time: a group put before link-local URLs were refused keeps its URL.
-    if let Err(e) = api::webhook_target::check_push_url(&target.url) {
+    if let Err(e) = policy.check_url(&target.url) {
         return Err(format!("refused: {}", e.message));
     }
     let body = body.to_string();

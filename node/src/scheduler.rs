@@ -28,6 +28,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use api::webhook_target::WebhookPolicy;
 use api::{ClusterError, LiveDeliveries, PulledMessage};
 use sm::command::{Action, Command, PutSubscription, RecordDeliveries};
 use sm::order_event::REFUND_REQUESTED;
@@ -129,6 +130,8 @@ pub struct Scheduler {
     http: reqwest::Client,
     /// What pull receipts are made and checked under.
     receipt_key: ReceiptKey,
+    /// Where webhooks may go.
+    webhook_policy: Arc<WebhookPolicy>,
 }
 
 impl Scheduler {
@@ -140,14 +143,17 @@ impl Scheduler {
         refund_url: String,
         refund_signing_secret: String,
         receipt_key: ReceiptKey,
+        webhook_policy: WebhookPolicy,
     ) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(2))
             // A webhook's answer is its own: a redirect would send the delivery (and, for the
             // refund group, the refund) to wherever the receiver points.
             .redirect(reqwest::redirect::Policy::none())
-            // Names are resolved without link-local addresses (cloud metadata).
-            .dns_resolver(std::sync::Arc::new(crate::webhook_resolver::NoLinkLocal))
+            // Names resolve only to addresses webhooks may reach (never cloud metadata).
+            .dns_resolver(Arc::new(crate::webhook_resolver::Permitted {
+                policy: webhook_policy.clone(),
+            }))
             .pool_max_idle_per_host(1024)
             .tcp_nodelay(true)
             .build()?;
@@ -159,6 +165,7 @@ impl Scheduler {
             refund_signing_secret,
             http,
             receipt_key,
+            webhook_policy: Arc::new(webhook_policy),
         })
     }
 
@@ -456,12 +463,14 @@ impl Scheduler {
                 for (offset, lease) in lane.hand_out(now, room, None, &mut state.token) {
                     state.pushes += 1;
                     let http = self.http.clone();
+                    let policy = self.webhook_policy.clone();
                     let group = lane.sub.group.clone();
                     let target = target.clone();
                     let events = events.clone();
                     tokio::spawn(async move {
                         let result = crate::push::deliver(
                             &http,
+                            &policy,
                             &group,
                             &target,
                             &lease.message,

@@ -139,6 +139,7 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
         queue: queue.clone(),
         refund_url: config.payment.refund_url.clone(),
         refund_signing_secret: config.payment.signing_secret.expose().to_string(),
+        webhook_policy: config.webhook_policy(),
         queue_retention_ms: config.queue_retention_secs.saturating_mul(1000),
         receipt_key: crate::receipt::ReceiptKey::generate()
             .map_err(|e| ServeError::Random(e.to_string()))?,
@@ -157,6 +158,7 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
             ),
             default_pay_within_secs: config.default_pay_within_secs,
             seckill_pay_within_secs: config.seckill_pay_within_secs,
+            webhook_policy: config.webhook_policy(),
         },
     ));
     let (api_bound, api_server) = api::server::bind(api, socket(&config.api_addr)?, stopped())
