@@ -563,6 +563,54 @@ refund_url = "http://127.0.0.1:1/refund"
     }
 
     #[test]
+    fn clients_take_their_tokens_from_files_and_must_be_distinct() {
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("token");
+        std::fs::write(&token, "from-file\n").unwrap();
+        let path = dir.path().join("n.toml");
+        let write = |clients: &str| {
+            std::fs::write(
+                &path,
+                clients.replace("TOKEN_FILE", &token.display().to_string()),
+            )
+            .unwrap();
+        };
+        let args = ServeArgs {
+            config: Some(path.clone()),
+            ..Default::default()
+        };
+        write(
+            r#"
+[[clients]]
+name = "a"
+token_file = "TOKEN_FILE"
+scopes = ["orders:read", "publish:shop.*"]
+[[clients]]
+name = "b"
+token = "inline"
+scopes = ["admin"]
+"#,
+        );
+        let config = Config::load(&args).unwrap();
+        let tokens = config.client_tokens();
+        assert_eq!(tokens[0].token, "from-file");
+        assert_eq!(tokens[1].scopes, vec![Scope::Admin]);
+        assert!(
+            !format!("{config:?}").contains("inline"),
+            "Debug hides tokens"
+        );
+        write("[[clients]]\nname = \"a\"\ntoken = \"t\"\nscopes = [\"orders:delete\"]\n");
+        assert!(Config::load(&args).is_err(), "unknown scope");
+        write(
+            "[[clients]]\nname = \"a\"\ntoken = \"t\"\nscopes = [\"seckill\"]\n\
+             [[clients]]\nname = \"b\"\ntoken = \"t\"\nscopes = [\"seckill\"]\n",
+        );
+        assert!(Config::load(&args).is_err(), "shared token");
+        write("[[clients]]\nname = \"a\"\nscopes = [\"seckill\"]\n");
+        assert!(Config::load(&args).is_err(), "no token");
+    }
+
+    #[test]
     fn bad_peers_and_unknown_keys_are_refused() {
         assert!(parse_peer("x=1,2").is_err());
         assert!(parse_peer("1=127.0.0.1:1").is_err());
