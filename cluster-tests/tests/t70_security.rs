@@ -401,6 +401,11 @@ scopes = ["orders:pay", "orders:read"]
 name = "ops"
 token = "ops-token"
 scopes = ["admin"]
+
+[[clients]]
+name = "analytics"
+token = "analytics-token"
+scopes = ["changes:read"]
 "#
         .replace(
             "PAYMENTS_TOKEN_FILE",
@@ -509,6 +514,29 @@ async fn t70_client_tokens_open_only_their_scopes_on_every_node() {
         assert_refused(&r, 403, "forbidden", "shop may not read changes");
         let r = send(
             node,
+            Request::get("/v1/changes?wait_ms=0").bearer("analytics-token"),
+        )
+        .await;
+        assert_eq!(r.status, 200, "changes:read reads changes: {}", r.body);
+        let r = send(
+            node,
+            Request::get("/v1/changes/stream").without_admin_token(),
+        )
+        .await;
+        assert_refused(&r, 401, "unauthorized", "the change stream without a token");
+        let r = send(
+            node,
+            Request::get("/v1/changes/stream").bearer("shop-token"),
+        )
+        .await;
+        assert_refused(
+            &r,
+            403,
+            "forbidden",
+            "the change stream without changes:read",
+        );
+        let r = send(
+            node,
             Request::json(
                 Method::POST,
                 "/v1/seckill/T70",
@@ -534,6 +562,48 @@ async fn t70_client_tokens_open_only_their_scopes_on_every_node() {
             "forbidden",
             "consume:shop-* does not cover billing-pull",
         );
+
+        phase("--- a pull group within consume:shop-*: receive and ack forwarded with the token");
+        ok(
+            cluster.client(leader),
+            Request::json(
+                Method::PUT,
+                "/admin/subscriptions/shop-pull",
+                &json!({"topic": "shop.news"}),
+            ),
+        )
+        .await;
+        let leased = ok(
+            node,
+            Request::json(
+                Method::POST,
+                "/v1/subscriptions/shop-pull/receive",
+                &json!({"max": 10, "wait_ms": 5000}),
+            )
+            .bearer("shop-token"),
+        )
+        .await;
+        let receipts: Vec<String> = leased["messages"]
+            .as_array()
+            .map(|m| {
+                m.iter()
+                    .filter_map(|m| m["receipt"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert_eq!(receipts.len(), 1, "the one shop.news message: {leased}");
+        let ack = |token: &str| {
+            Request::json(
+                Method::POST,
+                "/v1/subscriptions/shop-pull/ack",
+                &json!({"receipts": receipts}),
+            )
+            .bearer(token)
+        };
+        let r = send(node, ack("payments-token")).await;
+        assert_refused(&r, 403, "forbidden", "payments may not ack shop's group");
+        let acked = ok(node, ack("shop-token")).await;
+        assert_eq!(acked["acked"], 1, "{acked}");
 
         phase("--- /admin: the admin token or the admin scope; other tokens 403, none 401");
         let put = || {
