@@ -244,6 +244,9 @@ pub struct ServeArgs {
     /// The key refund calls to the payment provider are signed with.
     #[arg(long, env = "ORDERQ_PAYMENT_SIGNING_SECRET", hide_env_values = true)]
     pub payment_signing_secret: Option<String>,
+    /// A file holding the key refund calls are signed with.
+    #[arg(long, env = "ORDERQ_PAYMENT_SIGNING_SECRET_FILE")]
+    pub payment_signing_secret_file: Option<PathBuf>,
     /// Election timeout in milliseconds.
     #[arg(long, env = "ORDERQ_ELECTION_TIMEOUT_MS")]
     pub election_timeout_ms: Option<u64>,
@@ -369,6 +372,12 @@ impl Config {
         }
         if let Some(key) = &args.payment_signing_secret {
             config.payment.signing_secret = Secret::from(key.clone());
+        }
+        if args.payment_signing_secret_file.is_some() {
+            config
+                .payment
+                .signing_secret_file
+                .clone_from(&args.payment_signing_secret_file);
         }
         if !args.peers.is_empty() {
             config.peers = args
