@@ -38,6 +38,10 @@ pub enum ClusterError {
     /// a member, a node id already taken by other addresses).
     #[error("refused: {0}")]
     Refused(String),
+    /// `ack`/`nack` named a group that is not pulled (a push group, or a built-in group that
+    /// only orderq settles): its receipts are never the caller's to settle.
+    #[error("not a pull group: {0}")]
+    NotPullGroup(String),
 }
 
 /// An HTTP request as the API received it, kept whole so it can be forwarded to the leader.

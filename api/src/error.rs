@@ -41,6 +41,30 @@ impl ApiError {
         Self::new(401, "unauthorized", "missing or wrong bearer token")
     }
 
+    /// 403 `forbidden`: the bearer token is valid but lacks the scope this call needs.
+    pub fn forbidden(scope: &str) -> Self {
+        Self::new(
+            403,
+            "forbidden",
+            format!("this token lacks the scope {scope}"),
+        )
+    }
+
+    /// 403 `reserved_topic`: only orderq itself writes this topic.
+    pub fn reserved_topic(topic: &str) -> Self {
+        Self::new(
+            403,
+            "reserved_topic",
+            format!("topic {topic} is written by orderq only; it cannot be published to"),
+        )
+    }
+
+    /// 409 `not_pull_group`: `ack`/`nack` are for pull groups; push groups (and the built-in
+    /// refund group) are settled by orderq's own deliveries.
+    pub fn not_pull_group(message: impl Into<String>) -> Self {
+        Self::new(409, "not_pull_group", message)
+    }
+
     /// 404 `not_found`.
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(404, "not_found", message)
@@ -140,6 +164,7 @@ impl From<Rejection> for ApiError {
             Rejection::LimitExceeded { .. } => Self::new(409, "limit_exceeded", message),
             Rejection::NotFound { .. } => Self::new(404, "not_found", message),
             Rejection::IdempotencyKeyReused => Self::new(422, "idempotency_key_reused", message),
+            Rejection::ReservedTopic { .. } => Self::new(403, "reserved_topic", message),
             Rejection::Invalid(_) => Self::new(400, "invalid_request", message),
             Rejection::EntryFull => Self::overloaded(message),
         }
@@ -159,6 +184,7 @@ impl From<ClusterError> for ApiError {
             )),
             ClusterError::Refused(m) => Self::invalid_state(m),
             ClusterError::TooLarge(m) => Self::new(413, "payload_too_large", m),
+            ClusterError::NotPullGroup(m) => Self::not_pull_group(m),
         }
     }
 }

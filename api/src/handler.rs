@@ -9,6 +9,8 @@ use sm::command::{Action, CancelOrder, Command, PayOrder};
 use sm::outcome::{Applied, Outcome};
 use sm::StateReader;
 
+use crate::audit;
+use crate::auth::Access;
 use crate::changes::{self, ChangeStream, ChangesQuery};
 use crate::cluster::{Cluster, ClusterError, ClusterStatus, HttpReply, HttpRequest};
 use crate::error::ApiError;
@@ -29,8 +31,9 @@ pub const FORWARDED_HEADER: &str = "x-orderq-forwarded";
 /// Settings of the API layer.
 #[derive(Debug, Clone)]
 pub struct ApiConfig {
-    /// Bearer token required on `/admin/*`; `None` leaves admin open (single-node development).
-    pub admin_token: Option<String>,
+    /// The tokens callers present (admin, clients with scopes, metrics); none leaves the node
+    /// open (a lone node on loopback).
+    pub access: Access,
     /// Payment window of orders that name none.
     pub default_pay_within_secs: u64,
     /// Payment window of flash-sale orders: short, so unpaid units return to the sale soon.
@@ -38,6 +41,8 @@ pub struct ApiConfig {
     /// Most dead letters one redrive step moves (at most `sm::apply::MAX_REDRIVE`): a redrive of
     /// any size is proposed as bounded steps, one entry each.
     pub redrive_step: usize,
+    /// Where push URLs may point (never link-local; within `webhook_allow` when set).
+    pub webhook_policy: crate::webhook_target::WebhookPolicy,
 }
 
 /// The API of one node.
@@ -74,6 +79,14 @@ pub(crate) fn outcome_reply(outcome: Outcome) -> Result<HttpReply, ApiError> {
             }),
         )),
         Applied::Subscription(sub) => Ok(json_reply(200, &crate::queue::subscription_view(&sub))),
+        Applied::SubscriptionSigned {
+            subscription,
+            signing_secret,
+        } => {
+            let mut view = crate::queue::subscription_view(&subscription);
+            view["signing_secret"] = Value::String(signing_secret);
+            Ok(json_reply(200, &view))
+        }
         Applied::DeliveriesRecorded(done) => Ok(json_reply(
             200,
             &json!({"acked": done.acked.len(), "retrying": done.retrying.len(), "dead": done.dead.len()}),
@@ -101,8 +114,20 @@ impl<C: Cluster> Api<C> {
         let (template, reply) = match Route::parse(&request.method, &request.path) {
             Ok(route) => {
                 let template = route.template();
-                let reply = self.dispatch(route, &request).await;
-                (template, reply.unwrap_or_else(ApiError::into_reply))
+                let reply = match self.config.access.authorize(&route, &request) {
+                    Err(e) => e.into_reply(),
+                    Ok(caller) => {
+                        let reply = self
+                            .dispatch(route.clone(), &request)
+                            .await
+                            .unwrap_or_else(ApiError::into_reply);
+                        if audit::is_admin_write(&route) {
+                            audit::record(&caller, &route, &request, reply.status);
+                        }
+                        reply
+                    }
+                };
+                (template, reply)
             }
             Err(e) => ("unmatched", e.into_reply()),
         };
@@ -123,12 +148,17 @@ impl<C: Cluster> Api<C> {
         }
         let started = Instant::now();
         let reader = self.cluster.reader();
-        let opened = ChangesQuery::parse(request.query.as_deref()).and_then(|query| {
-            if reader.restoring()? {
-                return Err(ApiError::restoring());
-            }
-            changes::open_stream(reader, query)
-        });
+        let opened = self
+            .config
+            .access
+            .authorize(&Route::ChangeStream, request)
+            .and_then(|_| ChangesQuery::parse(request.query.as_deref()))
+            .and_then(|query| {
+                if reader.restoring()? {
+                    return Err(ApiError::restoring());
+                }
+                changes::open_stream(reader, query)
+            });
         let status = opened.as_ref().map_or_else(|e| e.status, |_| 200);
         self.metrics.observe(
             &request.method,
@@ -140,9 +170,6 @@ impl<C: Cluster> Api<C> {
     }
 
     async fn dispatch(&self, route: Route, req: &HttpRequest) -> Result<HttpReply, ApiError> {
-        if route.is_admin() {
-            self.check_admin(req)?;
-        }
         match route {
             Route::Healthz => Ok(json_reply(200, &json!({"status": "ok"}))),
             Route::Readyz => match self.cluster.status() {
@@ -362,20 +389,6 @@ impl<C: Cluster> Api<C> {
             }
         }
         Ok(out)
-    }
-
-    fn check_admin(&self, req: &HttpRequest) -> Result<(), ApiError> {
-        let Some(token) = &self.config.admin_token else {
-            return Ok(());
-        };
-        let presented = req
-            .header("authorization")
-            .and_then(|v| v.strip_prefix("Bearer "));
-        if presented.map(str::as_bytes) == Some(token.as_bytes()) {
-            Ok(())
-        } else {
-            Err(ApiError::unauthorized())
-        }
     }
 
     /// Proposes `action` with the request's idempotency key; forwards to the leader if needed.

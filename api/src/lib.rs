@@ -7,9 +7,13 @@
 //! - [`routes`]: the route table ([`routes::ROUTES`] is what `docs/openapi.yaml` must describe).
 //! - [`request`]: bodies and queries with their validation.
 //! - [`idempotency`]: `Idempotency-Key` checks and request hashing.
-//! - [`handler`]: dispatch from request to reply, forwarding, admin auth.
+//! - [`auth`]: who may do what: admin, client and metrics tokens, scopes, constant-time checks.
+//! - [`audit`]: the audit log of admin writes (target `audit`), secrets hidden.
+//! - [`handler`]: dispatch from request to reply (after [`auth`]), forwarding.
 //! - [`seckill`]: the flash sale's purchase, with its sold-out answer from memory.
 //! - [`queue`]: publishing, subscriptions, dead letters, pull receive/ack/nack, refunds.
+//! - [`signing_key`]: a push group's signing key, given in its PUT or drawn here.
+//! - [`webhook_target`]: where a push URL may point (never link-local).
 //! - [`view`]: the JSON shapes of orders, SKUs and changes.
 //! - [`changes`]: the change stream's query, long poll and NDJSON stream.
 //! - [`error`]: the contract's error codes, mapped in one place.
@@ -17,6 +21,8 @@
 //! - [`cluster`]: the trait the node implements.
 //! - [`server`]: the warp glue (1 MiB body cap).
 
+pub mod audit;
+pub mod auth;
 pub mod changes;
 pub mod cluster;
 pub mod error;
@@ -28,8 +34,11 @@ pub mod request;
 pub mod routes;
 pub mod seckill;
 pub mod server;
+pub mod signing_key;
 pub mod view;
+pub mod webhook_target;
 
+pub use auth::{Access, ClientToken, Scope};
 pub use cluster::{
     Cluster, ClusterError, ClusterStatus, HttpReply, HttpRequest, LiveDeliveries, NodeStatus,
     PulledMessage, ReceiveLimits,

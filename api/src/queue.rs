@@ -85,6 +85,9 @@ pub struct SubscriptionBody {
     pub ordered_by_key: Option<bool>,
     /// `earliest` (default) or `latest`.
     pub start: Option<String>,
+    /// Push groups: the key deliveries are signed with. Absent: a new group gets a drawn key
+    /// (answered once), an existing group keeps its own.
+    pub signing_secret: Option<String>,
 }
 
 fn check_range(what: &str, value: u64, min: u64, max: u64) -> Result<(), ApiError> {
@@ -101,6 +104,19 @@ impl SubscriptionBody {
     pub fn into_command(self, group: &str) -> Result<PutSubscription, ApiError> {
         request::check_id("group", group)?;
         request::check_id("topic", &self.topic)?;
+        let (signing_secret, signing_secret_drawn) = match (&self.push, self.signing_secret) {
+            (None, Some(_)) => {
+                return Err(ApiError::invalid(
+                    "signing_secret belongs to push groups; pulled messages are not signed",
+                ))
+            }
+            (None, None) => (String::new(), false),
+            (Some(_), Some(key)) => {
+                crate::signing_key::check(&key)?;
+                (key, false)
+            }
+            (Some(_), None) => (crate::signing_key::draw()?, true),
+        };
         let (push_url, timeout_ms) = match self.push {
             Some(push) => {
                 if !(push.url.starts_with("http://") || push.url.starts_with("https://"))
@@ -153,6 +169,8 @@ impl SubscriptionBody {
             rate_per_sec,
             ordered_by_key: self.ordered_by_key.unwrap_or(false),
             start_latest,
+            signing_secret,
+            signing_secret_drawn,
         })
     }
 }
@@ -237,6 +255,9 @@ impl<C: Cluster> Api<C> {
         match route {
             Route::Publish(topic) => {
                 request::check_id("topic", &topic)?;
+                if sm::reserved_topics::is_reserved(&topic) {
+                    return Err(ApiError::reserved_topic(&topic));
+                }
                 let body = parse_body::<PublishBody>(&req.body)?;
                 let publish = publish_command(topic, body)?;
                 self.propose(req, Action::Publish(publish)).await
@@ -255,6 +276,15 @@ impl<C: Cluster> Api<C> {
             }
             Route::PutSubscription(group) => {
                 let put = parse_body::<SubscriptionBody>(&req.body)?.into_command(&group)?;
+                let status = self.cluster.status();
+                let members = status
+                    .nodes
+                    .iter()
+                    .flat_map(|n| [n.api_addr.as_str(), n.raft_addr.as_str()]);
+                crate::webhook_target::check_not_member(&put.push_url, members)?;
+                if !put.push_url.is_empty() {
+                    self.config.webhook_policy.check_url(&put.push_url)?;
+                }
                 self.propose(req, Action::PutSubscription(put)).await
             }
             Route::RemoveSubscription(group) => {

@@ -195,11 +195,6 @@ impl Route {
             Route::Nack(_) => "/v1/subscriptions/{group}/nack",
         }
     }
-
-    /// Whether the route is under `/admin` and so needs the admin token.
-    pub fn is_admin(&self) -> bool {
-        self.template().starts_with("/admin/")
-    }
 }
 
 #[cfg(test)]

@@ -17,10 +17,11 @@ struct Client {
 impl Client {
     fn new(admin_token: Option<&str>) -> Self {
         let config = ApiConfig {
-            admin_token: admin_token.map(str::to_string),
+            access: api::Access::new(admin_token.map(str::to_string), Vec::new(), None),
             default_pay_within_secs: 86_400,
             seckill_pay_within_secs: 900,
             redrive_step: 1000,
+            webhook_policy: Default::default(),
         };
         let cluster = Arc::new(LocalCluster::new());
         Client {

@@ -20,10 +20,11 @@ impl Client {
     fn new() -> Self {
         let cluster = Arc::new(LocalCluster::new());
         let config = ApiConfig {
-            admin_token: None,
+            access: api::Access::default(),
             default_pay_within_secs: 86_400,
             seckill_pay_within_secs: 900,
             redrive_step: 1000,
+            webhook_policy: Default::default(),
         };
         Client {
             api: Api::new(cluster.clone(), config),

@@ -86,6 +86,13 @@ impl Request {
         self.header(IDEMPOTENCY_KEY, key)
     }
 
+    /// Sends `Authorization: Bearer token` instead of the fixture's admin token (a client's
+    /// token, or a wrong one).
+    pub fn bearer(self, token: &str) -> Self {
+        self.without_admin_token()
+            .header("authorization", format!("Bearer {token}"))
+    }
+
     /// Does not add the admin token (to test that `/admin/*` refuses).
     pub fn without_admin_token(mut self) -> Self {
         self.with_admin_token = false;

@@ -36,6 +36,7 @@
 //! - [`load_stats`]: the load generator's counts, latency percentiles and rates per outcome.
 //! - [`receiver`]: [`Receiver`], a real webhook receiver / fake payment provider with failure
 //!   rate, fail-first-N and latency, recording every call (behind `src/bin/fake-provider.rs`).
+//! - [`signature`]: verifying `X-Orderq-Signature` as a webhook receiver does.
 //! - [`error`]: the one [`Error`] type.
 //! - `src/bin/loadgen.rs`: the benchmark's load generator.
 //! - `src/bin/follow-changes.rs`: the example change-stream consumer.
@@ -53,6 +54,7 @@ pub mod model;
 pub mod ports;
 pub mod process;
 pub mod receiver;
+pub mod signature;
 pub mod wait;
 
 pub use client::{create_order_retrying, ApiResponse, NodeClient, Request};

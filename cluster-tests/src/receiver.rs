@@ -1,7 +1,7 @@
 //! [`Receiver`]: a real HTTP webhook receiver and fake payment provider, for the queue's tests and
 //! the README demo (`src/bin/fake-provider.rs`). It answers every POST after a configurable
-//! latency, fails the first N calls and then a configurable share of them (500), and records
-//! every call it received.
+//! latency, fails the first N calls and then a configurable share of them (500), refuses calls
+//! whose signature does not verify when it is given the key, and records every call it received.
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -41,6 +41,9 @@ pub struct Received {
     pub body: Value,
     /// Whether it was answered 2xx.
     pub acked: bool,
+    /// Whether its `X-Orderq-Signature` verified under the key the receiver requires
+    /// ([`Receiver::require_signature`]); `None` when it requires none.
+    pub signature_valid: Option<bool>,
 }
 
 /// What the running server shares with its handle.
@@ -51,6 +54,8 @@ struct Shared {
     log: Mutex<Vec<Received>>,
     /// Failure draws.
     rng: Mutex<u64>,
+    /// The key calls must be signed with; calls without a valid signature are answered 500.
+    signing_secret: Mutex<Option<String>>,
 }
 
 impl Shared {
@@ -68,13 +73,25 @@ impl Shared {
             *rng ^= *rng << 17;
             (*rng >> 11) as f64 / (1u64 << 53) as f64
         };
-        let acked = calls >= options.fail_first && draw >= options.fail_rate;
         let header = |name: &str| {
             headers
                 .get(name)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned)
         };
+        let key = self
+            .signing_secret
+            .lock()
+            .map(|k| k.clone())
+            .unwrap_or_else(|p| p.into_inner().clone());
+        let signature_valid = key.map(|key| {
+            header("x-orderq-signature").is_some_and(|h| {
+                crate::signature::verify(&h, &key, body, now_ms().div_euclid(1000))
+            })
+        });
+        let acked = calls >= options.fail_first
+            && draw >= options.fail_rate
+            && signature_valid != Some(false);
         log.push(Received {
             id: header("x-orderq-message-id").unwrap_or_default(),
             attempt: header("x-orderq-attempt")
@@ -84,6 +101,7 @@ impl Shared {
             at_ms: now_ms(),
             body: serde_json::from_slice(body).unwrap_or(Value::Null),
             acked,
+            signature_valid,
         });
         (acked, options.latency_ms)
     }
@@ -106,6 +124,7 @@ impl Receiver {
             options: Mutex::new(options),
             log: Mutex::new(Vec::new()),
             rng: Mutex::new(0x2545_f491_4f6c_dd1d),
+            signing_secret: Mutex::new(None),
         });
         let state = shared.clone();
         let route = warp::post()
@@ -149,6 +168,14 @@ impl Receiver {
     pub fn set_options(&self, options: ReceiverOptions) {
         if let Ok(mut o) = self.shared.options.lock() {
             *o = options;
+        }
+    }
+
+    /// From now on, refuses (500) every call whose `X-Orderq-Signature` does not verify under
+    /// `key`; `None` accepts calls unsigned again.
+    pub fn require_signature(&self, key: Option<String>) {
+        if let Ok(mut slot) = self.shared.signing_secret.lock() {
+            *slot = key;
         }
     }
 

@@ -4,8 +4,12 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use api::webhook_target::Cidr;
+use api::{ClientToken, Scope};
 use clap::Args;
 use serde::Deserialize;
+
+use crate::secrets::{Secret, SecretError};
 
 /// A cluster member as configured: `[[peers]]` in the file, `--peer ID=RAFT_ADDR,API_ADDR` as a flag.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -26,6 +30,30 @@ pub struct Payment {
     /// The payment provider's refund endpoint (used by the refund flow).
     #[serde(default)]
     pub refund_url: String,
+    /// The key refund calls are signed with (`X-Orderq-Signature`), so the provider can tell
+    /// orderq's refunds from forgeries; empty leaves them unsigned.
+    #[serde(default)]
+    pub signing_secret: Secret,
+    /// A file holding `signing_secret`.
+    #[serde(default)]
+    pub signing_secret_file: Option<PathBuf>,
+}
+
+/// A `[[clients]]` entry: a service of the shop with its own token and what it may do.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Client {
+    /// Its name, which the audit log records (never the token).
+    pub name: String,
+    /// Its bearer token; or give `token_file`.
+    #[serde(default)]
+    pub token: Secret,
+    /// A file holding its bearer token, so the token stays out of the config file.
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+    /// What it may do: `orders:read`, `orders:write`, `orders:pay`, `orders:refund`,
+    /// `seckill`, `publish:<topic glob>`, `consume:<group glob>`, `changes:read`, `admin`.
+    pub scopes: Vec<Scope>,
 }
 
 /// Everything a node is configured with.
@@ -42,10 +70,24 @@ pub struct Config {
     pub raft_addr: String,
     /// The initial voters, this node included; empty means a single-node cluster of this node.
     pub peers: Vec<Peer>,
-    /// Bearer token required on `/admin/*`; empty leaves admin open.
-    pub admin_token: String,
-    /// Secret every peer must present on the Raft port.
-    pub cluster_secret: String,
+    /// Bearer token required on `/admin/*`; empty leaves admin open (only allowed for a lone
+    /// node on loopback, see `exposure`).
+    pub admin_token: Secret,
+    /// A file holding `admin_token`.
+    pub admin_token_file: Option<PathBuf>,
+    /// Secret every peer must present on the Raft port; required with peers.
+    pub cluster_secret: Secret,
+    /// A file holding `cluster_secret`.
+    pub cluster_secret_file: Option<PathBuf>,
+    /// Bearer token required on `/metrics`; empty leaves it open.
+    pub metrics_token: Secret,
+    /// A file holding `metrics_token`.
+    pub metrics_token_file: Option<PathBuf>,
+    /// The clients and their scopes; with any, every `/v1` call needs a client token.
+    pub clients: Vec<Client>,
+    /// Address ranges webhooks (push groups, refunds) may reach, such as `10.0.0.0/8`; empty:
+    /// anywhere but link-local addresses.
+    pub webhook_allow: Vec<Cidr>,
     /// Payment provider settings.
     pub payment: Payment,
     /// Election timeout (the lower bound; the upper is twice it).
@@ -102,8 +144,14 @@ impl Default for Config {
             api_addr: "127.0.0.1:8080".into(),
             raft_addr: "127.0.0.1:9080".into(),
             peers: Vec::new(),
-            admin_token: String::new(),
-            cluster_secret: String::new(),
+            admin_token: Secret::default(),
+            admin_token_file: None,
+            cluster_secret: Secret::default(),
+            cluster_secret_file: None,
+            metrics_token: Secret::default(),
+            metrics_token_file: None,
+            clients: Vec::new(),
+            webhook_allow: Vec::new(),
             payment: Payment::default(),
             election_timeout_ms: 1000,
             heartbeat_ms: 200,
@@ -148,6 +196,12 @@ pub enum ConfigError {
     /// A value is out of range or inconsistent.
     #[error("invalid configuration: {0}")]
     Invalid(String),
+    /// A secret file could not be used.
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    /// The node would be reachable, or talk to peers, without the secrets that protect it.
+    #[error(transparent)]
+    Exposed(#[from] crate::exposure::Exposed),
 }
 
 /// `orderq serve` flags. Each has an `ORDERQ_<KEY>` environment variable; flags beat the
@@ -173,15 +227,39 @@ pub struct ServeArgs {
     /// The environment variable takes them separated by spaces.
     #[arg(long = "peer", env = "ORDERQ_PEERS", value_delimiter = ' ')]
     pub peers: Vec<String>,
-    /// Bearer token for /admin/*.
-    #[arg(long, env = "ORDERQ_ADMIN_TOKEN")]
+    /// Bearer token for /admin/*. Prefer the environment variable or --admin-token-file: a
+    /// value on the command line is visible to every user of the machine.
+    #[arg(long, env = "ORDERQ_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
-    /// Secret peers present on the Raft port.
-    #[arg(long, env = "ORDERQ_CLUSTER_SECRET")]
+    /// A file holding the admin token.
+    #[arg(long, env = "ORDERQ_ADMIN_TOKEN_FILE")]
+    pub admin_token_file: Option<PathBuf>,
+    /// Secret peers present on the Raft port. Prefer the environment variable or
+    /// --cluster-secret-file.
+    #[arg(long, env = "ORDERQ_CLUSTER_SECRET", hide_env_values = true)]
     pub cluster_secret: Option<String>,
+    /// A file holding the cluster secret.
+    #[arg(long, env = "ORDERQ_CLUSTER_SECRET_FILE")]
+    pub cluster_secret_file: Option<PathBuf>,
+    /// Address ranges webhooks may reach (`10.0.0.0/8,2001:db8::/32`); none: anywhere but
+    /// link-local addresses.
+    #[arg(long, env = "ORDERQ_WEBHOOK_ALLOW", value_delimiter = ',')]
+    pub webhook_allow: Vec<Cidr>,
+    /// Bearer token for /metrics (none: /metrics is open).
+    #[arg(long, env = "ORDERQ_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
+    /// A file holding the metrics token.
+    #[arg(long, env = "ORDERQ_METRICS_TOKEN_FILE")]
+    pub metrics_token_file: Option<PathBuf>,
     /// The payment provider's refund endpoint.
     #[arg(long, env = "ORDERQ_PAYMENT_REFUND_URL")]
     pub payment_refund_url: Option<String>,
+    /// The key refund calls to the payment provider are signed with.
+    #[arg(long, env = "ORDERQ_PAYMENT_SIGNING_SECRET", hide_env_values = true)]
+    pub payment_signing_secret: Option<String>,
+    /// A file holding the key refund calls are signed with.
+    #[arg(long, env = "ORDERQ_PAYMENT_SIGNING_SECRET_FILE")]
+    pub payment_signing_secret_file: Option<PathBuf>,
     /// Election timeout in milliseconds.
     #[arg(long, env = "ORDERQ_ELECTION_TIMEOUT_MS")]
     pub election_timeout_ms: Option<u64>,
@@ -273,8 +351,6 @@ impl Config {
             data_dir,
             api_addr,
             raft_addr,
-            admin_token,
-            cluster_secret,
             election_timeout_ms,
             heartbeat_ms,
             snapshot_every,
@@ -292,11 +368,41 @@ impl Config {
             redrive_step,
             max_clock_offset_ms
         );
+        for (file, flag) in [
+            (&mut config.admin_token_file, &args.admin_token_file),
+            (&mut config.cluster_secret_file, &args.cluster_secret_file),
+            (&mut config.metrics_token_file, &args.metrics_token_file),
+        ] {
+            if flag.is_some() {
+                file.clone_from(flag);
+            }
+        }
+        for (secret, flag) in [
+            (&mut config.admin_token, &args.admin_token),
+            (&mut config.cluster_secret, &args.cluster_secret),
+            (&mut config.metrics_token, &args.metrics_token),
+        ] {
+            if let Some(value) = flag {
+                *secret = Secret::from(value.clone());
+            }
+        }
+        if !args.webhook_allow.is_empty() {
+            config.webhook_allow.clone_from(&args.webhook_allow);
+        }
         if args.join {
             config.join = true;
         }
         if let Some(url) = &args.payment_refund_url {
             config.payment.refund_url = url.clone();
+        }
+        if let Some(key) = &args.payment_signing_secret {
+            config.payment.signing_secret = Secret::from(key.clone());
+        }
+        if args.payment_signing_secret_file.is_some() {
+            config
+                .payment
+                .signing_secret_file
+                .clone_from(&args.payment_signing_secret_file);
         }
         if !args.peers.is_empty() {
             config.peers = args
@@ -306,8 +412,47 @@ impl Config {
                 .map(|s| parse_peer(s))
                 .collect::<Result<_, _>>()?;
         }
+        config.read_secret_files()?;
         config.validate()?;
+        crate::exposure::check(&config)?;
         Ok(config)
+    }
+
+    /// Fills each secret named by a `*_file` setting from its file.
+    fn read_secret_files(&mut self) -> Result<(), ConfigError> {
+        self.admin_token
+            .fill_from_file(self.admin_token_file.as_deref(), "admin_token")?;
+        self.cluster_secret
+            .fill_from_file(self.cluster_secret_file.as_deref(), "cluster_secret")?;
+        self.metrics_token
+            .fill_from_file(self.metrics_token_file.as_deref(), "metrics_token")?;
+        self.payment.signing_secret.fill_from_file(
+            self.payment.signing_secret_file.as_deref(),
+            "payment.signing_secret",
+        )?;
+        for client in &mut self.clients {
+            client
+                .token
+                .fill_from_file(client.token_file.as_deref(), "token")?;
+        }
+        Ok(())
+    }
+
+    /// Where webhooks may go, as the API and the scheduler check it.
+    pub fn webhook_policy(&self) -> api::webhook_target::WebhookPolicy {
+        api::webhook_target::WebhookPolicy::new(self.webhook_allow.clone())
+    }
+
+    /// The configured clients as the API checks them.
+    pub fn client_tokens(&self) -> Vec<ClientToken> {
+        self.clients
+            .iter()
+            .map(|c| ClientToken {
+                name: c.name.clone(),
+                token: c.token.expose().to_string(),
+                scopes: c.scopes.clone(),
+            })
+            .collect()
     }
 
     fn validate(&mut self) -> Result<(), ConfigError> {
@@ -352,6 +497,32 @@ impl Config {
         if self.queue_depth == 0 || self.seckill_queue_depth == 0 {
             return invalid("queue_depth and seckill_queue_depth must be at least 1".into());
         }
+        let mut names = std::collections::HashSet::new();
+        for client in &self.clients {
+            if client.name.trim().is_empty() {
+                return invalid("every [[clients]] entry needs a name".into());
+            }
+            if !names.insert(client.name.as_str()) {
+                return invalid(format!("client name {:?} is used twice", client.name));
+            }
+            if client.token.is_empty() {
+                return invalid(format!(
+                    "client {:?} has no token or token_file",
+                    client.name
+                ));
+            }
+            if client.scopes.is_empty() {
+                return invalid(format!("client {:?} has no scopes", client.name));
+            }
+        }
+        for (i, a) in self.clients.iter().enumerate() {
+            if self.clients[i + 1..].iter().any(|b| b.token == a.token) {
+                return invalid(format!(
+                    "client {:?} shares its token with another client",
+                    a.name
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -385,6 +556,7 @@ mod tests {
 node_id = 2
 api_addr = "127.0.0.1:8082"
 raft_addr = "127.0.0.1:9082"
+cluster_secret = "s"
 [[peers]]
 id = 1
 raft_addr = "127.0.0.1:9081"
@@ -423,6 +595,7 @@ refund_url = "http://127.0.0.1:1/refund"
         let args = ServeArgs {
             node_id: Some(4),
             join: true,
+            cluster_secret: Some("s".into()),
             ..Default::default()
         };
         let config = Config::load(&args).unwrap();
@@ -430,6 +603,54 @@ refund_url = "http://127.0.0.1:1/refund"
         assert!(config.peers.is_empty());
         assert!(!config.initialises());
         assert!(Config::load(&ServeArgs::default()).unwrap().initialises());
+    }
+
+    #[test]
+    fn clients_take_their_tokens_from_files_and_must_be_distinct() {
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("token");
+        std::fs::write(&token, "from-file\n").unwrap();
+        let path = dir.path().join("n.toml");
+        let write = |clients: &str| {
+            std::fs::write(
+                &path,
+                clients.replace("TOKEN_FILE", &token.display().to_string()),
+            )
+            .unwrap();
+        };
+        let args = ServeArgs {
+            config: Some(path.clone()),
+            ..Default::default()
+        };
+        write(
+            r#"
+[[clients]]
+name = "a"
+token_file = "TOKEN_FILE"
+scopes = ["orders:read", "publish:shop.*"]
+[[clients]]
+name = "b"
+token = "inline"
+scopes = ["admin"]
+"#,
+        );
+        let config = Config::load(&args).unwrap();
+        let tokens = config.client_tokens();
+        assert_eq!(tokens[0].token, "from-file");
+        assert_eq!(tokens[1].scopes, vec![Scope::Admin]);
+        assert!(
+            !format!("{config:?}").contains("inline"),
+            "Debug hides tokens"
+        );
+        write("[[clients]]\nname = \"a\"\ntoken = \"t\"\nscopes = [\"orders:delete\"]\n");
+        assert!(Config::load(&args).is_err(), "unknown scope");
+        write(
+            "[[clients]]\nname = \"a\"\ntoken = \"t\"\nscopes = [\"seckill\"]\n\
+             [[clients]]\nname = \"b\"\ntoken = \"t\"\nscopes = [\"seckill\"]\n",
+        );
+        assert!(Config::load(&args).is_err(), "shared token");
+        write("[[clients]]\nname = \"a\"\nscopes = [\"seckill\"]\n");
+        assert!(Config::load(&args).is_err(), "no token");
     }
 
     #[test]

@@ -50,7 +50,8 @@ pub struct Lease {
     pub failed: u32,
     /// Pull leases: when the consumer's visibility ends.
     pub expires_ms: Option<i64>,
-    /// Pull leases: the token in the receipt, so a stale receipt cannot settle a newer lease.
+    /// The lease's number, named (under a MAC, see `receipt`) in a pull receipt, so a stale
+    /// receipt cannot settle a newer lease of the same message.
     pub token: u64,
     /// Whether its outcome is decided and waiting to be committed.
     pub decided: bool,

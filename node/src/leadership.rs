@@ -47,6 +47,12 @@ pub struct LeaderServices {
     pub quorum: Arc<QuorumContact>,
     /// Whether this node's clock is off from the other voters' (then it runs no service).
     pub clock: Arc<ClockWatch>,
+    /// The key refund calls are signed with (`[payment] signing_secret`), empty for none.
+    pub refund_signing_secret: String,
+    /// Where webhooks may go.
+    pub webhook_policy: api::webhook_target::WebhookPolicy,
+    /// The key this node's pull receipts are made under.
+    pub receipt_key: crate::receipt::ReceiptKey,
 }
 
 /// How often leadership and quorum contact are looked at when nothing else changes.
@@ -116,6 +122,9 @@ impl LeaderServices {
             self.batcher.clone(),
             self.queue.clone(),
             self.refund_url.clone(),
+            self.refund_signing_secret.clone(),
+            self.receipt_key.clone(),
+            self.webhook_policy.clone(),
         ) {
             Ok(scheduler) => {
                 tokio::spawn(scheduler.run(stopped));

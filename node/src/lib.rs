@@ -5,6 +5,9 @@
 //! - [`clock`]: the wall clock leader-side code stamps time with.
 //! - [`clock_watch`]: clock offsets to the other voters; a node whose clock is off does not lead.
 //! - [`config`]: the one configuration struct, from file, environment and flags.
+//! - [`secrets`]: secrets that never print, read from `*_file` settings, compared in constant
+//!   time.
+//! - [`exposure`]: the start-up guard: no reachable node or cluster without its secrets.
 //! - [`serve`]: start-up and shutdown of a node; cluster initialisation.
 //! - [`batcher`]: group commit of concurrent writes into one Raft entry.
 //! - [`admission`]: per-lane budgets of queued writes (normal, flash sale); 429 when spent.
@@ -24,6 +27,10 @@
 //! - [`consumer_lane`]: one group's in-memory delivery state (pending, in flight, pacing, per-key
 //!   order, backoff), pure logic.
 //! - [`push`]: one webhook POST as the contract describes it.
+//! - [`webhook_signature`]: the `X-Orderq-Signature` HMAC on every webhook call.
+//! - [`webhook_resolver`]: webhook name resolution that never yields a link-local address.
+//! - [`receipt`]: pull receipts, MACed under a per-node random key (unguessable, bound to group
+//!   and lease).
 //! - [`queue_handle`]: pull requests from the API to the running scheduler; its stats back.
 //! - [`network`], [`peer_server`], [`peer_wire`]: the Raft peer protocol (prost over HTTP,
 //!   authenticated by the cluster secret).
@@ -35,6 +42,7 @@ pub mod clock;
 pub mod clock_watch;
 pub mod config;
 pub mod consumer_lane;
+pub mod exposure;
 pub mod leadership;
 pub mod membership_check;
 pub mod network;
@@ -45,10 +53,14 @@ pub mod queue_handle;
 pub mod queue_housekeeping;
 pub mod quorum_contact;
 pub mod raft_cluster;
+pub mod receipt;
 pub mod scheduler;
+pub mod secrets;
 pub mod serve;
 pub mod settle_waiters;
 pub mod timer_service;
 pub mod timing_wheel;
+pub mod webhook_resolver;
+pub mod webhook_signature;
 pub mod wipe_guard;
 pub mod write_forwarder;

@@ -1,5 +1,6 @@
 //! The Raft network, server side: the peer port. Refuses any request without the cluster secret
-//! (401) and hands decoded RPCs to openraft.
+//! (401; compared in constant time, and an empty secret never passes, so a lone node without
+//! one refuses every peer request) and hands decoded RPCs to openraft.
 
 use std::net::SocketAddr;
 
@@ -16,6 +17,7 @@ use crate::peer_wire::{
     AppendMsg, AppendReplyMsg, ClockReplyMsg, ProposeMsg, ProposeReplyMsg, SnapshotMsg,
     SnapshotReplyMsg, VoteMsg, VoteReplyMsg, WireError, SECRET_HEADER, TARGET_HEADER,
 };
+use crate::secrets::Secret;
 
 /// Largest peer message accepted: snapshot chunks and entry batches stay far below it.
 const MAX_PEER_BODY: u64 = 256 << 20;
@@ -113,7 +115,7 @@ pub fn bind(
     node_id: NodeId,
     raft: Raft,
     batcher: Batcher,
-    secret: String,
+    secret: Secret,
     addr: SocketAddr,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(SocketAddr, impl std::future::Future<Output = ()>), warp::Error> {
@@ -131,7 +133,8 @@ pub fn bind(
                 let batcher = batcher.clone();
                 let secret = secret.clone();
                 async move {
-                    if presented.as_deref() != Some(secret.as_str()) {
+                    // Constant time; an empty secret (a lone node) or an empty header never passes.
+                    if !presented.as_deref().is_some_and(|p| secret.matches(p)) {
                         return failure(
                             StatusCode::UNAUTHORIZED,
                             "missing or wrong cluster secret",

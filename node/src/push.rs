@@ -1,4 +1,5 @@
-//! Push delivery: one HTTP POST of a message to a group's webhook, as the contract describes it.
+//! Push delivery: one HTTP POST of a message to a group's webhook, as the contract describes it,
+//! signed with the group's key when it has one (`webhook_signature`).
 //! A 2xx acknowledges; any other status, a connection error or no answer within the group's
 //! timeout is a failed attempt, described in a short error string kept with the dead letter.
 
@@ -9,9 +10,11 @@ use sm::queue::Message;
 use sm::refund::REFUND_GROUP;
 use sm::subscription::PushTarget;
 
-/// Posts `message` (its `attempt`-th delivery) for `group` to `target`.
+/// Posts `message` (its `attempt`-th delivery) for `group` to `target`, if `policy` lets a
+/// webhook reach it.
 pub async fn deliver(
     http: &reqwest::Client,
+    policy: &api::webhook_target::WebhookPolicy,
     group: &str,
     target: &PushTarget,
     message: &Message,
@@ -25,17 +28,31 @@ pub async fn deliver(
         "attempt": attempt,
         "published_at": sm::order_event::rfc3339(message.published_at_ms),
     });
+    // Checked again at call time: a group put before link-local URLs were refused keeps its URL.
+    if let Err(e) = policy.check_url(&target.url) {
+        return Err(format!("refused: {}", e.message));
+    }
+    let body = body.to_string();
     let mut request = http
         .post(&target.url)
         .timeout(Duration::from_millis(target.timeout_ms.max(1)))
         .header("content-type", "application/json")
         .header("x-orderq-message-id", message.id.as_str())
         .header("x-orderq-attempt", attempt.to_string());
+    if !target.signing_secret.is_empty() {
+        let now = crate::clock::now_ms();
+        let signature = crate::webhook_signature::sign(
+            &crate::webhook_signature::keys_of(target, now),
+            now.div_euclid(1000),
+            body.as_bytes(),
+        );
+        request = request.header(crate::webhook_signature::SIGNATURE_HEADER, signature);
+    }
     if group == REFUND_GROUP {
         // The provider deduplicates refunds by order: a refund delivered twice is paid once.
         request = request.header("idempotency-key", message.key.as_str());
     }
-    match request.body(body.to_string()).send().await {
+    match request.body(body).send().await {
         Ok(response) if response.status().is_success() => Ok(()),
         Ok(response) => Err(format!("http status {}", response.status().as_u16())),
         Err(e) if e.is_timeout() => Err(format!("no answer within {} ms", target.timeout_ms)),

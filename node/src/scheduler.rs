@@ -16,6 +16,9 @@
 //! - A proposal that fails puts its messages back to pending: they are delivered again.
 //! - A pull consumer's `ack`/`nack` is answered only once the proposal carrying it committed
 //!   ([`SettleWaiters`]): an acknowledged ack is never lost to a leader change.
+//! - Only pull groups lease to callers: `receive`, `ack` and `nack` on a push group or a built-in
+//!   group are refused (`not_pull_group`), and a receipt settles only the lease it names in the
+//!   group it was issued for (its MAC, `receipt`, is checked before anything else).
 //! - Delayed messages and retries wait in the time wheel (`sm::queue_timers`): their timers are
 //!   armed by `apply` with the publish or the failed attempt, and when one fires `apply` marks
 //!   the message ready and this scheduler loads it. Only ordered groups hold waiting messages in
@@ -25,6 +28,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use api::webhook_target::WebhookPolicy;
 use api::{ClusterError, LiveDeliveries, PulledMessage};
 use sm::command::{Action, Command, PutSubscription, RecordDeliveries};
 use sm::order_event::REFUND_REQUESTED;
@@ -38,6 +42,7 @@ use crate::batcher::Batcher;
 use crate::clock::now_ms;
 use crate::consumer_lane::ConsumerLane;
 use crate::queue_handle::{PullRequest, QueueHandle};
+use crate::receipt::{Receipt, ReceiptKey};
 use crate::settle_waiters::SettleWaiters;
 
 /// Loop period when nothing happens.
@@ -122,8 +127,14 @@ pub struct Scheduler {
     handle: Arc<QueueHandle>,
     /// The payment provider's refund endpoint; empty when refunds are not configured.
     refund_url: String,
+    /// The key refund calls are signed with; empty leaves the group's key as it is.
+    refund_signing_secret: String,
     /// Client for webhooks.
     http: reqwest::Client,
+    /// What pull receipts are made and checked under.
+    receipt_key: ReceiptKey,
+    /// Where webhooks may go.
+    webhook_policy: Arc<WebhookPolicy>,
 }
 
 impl Scheduler {
@@ -133,9 +144,19 @@ impl Scheduler {
         batcher: Batcher,
         handle: Arc<QueueHandle>,
         refund_url: String,
+        refund_signing_secret: String,
+        receipt_key: ReceiptKey,
+        webhook_policy: WebhookPolicy,
     ) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(2))
+            // A webhook's answer is its own: a redirect would send the delivery (and, for the
+            // refund group, the refund) to wherever the receiver points.
+            .redirect(reqwest::redirect::Policy::none())
+            // Names resolve only to addresses webhooks may reach (never cloud metadata).
+            .dns_resolver(Arc::new(crate::webhook_resolver::Permitted {
+                policy: webhook_policy.clone(),
+            }))
             .pool_max_idle_per_host(1024)
             .tcp_nodelay(true)
             .build()?;
@@ -144,7 +165,10 @@ impl Scheduler {
             batcher,
             handle,
             refund_url,
+            refund_signing_secret,
             http,
+            receipt_key,
+            webhook_policy: Arc::new(webhook_policy),
         })
     }
 
@@ -257,7 +281,15 @@ impl Scheduler {
         }
         let existing = subs.iter().find(|s| s.group == REFUND_GROUP);
         let put = match existing {
-            Some(sub) if sub.push.as_ref().is_some_and(|p| p.url == self.refund_url) => return,
+            Some(sub)
+                if sub.push.as_ref().is_some_and(|p| {
+                    p.url == self.refund_url
+                        && (self.refund_signing_secret.is_empty()
+                            || p.signing_secret.expose() == self.refund_signing_secret)
+                }) =>
+            {
+                return
+            }
             Some(sub) => PutSubscription {
                 group: sub.group.clone(),
                 topic: sub.topic.clone(),
@@ -270,6 +302,8 @@ impl Scheduler {
                 rate_per_sec: sub.rate_per_sec,
                 ordered_by_key: sub.ordered_by_key,
                 start_latest: false,
+                signing_secret: self.refund_signing_secret.clone(),
+                signing_secret_drawn: false,
             },
             None => PutSubscription {
                 group: REFUND_GROUP.into(),
@@ -283,6 +317,8 @@ impl Scheduler {
                 rate_per_sec: 0,
                 ordered_by_key: false,
                 start_latest: false,
+                signing_secret: self.refund_signing_secret.clone(),
+                signing_secret_drawn: false,
             },
         };
         state.refund_proposed_at = now;
@@ -337,10 +373,14 @@ impl Scheduler {
                         tracing::warn!(error = %e, "scheduler refresh failed");
                     }
                 }
-                if !state.lanes.contains_key(&group) {
+                let Some(lane) = state.lanes.get(&group) else {
                     let _ = reply.send(Err(ClusterError::Refused(format!(
                         "subscription {group} not found"
                     ))));
+                    return;
+                };
+                if let Err(e) = pulled_group(lane) {
+                    let _ = reply.send(Err(e));
                     return;
                 }
                 if state.parked.len() >= MAX_PARKED {
@@ -374,9 +414,15 @@ impl Scheduler {
                     ))));
                     return;
                 };
+                if let Err(e) = pulled_group(lane) {
+                    let _ = reply.send(Err(e));
+                    return;
+                }
                 let mut settled = Vec::new();
                 for receipt in receipts {
-                    let Some((offset, token)) = parse_receipt(&receipt) else {
+                    // Anything this node did not issue for this group settles nothing.
+                    let Some(Receipt { offset, lease }) = self.receipt_key.verify(&group, &receipt)
+                    else {
                         continue;
                     };
                     let outcome = match nack_delay_ms {
@@ -386,7 +432,7 @@ impl Scheduler {
                             now.saturating_add(i64::try_from(delay).unwrap_or(i64::MAX)),
                         )),
                     };
-                    if lane.decide(offset, Some(token), outcome) {
+                    if lane.decide(offset, Some(lease), outcome) {
                         settled.push(offset);
                     }
                 }
@@ -430,12 +476,14 @@ impl Scheduler {
                 for (offset, lease) in lane.hand_out(now, room, None, &mut state.token) {
                     state.pushes += 1;
                     let http = self.http.clone();
+                    let policy = self.webhook_policy.clone();
                     let group = lane.sub.group.clone();
                     let target = target.clone();
                     let events = events.clone();
                     tokio::spawn(async move {
                         let result = crate::push::deliver(
                             &http,
+                            &policy,
                             &group,
                             &target,
                             &lease.message,
@@ -502,7 +550,7 @@ impl Scheduler {
                     key: lease.message.key.clone(),
                     payload: lease.message.payload.clone(),
                     attempt: lease.failed + 1,
-                    receipt: format!("{offset}.{}", lease.token),
+                    receipt: self.receipt_key.issue(&p.group, offset, lease.token),
                 })
                 .collect();
             let _ = p.reply.send(Ok(messages));
@@ -510,10 +558,16 @@ impl Scheduler {
     }
 }
 
-/// `offset.token` of a receipt.
-fn parse_receipt(receipt: &str) -> Option<(u64, u64)> {
-    let (offset, token) = receipt.split_once('.')?;
-    Some((offset.parse().ok()?, token.parse().ok()?))
+/// Refuses a group whose messages are not the caller's to lease or settle: a push group (its
+/// webhook settles them) or a built-in group (only orderq settles them).
+fn pulled_group(lane: &ConsumerLane) -> Result<(), ClusterError> {
+    let group = &lane.sub.group;
+    if lane.sub.push.is_some() || sm::reserved_topics::is_built_in_group(group) {
+        return Err(ClusterError::NotPullGroup(format!(
+            "{group} is not a pull group; its deliveries are settled by orderq"
+        )));
+    }
+    Ok(())
 }
 
 /// The loop's memory.

@@ -47,6 +47,9 @@ pub enum ServeError {
     /// This node lost its data while the cluster still counts it (see `wipe_guard`).
     #[error(transparent)]
     WipedMember(#[from] crate::wipe_guard::WipedMember),
+    /// The operating system gave no random bytes (for the receipt key).
+    #[error("random source: {0}")]
+    Random(String),
     /// The HTTP client could not be built.
     #[error("http client: {0}")]
     Http(#[from] reqwest::Error),
@@ -82,7 +85,7 @@ pub async fn run(
     crate::wipe_guard::check(&config, &storage.log).await?;
     let state_machine = storage.state.clone();
     let network = PeerNetwork::new(
-        config.cluster_secret.clone(),
+        config.cluster_secret.expose().to_string(),
         socket(&config.raft_addr)?,
         config.max_batch_bytes,
     )?;
@@ -106,13 +109,16 @@ pub async fn run(
     let clock_task = tokio::spawn(crate::clock_watch::run(
         clock.clone(),
         raft.clone(),
-        config.cluster_secret.clone(),
+        config.cluster_secret.expose().to_string(),
         socket(&config.raft_addr)?,
         shutdown.clone(),
     ));
     let batcher = Batcher::start(
         raft.clone(),
-        WriteForwarder::new(config.cluster_secret.clone(), socket(&config.raft_addr)?)?,
+        WriteForwarder::new(
+            config.cluster_secret.expose().to_string(),
+            socket(&config.raft_addr)?,
+        )?,
         clock.clone(),
         BatcherConfig {
             max_batch: config.max_batch,
@@ -158,9 +164,13 @@ pub async fn run(
         timer_lag: timer_lag.clone(),
         queue: queue.clone(),
         refund_url: config.payment.refund_url.clone(),
+        refund_signing_secret: config.payment.signing_secret.expose().to_string(),
+        webhook_policy: config.webhook_policy(),
         queue_retention_ms: config.queue_retention_secs.saturating_mul(1000),
         quorum: quorum.clone(),
         clock: clock.clone(),
+        receipt_key: crate::receipt::ReceiptKey::generate()
+            .map_err(|e| ServeError::Random(e.to_string()))?,
     };
     let leader_task = tokio::spawn(leader_services.run(shutdown.clone()));
     let cluster = Arc::new(
@@ -177,10 +187,15 @@ pub async fn run(
     let api = Arc::new(api::Api::new(
         cluster,
         api::ApiConfig {
-            admin_token: Some(config.admin_token.clone()).filter(|t| !t.is_empty()),
+            access: api::Access::new(
+                config.admin_token.configured(),
+                config.client_tokens(),
+                config.metrics_token.configured(),
+            ),
             default_pay_within_secs: config.default_pay_within_secs,
             seckill_pay_within_secs: config.seckill_pay_within_secs,
             redrive_step: config.redrive_step,
+            webhook_policy: config.webhook_policy(),
         },
     ));
     let (api_bound, api_server) = {
@@ -195,6 +210,15 @@ pub async fn run(
     };
     let api_task = api_runtime.spawn(api_server);
     tracing::info!(node_id = config.node_id, api = %api_bound, raft = %raft_bound, "orderq serving");
+    let open = crate::exposure::open_parts(&config);
+    if !open.is_empty() {
+        tracing::warn!(
+            open = ?open,
+            "this node is open: no token is needed for {}; fine for a lone node on loopback, \
+             configure admin_token and [[clients]] for anything else",
+            open.join(" and ")
+        );
+    }
 
     if config.join {
         tracing::info!(

@@ -79,7 +79,7 @@ pub async fn check(config: &Config, log: &LogStore) -> Result<(), WipedMember> {
     for peer in config.peers.iter().filter(|p| p.id != config.node_id) {
         let mut request = http.get(format!("http://{}/admin/cluster", peer.api_addr));
         if !config.admin_token.is_empty() {
-            request = request.bearer_auth(&config.admin_token);
+            request = request.bearer_auth(config.admin_token.expose());
         }
         let Ok(response) = request.send().await else {
             continue;

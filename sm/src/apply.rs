@@ -94,7 +94,7 @@ fn apply_command(
         Some(Action::FireTimers(fire)) => timers::fire(txn, now_ms, fire)?,
         Some(Action::Seckill(buy)) => crate::seckill::buy_one(txn, &ctx, buy)?,
         Some(Action::Publish(publish)) => publish_message(txn, now_ms, publish)?,
-        Some(Action::PutSubscription(put)) => crate::subscription::put(txn, put)?,
+        Some(Action::PutSubscription(put)) => crate::subscription::put(txn, now_ms, put)?,
         Some(Action::RecordDeliveries(results)) => {
             crate::subscription::record(txn, now_ms, results)?
         }
@@ -401,7 +401,7 @@ fn cancel_order(txn: &mut Txn<'_>, ctx: &Ctx, cancel: &CancelOrder) -> Result<Ou
     }
 }
 
-/// Publishes a client's message; its delivery time is the later of `deliver_at` and the delay
+/// Publishes a client's message, never into a reserved topic; its delivery time is the later of `deliver_at` and the delay
 /// from the batch clock.
 fn publish_message(
     txn: &mut Txn<'_>,
@@ -410,6 +410,11 @@ fn publish_message(
 ) -> Result<Outcome, StoreError> {
     if publish.topic.is_empty() {
         return Ok(Err(Rejection::Invalid("empty topic".into())));
+    }
+    if crate::reserved_topics::is_reserved(&publish.topic) {
+        return Ok(Err(Rejection::ReservedTopic {
+            topic: publish.topic.clone(),
+        }));
     }
     let Ok(payload) = serde_json::from_str(&publish.payload_json) else {
         return Ok(Err(Rejection::Invalid("payload is not JSON".into())));

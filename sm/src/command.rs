@@ -133,6 +133,14 @@ pub struct PutSubscription {
     /// A new subscription starts after the topic's current head instead of at its beginning.
     #[prost(bool, tag = "11")]
     pub start_latest: bool,
+    /// Push groups: the key deliveries are signed with (`X-Orderq-Signature`). Empty keeps
+    /// the group's current key.
+    #[prost(string, tag = "12")]
+    pub signing_secret: String,
+    /// The API drew `signing_secret` because the request named none: a group that already has
+    /// a key keeps it (a PUT that only changes settings does not rotate the key).
+    #[prost(bool, tag = "13")]
+    pub signing_secret_drawn: bool,
 }
 
 /// Delivery outcomes of one group, decided by the leader's scheduler and batched.

@@ -20,9 +20,11 @@
 //!   node-local retention.
 //! - [`queue`]: messages of topics, published in log order with gapless per-topic offsets.
 //! - [`order_event`]: the order life cycle's messages and the order's API shape they carry.
+//! - [`signing_secret`]: a push group's webhook signing key, hidden from `Debug`.
 //! - [`subscription`]: consumer groups' committed delivery state (cursor, attempts, dead
 //!   letters, redrive) and the reads the leader's scheduler rebuilds from.
 //! - [`refund`]: refunds as a built-in push subscription to the payment provider.
+//! - [`reserved_topics`]: topics only `apply` writes (`order.*`, built-in groups' topics).
 //! - [`seckill`]: the flash sale's one-unit purchase, decided in log order.
 //! - [`user_limit`]: per-user holdings of a SKU, checked against its per-user limit.
 //! - [`sold_out`]: the in-memory set of SKUs with nothing available, kept from applied state.
@@ -56,8 +58,10 @@ pub mod queue_timers;
 pub mod raft_types;
 pub mod reader;
 pub mod refund;
+pub mod reserved_topics;
 pub mod retention;
 pub mod seckill;
+pub mod signing_secret;
 pub mod sku;
 pub mod snapshot;
 pub mod sold_out;

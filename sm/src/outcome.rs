@@ -29,6 +29,14 @@ pub enum Applied {
     Published(crate::queue::Message),
     /// A subscription after its creation or change.
     Subscription(crate::subscription::Subscription),
+    /// A push subscription after a change that set its signing key: the key is answered this
+    /// once (and to a retry with the same idempotency key), never shown again.
+    SubscriptionSigned {
+        /// The subscription.
+        subscription: crate::subscription::Subscription,
+        /// The key now signing its deliveries.
+        signing_secret: String,
+    },
     /// What a batch of delivery outcomes did.
     DeliveriesRecorded(crate::subscription::DeliveriesRecorded),
     /// Dead letters moved back to delivery.
@@ -104,6 +112,13 @@ pub enum Rejection {
         kind: String,
         /// Its id.
         id: String,
+    },
+    /// A client published into a topic only the state machine writes (see
+    /// [`crate::reserved_topics`]): nothing is stored.
+    #[error("topic {topic} is written by orderq only; it cannot be published to")]
+    ReservedTopic {
+        /// The topic.
+        topic: String,
     },
     /// The same idempotency key came with another request.
     #[error("idempotency key was used for a different request")]

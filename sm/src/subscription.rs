@@ -24,6 +24,7 @@ use crate::queue::{self, Message};
 use crate::queue_timers;
 use crate::refund;
 use crate::retention;
+use crate::signing_secret::SigningSecret;
 use crate::timers;
 use crate::txn::Txn;
 
@@ -34,6 +35,16 @@ pub struct PushTarget {
     pub url: String,
     /// No answer within this is a failed attempt.
     pub timeout_ms: u64,
+    /// The key deliveries are signed with; empty for unsigned deliveries.
+    #[serde(default)]
+    pub signing_secret: SigningSecret,
+    /// The key it replaced, which deliveries also sign with for a grace period after
+    /// `rotated_at_ms`, so a receiver can switch keys without refusing calls meanwhile.
+    #[serde(default)]
+    pub previous_signing_secret: SigningSecret,
+    /// When (batch clock) the key was last replaced; 0 if never.
+    #[serde(default)]
+    pub rotated_at_ms: i64,
 }
 
 /// A consumer group's settings and committed position.
@@ -154,24 +165,49 @@ fn not_found(group: &str) -> Rejection {
 }
 
 /// Creates or changes a subscription. A new one's cursor is resolved here, in log order:
-/// `earliest` from the topic's beginning, `latest` after its current head.
-pub fn put(txn: &mut Txn<'_>, put: &PutSubscription) -> Result<Outcome, StoreError> {
+/// `earliest` from the topic's beginning, `latest` after its current head. A new signing key
+/// replaces the old one, which is kept as the previous key from `now_ms` on.
+pub fn put(txn: &mut Txn<'_>, now_ms: i64, put: &PutSubscription) -> Result<Outcome, StoreError> {
     if put.group.is_empty() || put.topic.is_empty() || put.max_attempts == 0 {
         return Ok(Err(Rejection::Invalid(
             "a subscription needs a group, a topic and max_attempts >= 1".into(),
         )));
     }
-    let push = (!put.push_url.is_empty()).then(|| PushTarget {
-        url: put.push_url.clone(),
-        timeout_ms: put.timeout_ms,
-    });
     if group_removal::is_removing(txn, &put.group)? {
         return Ok(Err(Rejection::Conflict(format!(
             "group {} is still being removed; create it again shortly",
             put.group
         ))));
     }
-    let sub = match load(txn, &put.group)? {
+    let existing = load(txn, &put.group)?;
+    let old_push = existing.as_ref().and_then(|s| s.push.clone());
+    // The key a push group keeps: its current one, unless this PUT names a new one.
+    let current_key = old_push
+        .as_ref()
+        .map(|p| p.signing_secret.clone())
+        .filter(|k| !k.is_empty());
+    let keeps_key = put.signing_secret_drawn || put.signing_secret.is_empty();
+    let push = (!put.push_url.is_empty()).then(|| match (&old_push, &current_key) {
+        (Some(old), Some(_)) if keeps_key || old.signing_secret.expose() == put.signing_secret => {
+            PushTarget {
+                url: put.push_url.clone(),
+                timeout_ms: put.timeout_ms,
+                ..old.clone()
+            }
+        }
+        _ => PushTarget {
+            url: put.push_url.clone(),
+            timeout_ms: put.timeout_ms,
+            signing_secret: SigningSecret::from(put.signing_secret.clone()),
+            previous_signing_secret: current_key.clone().unwrap_or_default(),
+            rotated_at_ms: if current_key.is_some() { now_ms } else { 0 },
+        },
+    });
+    let new_key = push.as_ref().filter(|p| {
+        !p.signing_secret.is_empty() && Some(&p.signing_secret) != current_key.as_ref()
+    });
+    let signing_secret = new_key.map(|p| p.signing_secret.expose().to_string());
+    let sub = match existing {
         Some(old) if old.topic != put.topic => {
             return Ok(Err(Rejection::Invalid(format!(
                 "group {} consumes {}; its topic cannot change",
@@ -218,6 +254,12 @@ pub fn put(txn: &mut Txn<'_>, put: &PutSubscription) -> Result<Outcome, StoreErr
         },
     };
     save(txn, &sub)?;
+    if let Some(signing_secret) = signing_secret {
+        return Ok(Ok(Applied::SubscriptionSigned {
+            subscription: sub,
+            signing_secret,
+        }));
+    }
     Ok(Ok(Applied::Subscription(sub)))
 }
 

@@ -224,6 +224,8 @@ fn subscription(group: &str, topic: &str, start_latest: bool) -> Action {
         rate_per_sec: 0,
         ordered_by_key: false,
         start_latest,
+        signing_secret: String::new(),
+        signing_secret_drawn: false,
     })
 }
 
@@ -773,6 +775,8 @@ fn any_action() -> impl Strategy<Value = Action> {
                         rate_per_sec: rest.1,
                         ordered_by_key: rest.2,
                         start_latest: rest.3,
+                        signing_secret: String::new(),
+                        signing_secret_drawn: false,
                     })
                 }
             ),

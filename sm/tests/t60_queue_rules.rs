@@ -1,6 +1,7 @@
 //! Example-based checks of the queue rules in `apply`: order events commit with their change,
 //! cursors advance over settled offsets only, attempts end in exactly one dead letter, redrive,
-//! the refund flow, and the queue's timers (delayed messages and retries wait in the wheel).
+//! the refund flow, the queue's timers (delayed messages and retries wait in the wheel), and the
+//! reserved topics only `apply` writes.
 
 use sm::apply::apply_batch;
 use sm::command::{
@@ -150,6 +151,7 @@ fn subscribe(group: &str, topic: &str, max_attempts: u32, latest: bool) -> Actio
         rate_per_sec: 0,
         ordered_by_key: false,
         start_latest: latest,
+        ..Default::default()
     })
 }
 
@@ -200,6 +202,34 @@ fn paying_publishes_order_paid_in_the_same_step() {
     assert_eq!(paid.payload["state"], "paid");
     assert_eq!(paid.id, "order.paid:1");
     assert_eq!(f.reads().head("order.created").unwrap(), 1);
+}
+
+#[test]
+fn apply_refuses_a_clients_publish_into_a_reserved_topic() {
+    let mut f = Fixture::new();
+    let id = f.paid_order();
+    for topic in ["order.paid", "order.refund_requested", "order.anything"] {
+        assert_eq!(
+            f.run(0, publish(topic)),
+            Err(Rejection::ReservedTopic {
+                topic: topic.into()
+            }),
+            "{topic}"
+        );
+    }
+    assert_eq!(f.reads().head("order.paid").unwrap(), 1, "only the payment");
+    assert_eq!(f.reads().head("order.refund_requested").unwrap(), 0);
+    assert_eq!(f.reads().head("order.anything").unwrap(), 0);
+    let refund = Action::RefundOrder(RefundOrder {
+        order_id: id,
+        reason: "r".into(),
+    });
+    assert!(matches!(f.run(1, refund), Ok(Applied::RefundRequested(_))));
+    assert_eq!(
+        f.reads().head("order.refund_requested").unwrap(),
+        1,
+        "apply itself still writes the reserved topics"
+    );
 }
 
 #[test]

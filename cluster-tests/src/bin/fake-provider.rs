@@ -1,6 +1,7 @@
 //! A fake payment provider and webhook receiver for demos: answers POSTs after `--latency-ms`,
 //! fails the first `--fail-first` calls and then `--fail-rate` of them with 500, and prints one
-//! JSON line per call (message id, attempt, idempotency key, whether it was acknowledged).
+//! JSON line per call (message id, attempt, idempotency key, whether its signature verified,
+//! whether it was acknowledged). With `--signing-secret` it refuses calls not signed with it.
 //!
 //! `cargo run --bin fake-provider -- --port 9900 --fail-rate 0.5`
 
@@ -25,6 +26,10 @@ struct Args {
     /// Delay before each answer, in milliseconds.
     #[arg(long, default_value_t = 0)]
     latency_ms: u64,
+    /// Refuse (500) every call whose `X-Orderq-Signature` does not verify under this key (the
+    /// `signing_secret` of the group, or `[payment] signing_secret` for refunds).
+    #[arg(long, env = "FAKE_PROVIDER_SIGNING_SECRET", hide_env_values = true)]
+    signing_secret: Option<String>,
 }
 
 #[tokio::main]
@@ -39,6 +44,7 @@ async fn main() -> Result<(), cluster::Error> {
         },
     )
     .await?;
+    receiver.require_signature(args.signing_secret.clone());
     eprintln!("fake-provider listening: {}", receiver.url());
     let mut printed = 0;
     loop {
@@ -50,7 +56,7 @@ async fn main() -> Result<(), cluster::Error> {
         for r in &received[printed..] {
             println!(
                 "{}",
-                serde_json::json!({"id": r.id, "attempt": r.attempt, "idempotency_key": r.idempotency_key, "acked": r.acked})
+                serde_json::json!({"id": r.id, "attempt": r.attempt, "idempotency_key": r.idempotency_key, "signature_valid": r.signature_valid, "acked": r.acked})
             );
         }
         printed = received.len();

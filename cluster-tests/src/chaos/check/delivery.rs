@@ -143,6 +143,7 @@ mod tests {
             at_ms: 0,
             body: json!({"topic": "t", "payload": {"id": order}}),
             acked,
+            signature_valid: None,
         }
     }
 

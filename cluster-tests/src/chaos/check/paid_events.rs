@@ -74,6 +74,7 @@ mod tests {
             at_ms: 0,
             body: json!({"id": message, "topic": "order.paid", "key": id, "payload": {"id": id}}),
             acked,
+            signature_valid: None,
         }
     }
 

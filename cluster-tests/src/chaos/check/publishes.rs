@@ -86,6 +86,7 @@ mod tests {
             at_ms: 0,
             body: json!({"id": message, "topic": "chaos.events", "payload": {"publish": key}}),
             acked: true,
+            signature_valid: None,
         }
     }
 

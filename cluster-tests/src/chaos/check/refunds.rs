@@ -154,6 +154,7 @@ mod tests {
             at_ms: 0,
             body: json!({"topic": "order.refund_requested", "key": id, "payload": {"id": id}}),
             acked,
+            signature_valid: None,
         }
     }
 
