@@ -21,8 +21,10 @@ use crate::view;
 
 /// Longest a publisher may delay a message: one year.
 pub const MAX_DELAY_SECS: u64 = 365 * 86_400;
-/// Longest message key, in bytes.
+/// Longest message key, in characters (as the spec's `maxLength` counts them).
 pub const MAX_KEY_LEN: usize = 1024;
+/// Longest refund reason, in characters.
+pub const MAX_REASON_LEN: usize = 1024;
 /// Most messages one receive answers.
 pub const MAX_RECEIVE: usize = 1000;
 /// Longest receive long poll: under the 30 s a follower waits for the leader it forwards to.
@@ -244,8 +246,10 @@ impl<C: Cluster> Api<C> {
             Route::RefundOrder(order_id) => {
                 request::check_id("order id", &order_id)?;
                 let body = parse_body::<RefundBody>(&req.body)?;
-                if body.reason.len() > 1024 {
-                    return Err(ApiError::invalid("reason is limited to 1024 bytes"));
+                if body.reason.chars().count() > MAX_REASON_LEN {
+                    return Err(ApiError::invalid(format!(
+                        "reason is limited to {MAX_REASON_LEN} characters"
+                    )));
                 }
                 let refund = RefundOrder {
                     order_id,
@@ -481,9 +485,9 @@ impl<C: Cluster> Api<C> {
 }
 
 fn publish_command(topic: String, body: PublishBody) -> Result<sm::command::Publish, ApiError> {
-    if body.key.len() > MAX_KEY_LEN || body.key.chars().any(char::is_control) {
+    if body.key.chars().count() > MAX_KEY_LEN || body.key.chars().any(char::is_control) {
         return Err(ApiError::invalid(format!(
-            "key must be at most {MAX_KEY_LEN} bytes without control characters"
+            "key must be at most {MAX_KEY_LEN} characters without control characters"
         )));
     }
     let (delay_ms, deliver_at_ms) = match (body.delay_secs, body.deliver_at) {

@@ -7,7 +7,8 @@ use sm::command::{OrderLine, PutSku};
 
 use crate::error::ApiError;
 
-/// Longest id (user, SKU, order, payment reference) accepted, in bytes.
+/// Longest id (user, SKU, order, group, topic, payment reference) accepted, in characters
+/// (Unicode scalar values, as the spec's `maxLength` counts them; at most 512 bytes of UTF-8).
 pub const MAX_ID_LEN: usize = 128;
 /// Largest quantity of one line.
 pub const MAX_QTY: u64 = 1_000_000;
@@ -30,11 +31,12 @@ pub fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|e| ApiError::invalid(format!("invalid JSON body: {e}")))
 }
 
-/// Checks an id: 1 to [`MAX_ID_LEN`] bytes, no control characters.
+/// Checks an id: 1 to [`MAX_ID_LEN`] characters, no control characters (Unicode `Cc`: U+0000 to
+/// U+001F and U+007F to U+009F; the spec's `Id` pattern says the same).
 pub fn check_id(what: &str, id: &str) -> Result<(), ApiError> {
-    if id.is_empty() || id.len() > MAX_ID_LEN {
+    if id.is_empty() || id.chars().count() > MAX_ID_LEN {
         return Err(ApiError::invalid(format!(
-            "{what} must be 1 to {MAX_ID_LEN} bytes"
+            "{what} must be 1 to {MAX_ID_LEN} characters"
         )));
     }
     if id.chars().any(char::is_control) {
