@@ -31,6 +31,17 @@ pub fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|e| ApiError::invalid(format!("invalid JSON body: {e}")))
 }
 
+/// Reads an optional body field that may be absent but not `null` (use with
+/// `#[serde(default, deserialize_with = "non_null")]`): the spec names these fields without
+/// `nullable`, so a `null` is refused like any other wrong type rather than read as absent.
+pub fn non_null<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
+}
+
 /// Checks an id: 1 to [`MAX_ID_LEN`] characters, no control characters (Unicode `Cc`: U+0000 to
 /// U+001F and U+007F to U+009F; the spec's `Id` pattern says the same).
 pub fn check_id(what: &str, id: &str) -> Result<(), ApiError> {
@@ -104,6 +115,7 @@ pub struct OrderBody {
     /// The lines.
     pub items: Vec<ItemBody>,
     /// Payment window; the configured default when absent.
+    #[serde(default, deserialize_with = "non_null")]
     pub pay_within_secs: Option<u64>,
 }
 
@@ -275,6 +287,8 @@ mod tests {
         assert!(
             parse_body::<OrderBody>(br#"{"user_id":"u1","items":[{"sku":"A","qty":-1}]}"#).is_err()
         );
+        let null_window = br#"{"user_id":"u1","items":[{"sku":"A","qty":1}],"pay_within_secs":null}"#;
+        assert!(parse_body::<OrderBody>(null_window).is_err());
         let zero: OrderBody =
             parse_body(br#"{"user_id":"u1","items":[{"sku":"A","qty":0}]}"#).unwrap();
         assert_eq!(zero.into_command(60).unwrap_err().code, "invalid_request");
