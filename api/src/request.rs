@@ -167,6 +167,12 @@ pub struct CancelBody {}
 
 /// Most voters one membership change may name.
 pub const MAX_VOTERS: usize = 9;
+/// Largest node id: the spec's ids are int64, and every status answer lists them.
+pub const MAX_NODE_ID: u64 = i64::MAX as u64;
+
+fn check_node_id(id: u64) -> Result<(), ApiError> {
+    check_range("node_id", id, 0, MAX_NODE_ID)
+}
 
 /// Body of `POST /admin/cluster/learners`.
 #[derive(Debug, Deserialize)]
@@ -181,8 +187,10 @@ pub struct LearnerBody {
 }
 
 impl LearnerBody {
-    /// Checks the addresses are `ip:port`, as the node's own config requires.
+    /// Checks the id is at most [`MAX_NODE_ID`] and the addresses are `ip:port`, as the node's
+    /// own config requires.
     pub fn check(&self) -> Result<(), ApiError> {
+        check_node_id(self.node_id)?;
         for (name, addr) in [("api_addr", &self.api_addr), ("raft_addr", &self.raft_addr)] {
             if addr.parse::<std::net::SocketAddr>().is_err() {
                 return Err(ApiError::invalid(format!(
@@ -203,8 +211,11 @@ pub struct VotersBody {
 }
 
 impl VotersBody {
-    /// The voters as a set: 1 to [`MAX_VOTERS`] distinct ids.
+    /// The voters as a set: 1 to [`MAX_VOTERS`] distinct ids, each at most [`MAX_NODE_ID`].
     pub fn into_set(self) -> Result<std::collections::BTreeSet<u64>, ApiError> {
+        for id in &self.voters {
+            check_node_id(*id)?;
+        }
         let set: std::collections::BTreeSet<u64> = self.voters.iter().copied().collect();
         if set.is_empty() || set.len() > MAX_VOTERS || set.len() != self.voters.len() {
             return Err(ApiError::invalid(format!(

@@ -18,7 +18,7 @@ use tokio::process::Command;
 /// Examples per operation and phase: enough to reach every bound, small enough for two cores.
 const MAX_EXAMPLES: &str = "20";
 /// Time budget schemathesis gives its fuzzing and stateful phases, in seconds.
-const MAX_TIME_SECS: &str = "150";
+const MAX_TIME_SECS: &str = "90";
 /// How long the whole test may take.
 const TEST_LIMIT: Duration = Duration::from_secs(240);
 
