@@ -298,7 +298,8 @@ mod tests {
         assert!(
             parse_body::<OrderBody>(br#"{"user_id":"u1","items":[{"sku":"A","qty":-1}]}"#).is_err()
         );
-        let null_window = br#"{"user_id":"u1","items":[{"sku":"A","qty":1}],"pay_within_secs":null}"#;
+        let null_window =
+            br#"{"user_id":"u1","items":[{"sku":"A","qty":1}],"pay_within_secs":null}"#;
         assert!(parse_body::<OrderBody>(null_window).is_err());
         let zero: OrderBody =
             parse_body(br#"{"user_id":"u1","items":[{"sku":"A","qty":0}]}"#).unwrap();

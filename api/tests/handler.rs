@@ -452,6 +452,10 @@ async fn a_405_names_the_methods_the_path_accepts() {
             .iter()
             .find(|(name, _)| name == "allow")
             .map(|(_, value)| value.as_str());
-        assert_eq!((reply.status, header), (405, Some(allow)), "{method} {path}");
+        assert_eq!(
+            (reply.status, header),
+            (405, Some(allow)),
+            "{method} {path}"
+        );
     }
 }

@@ -46,9 +46,9 @@ async fn scenario(cluster: &Cluster, token: &str) {
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     eprintln!(
-        "schemathesis ran {:.0?}; {}",
+        "schemathesis ran {:.0?}:\n{}",
         started.elapsed(),
-        summary_line(&stdout)
+        summary(&stdout)
     );
     assert!(
         output.status.success(),
@@ -98,13 +98,11 @@ async fn run_schemathesis(repo: &Path, api: &str, token: &str, work_dir: &Path) 
     }
 }
 
-/// The last line of schemathesis' output: its counts and run time.
-fn summary_line(stdout: &str) -> &str {
+/// Schemathesis' summary: phases, failures, warnings, counts and run time.
+fn summary(stdout: &str) -> &str {
     stdout
-        .lines()
-        .rev()
-        .find(|line| !line.trim().is_empty())
-        .unwrap_or("(no output)")
+        .find("=== SUMMARY")
+        .map_or("(no summary)", |at| &stdout[at..])
 }
 
 /// What a failing run prints: its failures, errors, warnings and summary (everything from the
