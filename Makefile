@@ -14,6 +14,14 @@ SHELL := bash
 APT_PACKAGES := clang libclang-dev faketime
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
+# The API fuzz test (cluster-tests/tests/t80_api_fuzz.rs) runs schemathesis from PyPI, pinned: a
+# new release brings new checks, which should arrive as a deliberate upgrade. `pip install --user`
+# puts it in ~/.local/bin, added to PATH for the targets below; inside a virtualenv a plain
+# install is the one that works, and Debian's own Python refuses both without
+# --break-system-packages (PEP 668), hence the three tries.
+SCHEMATHESIS_VERSION := 4.32.5
+export PATH := $(HOME)/.local/bin:$(PATH)
+
 # The local cluster's admin token, read from its config so the two never drift apart.
 ADMIN_TOKEN := $(shell sed -n 's/^admin_token *= *"\(.*\)"/\1/p' ops/node1.toml)
 BENCH_TARGETS := http://127.0.0.1:8081,http://127.0.0.1:8082,http://127.0.0.1:8083
@@ -24,6 +32,12 @@ deps:
 	@if ! dpkg -s $(APT_PACKAGES) >/dev/null 2>&1; then \
 		$(SUDO) apt-get update; \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y $(APT_PACKAGES); \
+	fi
+	@if ! command -v schemathesis >/dev/null 2>&1; then \
+		python3 -m pip install --user "schemathesis==$(SCHEMATHESIS_VERSION)" \
+			|| python3 -m pip install "schemathesis==$(SCHEMATHESIS_VERSION)" \
+			|| python3 -m pip install --user --break-system-packages \
+				"schemathesis==$(SCHEMATHESIS_VERSION)"; \
 	fi
 
 build: deps

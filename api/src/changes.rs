@@ -28,6 +28,9 @@ pub const DEFAULT_LIMIT: usize = 1000;
 pub const MAX_LIMIT: usize = 10_000;
 /// Longest long poll.
 pub const MAX_WAIT_MS: u64 = 60_000;
+/// Largest `after` accepted: the spec's offsets are int64, and an offset past it would be
+/// answered with a `next` no int64 client can hold.
+pub const MAX_OFFSET: u64 = i64::MAX as u64;
 /// How often an idle stream sends a blank line, so either side notices a dead connection.
 pub const STREAM_KEEPALIVE: Duration = Duration::from_secs(10);
 
@@ -65,7 +68,11 @@ impl ChangesQuery {
                 })
             };
             match name {
-                "after" => query.after = Some(number()?),
+                "after" => {
+                    query.after = Some(Some(number()?).filter(|n| *n <= MAX_OFFSET).ok_or_else(
+                        || ApiError::invalid(format!("after must be between 0 and {MAX_OFFSET}")),
+                    )?);
+                }
                 "limit" => {
                     query.limit = usize::try_from(number()?)
                         .ok()
@@ -236,6 +243,8 @@ mod tests {
             }
         );
         assert_eq!(ChangesQuery::parse(None).unwrap().limit, DEFAULT_LIMIT);
+        let last = ChangesQuery::parse(Some("after=9223372036854775807")).unwrap();
+        assert_eq!(last.after, Some(MAX_OFFSET));
         for bad in [
             "after=-1",
             "after=x",
@@ -244,6 +253,7 @@ mod tests {
             "wait_ms=60001",
             "bogus=1",
             "after=1&after=2",
+            "after=9223372036854775808",
         ] {
             assert_eq!(
                 ChangesQuery::parse(Some(bad)).unwrap_err().status,

@@ -19,6 +19,8 @@ pub struct ApiError {
     pub message: String,
     /// Seconds the client should wait before retrying, when it should.
     pub retry_after: Option<u32>,
+    /// The methods the path accepts, sent as `Allow` with a 405 (RFC 9110 requires it).
+    pub allow: Option<&'static str>,
 }
 
 impl ApiError {
@@ -28,6 +30,7 @@ impl ApiError {
             code,
             message: message.into(),
             retry_after: None,
+            allow: None,
         }
     }
 
@@ -70,13 +73,16 @@ impl ApiError {
         Self::new(404, "not_found", message)
     }
 
-    /// 405 `method_not_allowed`.
-    pub fn method_not_allowed() -> Self {
-        Self::new(
-            405,
-            "method_not_allowed",
-            "this path does not accept that method",
-        )
+    /// 405 `method_not_allowed`, with `allow` (such as `"GET, POST"`) as the `Allow` header.
+    pub fn method_not_allowed(allow: &'static str) -> Self {
+        ApiError {
+            allow: Some(allow),
+            ..Self::new(
+                405,
+                "method_not_allowed",
+                format!("this path accepts only {allow}"),
+            )
+        }
     }
 
     /// 413 `payload_too_large`.
@@ -143,6 +149,9 @@ impl ApiError {
         let mut headers = vec![("content-type".to_string(), "application/json".to_string())];
         if let Some(secs) = self.retry_after {
             headers.push(("retry-after".to_string(), secs.to_string()));
+        }
+        if let Some(allow) = self.allow {
+            headers.push(("allow".to_string(), allow.to_string()));
         }
         HttpReply {
             status: self.status,

@@ -21,8 +21,10 @@ use crate::view;
 
 /// Longest a publisher may delay a message: one year.
 pub const MAX_DELAY_SECS: u64 = 365 * 86_400;
-/// Longest message key, in bytes.
+/// Longest message key, in characters (as the spec's `maxLength` counts them).
 pub const MAX_KEY_LEN: usize = 1024;
+/// Longest refund reason, in characters.
+pub const MAX_REASON_LEN: usize = 1024;
 /// Most messages one receive answers.
 pub const MAX_RECEIVE: usize = 1000;
 /// Longest receive long poll: under the 30 s a follower waits for the leader it forwards to.
@@ -40,8 +42,10 @@ pub struct PublishBody {
     /// Any JSON.
     pub payload: Value,
     /// Seconds before the message may be delivered.
+    #[serde(default, deserialize_with = "request::non_null")]
     pub delay_secs: Option<u64>,
     /// Earliest delivery time, RFC 3339.
+    #[serde(default, deserialize_with = "request::non_null")]
     pub deliver_at: Option<String>,
 }
 
@@ -52,6 +56,7 @@ pub struct PushBody {
     /// The webhook, `http://` or `https://`.
     pub url: String,
     /// Per-attempt timeout, default 5000.
+    #[serde(default, deserialize_with = "request::non_null")]
     pub timeout_ms: Option<u64>,
 }
 
@@ -60,8 +65,10 @@ pub struct PushBody {
 #[serde(deny_unknown_fields)]
 pub struct BackoffBody {
     /// First retry delay, default 1000.
+    #[serde(default, deserialize_with = "request::non_null")]
     pub initial_ms: Option<u64>,
     /// Largest retry delay, default two hours.
+    #[serde(default, deserialize_with = "request::non_null")]
     pub max_ms: Option<u64>,
 }
 
@@ -74,16 +81,22 @@ pub struct SubscriptionBody {
     /// The webhook; absent for a pulled group.
     pub push: Option<PushBody>,
     /// Attempts before a dead letter, default 16.
+    #[serde(default, deserialize_with = "request::non_null")]
     pub max_attempts: Option<u32>,
     /// Retry delays.
+    #[serde(default, deserialize_with = "request::non_null")]
     pub backoff: Option<BackoffBody>,
     /// Most unsettled deliveries, default 64.
+    #[serde(default, deserialize_with = "request::non_null")]
     pub max_in_flight: Option<u32>,
     /// Deliveries per second, default 0 (no limit).
+    #[serde(default, deserialize_with = "request::non_null")]
     pub rate_per_sec: Option<u32>,
     /// One message per key at a time, default false.
+    #[serde(default, deserialize_with = "request::non_null")]
     pub ordered_by_key: Option<bool>,
     /// `earliest` (default) or `latest`.
+    #[serde(default, deserialize_with = "request::non_null")]
     pub start: Option<String>,
     /// Push groups: the key deliveries are signed with. Absent: a new group gets a drawn key
     /// (answered once), an existing group keeps its own.
@@ -180,6 +193,7 @@ impl SubscriptionBody {
 #[serde(deny_unknown_fields)]
 pub struct RedriveBody {
     /// Message ids; absent for every dead letter of the group.
+    #[serde(default, deserialize_with = "request::non_null")]
     pub ids: Option<Vec<String>>,
 }
 
@@ -188,10 +202,13 @@ pub struct RedriveBody {
 #[serde(deny_unknown_fields)]
 pub struct ReceiveBody {
     /// Most messages, default 100.
+    #[serde(default, deserialize_with = "request::non_null")]
     pub max: Option<usize>,
     /// Long poll, default 10000.
+    #[serde(default, deserialize_with = "request::non_null")]
     pub wait_ms: Option<u64>,
     /// Lease, default 30000.
+    #[serde(default, deserialize_with = "request::non_null")]
     pub visibility_ms: Option<u64>,
 }
 
@@ -202,6 +219,7 @@ pub struct ReceiptsBody {
     /// Receipts from `receive`.
     pub receipts: Vec<String>,
     /// `nack` only: delay before the message comes back, default 0.
+    #[serde(default, deserialize_with = "request::non_null")]
     pub delay_ms: Option<u64>,
 }
 
@@ -265,8 +283,10 @@ impl<C: Cluster> Api<C> {
             Route::RefundOrder(order_id) => {
                 request::check_id("order id", &order_id)?;
                 let body = parse_body::<RefundBody>(&req.body)?;
-                if body.reason.len() > 1024 {
-                    return Err(ApiError::invalid("reason is limited to 1024 bytes"));
+                if body.reason.chars().count() > MAX_REASON_LEN {
+                    return Err(ApiError::invalid(format!(
+                        "reason is limited to {MAX_REASON_LEN} characters"
+                    )));
                 }
                 let refund = RefundOrder {
                     order_id,
@@ -338,8 +358,7 @@ impl<C: Cluster> Api<C> {
                         .ok_or_else(|| ApiError::not_found(format!("subscription {group} not found")))?;
                     let after = match &query.after {
                         None => 0,
-                        Some(id) => sm::queue::parse_message_id(&sub.topic, id)
-                            .ok_or_else(|| ApiError::invalid("after is not a message id of this group's topic"))?,
+                        Some(id) => message_offset(&sub.topic, id)?,
                     };
                     let (dead, more) = reads.dead_letters(&group, after, limit)?;
                     let next = if more { dead.last().map(|d| d.message.id.clone()) } else { None };
@@ -367,11 +386,7 @@ impl<C: Cluster> Api<C> {
                     Some(ids) => {
                         let offsets = ids
                             .iter()
-                            .map(|id| {
-                                sm::queue::parse_message_id(&sub.topic, id).ok_or_else(|| {
-                                    ApiError::invalid(format!("{id:?} is not a message id of topic {}", sub.topic))
-                                })
-                            })
+                            .map(|id| message_offset(&sub.topic, id))
                             .collect::<Result<Vec<u64>, ApiError>>()?;
                         for offsets in offsets.chunks(step) {
                             redriven += self.redrive_step(&group, offsets.to_vec()).await?;
@@ -510,10 +525,27 @@ impl<C: Cluster> Api<C> {
     }
 }
 
-fn publish_command(topic: String, body: PublishBody) -> Result<sm::command::Publish, ApiError> {
-    if body.key.len() > MAX_KEY_LEN || body.key.chars().any(char::is_control) {
+/// The offset of message `id` of `topic`: 400 when `id` is not shaped `topic:offset` (the spec's
+/// `MessageId`), 404 when it is but names another topic, which holds no message of this group.
+fn message_offset(topic: &str, id: &str) -> Result<u64, ApiError> {
+    let shaped = id.rsplit_once(':').is_some_and(|(t, offset)| {
+        request::check_id("topic", t).is_ok()
+            && (1..=19).contains(&offset.len())
+            && offset.bytes().all(|b| b.is_ascii_digit())
+    });
+    if !shaped {
         return Err(ApiError::invalid(format!(
-            "key must be at most {MAX_KEY_LEN} bytes without control characters"
+            "{id:?} is not a message id (topic:offset)"
+        )));
+    }
+    sm::queue::parse_message_id(topic, id)
+        .ok_or_else(|| ApiError::not_found(format!("{id:?} is not a message of topic {topic}")))
+}
+
+fn publish_command(topic: String, body: PublishBody) -> Result<sm::command::Publish, ApiError> {
+    if body.key.chars().count() > MAX_KEY_LEN || body.key.chars().any(char::is_control) {
+        return Err(ApiError::invalid(format!(
+            "key must be at most {MAX_KEY_LEN} characters without control characters"
         )));
     }
     let (delay_ms, deliver_at_ms) = match (body.delay_secs, body.deliver_at) {

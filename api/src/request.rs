@@ -7,7 +7,8 @@ use sm::command::{OrderLine, PutSku};
 
 use crate::error::ApiError;
 
-/// Longest id (user, SKU, order, payment reference) accepted, in bytes.
+/// Longest id (user, SKU, order, group, topic, payment reference) accepted, in characters
+/// (Unicode scalar values, as the spec's `maxLength` counts them; at most 512 bytes of UTF-8).
 pub const MAX_ID_LEN: usize = 128;
 /// Largest quantity of one line.
 pub const MAX_QTY: u64 = 1_000_000;
@@ -30,11 +31,23 @@ pub fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|e| ApiError::invalid(format!("invalid JSON body: {e}")))
 }
 
-/// Checks an id: 1 to [`MAX_ID_LEN`] bytes, no control characters.
+/// Reads an optional body field that may be absent but not `null` (use with
+/// `#[serde(default, deserialize_with = "non_null")]`): the spec names these fields without
+/// `nullable`, so a `null` is refused like any other wrong type rather than read as absent.
+pub fn non_null<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
+}
+
+/// Checks an id: 1 to [`MAX_ID_LEN`] characters, no control characters (Unicode `Cc`: U+0000 to
+/// U+001F and U+007F to U+009F; the spec's `Id` pattern says the same).
 pub fn check_id(what: &str, id: &str) -> Result<(), ApiError> {
-    if id.is_empty() || id.len() > MAX_ID_LEN {
+    if id.is_empty() || id.chars().count() > MAX_ID_LEN {
         return Err(ApiError::invalid(format!(
-            "{what} must be 1 to {MAX_ID_LEN} bytes"
+            "{what} must be 1 to {MAX_ID_LEN} characters"
         )));
     }
     if id.chars().any(char::is_control) {
@@ -102,6 +115,7 @@ pub struct OrderBody {
     /// The lines.
     pub items: Vec<ItemBody>,
     /// Payment window; the configured default when absent.
+    #[serde(default, deserialize_with = "non_null")]
     pub pay_within_secs: Option<u64>,
 }
 
@@ -153,6 +167,12 @@ pub struct CancelBody {}
 
 /// Most voters one membership change may name.
 pub const MAX_VOTERS: usize = 9;
+/// Largest node id: the spec's ids are int64, and every status answer lists them.
+pub const MAX_NODE_ID: u64 = i64::MAX as u64;
+
+fn check_node_id(id: u64) -> Result<(), ApiError> {
+    check_range("node_id", id, 0, MAX_NODE_ID)
+}
 
 /// Body of `POST /admin/cluster/learners`.
 #[derive(Debug, Deserialize)]
@@ -167,8 +187,10 @@ pub struct LearnerBody {
 }
 
 impl LearnerBody {
-    /// Checks the addresses are `ip:port`, as the node's own config requires.
+    /// Checks the id is at most [`MAX_NODE_ID`] and the addresses are `ip:port`, as the node's
+    /// own config requires.
     pub fn check(&self) -> Result<(), ApiError> {
+        check_node_id(self.node_id)?;
         for (name, addr) in [("api_addr", &self.api_addr), ("raft_addr", &self.raft_addr)] {
             if addr.parse::<std::net::SocketAddr>().is_err() {
                 return Err(ApiError::invalid(format!(
@@ -189,8 +211,11 @@ pub struct VotersBody {
 }
 
 impl VotersBody {
-    /// The voters as a set: 1 to [`MAX_VOTERS`] distinct ids.
+    /// The voters as a set: 1 to [`MAX_VOTERS`] distinct ids, each at most [`MAX_NODE_ID`].
     pub fn into_set(self) -> Result<std::collections::BTreeSet<u64>, ApiError> {
+        for id in &self.voters {
+            check_node_id(*id)?;
+        }
         let set: std::collections::BTreeSet<u64> = self.voters.iter().copied().collect();
         if set.is_empty() || set.len() > MAX_VOTERS || set.len() != self.voters.len() {
             return Err(ApiError::invalid(format!(
@@ -273,6 +298,9 @@ mod tests {
         assert!(
             parse_body::<OrderBody>(br#"{"user_id":"u1","items":[{"sku":"A","qty":-1}]}"#).is_err()
         );
+        let null_window =
+            br#"{"user_id":"u1","items":[{"sku":"A","qty":1}],"pay_within_secs":null}"#;
+        assert!(parse_body::<OrderBody>(null_window).is_err());
         let zero: OrderBody =
             parse_body(br#"{"user_id":"u1","items":[{"sku":"A","qty":0}]}"#).unwrap();
         assert_eq!(zero.into_command(60).unwrap_err().code, "invalid_request");

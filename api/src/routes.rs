@@ -102,8 +102,8 @@ pub enum Route {
 }
 
 impl Route {
-    /// The route for `method` and `path`: 404 for an unknown path, 405 for a known path with
-    /// another method, 400 for a parameter that is not valid UTF-8 once decoded.
+    /// The route for `method` and `path`: 404 for an unknown path, 405 (with the methods it
+    /// accepts, for `Allow`) for a known path with another method, 400 for a parameter that is not valid UTF-8 once decoded.
     pub fn parse(method: &str, path: &str) -> Result<Route, ApiError> {
         let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
         let param = |raw: &str| -> Result<String, ApiError> {
@@ -112,52 +112,82 @@ impl Route {
                 .map(|s| s.into_owned())
                 .map_err(|_| ApiError::invalid("path parameter is not UTF-8"))
         };
-        let by_path: Option<(&str, Route)> = match segments.as_slice() {
-            ["healthz"] => Some(("GET", Route::Healthz)),
-            ["readyz"] => Some(("GET", Route::Readyz)),
-            ["metrics"] => Some(("GET", Route::Metrics)),
-            ["admin", "cluster"] => Some(("GET", Route::ClusterStatus)),
-            ["admin", "snapshot"] => Some(("POST", Route::Snapshot)),
-            ["admin", "timers"] => Some(("GET", Route::Timers)),
-            ["admin", "digest"] => Some(("GET", Route::Digest)),
-            ["admin", "skus", sku] => Some(("PUT", Route::PutSku(param(sku)?))),
-            ["v1", "skus", sku] => Some(("GET", Route::GetSku(param(sku)?))),
-            ["v1", "orders"] => match method {
-                "POST" => Some(("POST", Route::CreateOrder)),
-                _ => Some(("GET", Route::ListOrders)),
-            },
-            ["v1", "orders", id] => Some(("GET", Route::GetOrder(param(id)?))),
-            ["v1", "orders", id, "pay"] => Some(("POST", Route::PayOrder(param(id)?))),
-            ["v1", "orders", id, "cancel"] => Some(("POST", Route::CancelOrder(param(id)?))),
-            ["v1", "changes"] => Some(("GET", Route::Changes)),
-            ["v1", "changes", "stream"] => Some(("GET", Route::ChangeStream)),
-            ["admin", "cluster", "learners"] => Some(("POST", Route::AddLearner)),
-            ["admin", "cluster", "voters"] => Some(("POST", Route::ChangeVoters)),
-            ["v1", "seckill", sku] => Some(("POST", Route::Seckill(param(sku)?))),
-            ["v1", "orders", id, "refund"] => Some(("POST", Route::RefundOrder(param(id)?))),
-            ["v1", "topics", topic, "messages"] => Some(("POST", Route::Publish(param(topic)?))),
-            ["admin", "subscriptions"] => Some(("GET", Route::ListSubscriptions)),
-            ["admin", "subscriptions", group] => match method {
-                "DELETE" => Some(("DELETE", Route::RemoveSubscription(param(group)?))),
-                _ => Some(("PUT", Route::PutSubscription(param(group)?))),
-            },
+        // Each known path with the methods it accepts (its `Allow` header) and the route meant
+        // by `method`, if it is one of them.
+        let by_path: Option<(&'static str, Option<Result<Route, ApiError>>)> = match segments
+            .as_slice()
+        {
+            ["healthz"] => Some(only("GET", method, || Ok(Route::Healthz))),
+            ["readyz"] => Some(only("GET", method, || Ok(Route::Readyz))),
+            ["metrics"] => Some(only("GET", method, || Ok(Route::Metrics))),
+            ["admin", "cluster"] => Some(only("GET", method, || Ok(Route::ClusterStatus))),
+            ["admin", "snapshot"] => Some(only("POST", method, || Ok(Route::Snapshot))),
+            ["admin", "timers"] => Some(only("GET", method, || Ok(Route::Timers))),
+            ["admin", "digest"] => Some(only("GET", method, || Ok(Route::Digest))),
+            ["admin", "skus", sku] => Some(only("PUT", method, || param(sku).map(Route::PutSku))),
+            ["v1", "skus", sku] => Some(only("GET", method, || param(sku).map(Route::GetSku))),
+            ["v1", "orders"] => Some((
+                "GET, POST",
+                match method {
+                    "GET" => Some(Ok(Route::ListOrders)),
+                    "POST" => Some(Ok(Route::CreateOrder)),
+                    _ => None,
+                },
+            )),
+            ["v1", "orders", id] => Some(only("GET", method, || param(id).map(Route::GetOrder))),
+            ["v1", "orders", id, "pay"] => {
+                Some(only("POST", method, || param(id).map(Route::PayOrder)))
+            }
+            ["v1", "orders", id, "cancel"] => {
+                Some(only("POST", method, || param(id).map(Route::CancelOrder)))
+            }
+            ["v1", "changes"] => Some(only("GET", method, || Ok(Route::Changes))),
+            ["v1", "changes", "stream"] => Some(only("GET", method, || Ok(Route::ChangeStream))),
+            ["admin", "cluster", "learners"] => {
+                Some(only("POST", method, || Ok(Route::AddLearner)))
+            }
+            ["admin", "cluster", "voters"] => {
+                Some(only("POST", method, || Ok(Route::ChangeVoters)))
+            }
+            ["v1", "seckill", sku] => Some(only("POST", method, || param(sku).map(Route::Seckill))),
+            ["v1", "orders", id, "refund"] => {
+                Some(only("POST", method, || param(id).map(Route::RefundOrder)))
+            }
+            ["v1", "topics", topic, "messages"] => {
+                Some(only("POST", method, || param(topic).map(Route::Publish)))
+            }
+            ["admin", "subscriptions"] => {
+                Some(only("GET", method, || Ok(Route::ListSubscriptions)))
+            }
+            ["admin", "subscriptions", group] => Some((
+                "PUT, DELETE",
+                match method {
+                    "PUT" => Some(param(group).map(Route::PutSubscription)),
+                    "DELETE" => Some(param(group).map(Route::RemoveSubscription)),
+                    _ => None,
+                },
+            )),
             ["admin", "subscriptions", group, "dead"] => {
-                Some(("GET", Route::DeadLetters(param(group)?)))
+                Some(only("GET", method, || param(group).map(Route::DeadLetters)))
             }
             ["admin", "subscriptions", group, "dead", "redrive"] => {
-                Some(("POST", Route::Redrive(param(group)?)))
+                Some(only("POST", method, || param(group).map(Route::Redrive)))
             }
             ["v1", "subscriptions", group, "receive"] => {
-                Some(("POST", Route::Receive(param(group)?)))
+                Some(only("POST", method, || param(group).map(Route::Receive)))
             }
-            ["v1", "subscriptions", group, "ack"] => Some(("POST", Route::Ack(param(group)?))),
-            ["v1", "subscriptions", group, "nack"] => Some(("POST", Route::Nack(param(group)?))),
+            ["v1", "subscriptions", group, "ack"] => {
+                Some(only("POST", method, || param(group).map(Route::Ack)))
+            }
+            ["v1", "subscriptions", group, "nack"] => {
+                Some(only("POST", method, || param(group).map(Route::Nack)))
+            }
             _ => None,
         };
         match by_path {
             None => Err(ApiError::not_found(format!("no route for {path}"))),
-            Some((expected, route)) if expected == method => Ok(route),
-            Some(_) => Err(ApiError::method_not_allowed()),
+            Some((allow, None)) => Err(ApiError::method_not_allowed(allow)),
+            Some((_, Some(route))) => route,
         }
     }
 
@@ -197,6 +227,15 @@ impl Route {
     }
 }
 
+/// A path that accepts only `allow`: its route when `method` is that one.
+fn only(
+    allow: &'static str,
+    method: &str,
+    route: impl FnOnce() -> Result<Route, ApiError>,
+) -> (&'static str, Option<Result<Route, ApiError>>) {
+    (allow, (method == allow).then(route))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -226,9 +265,11 @@ mod tests {
     #[test]
     fn unknown_paths_and_methods_are_refused() {
         assert_eq!(Route::parse("GET", "/v2/x").unwrap_err().status, 404);
-        assert_eq!(
-            Route::parse("DELETE", "/v1/orders/1").unwrap_err().status,
-            405
-        );
+        let refused = Route::parse("DELETE", "/v1/orders/1").unwrap_err();
+        assert_eq!((refused.status, refused.allow), (405, Some("GET")));
+        let refused = Route::parse("PATCH", "/admin/subscriptions/g").unwrap_err();
+        assert_eq!(refused.allow, Some("PUT, DELETE"));
+        let refused = Route::parse("TRACE", "/v1/orders").unwrap_err();
+        assert_eq!(refused.allow, Some("GET, POST"));
     }
 }

@@ -5,7 +5,7 @@ mod support;
 
 use std::sync::Arc;
 
-use api::{Api, ApiConfig, HttpRequest};
+use api::{Api, ApiConfig, HttpReply, HttpRequest};
 use serde_json::Value;
 use support::LocalCluster;
 
@@ -37,6 +37,18 @@ impl Client {
         headers: &[(&str, &str)],
         body: &str,
     ) -> (u16, Value) {
+        let reply = self.reply(method, path, headers, body).await;
+        let value = serde_json::from_slice(&reply.body).unwrap_or(Value::Null);
+        (reply.status, value)
+    }
+
+    async fn reply(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> HttpReply {
         let (path, query) = match path.split_once('?') {
             Some((p, q)) => (p.to_string(), Some(q.to_string())),
             None => (path.to_string(), None),
@@ -51,9 +63,7 @@ impl Client {
                 .collect(),
             body: body.to_string().into(),
         };
-        let reply = self.api.handle(request).await;
-        let value = serde_json::from_slice(&reply.body).unwrap_or(Value::Null);
-        (reply.status, value)
+        self.api.handle(request).await
     }
 }
 
@@ -284,6 +294,22 @@ async fn bad_input_gets_its_documented_error_and_changes_nothing() {
             405,
             "method_not_allowed",
         ),
+        (
+            "POST",
+            "/v1/orders",
+            vec![],
+            r#"{"user_id":"u1","items":[{"sku":"A","qty":1}],"pay_within_secs":null}"#.into(),
+            400,
+            "invalid_request",
+        ),
+        (
+            "GET",
+            "/v1/changes?after=9223372036854775808",
+            vec![],
+            String::new(),
+            400,
+            "invalid_request",
+        ),
     ];
     for (method, path, headers, body, status, expected) in cases {
         let (s, v) = c.call(method, path, &headers, &body).await;
@@ -410,4 +436,27 @@ async fn a_removed_group_is_gone_and_the_refund_group_stays() {
         .call("DELETE", "/admin/subscriptions/payment.refund", &[], "")
         .await;
     assert_eq!((status, code(&body)), (409, "invalid_state"));
+}
+
+#[tokio::test]
+async fn a_405_names_the_methods_the_path_accepts() {
+    let c = Client::new(None);
+    for (method, path, allow) in [
+        ("TRACE", "/v1/orders", "GET, POST"),
+        ("PATCH", "/admin/subscriptions/g", "PUT, DELETE"),
+        ("DELETE", "/healthz", "GET"),
+        ("GET", "/v1/orders/1/pay", "POST"),
+    ] {
+        let reply = c.reply(method, path, &[], "").await;
+        let header = reply
+            .headers
+            .iter()
+            .find(|(name, _)| name == "allow")
+            .map(|(_, value)| value.as_str());
+        assert_eq!(
+            (reply.status, header),
+            (405, Some(allow)),
+            "{method} {path}"
+        );
+    }
 }

@@ -72,11 +72,20 @@ pub fn check_voters(
                 "node {id} is not a member; add it as a learner first"
             )));
         }
-        let matched = m
+        // A learner that never acknowledged an append (an unreachable address) has no matched
+        // index at all. Counting it as index 0 made it "caught up" while the log was short, and
+        // promoting it left a single node in a joint configuration it could never commit.
+        let Some(matched) = m
             .replication
             .as_ref()
             .and_then(|progress| progress.get(id).cloned().flatten())
-            .map_or(0, |log_id| log_id.index);
+            .map(|log_id| log_id.index)
+        else {
+            return Err(ClusterError::Refused(format!(
+                "learner {id} has not acknowledged any of the leader's log yet; \
+                 wait until it caught up"
+            )));
+        };
         if last_log.saturating_sub(matched) > MAX_VOTER_LAG {
             return Err(ClusterError::Refused(format!(
                 "learner {id} is at index {matched}, {} behind the leader's {last_log}; \
