@@ -9,8 +9,10 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/orderq-target
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
 
-# Build dependencies from Debian: librocksdb-sys generates its bindings with libclang.
-APT_PACKAGES := clang libclang-dev
+# Build dependencies from Debian: librocksdb-sys generates its bindings with libclang. The chaos
+# harness's power-loss filesystem runs on FUSE: `fuse3` brings `fusermount3` (mounting without
+# root) and the kernel module's set-up; the filesystem itself needs no libfuse.
+APT_PACKAGES := clang libclang-dev fuse3
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # The local cluster's admin token, read from its config so the two never drift apart.
