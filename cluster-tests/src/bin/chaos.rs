@@ -41,6 +41,10 @@ struct Args {
     /// Keep the nodes' data and logs even when every check passes (always kept on failure).
     #[arg(long)]
     keep_data: bool,
+    /// Start every node with `FAILPOINTS=SPEC` (a failpoints build, e.g. `log-skip-sync=return`
+    /// for the mutant that acknowledges unsynced log appends).
+    #[arg(long)]
+    failpoints: Option<String>,
     /// Run the HTTP abuse scenario instead of the fault schedule.
     #[arg(long)]
     abuse: bool,
@@ -86,6 +90,10 @@ async fn main() -> ExitCode {
         },
         keep_data: args.keep_data,
         report: args.report,
+        node_env: args
+            .failpoints
+            .map(|spec| vec![("FAILPOINTS".to_owned(), spec)])
+            .unwrap_or_default(),
     };
     match run(options).await {
         Ok(report) => {
