@@ -32,7 +32,12 @@ fn sync_dir(dir: &Path) {
 fn names(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = fs::read_dir(dir)
         .expect("listing")
-        .map(|e| e.expect("an entry").file_name().to_string_lossy().into_owned())
+        .map(|e| {
+            e.expect("an entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
         .collect();
     names.sort();
     names
@@ -43,7 +48,9 @@ fn a_power_cut_keeps_only_what_was_fsynced() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let data = dir.path().join("data");
     let mut power = LazyMounts::new(PathBuf::from(env!("CARGO_BIN_EXE_lazyfs")));
-    power.mount(NODE, &data).expect("mounting the power-loss filesystem");
+    power
+        .mount(NODE, &data)
+        .expect("mounting the power-loss filesystem");
 
     eprintln!("--- write: some durably, some not");
     create(&data.join("durable"), b"kept", true);
@@ -60,9 +67,17 @@ fn a_power_cut_keeps_only_what_was_fsynced() {
         file.write_all(b" and this is lost").expect("appending");
     }
     create(&data.join("dir-durable/inner"), b"inner", true);
-    create(&data.join("new-file-fsynced"), b"fsynced, its dir not", true);
+    create(
+        &data.join("new-file-fsynced"),
+        b"fsynced, its dir not",
+        true,
+    );
     create(&data.join("new-file-name-only"), b"gone", false);
-    fs::rename(data.join("renamed-durably"), data.join("renamed-durably-to")).expect("rename");
+    fs::rename(
+        data.join("renamed-durably"),
+        data.join("renamed-durably-to"),
+    )
+    .expect("rename");
     sync_dir(&data);
     create(&data.join("new-file-unsynced"), b"gone", false);
     fs::rename(data.join("renamed-lazily"), data.join("renamed-lazily-to")).expect("rename");
@@ -98,8 +113,16 @@ fn a_power_cut_keeps_only_what_was_fsynced() {
         b"",
         "a dir fsync keeps a new name (with every earlier name change), not the file's data"
     );
-    assert_eq!(read("renamed-lazily"), b"r2", "a rename without a dir fsync is undone");
-    assert_eq!(read("unlinked-lazily"), b"u", "an unlink without a dir fsync is undone");
+    assert_eq!(
+        read("renamed-lazily"),
+        b"r2",
+        "a rename without a dir fsync is undone"
+    );
+    assert_eq!(
+        read("unlinked-lazily"),
+        b"u",
+        "an unlink without a dir fsync is undone"
+    );
     assert_eq!(read("dir-durable/inner"), b"inner");
 
     eprintln!("--- a truncation is lost too, and synced it stays");

@@ -10,7 +10,7 @@ use std::time::Duration;
 use cluster::chaos::faults::FaultKind;
 use cluster::chaos::power::LAZYFS_ENV;
 use cluster::chaos::report::Report;
-use cluster::chaos::run::{run, ChaosOptions};
+use cluster::chaos::run::{run, ChaosOptions, SETTLE_TIMEOUT};
 use cluster::process::{locate_binary, BINARY_ENV};
 use cluster::within;
 
@@ -20,8 +20,17 @@ const DEFAULT_SEED: u64 = 66;
 /// How long faults are injected in each run.
 const DURATION: Duration = Duration::from_secs(25);
 
+/// How long the mutant's healed cluster may take to settle: its replicas may never agree, and
+/// the real binary settles in a few seconds.
+const MUTANT_SETTLE: Duration = Duration::from_secs(15);
+
 /// One short power-cut run of `binary`, with `FAILPOINTS` set to `failpoints` on every node.
-async fn power_cut_run(seed: u64, binary: &PathBuf, failpoints: Option<&str>, name: &str) -> Report {
+async fn power_cut_run(
+    seed: u64,
+    binary: &PathBuf,
+    failpoints: Option<&str>,
+    name: &str,
+) -> Report {
     // Only this test runs in this process, so pointing the harness at a binary is safe.
     std::env::set_var(BINARY_ENV, binary);
     let report_path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
@@ -33,6 +42,11 @@ async fn power_cut_run(seed: u64, binary: &PathBuf, failpoints: Option<&str>, na
         node_env: failpoints
             .map(|spec| vec![("FAILPOINTS".to_owned(), spec.to_owned())])
             .unwrap_or_default(),
+        settle_timeout: if failpoints.is_some() {
+            MUTANT_SETTLE
+        } else {
+            SETTLE_TIMEOUT
+        },
         ..ChaosOptions::default()
     };
     let report = within(Duration::from_secs(180), run(options))
@@ -66,7 +80,11 @@ async fn power_cuts_lose_nothing_acknowledged_and_catch_a_log_that_skips_its_syn
             .filter(|f| f.step.fault.kind() == FaultKind::PowerCutAll)
             .count()
     };
-    assert!(cuts(&report) >= 1, "no power cut of all three: {:?}", report.faults);
+    assert!(
+        cuts(&report) >= 1,
+        "no power cut of all three: {:?}",
+        report.faults
+    );
     assert!(report.passed, "{}", report.summary());
 
     eprintln!("--- the mutant (log-skip-sync) under the same power cuts");
@@ -77,7 +95,11 @@ async fn power_cuts_lose_nothing_acknowledged_and_catch_a_log_that_skips_its_syn
         "power-cut-mutant-report.json",
     )
     .await;
-    assert!(cuts(&report) >= 1, "no power cut of all three: {:?}", report.faults);
+    assert!(
+        cuts(&report) >= 1,
+        "no power cut of all three: {:?}",
+        report.faults
+    );
     let durability = report
         .verdicts
         .iter()

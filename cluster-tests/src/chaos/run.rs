@@ -33,8 +33,9 @@ const NODES: u64 = 3;
 /// How long the cluster may take to agree on a leader after a fault is healed.
 const RECOVERY_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// How long settling after the run may take (catching up, timers firing, the nodes agreeing).
-const SETTLE_TIMEOUT: Duration = Duration::from_secs(90);
+/// How long settling after the run may take by default (catching up, timers firing, the nodes
+/// agreeing).
+pub const SETTLE_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// What a run does.
 #[derive(Debug, Clone)]
@@ -51,6 +52,9 @@ pub struct ChaosOptions {
     pub keep_data: bool,
     /// Where to write the report (and the history beside it).
     pub report: Option<PathBuf>,
+    /// How long the healed cluster may take to settle ([`SETTLE_TIMEOUT`] by default; a run of
+    /// a deliberately broken build, whose replicas may never agree, need not wait as long).
+    pub settle_timeout: Duration,
     /// Environment for every node at every start (`FAILPOINTS=log-skip-sync=return` runs the
     /// whole cluster as the mutant that acknowledges unsynced appends).
     pub node_env: Vec<(String, String)>,
@@ -66,6 +70,7 @@ impl Default for ChaosOptions {
             keep_data: false,
             report: None,
             node_env: Vec::new(),
+            settle_timeout: SETTLE_TIMEOUT,
         }
     }
 }
@@ -108,21 +113,16 @@ pub async fn run(options: ChaosOptions) -> Result<Report> {
             break;
         }
         tokio::time::sleep_until(quiet_until.into()).await;
-        let injecting = faults::inject(
-            &mut cluster,
-            &proxy,
-            &mut disks,
-            power.as_mut(),
-            step.fault,
-        );
+        let injecting =
+            faults::inject(&mut cluster, &proxy, &mut disks, power.as_mut(), step.fault);
         let (active, nodes) = match injecting.await {
-                Ok(injected) => injected,
-                Err(e) => {
-                    incidents.push(format!("injecting {:?} failed: {e}", step.fault));
-                    recover(&mut cluster, &mut incidents).await.ok();
-                    continue;
-                }
-            };
+            Ok(injected) => injected,
+            Err(e) => {
+                incidents.push(format!("injecting {:?} failed: {e}", step.fault));
+                recover(&mut cluster, &mut incidents).await.ok();
+                continue;
+            }
+        };
         let injected_ms = history.now_ms();
         eprintln!(
             "chaos: {injected_ms} ms: inject {:?} on {nodes:?}",
@@ -173,7 +173,13 @@ pub async fn run(options: ChaosOptions) -> Result<Report> {
             None
         }
     };
-    let mut final_state = settle_and_read(&mut cluster, &options.plan, &mut incidents).await;
+    let mut final_state = settle_and_read(
+        &mut cluster,
+        &options.plan,
+        options.settle_timeout,
+        &mut incidents,
+    )
+    .await;
     final_state.deliveries = subscribers.deliveries(groups);
     let windows: Vec<FaultWindow> = injected
         .iter()
@@ -376,6 +382,7 @@ fn exit_reason(log_tail: &str) -> String {
 async fn settle_and_read(
     cluster: &mut Cluster,
     plan: &WorkloadPlan,
+    settle_timeout: Duration,
     incidents: &mut Vec<String>,
 ) -> FinalState {
     let mut final_state = FinalState::default();
@@ -402,13 +409,13 @@ async fn settle_and_read(
     }
     final_state.live = cluster.running_ids();
     for id in cluster.running_ids() {
-        if let Err(e) = cluster.wait_caught_up(id, SETTLE_TIMEOUT).await {
+        if let Err(e) = cluster.wait_caught_up(id, settle_timeout).await {
             incidents.push(format!("node {id} did not catch up: {e}"));
         }
     }
     match poll_until(
         "every node to hold the same state at a stable applied index",
-        SETTLE_TIMEOUT,
+        settle_timeout,
         || async {
             let mut nodes = Vec::new();
             for id in cluster.ids() {

@@ -97,9 +97,7 @@ impl LazyFs {
         match (rmdir, is_dir) {
             (false, true) => return Err(Errno::ISDIR),
             (true, false) => return Err(Errno::NOTDIR),
-            (true, true) if !self.inodes.children(ino)?.is_empty() => {
-                return Err(Errno::NOTEMPTY)
-            }
+            (true, true) if !self.inodes.children(ino)?.is_empty() => return Err(Errno::NOTEMPTY),
             _ => {}
         }
         let path = self.inodes.entry_path(parent, name)?;
@@ -209,8 +207,7 @@ impl LazyFs {
         }
         let from = self.path_of(ino)?;
         let to = self.inodes.entry_path(newparent, newname)?;
-        self.inodes
-            .add_child(newparent, newname.to_owned(), ino)?;
+        self.inodes.add_child(newparent, newname.to_owned(), ino)?;
         let node = self.inodes.get_mut(ino)?;
         node.nlink += 1;
         node.ctime = SystemTime::now();
@@ -592,7 +589,14 @@ impl Filesystem for LazyFs {
         }
     }
 
-    fn fsync(&mut self, _req: &Request<'_>, ino: u64, _fh: u64, _datasync: bool, reply: ReplyEmpty) {
+    fn fsync(
+        &mut self,
+        _req: &Request<'_>,
+        ino: u64,
+        _fh: u64,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
         match self.sync_file(ino) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(e.0),

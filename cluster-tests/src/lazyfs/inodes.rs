@@ -341,4 +341,3 @@ fn stamp(node: &mut Node, meta: &std::fs::Metadata) {
 fn errno_io(e: Errno) -> io::Error {
     io::Error::from_raw_os_error(e.0)
 }
-

@@ -125,7 +125,7 @@ impl FileData {
     pub fn set_len(&mut self, len: u64) {
         if len < self.size {
             drop(self.pages.split_off(&len.div_ceil(PAGE)));
-            if len % PAGE != 0 {
+            if !len.is_multiple_of(PAGE) {
                 if let Some(page) = self.pages.get_mut(&(len / PAGE)) {
                     page[(len % PAGE) as usize..].fill(0);
                 }

@@ -80,7 +80,10 @@ pub fn check(operations: &[Operation], windows: &[FaultWindow], workload_end_ms:
             }
         }
     }
-    let unhealthy_ms: u64 = unhealthy.iter().map(|(from, to)| to.saturating_sub(*from)).sum();
+    let unhealthy_ms: u64 = unhealthy
+        .iter()
+        .map(|(from, to)| to.saturating_sub(*from))
+        .sum();
     let healthy_ms = workload_end_ms.saturating_sub(unhealthy_ms);
     let acked_healthy = operations
         .iter()
