@@ -316,14 +316,16 @@ pub async fn inject(
             let nodes = match fault {
                 Fault::PowerCutNode { node } => vec![node],
                 Fault::PowerCutLeader => vec![leader().await.unwrap_or(1)],
-                _ => cluster.running_ids(),
+                _ => cluster.ids(),
             };
             // Every filesystem first, so no node makes anything durable after the cut.
             for node in &nodes {
                 power.cut(*node)?;
             }
             for node in &nodes {
-                cluster.kill(*node)?;
+                if cluster.pid(*node).is_some() {
+                    cluster.kill(*node)?;
+                }
             }
             Ok((Active::PowerCut(nodes.clone()), nodes))
         }

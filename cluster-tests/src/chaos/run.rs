@@ -79,11 +79,19 @@ impl Default for ChaosOptions {
 /// An `Err` means the harness itself could not do its job (no binary, no ports), not that the
 /// cluster failed a check: that is `report.passed == false`.
 pub async fn run(options: ChaosOptions) -> Result<Report> {
+    let power_cuts = options.faults.iter().any(|k| k.needs_power_loss_fs());
+    if power_cuts && options.faults.contains(&FaultKind::DiskFull) {
+        return Err(Error::Usage(
+            "disk-full moves a node's data onto a tmpfs and power cuts keep it on lazyfs: run \
+             them separately"
+                .to_owned(),
+        ));
+    }
     let started = Instant::now();
     let mut rng = Rng::new(options.seed);
     let subscribers = Subscribers::start().await?;
     // Power cuts need every node's data on the power-loss filesystem from the start.
-    let mut power = if options.faults.iter().any(|k| k.needs_power_loss_fs()) {
+    let mut power = if power_cuts {
         Some(LazyMounts::new(locate_lazyfs()?))
     } else {
         None
