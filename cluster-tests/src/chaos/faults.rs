@@ -552,4 +552,13 @@ mod tests {
             assert_eq!(first.len(), FaultKind::ALL.len(), "seed {seed}: {first:?}");
         }
     }
+
+    #[test]
+    fn power_cuts_are_drawn_only_when_asked_for_and_need_the_power_loss_fs() {
+        let kinds = [FaultKind::PowerCutAll, FaultKind::PowerCut];
+        let steps = schedule(&mut Rng::new(66), &kinds, 3, Duration::from_secs(25));
+        assert!(steps.iter().any(|s| s.fault == Fault::PowerCutAll));
+        assert!(steps.iter().all(|s| s.fault.kind().needs_power_loss_fs()));
+        assert!(!FaultKind::ALL.iter().any(|k| k.needs_power_loss_fs()));
+    }
 }
