@@ -58,20 +58,11 @@ impl FaultKind {
         matches!(self, FaultKind::PowerCut | FaultKind::PowerCutAll)
     }
 
-    /// The kind's name, as on the command line.
-    pub fn name(self) -> &'static str {
-        match self {
-            FaultKind::Kill => "kill",
-            FaultKind::Pause => "pause",
-            FaultKind::Partition => "partition",
-            FaultKind::Link => "link",
-            FaultKind::RestartAll => "restart-all",
-            FaultKind::Combined => "combined",
-            FaultKind::CrashPoint => "crash-point",
-            FaultKind::DiskFull => "disk-full",
-            FaultKind::PowerCut => "power-cut",
-            FaultKind::PowerCutAll => "power-cut-all",
-        }
+    /// The kind's name, as on the command line (`power-cut-all`).
+    pub fn name(self) -> String {
+        clap::ValueEnum::to_possible_value(&self)
+            .map(|value| value.get_name().to_owned())
+            .unwrap_or_default()
     }
 
     /// Every kind.
@@ -560,5 +551,6 @@ mod tests {
         assert!(steps.iter().any(|s| s.fault == Fault::PowerCutAll));
         assert!(steps.iter().all(|s| s.fault.kind().needs_power_loss_fs()));
         assert!(!FaultKind::ALL.iter().any(|k| k.needs_power_loss_fs()));
+        assert_eq!(FaultKind::PowerCutAll.name(), "power-cut-all");
     }
 }
