@@ -115,4 +115,10 @@ async fn power_cuts_lose_nothing_acknowledged_and_catch_a_log_that_skips_its_syn
         durability.problems,
         durability.examples.first()
     );
+    // The mutant was meant to fail: its data, kept as for any failing run, is of no use.
+    if let Some(dir) = &report.data_dir {
+        if let Err(e) = std::fs::remove_dir_all(dir) {
+            eprintln!("--- removing the mutant's data {dir}: {e}");
+        }
+    }
 }
