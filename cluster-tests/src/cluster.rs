@@ -40,6 +40,9 @@ pub struct ClusterOptions {
     pub extra_args: Vec<String>,
     /// How long [`Cluster::start`] and [`Cluster::wait_for_leader`] wait for an agreed leader.
     pub leader_timeout: Duration,
+    /// Environment given to every node at every start (`FAILPOINTS` to run a whole cluster as a
+    /// deliberately broken build).
+    pub env: Vec<(String, String)>,
     /// Fixed addresses for nodes `1..=n` instead of free ports on 127.0.0.1: the chaos harness
     /// gives each node its own loopback IP and puts a proxy in front of each Raft port.
     pub addresses: Option<Vec<NodeAddrs>>,
@@ -71,6 +74,7 @@ impl Default for ClusterOptions {
             default_pay_within_secs: None,
             extra_args: Vec::new(),
             leader_timeout: Duration::from_secs(30),
+            env: Vec::new(),
             addresses: None,
         }
     }
@@ -123,6 +127,15 @@ impl Cluster {
     /// Starts `n` nodes (all initial voters; node 1 initialises the cluster) and waits until
     /// they agree on a leader.
     pub async fn start(n: u64, options: ClusterOptions) -> Result<Self> {
+        let mut cluster = Cluster::create(n, options)?;
+        cluster.start_all().await?;
+        Ok(cluster)
+    }
+
+    /// The fixture of `n` nodes with their directories and addresses, none started yet: a test
+    /// may prepare a node's directory first (the chaos harness mounts the power-loss filesystem
+    /// on `node_dir(id)/data`), then [`Cluster::start_all`].
+    pub fn create(n: u64, options: ClusterOptions) -> Result<Self> {
         if n == 0 {
             return Err(Error::Usage("a cluster needs at least one node".to_owned()));
         }
@@ -181,7 +194,7 @@ impl Cluster {
                 },
             );
         }
-        let mut cluster = Cluster {
+        let cluster = Cluster {
             binary,
             options,
             nodes,
@@ -192,11 +205,16 @@ impl Cluster {
             cluster.dir.path().display(),
             cluster.binary.display()
         );
-        for id in 1..=n {
-            cluster.restart(id)?;
-        }
-        cluster.wait_for_leader().await?;
         Ok(cluster)
+    }
+
+    /// Starts every node and waits until they agree on a leader.
+    pub async fn start_all(&mut self) -> Result<()> {
+        for id in self.ids() {
+            self.restart(id)?;
+        }
+        self.wait_for_leader().await?;
+        Ok(())
     }
 
     /// All node ids, running or not.
@@ -296,7 +314,8 @@ impl Cluster {
         }
         let args = self.serve_args(id);
         let node = self.node(id);
-        let process = NodeProcess::spawn(id, &self.binary, &args, env, &node.log_path())?;
+        let env: Vec<(String, String)> = self.options.env.iter().chain(env).cloned().collect();
+        let process = NodeProcess::spawn(id, &self.binary, &args, &env, &node.log_path())?;
         eprintln!(
             "cluster-tests: started node {id} (pid {}, api {}, raft {})",
             process.pid(),

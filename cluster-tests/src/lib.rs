@@ -25,6 +25,8 @@
 //!   link proxy, the history and its checkers (behind `src/bin/chaos.rs` and `tests/t60_chaos.rs`).
 //! - [`cluster`]: [`Cluster`], n `orderq serve` processes with their ports, directories and
 //!   verbs (`start`, `kill`, `restart`, `wait_for_leader`, typed requests).
+//! - [`lazyfs`]: the power-loss filesystem (FUSE): what was not fsynced is lost when its process
+//!   is killed (behind `src/bin/lazyfs.rs`, used by the chaos harness's power cuts).
 //! - [`process`]: one child process: locating the binary, spawning it with its log captured,
 //!   `SIGKILL` by pid.
 //! - [`client`]: [`NodeClient`], typed HTTP calls to one node, and raw [`Request`]s for
@@ -41,6 +43,7 @@
 //! - `src/bin/loadgen.rs`: the benchmark's load generator.
 //! - `src/bin/follow-changes.rs`: the example change-stream consumer.
 //! - `src/bin/fake-provider.rs`: the fake payment provider for the README's refund demo.
+//! - `src/bin/lazyfs.rs`: mounts the power-loss filesystem over a backing directory.
 //! - `src/bin/chaos.rs`: the chaos harness's command (`--seed --duration-secs --report`).
 //! - `tests/tNN_*.rs`: the tests, numbered by area.
 
@@ -49,6 +52,7 @@ pub mod client;
 pub mod cluster;
 pub mod error;
 pub mod follower;
+pub mod lazyfs;
 pub mod load_stats;
 pub mod model;
 pub mod ports;

@@ -586,7 +586,7 @@ fn holds(condition: bool) -> Result<(), String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partition_cuts_forwarded_writes_too() {
     use cluster::chaos::proxy::LinkState;
-    let (cluster, proxy) = cluster::chaos::run::start_cluster(11, Vec::new())
+    let (cluster, proxy) = cluster::chaos::run::start_cluster(11, Vec::new(), Vec::new(), None)
         .await
         .unwrap();
     let leader = cluster.wait_for_leader().await.unwrap();

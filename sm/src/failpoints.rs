@@ -6,6 +6,11 @@
 //! the process aborts on the spot, as a power cut would stop it there, and the harness restarts
 //! it from its data. What must hold: nothing acknowledged is lost, and the state after restart is
 //! the state of some prefix of the log.
+//!
+//! One point is a mutant instead of a crash: [`LOG_SKIP_SYNC`] (`FAILPOINTS=log-skip-sync=return`)
+//! makes the log acknowledge appends without syncing them, which no `kill -9` can tell apart from
+//! the real thing but a power cut can. The chaos harness arms it to prove its power-loss faults
+//! and its durability checker catch a write path that is not durable before it acknowledges.
 
 /// After the log entries are written to RocksDB (unsynced) and before the WAL is synced: the
 /// entries may vanish; none was acknowledged.
@@ -20,6 +25,10 @@ pub const APPLY_BEFORE_WRITE: &str = "apply-before-write";
 
 /// After the applied batch is written, before the node hears of it (no client was answered).
 pub const APPLY_AFTER_WRITE: &str = "apply-after-write";
+
+/// Not a crash point: when armed (with `return`), the log acknowledges appends without syncing
+/// the WAL. A deliberately broken build, for the harness to prove it notices.
+pub const LOG_SKIP_SYNC: &str = "log-skip-sync";
 
 /// Every crash point.
 pub const ALL: &[&str] = &[
@@ -38,4 +47,13 @@ pub fn crash_point(name: &str) {
         eprintln!("orderq: failpoint {name} fired: aborting");
         std::process::abort()
     });
+}
+
+/// Whether the failpoint `name` is armed and fires (with the `return` action): the caller then
+/// skips the step the point guards. Always `false` without the `failpoints` feature.
+#[cfg_attr(not(feature = "failpoints"), allow(unused_variables))]
+#[inline]
+pub fn skip_point(name: &str) -> bool {
+    fail::fail_point!(name, |_| true);
+    false
 }

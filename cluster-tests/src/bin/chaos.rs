@@ -13,7 +13,7 @@ use std::time::Duration;
 use clap::Parser;
 use cluster::chaos::abuse;
 use cluster::chaos::faults::FaultKind;
-use cluster::chaos::run::{run, ChaosOptions};
+use cluster::chaos::run::{run, ChaosOptions, SETTLE_TIMEOUT};
 use cluster::chaos::workload::WorkloadPlan;
 
 /// Kill, pause and partition a real three-node orderq cluster under a mixed workload, then
@@ -41,6 +41,13 @@ struct Args {
     /// Keep the nodes' data and logs even when every check passes (always kept on failure).
     #[arg(long)]
     keep_data: bool,
+    /// Start every node with `FAILPOINTS=SPEC` (a failpoints build, e.g. `log-skip-sync=return`
+    /// for the mutant that acknowledges unsynced log appends).
+    #[arg(long)]
+    failpoints: Option<String>,
+    /// How long the healed cluster may take to settle before its state is read anyway.
+    #[arg(long, default_value_t = SETTLE_TIMEOUT.as_secs())]
+    settle_secs: u64,
     /// Run the HTTP abuse scenario instead of the fault schedule.
     #[arg(long)]
     abuse: bool,
@@ -86,6 +93,11 @@ async fn main() -> ExitCode {
         },
         keep_data: args.keep_data,
         report: args.report,
+        node_env: args
+            .failpoints
+            .map(|spec| vec![("FAILPOINTS".to_owned(), spec)])
+            .unwrap_or_default(),
+        settle_timeout: Duration::from_secs(args.settle_secs),
     };
     match run(options).await {
         Ok(report) => {

@@ -5,13 +5,16 @@
 //! them: the cluster must keep every promise through the fault and recover after it. Kills are
 //! `kill -9` of the process (by pid) and a restart from its data directory; pauses are
 //! `SIGSTOP`/`SIGCONT`, held longer than the election timeout so the paused node comes back
-//! as a deposed leader; link faults go through the [`LinkProxy`].
+//! as a deposed leader; link faults go through the [`LinkProxy`]. Power cuts need the nodes'
+//! data on the power-loss filesystem ([`LazyMounts`]): unlike `kill -9`, they lose every write
+//! that was not fsynced.
 
 use std::time::Duration;
 
 use serde::Serialize;
 
 use super::disk::SmallDisks;
+use super::power::LazyMounts;
 use super::proxy::{LinkProxy, LinkState};
 use super::rng::Rng;
 use crate::cluster::Cluster;
@@ -40,9 +43,28 @@ pub enum FaultKind {
     /// Move a node's data onto a small tmpfs and fill it up; free it when healing and restart
     /// the node. Needs root (`mount`). Not in [`FaultKind::ALL`].
     DiskFull,
+    /// Cut the power of the leader or a random node (what it did not fsync is lost), restart it
+    /// from what survived. Needs FUSE: the run mounts every data directory on the power-loss
+    /// filesystem. Not in [`FaultKind::ALL`].
+    PowerCut,
+    /// Cut the power of all three nodes at once, restart them from what survived (Jepsen's
+    /// NATS case). Needs FUSE, as [`FaultKind::PowerCut`]. Not in [`FaultKind::ALL`].
+    PowerCutAll,
 }
 
 impl FaultKind {
+    /// Whether the kind needs the nodes' data on the power-loss filesystem.
+    pub fn needs_power_loss_fs(self) -> bool {
+        matches!(self, FaultKind::PowerCut | FaultKind::PowerCutAll)
+    }
+
+    /// The kind's name, as on the command line (`power-cut-all`).
+    pub fn name(self) -> String {
+        clap::ValueEnum::to_possible_value(&self)
+            .map(|value| value.get_name().to_owned())
+            .unwrap_or_default()
+    }
+
     /// Every kind.
     pub const ALL: [FaultKind; 6] = [
         FaultKind::Kill,
@@ -127,6 +149,15 @@ pub enum Fault {
         /// Which.
         node: u64,
     },
+    /// Cut the current leader's power.
+    PowerCutLeader,
+    /// Cut one node's power.
+    PowerCutNode {
+        /// Which.
+        node: u64,
+    },
+    /// Cut every node's power at once.
+    PowerCutAll,
 }
 
 /// The crash points of `orderq`'s write path, by [`Fault::CrashPoint::point`] (the names in
@@ -166,6 +197,8 @@ impl Fault {
                 FaultKind::Combined
             }
             Fault::DiskFullLeader | Fault::DiskFull { .. } => FaultKind::DiskFull,
+            Fault::PowerCutLeader | Fault::PowerCutNode { .. } => FaultKind::PowerCut,
+            Fault::PowerCutAll => FaultKind::PowerCutAll,
         }
     }
 }
@@ -215,6 +248,9 @@ pub fn schedule(
             (FaultKind::Combined, _) => Fault::KillLeaderWhileIsolated { node },
             (FaultKind::DiskFull, 0) => Fault::DiskFull { node },
             (FaultKind::DiskFull, _) => Fault::DiskFullLeader,
+            (FaultKind::PowerCut, 0) => Fault::PowerCutNode { node },
+            (FaultKind::PowerCut, _) => Fault::PowerCutLeader,
+            (FaultKind::PowerCutAll, _) => Fault::PowerCutAll,
             (FaultKind::CrashPoint, _) => Fault::CrashPoint {
                 node,
                 point: rng.below(CRASH_POINTS.len() as u64) as u8,
@@ -245,21 +281,45 @@ pub enum Active {
     Armed(u64),
     /// A node's disk is full: free it and restart the node.
     DiskFull(u64),
+    /// These nodes' power was cut: mount what survived and restart them.
+    PowerCut(Vec<u64>),
     /// Several of the above, healed in order.
     Many(Vec<Active>),
 }
 
-/// Injects `fault`; returns what to undo and the nodes it hit.
+/// Injects `fault`; returns what to undo and the nodes it hit. Power cuts need `power`, the
+/// nodes' mounts on the power-loss filesystem.
 pub async fn inject(
     cluster: &mut Cluster,
     proxy: &LinkProxy,
     disks: &mut SmallDisks,
+    power: Option<&mut LazyMounts>,
     fault: Fault,
 ) -> Result<(Active, Vec<u64>)> {
     let leader = || async { cluster.leader_id().await.ok() };
     let others =
         |node: u64| -> Vec<u64> { cluster.ids().into_iter().filter(|id| *id != node).collect() };
     match fault {
+        Fault::PowerCutLeader | Fault::PowerCutNode { .. } | Fault::PowerCutAll => {
+            let power = power.ok_or_else(|| {
+                Error::Usage("a power cut needs the nodes on the power-loss filesystem".into())
+            })?;
+            let nodes = match fault {
+                Fault::PowerCutNode { node } => vec![node],
+                Fault::PowerCutLeader => vec![leader().await.unwrap_or(1)],
+                _ => cluster.ids(),
+            };
+            // Every filesystem first, so no node makes anything durable after the cut.
+            for node in &nodes {
+                power.cut(*node)?;
+            }
+            for node in &nodes {
+                if cluster.pid(*node).is_some() {
+                    cluster.kill(*node)?;
+                }
+            }
+            Ok((Active::PowerCut(nodes.clone()), nodes))
+        }
         Fault::KillLeader | Fault::KillNode { .. } => {
             let node = match fault {
                 Fault::KillNode { node } => node,
@@ -310,11 +370,18 @@ pub async fn inject(
                 cluster,
                 proxy,
                 disks,
+                None,
                 Fault::FlakyLinks { drop_percent },
             ))
             .await?;
-            let (paused, _) =
-                Box::pin(inject(cluster, proxy, disks, Fault::PauseNode { node })).await?;
+            let (paused, _) = Box::pin(inject(
+                cluster,
+                proxy,
+                disks,
+                None,
+                Fault::PauseNode { node },
+            ))
+            .await?;
             Ok((Active::Many(vec![paused, links]), vec![node]))
         }
         Fault::RestartAll => {
@@ -372,12 +439,13 @@ pub async fn inject(
 }
 
 /// Undoes an injected fault: restarts killed nodes, continues paused ones, heals every link,
-/// restarts an armed node without its crash point. Answers a note for the report (whether an
-/// armed node crashed), empty otherwise.
+/// restarts an armed node without its crash point, brings the power back. Answers a note for
+/// the report (whether an armed node crashed), empty otherwise.
 pub fn heal(
     cluster: &mut Cluster,
     proxy: &LinkProxy,
     disks: &SmallDisks,
+    mut power: Option<&mut LazyMounts>,
     active: Active,
 ) -> Result<String> {
     let mut note = String::new();
@@ -407,7 +475,7 @@ pub fn heal(
         Active::Many(all) => {
             let notes: Vec<String> = all
                 .into_iter()
-                .map(|active| heal(cluster, proxy, disks, active))
+                .map(|active| heal(cluster, proxy, disks, power.as_deref_mut(), active))
                 .collect::<Result<_>>()?;
             note = notes.join("; ").trim_matches(&[';', ' '][..]).to_owned();
         }
@@ -419,6 +487,17 @@ pub fn heal(
             };
             disks.free(node)?;
             cluster.restart(node)?;
+        }
+        Active::PowerCut(nodes) => {
+            let power = power.ok_or_else(|| {
+                Error::Usage("power cut without the power-loss filesystem".to_owned())
+            })?;
+            for node in &nodes {
+                power.restore(*node)?;
+            }
+            for node in nodes {
+                cluster.restart(node)?;
+            }
         }
     }
     Ok(note)
@@ -463,5 +542,15 @@ mod tests {
                 .collect();
             assert_eq!(first.len(), FaultKind::ALL.len(), "seed {seed}: {first:?}");
         }
+    }
+
+    #[test]
+    fn power_cuts_are_drawn_only_when_asked_for_and_need_the_power_loss_fs() {
+        let kinds = [FaultKind::PowerCutAll, FaultKind::PowerCut];
+        let steps = schedule(&mut Rng::new(66), &kinds, 3, Duration::from_secs(25));
+        assert!(steps.iter().any(|s| s.fault == Fault::PowerCutAll));
+        assert!(steps.iter().all(|s| s.fault.kind().needs_power_loss_fs()));
+        assert!(!FaultKind::ALL.iter().any(|k| k.needs_power_loss_fs()));
+        assert_eq!(FaultKind::PowerCutAll.name(), "power-cut-all");
     }
 }

@@ -11,6 +11,7 @@
 //! - [`history`]: the record of every operation: invoked, ok / failed / unknown, when.
 //! - [`faults`]: the fault kinds, the seeded schedule, injecting and healing.
 //! - [`disk`]: small tmpfs data directories that fill up, for the disk-full fault (root only).
+//! - [`power`]: the nodes' data directories on the power-loss filesystem, for power cuts.
 //! - [`proxy`]: the TCP proxy in front of every Raft port that cuts, slows and breaks links.
 //! - [`check`]: the checkers, one file each.
 //! - [`report`]: the JSON report and its terminal summary.
@@ -25,6 +26,7 @@ pub mod check;
 pub mod disk;
 pub mod faults;
 pub mod history;
+pub mod power;
 pub mod proxy;
 pub mod report;
 pub mod rng;

@@ -31,6 +31,9 @@ pub struct InjectedFault {
     pub healed_ms: u64,
     /// Run time (ms) the nodes agreed on a leader again; `None` if they did not in time.
     pub recovered_ms: Option<u64>,
+    /// Time (ms) from healing to the first write acknowledged after it; `None` if none was
+    /// before the run's workload stopped.
+    pub time_to_recover_ms: Option<u64>,
     /// What healing found (whether an armed crash point fired).
     #[serde(skip_serializing_if = "String::is_empty")]
     pub note: String,
@@ -133,6 +136,20 @@ impl Report {
             self.totals,
             self.faults.len()
         );
+        if !self.faults.is_empty() {
+            let recoveries: Vec<String> = self
+                .faults
+                .iter()
+                .map(|f| match f.time_to_recover_ms {
+                    Some(ms) => format!("{} {ms}", f.step.fault.kind().name()),
+                    None => format!("{} none", f.step.fault.kind().name()),
+                })
+                .collect();
+            out.push_str(&format!(
+                "  ms from healing to the next acknowledged write: {}\n",
+                recoveries.join(", ")
+            ));
+        }
         for verdict in &self.verdicts {
             out.push_str(&format!(
                 "  {:<13} {} ({} checked, {} problems) {}\n",

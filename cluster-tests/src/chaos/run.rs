@@ -9,10 +9,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::check::progress::{first_ack_after, FaultWindow};
 use super::check::{self, FinalState, NodeState};
 use super::disk::SmallDisks;
 use super::faults::{self, FaultKind};
 use super::history::History;
+use super::power::{locate_lazyfs, LazyMounts};
 use super::proxy::{node_ip, LinkProxy};
 use super::report::{InjectedFault, Report};
 use super::rng::Rng;
@@ -31,8 +33,9 @@ const NODES: u64 = 3;
 /// How long the cluster may take to agree on a leader after a fault is healed.
 const RECOVERY_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// How long settling after the run may take (catching up, timers firing, the nodes agreeing).
-const SETTLE_TIMEOUT: Duration = Duration::from_secs(90);
+/// How long settling after the run may take by default (catching up, timers firing, the nodes
+/// agreeing).
+pub const SETTLE_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// What a run does.
 #[derive(Debug, Clone)]
@@ -49,6 +52,12 @@ pub struct ChaosOptions {
     pub keep_data: bool,
     /// Where to write the report (and the history beside it).
     pub report: Option<PathBuf>,
+    /// How long the healed cluster may take to settle ([`SETTLE_TIMEOUT`] by default; a run of
+    /// a deliberately broken build, whose replicas may never agree, need not wait as long).
+    pub settle_timeout: Duration,
+    /// Environment for every node at every start (`FAILPOINTS=log-skip-sync=return` runs the
+    /// whole cluster as the mutant that acknowledges unsynced appends).
+    pub node_env: Vec<(String, String)>,
 }
 
 impl Default for ChaosOptions {
@@ -60,6 +69,8 @@ impl Default for ChaosOptions {
             plan: WorkloadPlan::default(),
             keep_data: false,
             report: None,
+            node_env: Vec::new(),
+            settle_timeout: SETTLE_TIMEOUT,
         }
     }
 }
@@ -68,10 +79,30 @@ impl Default for ChaosOptions {
 /// An `Err` means the harness itself could not do its job (no binary, no ports), not that the
 /// cluster failed a check: that is `report.passed == false`.
 pub async fn run(options: ChaosOptions) -> Result<Report> {
+    let power_cuts = options.faults.iter().any(|k| k.needs_power_loss_fs());
+    if power_cuts && options.faults.contains(&FaultKind::DiskFull) {
+        return Err(Error::Usage(
+            "disk-full moves a node's data onto a tmpfs and power cuts keep it on lazyfs: run \
+             them separately"
+                .to_owned(),
+        ));
+    }
     let started = Instant::now();
     let mut rng = Rng::new(options.seed);
     let subscribers = Subscribers::start().await?;
-    let (mut cluster, proxy) = start_cluster(options.seed, subscribers.node_args()).await?;
+    // Power cuts need every node's data on the power-loss filesystem from the start.
+    let mut power = if power_cuts {
+        Some(LazyMounts::new(locate_lazyfs()?))
+    } else {
+        None
+    };
+    let (mut cluster, proxy) = start_cluster(
+        options.seed,
+        subscribers.node_args(),
+        options.node_env.clone(),
+        power.as_mut(),
+    )
+    .await?;
     eprintln!("chaos: cluster up in {}", cluster.dir().display());
     load_skus(&cluster, &options.plan).await?;
     subscribers.subscribe(&cluster, &options.plan.topic).await?;
@@ -90,22 +121,23 @@ pub async fn run(options: ChaosOptions) -> Result<Report> {
             break;
         }
         tokio::time::sleep_until(quiet_until.into()).await;
-        let (active, nodes) =
-            match faults::inject(&mut cluster, &proxy, &mut disks, step.fault).await {
-                Ok(injected) => injected,
-                Err(e) => {
-                    incidents.push(format!("injecting {:?} failed: {e}", step.fault));
-                    recover(&mut cluster, &mut incidents).await.ok();
-                    continue;
-                }
-            };
+        let injecting =
+            faults::inject(&mut cluster, &proxy, &mut disks, power.as_mut(), step.fault);
+        let (active, nodes) = match injecting.await {
+            Ok(injected) => injected,
+            Err(e) => {
+                incidents.push(format!("injecting {:?} failed: {e}", step.fault));
+                recover(&mut cluster, &mut incidents).await.ok();
+                continue;
+            }
+        };
         let injected_ms = history.now_ms();
         eprintln!(
             "chaos: {injected_ms} ms: inject {:?} on {nodes:?}",
             step.fault
         );
         tokio::time::sleep(Duration::from_millis(step.hold_ms)).await;
-        let note = faults::heal(&mut cluster, &proxy, &disks, active)?;
+        let note = faults::heal(&mut cluster, &proxy, &disks, power.as_mut(), active)?;
         let healed_ms = history.now_ms();
         let recovered_ms = match recover(&mut cluster, &mut incidents).await {
             Ok(()) => Some(history.now_ms()),
@@ -124,6 +156,7 @@ pub async fn run(options: ChaosOptions) -> Result<Report> {
             injected_ms,
             healed_ms,
             recovered_ms,
+            time_to_recover_ms: None,
             note,
         });
     }
@@ -133,6 +166,7 @@ pub async fn run(options: ChaosOptions) -> Result<Report> {
         history.now_ms()
     );
     workload.stop().await;
+    let workload_end_ms = history.now_ms();
 
     proxy.heal();
     // A cluster that does not recover is reported by `settle_and_read`; draining just fails.
@@ -147,10 +181,34 @@ pub async fn run(options: ChaosOptions) -> Result<Report> {
             None
         }
     };
-    let mut final_state = settle_and_read(&mut cluster, &options.plan, &mut incidents).await;
+    let mut final_state = settle_and_read(
+        &mut cluster,
+        &options.plan,
+        options.settle_timeout,
+        &mut incidents,
+    )
+    .await;
     final_state.deliveries = subscribers.deliveries(groups);
-    let verdicts = check::run_all(&history, &options.plan, &final_state);
+    let windows: Vec<FaultWindow> = injected
+        .iter()
+        .map(|f| FaultWindow {
+            injected_ms: f.injected_ms,
+            healed_ms: f.healed_ms,
+        })
+        .collect();
+    let verdicts = check::run_all(
+        &history,
+        &options.plan,
+        &final_state,
+        &windows,
+        workload_end_ms,
+    );
     let operations = history.operations();
+    for fault in &mut injected {
+        fault.time_to_recover_ms = first_ack_after(&operations, fault.healed_ms)
+            .filter(|at| *at <= workload_end_ms)
+            .map(|at| at - fault.healed_ms);
+    }
     let (by_kind, totals) = Report::count(&operations);
     let passed = incidents.is_empty() && verdicts.iter().all(|v| v.passed);
     let data_dir = if !passed || options.keep_data {
@@ -182,12 +240,23 @@ pub async fn run(options: ChaosOptions) -> Result<Report> {
     for problem in disks.unmount_all(report.data_dir.is_some()) {
         eprintln!("chaos: {problem}");
     }
+    if let Some(power) = &mut power {
+        for problem in power.unmount_all() {
+            eprintln!("chaos: {problem}");
+        }
+    }
     Ok(report)
 }
 
-/// Starts three nodes, each on its own loopback IP, with every Raft port behind the proxy, and
-/// `node_args` (the payment provider's URL) on every node.
-pub async fn start_cluster(seed: u64, node_args: Vec<String>) -> Result<(Cluster, LinkProxy)> {
+/// Starts three nodes, each on its own loopback IP, with every Raft port behind the proxy,
+/// `node_args` (the payment provider's URL) and `node_env` on every node, and their data on the
+/// power-loss filesystem when `power` is given.
+pub async fn start_cluster(
+    seed: u64,
+    node_args: Vec<String>,
+    node_env: Vec<(String, String)>,
+    power: Option<&mut LazyMounts>,
+) -> Result<(Cluster, LinkProxy)> {
     let mut listen = BTreeMap::new();
     for id in 1..=NODES {
         let ip = node_ip(id);
@@ -224,9 +293,16 @@ pub async fn start_cluster(seed: u64, node_args: Vec<String>) -> Result<(Cluster
             .chain(node_args)
             .collect(),
         leader_timeout: RECOVERY_TIMEOUT,
+        env: node_env,
         ..ClusterOptions::default()
     };
-    let cluster = Cluster::start(NODES, options).await?;
+    let mut cluster = Cluster::create(NODES, options)?;
+    if let Some(power) = power {
+        for id in cluster.ids() {
+            power.mount(id, &cluster.node_dir(id).join("data"))?;
+        }
+    }
+    cluster.start_all().await?;
     Ok((cluster, proxy))
 }
 
@@ -314,6 +390,7 @@ fn exit_reason(log_tail: &str) -> String {
 async fn settle_and_read(
     cluster: &mut Cluster,
     plan: &WorkloadPlan,
+    settle_timeout: Duration,
     incidents: &mut Vec<String>,
 ) -> FinalState {
     let mut final_state = FinalState::default();
@@ -338,14 +415,15 @@ async fn settle_and_read(
             return final_state;
         }
     }
+    final_state.live = cluster.running_ids();
     for id in cluster.running_ids() {
-        if let Err(e) = cluster.wait_caught_up(id, SETTLE_TIMEOUT).await {
+        if let Err(e) = cluster.wait_caught_up(id, settle_timeout).await {
             incidents.push(format!("node {id} did not catch up: {e}"));
         }
     }
     match poll_until(
         "every node to hold the same state at a stable applied index",
-        SETTLE_TIMEOUT,
+        settle_timeout,
         || async {
             let mut nodes = Vec::new();
             for id in cluster.ids() {

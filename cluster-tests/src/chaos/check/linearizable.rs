@@ -14,6 +14,9 @@
 //! A pay carries no idempotency key: when it was retried and ended 409, an earlier attempt may
 //! have paid the order before a refund request made the retry's answer 409, so such a pay is
 //! judged as one that may or may not have taken effect within its interval.
+//!
+//! An order the search cannot decide (too many operations, or too many steps) fails the check:
+//! a history nobody judged proves nothing.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -21,10 +24,10 @@ use super::Verdict;
 use crate::chaos::history::{OpKind, Operation, Outcome};
 use crate::model::{Order, OrderState};
 
-/// Orders with more operations than this are not searched (reported in the note).
+/// Orders with more operations than this are not searched: each is a problem.
 const MAX_OPS: usize = 120;
 
-/// Search steps per order before giving up as undecided (reported in the note).
+/// Search steps per order before giving up as undecided: each undecided order is a problem.
 const MAX_STEPS: u64 = 2_000_000;
 
 /// The sequential model's state of one order.
@@ -155,11 +158,15 @@ pub fn check(operations: &[Operation]) -> Verdict {
     let (mut skipped, mut undecided) = (0, 0);
     for (id, ops) in per_order {
         let events = events_of(&ops);
+        verdict.checked += 1;
         if events.len() > MAX_OPS {
             skipped += 1;
+            verdict.problem(format!(
+                "order {id}: {} operations, more than the {MAX_OPS} the search takes",
+                events.len()
+            ));
             continue;
         }
-        verdict.checked += 1;
         match search(&events) {
             Some(true) => {}
             Some(false) => verdict.problem(format!(
@@ -167,7 +174,13 @@ pub fn check(operations: &[Operation]) -> Verdict {
                 events.len(),
                 describe(&ops)
             )),
-            None => undecided += 1,
+            None => {
+                undecided += 1;
+                verdict.problem(format!(
+                    "order {id}: undecided after {MAX_STEPS} search steps ({} operations)",
+                    events.len()
+                ));
+            }
         }
     }
     verdict.note = format!(

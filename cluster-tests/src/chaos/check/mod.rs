@@ -9,6 +9,8 @@
 //! - [`convergence`]: every node holds the same state at the same applied index.
 //! - [`linearizable`]: the single-order operations (create, pay, cancel, linearizable read)
 //!   have a legal sequential order within their real-time intervals (a WGL search).
+//! - [`progress`]: after each fault heals, writes are acknowledged again within a bound, and
+//!   the healthy time of the run acknowledged at least a floor of writes per minute.
 //!
 //! - [`paid_events`]: every paid order's `order.paid` reached the webhook at least once.
 //! - [`publishes`]: every acknowledged publish reached its subscription at least once, and
@@ -23,6 +25,7 @@ pub mod delivery;
 pub mod durability;
 pub mod linearizable;
 pub mod paid_events;
+pub mod progress;
 pub mod publishes;
 pub mod refunds;
 pub mod stock;
@@ -119,6 +122,9 @@ pub struct FinalState {
     pub skus: BTreeMap<String, Sku>,
     /// Each node's local state.
     pub nodes: Vec<NodeState>,
+    /// The nodes running when the state was read: each must be in `nodes`, or convergence
+    /// fails (a node that cannot show its state is not proven equal).
+    pub live: Vec<u64>,
     /// What the harness's webhook receiver and payment provider received.
     pub deliveries: Deliveries,
 }
@@ -137,8 +143,15 @@ pub struct Deliveries {
     pub groups: Vec<SubscriptionStats>,
 }
 
-/// Runs every checker.
-pub fn run_all(history: &History, plan: &WorkloadPlan, final_state: &FinalState) -> Vec<Verdict> {
+/// Runs every checker; `faults` are the faults injected, in order, into a workload that ran
+/// until `workload_end_ms`.
+pub fn run_all(
+    history: &History,
+    plan: &WorkloadPlan,
+    final_state: &FinalState,
+    faults: &[progress::FaultWindow],
+    workload_end_ms: u64,
+) -> Vec<Verdict> {
     let operations = history.operations();
     let (durability, stock) = if final_state.read {
         (
@@ -157,6 +170,7 @@ pub fn run_all(history: &History, plan: &WorkloadPlan, final_state: &FinalState)
         transitions::check(&operations, final_state),
         convergence::check(final_state),
         linearizable::check(&operations),
+        progress::check(&operations, faults, workload_end_ms),
         paid_events::check(&operations, final_state),
         publishes::check(&operations, plan, final_state),
         refunds::check(&operations, final_state),
