@@ -242,15 +242,19 @@ impl SnapshotStore {
     /// when it is done. Until the install is done, the entries after what this node holds
     /// durably (its current snapshot, its applied state) are the only copy of that part of the
     /// state: a crash, or a refused snapshot, in between would leave a node whose log no longer
-    /// reaches its state, which openraft refuses to start. So the log is purged no further than
-    /// the later of the two; what is held back goes with a later purge. Outside an install a
-    /// node purges only behind its own snapshots, which this limit never holds back, and a
-    /// store that has neither (openraft's storage suite) purges as asked.
+    /// reaches its state, which openraft refuses to start. And openraft starts only from a log
+    /// purged no further than its current snapshot, when it has one (with none, no further than
+    /// what is committed). So the log is purged no further than the current snapshot, or the
+    /// applied state when there is no snapshot yet; what is held back goes with a later purge.
+    /// (Purging to the applied state past an older snapshot left a node killed during an
+    /// install unable to start: found by the chaos harness.) Outside an install a node purges
+    /// only behind its own snapshots, which this limit never holds back, and a store that has
+    /// neither (openraft's storage suite) purges as asked.
     pub fn purge_limit(&self, db: &DB) -> Result<PurgeLimit, StoreError> {
         let snapshot = self.current_last_log_id()?;
         let applied = applied(db)?;
         let installing = self.installing.load(std::sync::atomic::Ordering::SeqCst);
-        Ok(match snapshot.max(applied) {
+        Ok(match snapshot.or(applied) {
             Some(held) => PurgeLimit::UpTo(held),
             None if installing => PurgeLimit::Nothing,
             None => PurgeLimit::Any,
