@@ -50,6 +50,17 @@ pub enum ServeError {
     /// The operating system gave no random bytes (for the receipt key).
     #[error("random source: {0}")]
     Random(String),
+    /// A `[tls]` file could not be used.
+    #[error("tls: {0}")]
+    Tls(#[from] crate::tls::TlsError),
+    /// A TLS port could not be bound.
+    #[error("binding {addr}: {source}")]
+    BindTls {
+        /// The address.
+        addr: String,
+        /// Why.
+        source: std::io::Error,
+    },
     /// The HTTP client could not be built.
     #[error("http client: {0}")]
     Http(#[from] reqwest::Error),
@@ -80,6 +91,8 @@ pub async fn run(
     api_runtime: tokio::runtime::Handle,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), ServeError> {
+    // TLS files first: a bad one stops the node before it touches its data.
+    let extra_roots = crate::tls::outbound_roots(&config.tls)?;
     std::fs::create_dir_all(&config.data_dir).map_err(sm::StoreError::from)?;
     let storage = Storage::open(&config.data_dir)?;
     crate::wipe_guard::check(&config, &storage.log).await?;
@@ -171,6 +184,7 @@ pub async fn run(
         clock: clock.clone(),
         receipt_key: crate::receipt::ReceiptKey::generate()
             .map_err(|e| ServeError::Random(e.to_string()))?,
+        extra_roots,
     };
     let leader_task = tokio::spawn(leader_services.run(shutdown.clone()));
     let cluster = Arc::new(
