@@ -1,10 +1,11 @@
 //! TLS (`[tls]`), on real processes with certificates the test generates: push webhooks reach an
 //! https receiver whose CA is given with `--tls-ca-file`, and fail without it (verification is
-//! on).
+//! on); a node with `--tls-cert-file` and `--tls-key-file` serves its API over https.
 
 use std::convert::Infallible;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -288,4 +289,109 @@ async fn t72_push_webhooks_reach_https_receivers_the_node_trusts() {
         );
     })
     .await;
+}
+
+/// An orderq process this test started; killed when dropped.
+struct Node {
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Node {
+    /// `orderq serve` on a fresh data directory with `args`, its log in the data directory.
+    fn spawn(args: &[String]) -> Node {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let binary = cluster::process::locate_binary().expect("orderq binary");
+        let log = std::fs::File::create(dir.path().join("orderq.log")).unwrap();
+        let mut command = Command::new(binary);
+        command
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("ORDERQ_") {
+                command.env_remove(key);
+            }
+        }
+        Node {
+            child: command.spawn().expect("spawn orderq"),
+            _dir: dir,
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self._dir.path().join("orderq.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn t72_the_api_serves_https_with_cert_and_key() {
+    let pki = Pki::generate();
+    let ports = cluster::ports::reserve_ports_on(Ipv4Addr::LOCALHOST, 2).expect("ports");
+    let api = format!("127.0.0.1:{}", ports[0]);
+    let node = Node::spawn(&[
+        "--api-addr".into(),
+        api.clone(),
+        "--raft-addr".into(),
+        format!("127.0.0.1:{}", ports[1]),
+        "--tls-cert-file".into(),
+        pki.arg("cert.pem"),
+        "--tls-key-file".into(),
+        pki.arg("key.pem"),
+        "--tls-ca-file".into(),
+        pki.arg("ca.pem"),
+    ]);
+    let client = pki.client();
+
+    phase("--- https://.../healthz answers a client trusting the CA");
+    let healthz = format!("https://{api}/healthz");
+    poll_until("the https API", Duration::from_secs(20), || async {
+        match client.get(&healthz).send().await {
+            Ok(r) if r.status().is_success() => Ok(()),
+            Ok(r) => Err(format!("status {}", r.status())),
+            Err(e) => Err(format!("{e}")),
+        }
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", node.log()));
+
+    phase("--- a write over https is served too");
+    let put = client
+        .put(format!("https://{api}/admin/skus/t72-sku"))
+        .json(&json!({"stock": 5, "price_cents": 100, "per_user_limit": 0}))
+        .send()
+        .await
+        .expect("PUT sku over https");
+    assert!(put.status().is_success(), "{}", put.status());
+
+    phase("--- plain http gets no answer, and a client not trusting the CA is refused");
+    let plain = reqwest::Client::builder()
+        .timeout(Duration::from_secs(3))
+        .build()
+        .unwrap();
+    let r = plain.get(format!("http://{api}/healthz")).send().await;
+    assert!(
+        r.as_ref().map_or(true, |r| !r.status().is_success()),
+        "plain http must not be served: {r:?}"
+    );
+    let untrusting = reqwest::Client::builder()
+        .use_rustls_tls()
+        .timeout(Duration::from_secs(3))
+        .build()
+        .unwrap();
+    assert!(
+        untrusting.get(&healthz).send().await.is_err(),
+        "the certificate is not trusted without the CA"
+    );
 }

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::FutureExt;
 use openraft::SnapshotPolicy;
 use sm::changes::Retention;
 use sm::raft_types::{PeerAddr, Raft};
@@ -93,6 +94,8 @@ pub async fn run(
 ) -> Result<(), ServeError> {
     // TLS files first: a bad one stops the node before it touches its data.
     let extra_roots = crate::tls::outbound_roots(&config.tls)?;
+    let api_client_tls = crate::tls::ApiClientTls::from_config(&config.tls)?;
+    let api_server_tls = crate::tls::api_server_config(&config.tls)?;
     std::fs::create_dir_all(&config.data_dir).map_err(sm::StoreError::from)?;
     let storage = Storage::open(&config.data_dir)?;
     crate::wipe_guard::check(&config, &storage.log).await?;
@@ -195,6 +198,7 @@ pub async fn run(
             timer_lag,
             quorum,
             clock,
+            api_client_tls,
         )?
         .with_queue(queue),
     );
@@ -215,12 +219,26 @@ pub async fn run(
     let (api_bound, api_server) = {
         // Bound inside the API runtime, so its sockets are driven there.
         let _api_context = api_runtime.enter();
-        api::server::bind(api, socket(&config.api_addr)?, stopped()).map_err(|source| {
-            ServeError::Bind {
+        let addr = socket(&config.api_addr)?;
+        match api_server_tls {
+            None => api::server::bind(api, addr, stopped())
+                .map(|(bound, server)| (bound, server.boxed()))
+                .map_err(|source| ServeError::Bind {
+                    addr: config.api_addr.clone(),
+                    source,
+                })?,
+            Some(tls) => crate::tls::serve(
+                warp::service(api::server::filter(api)),
+                addr,
+                tls,
+                stopped(),
+            )
+            .map(|(bound, server)| (bound, server.boxed()))
+            .map_err(|source| ServeError::BindTls {
                 addr: config.api_addr.clone(),
                 source,
-            }
-        })?
+            })?,
+        }
     };
     let api_task = api_runtime.spawn(api_server);
     tracing::info!(node_id = config.node_id, api = %api_bound, raft = %raft_bound, "orderq serving");

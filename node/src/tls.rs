@@ -252,3 +252,38 @@ where
     };
     Ok((bound, run))
 }
+
+/// How this node calls its fellow members' APIs (a write or read forwarded to the leader, the
+/// wiped-member check): https when this node's API serves https (members are configured alike),
+/// trusting the system's roots plus `ca_file`.
+#[derive(Clone, Default)]
+pub struct ApiClientTls {
+    /// Whether members' APIs serve https.
+    https: bool,
+    /// `ca_file`'s roots.
+    roots: Vec<reqwest::Certificate>,
+}
+
+impl ApiClientTls {
+    /// From `[tls]`.
+    pub fn from_config(tls: &Tls) -> Result<Self, TlsError> {
+        Ok(ApiClientTls {
+            https: tls.cert_file.is_some() && tls.key_file.is_some(),
+            roots: outbound_roots(tls)?,
+        })
+    }
+
+    /// `https` or `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.https {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
+    /// `builder` trusting the system's roots plus `ca_file`.
+    pub fn apply(&self, builder: reqwest::ClientBuilder) -> reqwest::ClientBuilder {
+        with_roots(builder, &self.roots)
+    }
+}
