@@ -1,6 +1,8 @@
 //! TLS (`[tls]`), on real processes with certificates the test generates: push webhooks reach an
 //! https receiver whose CA is given with `--tls-ca-file`, and fail without it (verification is
-//! on); a node with `--tls-cert-file` and `--tls-key-file` serves its API over https.
+//! on); a node with `--tls-cert-file` and `--tls-key-file` serves its API over https; a
+//! three-node cluster with `--tls-peer-ca-file` talks mutual TLS on the Raft port, and a client
+//! without a certificate the cluster CA signed is refused there.
 
 use std::convert::Infallible;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -394,4 +396,99 @@ async fn t72_the_api_serves_https_with_cert_and_key() {
         untrusting.get(&healthz).send().await.is_err(),
         "the certificate is not trusted without the CA"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn t72_a_cluster_with_mutual_tls_on_the_raft_port_elects_and_refuses_strangers() {
+    let pki = Pki::generate();
+    let options = ClusterOptions {
+        api_ca: Some(pki.path("ca.pem")),
+        extra_args: vec![
+            "--tls-cert-file".into(),
+            pki.arg("cert.pem"),
+            "--tls-key-file".into(),
+            pki.arg("key.pem"),
+            "--tls-peer-ca-file".into(),
+            pki.arg("ca.pem"),
+            "--tls-ca-file".into(),
+            pki.arg("ca.pem"),
+        ],
+        ..Default::default()
+    };
+    phase("--- three nodes with mutual TLS between them elect a leader");
+    let cluster = Cluster::start(3, options).await.expect("mTLS cluster");
+    within(Duration::from_secs(60), async {
+        let leader = cluster.wait_for_leader().await.expect("a leader");
+        phase("--- a write through a follower is forwarded and replicated");
+        let follower = cluster.ids().into_iter().find(|id| *id != leader).unwrap();
+        ok(
+            cluster.client(follower),
+            Request::json(
+                Method::PUT,
+                "/admin/skus/t72-mtls",
+                &json!({"stock": 7, "price_cents": 100, "per_user_limit": 0}),
+            ),
+        )
+        .await;
+        for id in cluster.ids() {
+            cluster
+                .wait_sku_converged(id, "t72-mtls", Duration::from_secs(20))
+                .await
+                .expect("replicated");
+        }
+
+        let raft = cluster.raft_addr(leader);
+        let clock = |client: reqwest::Client| {
+            let url = format!("https://{raft}/raft/clock");
+            async move {
+                client
+                    .post(url)
+                    .header("x-orderq-cluster-secret", "cluster-tests-cluster-secret")
+                    .header("x-orderq-target-node", leader.to_string())
+                    .header(reqwest::header::CONTENT_LENGTH, 0)
+                    .send()
+                    .await
+            }
+        };
+        phase("--- a client with the cluster's certificate and secret is served");
+        let mut pem = std::fs::read(pki.path("key.pem")).unwrap();
+        pem.extend(std::fs::read(pki.path("cert.pem")).unwrap());
+        let member = reqwest::Client::builder()
+            .use_rustls_tls()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(
+                reqwest::Certificate::from_pem(&std::fs::read(pki.path("ca.pem")).unwrap())
+                    .unwrap(),
+            )
+            .identity(reqwest::Identity::from_pem(&pem).unwrap())
+            .no_proxy()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .unwrap();
+        let r = clock(member).await.expect("a member is served");
+        assert!(r.status().is_success(), "{}", r.status());
+
+        phase("--- a client without a certificate is refused, secret or not");
+        match clock(pki.client()).await {
+            Err(_) => {}
+            Ok(r) => panic!("a client without a certificate got {}", r.status()),
+        }
+        phase("--- and so is plain http");
+        let plain = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(3))
+            .build()
+            .unwrap();
+        let r = plain
+            .post(format!("http://{raft}/raft/clock"))
+            .header("x-orderq-cluster-secret", "cluster-tests-cluster-secret")
+            .header(reqwest::header::CONTENT_LENGTH, 0)
+            .send()
+            .await;
+        assert!(
+            r.as_ref().map_or(true, |r| !r.status().is_success()),
+            "plain http must not be served: {r:?}"
+        );
+    })
+    .await;
 }

@@ -96,13 +96,18 @@ pub async fn run(
     let extra_roots = crate::tls::outbound_roots(&config.tls)?;
     let api_client_tls = crate::tls::ApiClientTls::from_config(&config.tls)?;
     let api_server_tls = crate::tls::api_server_config(&config.tls)?;
+    let peer_server_tls = crate::tls::peer_server_config(&config.tls)?;
+    let transport = crate::network::PeerTransport::new(
+        socket(&config.raft_addr)?,
+        crate::tls::PeerClientTls::from_config(&config.tls)?,
+    );
     std::fs::create_dir_all(&config.data_dir).map_err(sm::StoreError::from)?;
     let storage = Storage::open(&config.data_dir)?;
     crate::wipe_guard::check(&config, &storage.log).await?;
     let state_machine = storage.state.clone();
     let network = PeerNetwork::new(
         config.cluster_secret.expose().to_string(),
-        socket(&config.raft_addr)?,
+        &transport,
         config.max_batch_bytes,
     )?;
     let raft = Raft::new(
@@ -126,15 +131,12 @@ pub async fn run(
         clock.clone(),
         raft.clone(),
         config.cluster_secret.expose().to_string(),
-        socket(&config.raft_addr)?,
+        transport.clone(),
         shutdown.clone(),
     ));
     let batcher = Batcher::start(
         raft.clone(),
-        WriteForwarder::new(
-            config.cluster_secret.expose().to_string(),
-            socket(&config.raft_addr)?,
-        )?,
+        WriteForwarder::new(config.cluster_secret.expose().to_string(), &transport)?,
         clock.clone(),
         BatcherConfig {
             max_batch: config.max_batch,
@@ -150,9 +152,10 @@ pub async fn run(
         batcher.clone(),
         config.cluster_secret.clone(),
         socket(&config.raft_addr)?,
+        peer_server_tls,
         stopped(),
     )
-    .map_err(|source| ServeError::Bind {
+    .map_err(|source| ServeError::BindTls {
         addr: config.raft_addr.clone(),
         source,
     })?;
