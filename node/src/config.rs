@@ -706,6 +706,39 @@ scopes = ["admin"]
     }
 
     #[test]
+    fn tls_comes_from_the_file_and_flags_and_must_be_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("n.toml");
+        std::fs::write(
+            &path,
+            "[tls]\nca_file = \"/ca.pem\"\ncert_file = \"/c.pem\"\nkey_file = \"/k.pem\"\n",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            config: Some(path.clone()),
+            tls_ca_file: Some(PathBuf::from("/other-ca.pem")),
+            ..Default::default()
+        };
+        let config = Config::load(&args).unwrap();
+        assert_eq!(config.tls.ca_file, Some(PathBuf::from("/other-ca.pem")));
+        assert_eq!(config.tls.cert_file, Some(PathBuf::from("/c.pem")));
+        std::fs::write(&path, "[tls]\ncert_file = \"/c.pem\"\n").unwrap();
+        assert!(
+            Config::load(&args).is_err(),
+            "a certificate without its key"
+        );
+        let peer_ca_alone = ServeArgs {
+            tls_peer_ca_file: Some(PathBuf::from("/ca.pem")),
+            ..Default::default()
+        };
+        assert!(
+            Config::load(&peer_ca_alone).is_err(),
+            "mTLS without a certificate"
+        );
+        assert!(toml::from_str::<Config>("[tls]\nbogus = 1").is_err());
+    }
+
+    #[test]
     fn bad_peers_and_unknown_keys_are_refused() {
         assert!(parse_peer("x=1,2").is_err());
         assert!(parse_peer("1=127.0.0.1:1").is_err());
