@@ -451,27 +451,36 @@ async fn t72_a_cluster_with_mutual_tls_on_the_raft_port_elects_and_refuses_stran
             }
         };
         phase("--- a client with the cluster's certificate and secret is served");
-        let mut pem = std::fs::read(pki.path("key.pem")).unwrap();
-        pem.extend(std::fs::read(pki.path("cert.pem")).unwrap());
-        let member = reqwest::Client::builder()
-            .use_rustls_tls()
-            .tls_built_in_root_certs(false)
-            .add_root_certificate(
-                reqwest::Certificate::from_pem(&std::fs::read(pki.path("ca.pem")).unwrap())
-                    .unwrap(),
-            )
-            .identity(reqwest::Identity::from_pem(&pem).unwrap())
-            .no_proxy()
-            .timeout(Duration::from_secs(5))
-            .build()
-            .unwrap();
-        let r = clock(member).await.expect("a member is served");
+        // A client trusting the cluster CA and presenting `holder`'s certificate.
+        let presenting = |holder: &Pki| {
+            let mut pem = std::fs::read(holder.path("key.pem")).unwrap();
+            pem.extend(std::fs::read(holder.path("cert.pem")).unwrap());
+            reqwest::Client::builder()
+                .use_rustls_tls()
+                .tls_built_in_root_certs(false)
+                .add_root_certificate(
+                    reqwest::Certificate::from_pem(&std::fs::read(pki.path("ca.pem")).unwrap())
+                        .unwrap(),
+                )
+                .identity(reqwest::Identity::from_pem(&pem).unwrap())
+                .no_proxy()
+                .timeout(Duration::from_secs(5))
+                .build()
+                .unwrap()
+        };
+        let r = clock(presenting(&pki)).await.expect("a member is served");
         assert!(r.status().is_success(), "{}", r.status());
 
         phase("--- a client without a certificate is refused, secret or not");
         match clock(pki.client()).await {
             Err(_) => {}
             Ok(r) => panic!("a client without a certificate got {}", r.status()),
+        }
+        phase("--- a client whose certificate another CA signed is refused");
+        let stranger = Pki::generate();
+        match clock(presenting(&stranger)).await {
+            Err(_) => {}
+            Ok(r) => panic!("a certificate of another CA got {}", r.status()),
         }
         phase("--- and so is plain http");
         let plain = reqwest::Client::builder()
