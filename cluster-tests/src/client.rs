@@ -24,10 +24,10 @@ pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
 
 /// How long one request may take before the client gives up on it. Long enough for a
 /// follower to forward through an election, short enough that a test notices a hang.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long connecting may take; on 127.0.0.1 anything longer means the node is gone.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// One request to send with [`NodeClient::send`]: everything about it can be malformed on
 /// purpose.

@@ -46,6 +46,9 @@ pub struct ClusterOptions {
     /// Fixed addresses for nodes `1..=n` instead of free ports on 127.0.0.1: the chaos harness
     /// gives each node its own loopback IP and puts a proxy in front of each Raft port.
     pub addresses: Option<Vec<NodeAddrs>>,
+    /// A CA (PEM) that signed the certificate the nodes' APIs serve https with (pass the
+    /// certificate itself in `extra_args`): the fixture's clients then use https and trust it.
+    pub api_ca: Option<PathBuf>,
 }
 
 /// Where one node listens, and the Raft address its peers are told to dial.
@@ -76,6 +79,7 @@ impl Default for ClusterOptions {
             leader_timeout: Duration::from_secs(30),
             env: Vec::new(),
             addresses: None,
+            api_ca: None,
         }
     }
 }
@@ -179,8 +183,7 @@ impl Cluster {
                 context: format!("creating {}", node_dir.display()),
                 source,
             })?;
-            let client =
-                NodeClient::new(format!("http://{api_addr}"), options.admin_token.clone())?;
+            let client = node_client(api_addr, &options)?;
             nodes.insert(
                 id,
                 Node {
@@ -339,10 +342,7 @@ impl Cluster {
             context: format!("creating {}", dir.display()),
             source,
         })?;
-        let client = NodeClient::new(
-            format!("http://{api_addr}"),
-            self.options.admin_token.clone(),
-        )?;
+        let client = node_client(api_addr, &self.options)?;
         self.nodes.insert(
             id,
             Node {
@@ -695,4 +695,33 @@ impl Drop for Cluster {
 /// Picks `count` distinct free ports on 127.0.0.1.
 fn reserve_ports(count: usize) -> Result<Vec<u16>> {
     reserve_ports_on(Ipv4Addr::LOCALHOST, count)
+}
+
+/// The fixture's client of the node at `api_addr`: https trusting `options.api_ca` when set.
+fn node_client(api_addr: SocketAddr, options: &ClusterOptions) -> Result<NodeClient> {
+    let Some(ca) = &options.api_ca else {
+        return NodeClient::new(format!("http://{api_addr}"), options.admin_token.clone());
+    };
+    let pem = std::fs::read(ca).map_err(|source| Error::Io {
+        context: format!("reading {}", ca.display()),
+        source,
+    })?;
+    let transport = |source| Error::Transport {
+        request: "building the HTTPS client".to_owned(),
+        source,
+    };
+    let http = reqwest::Client::builder()
+        .use_rustls_tls()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(&pem).map_err(transport)?)
+        .timeout(crate::client::REQUEST_TIMEOUT)
+        .connect_timeout(crate::client::CONNECT_TIMEOUT)
+        .no_proxy()
+        .build()
+        .map_err(transport)?;
+    Ok(NodeClient::with_http(
+        format!("https://{api_addr}"),
+        options.admin_token.clone(),
+        http,
+    ))
 }

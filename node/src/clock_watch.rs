@@ -121,10 +121,12 @@ pub async fn run(
     watch: std::sync::Arc<ClockWatch>,
     raft: Raft,
     secret: String,
-    raft_addr: std::net::SocketAddr,
+    transport: crate::network::PeerTransport,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let http = match crate::network::peer_client_builder(raft_addr)
+    let scheme = transport.scheme();
+    let http = match transport
+        .client_builder()
         .connect_timeout(Duration::from_millis(300))
         .timeout(Duration::from_millis(1000))
         .build()
@@ -154,7 +156,7 @@ pub async fn run(
         };
         let probes = others
             .iter()
-            .map(|(id, addr)| probe(&http, &secret, *id, addr, &watch));
+            .map(|(id, addr)| probe(&http, scheme, &secret, *id, addr, &watch));
         futures::future::join_all(probes).await;
         let ids: Vec<NodeId> = others.iter().map(|(id, _)| *id).collect();
         if watch.judge(&ids) {
@@ -185,10 +187,17 @@ pub async fn run(
 }
 
 /// Reads `peer`'s clock once and records it.
-async fn probe(http: &reqwest::Client, secret: &str, peer: NodeId, addr: &str, watch: &ClockWatch) {
+async fn probe(
+    http: &reqwest::Client,
+    scheme: &str,
+    secret: &str,
+    peer: NodeId,
+    addr: &str,
+    watch: &ClockWatch,
+) {
     let sent_ms = crate::clock::now_ms();
     let reply = http
-        .post(format!("http://{addr}/raft/{CLOCK_PATH}"))
+        .post(format!("{scheme}://{addr}/raft/{CLOCK_PATH}"))
         .header(SECRET_HEADER, secret)
         .header(TARGET_HEADER, peer.to_string())
         // The peer port wants a length on every body, an empty one included.

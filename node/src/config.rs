@@ -39,6 +39,27 @@ pub struct Payment {
     pub signing_secret_file: Option<PathBuf>,
 }
 
+/// `[tls]` settings: every path is a PEM file.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tls {
+    /// Extra roots trusted for outbound `https://` (push webhooks, the refund call), beside the
+    /// system's roots.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// This node's certificate chain: with `key_file`, the API serves https, and with
+    /// `peer_ca_file` it is the certificate this node presents to its peers.
+    #[serde(default)]
+    pub cert_file: Option<PathBuf>,
+    /// The private key of `cert_file`.
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+    /// The cluster CA: the Raft port serves https and requires a client certificate signed by
+    /// it; peers are reached over https and must present one too.
+    #[serde(default)]
+    pub peer_ca_file: Option<PathBuf>,
+}
+
 /// A `[[clients]]` entry: a service of the shop with its own token and what it may do.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -90,6 +111,8 @@ pub struct Config {
     pub webhook_allow: Vec<Cidr>,
     /// Payment provider settings.
     pub payment: Payment,
+    /// TLS settings; none: plain HTTP on both ports, outbound https with the system's roots.
+    pub tls: Tls,
     /// Election timeout (the lower bound; the upper is twice it).
     pub election_timeout_ms: u64,
     /// Leader heartbeat interval.
@@ -153,6 +176,7 @@ impl Default for Config {
             clients: Vec::new(),
             webhook_allow: Vec::new(),
             payment: Payment::default(),
+            tls: Tls::default(),
             election_timeout_ms: 1000,
             heartbeat_ms: 200,
             snapshot_every: 10_000,
@@ -260,6 +284,18 @@ pub struct ServeArgs {
     /// A file holding the key refund calls are signed with.
     #[arg(long, env = "ORDERQ_PAYMENT_SIGNING_SECRET_FILE")]
     pub payment_signing_secret_file: Option<PathBuf>,
+    /// Extra roots (PEM) trusted for outbound https, beside the system's.
+    #[arg(long, env = "ORDERQ_TLS_CA_FILE")]
+    pub tls_ca_file: Option<PathBuf>,
+    /// Certificate chain (PEM) the API serves https with, and peers are shown.
+    #[arg(long, env = "ORDERQ_TLS_CERT_FILE")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// Private key (PEM) of --tls-cert-file.
+    #[arg(long, env = "ORDERQ_TLS_KEY_FILE")]
+    pub tls_key_file: Option<PathBuf>,
+    /// Cluster CA (PEM): the Raft port requires client certificates signed by it (mutual TLS).
+    #[arg(long, env = "ORDERQ_TLS_PEER_CA_FILE")]
+    pub tls_peer_ca_file: Option<PathBuf>,
     /// Election timeout in milliseconds.
     #[arg(long, env = "ORDERQ_ELECTION_TIMEOUT_MS")]
     pub election_timeout_ms: Option<u64>,
@@ -404,6 +440,16 @@ impl Config {
                 .signing_secret_file
                 .clone_from(&args.payment_signing_secret_file);
         }
+        for (file, flag) in [
+            (&mut config.tls.ca_file, &args.tls_ca_file),
+            (&mut config.tls.cert_file, &args.tls_cert_file),
+            (&mut config.tls.key_file, &args.tls_key_file),
+            (&mut config.tls.peer_ca_file, &args.tls_peer_ca_file),
+        ] {
+            if flag.is_some() {
+                file.clone_from(flag);
+            }
+        }
         if !args.peers.is_empty() {
             config.peers = args
                 .peers
@@ -496,6 +542,12 @@ impl Config {
         }
         if self.queue_depth == 0 || self.seckill_queue_depth == 0 {
             return invalid("queue_depth and seckill_queue_depth must be at least 1".into());
+        }
+        if self.tls.cert_file.is_some() != self.tls.key_file.is_some() {
+            return invalid("[tls] cert_file and key_file go together".into());
+        }
+        if self.tls.peer_ca_file.is_some() && self.tls.cert_file.is_none() {
+            return invalid("[tls] peer_ca_file needs cert_file and key_file".into());
         }
         let mut names = std::collections::HashSet::new();
         for client in &self.clients {
@@ -651,6 +703,39 @@ scopes = ["admin"]
         assert!(Config::load(&args).is_err(), "shared token");
         write("[[clients]]\nname = \"a\"\nscopes = [\"seckill\"]\n");
         assert!(Config::load(&args).is_err(), "no token");
+    }
+
+    #[test]
+    fn tls_comes_from_the_file_and_flags_and_must_be_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("n.toml");
+        std::fs::write(
+            &path,
+            "[tls]\nca_file = \"/ca.pem\"\ncert_file = \"/c.pem\"\nkey_file = \"/k.pem\"\n",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            config: Some(path.clone()),
+            tls_ca_file: Some(PathBuf::from("/other-ca.pem")),
+            ..Default::default()
+        };
+        let config = Config::load(&args).unwrap();
+        assert_eq!(config.tls.ca_file, Some(PathBuf::from("/other-ca.pem")));
+        assert_eq!(config.tls.cert_file, Some(PathBuf::from("/c.pem")));
+        std::fs::write(&path, "[tls]\ncert_file = \"/c.pem\"\n").unwrap();
+        assert!(
+            Config::load(&args).is_err(),
+            "a certificate without its key"
+        );
+        let peer_ca_alone = ServeArgs {
+            tls_peer_ca_file: Some(PathBuf::from("/ca.pem")),
+            ..Default::default()
+        };
+        assert!(
+            Config::load(&peer_ca_alone).is_err(),
+            "mTLS without a certificate"
+        );
+        assert!(toml::from_str::<Config>("[tls]\nbogus = 1").is_err());
     }
 
     #[test]

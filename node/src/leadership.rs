@@ -53,6 +53,8 @@ pub struct LeaderServices {
     pub webhook_policy: api::webhook_target::WebhookPolicy,
     /// The key this node's pull receipts are made under.
     pub receipt_key: crate::receipt::ReceiptKey,
+    /// Extra roots for outbound https (`[tls] ca_file`).
+    pub extra_roots: Vec<reqwest::Certificate>,
 }
 
 /// How often leadership and quorum contact are looked at when nothing else changes.
@@ -125,6 +127,7 @@ impl LeaderServices {
             self.refund_signing_secret.clone(),
             self.receipt_key.clone(),
             self.webhook_policy.clone(),
+            &self.extra_roots,
         ) {
             Ok(scheduler) => {
                 tokio::spawn(scheduler.run(stopped));

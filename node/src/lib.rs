@@ -60,6 +60,7 @@ pub mod serve;
 pub mod settle_waiters;
 pub mod timer_service;
 pub mod timing_wheel;
+pub mod tls;
 pub mod webhook_resolver;
 pub mod webhook_signature;
 pub mod wipe_guard;

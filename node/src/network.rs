@@ -22,6 +22,41 @@ use crate::peer_wire::{
     APPEND_PATH, SECRET_HEADER, SNAPSHOT_PATH, TARGET_HEADER, VOTE_PATH,
 };
 
+/// How this node reaches peers' Raft ports: from its Raft address (see [`peer_client_builder`]),
+/// over mutual TLS when `[tls] peer_ca_file` is set.
+#[derive(Clone)]
+pub struct PeerTransport {
+    /// This node's Raft address.
+    raft_addr: SocketAddr,
+    /// This node's certificate and the cluster CA; `None`: plain HTTP.
+    tls: Option<crate::tls::PeerClientTls>,
+}
+
+impl PeerTransport {
+    /// Connections from `raft_addr`, over mutual TLS with `tls`.
+    pub fn new(raft_addr: SocketAddr, tls: Option<crate::tls::PeerClientTls>) -> Self {
+        PeerTransport { raft_addr, tls }
+    }
+
+    /// A client builder for a peer's Raft port.
+    pub fn client_builder(&self) -> reqwest::ClientBuilder {
+        let builder = peer_client_builder(self.raft_addr);
+        match &self.tls {
+            Some(tls) => tls.apply(builder),
+            None => builder,
+        }
+    }
+
+    /// `https` with mutual TLS, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+}
+
 /// Builds one [`PeerClient`] per target; they share one HTTP connection pool.
 #[derive(Clone)]
 pub struct PeerNetwork {
@@ -31,11 +66,13 @@ pub struct PeerNetwork {
     secret: String,
     /// Most bytes of entries one `AppendEntries` carries (see [`AppendMsg::from_raft`]).
     max_append_bytes: usize,
+    /// `http` or `https`.
+    scheme: &'static str,
 }
 
 impl PeerNetwork {
-    /// A network presenting `secret`, connecting from `raft_addr`'s IP when it is a loopback
-    /// address.
+    /// A network presenting `secret` over `transport`, connecting from this node's Raft IP when
+    /// it is a loopback address.
     ///
     /// Binding the source IP lets a test give each node its own loopback address (127.0.0.11,
     /// 127.0.0.12, ...) and tell, at a proxy in front of a peer, which node a connection comes
@@ -43,10 +80,11 @@ impl PeerNetwork {
     /// routable or unspecified address keeps the kernel's choice of source, exactly as before.
     pub fn new(
         secret: String,
-        raft_addr: SocketAddr,
+        transport: &PeerTransport,
         max_append_bytes: usize,
     ) -> Result<Self, reqwest::Error> {
-        let http = peer_client_builder(raft_addr)
+        let http = transport
+            .client_builder()
             .connect_timeout(Duration::from_millis(500))
             .pool_idle_timeout(Duration::from_secs(30))
             .tcp_nodelay(true)
@@ -55,6 +93,7 @@ impl PeerNetwork {
             http,
             secret,
             max_append_bytes,
+            scheme: transport.scheme(),
         })
     }
 }
@@ -81,7 +120,7 @@ impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
             secret: self.secret.clone(),
             max_append_bytes: self.max_append_bytes,
             target,
-            base: format!("http://{}/raft/", node.raft_addr),
+            base: format!("{}://{}/raft/", self.scheme, node.raft_addr),
         }
     }
 }

@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 
 use bytes::Bytes;
+use futures::FutureExt;
 use openraft::error::{InstallSnapshotError, RaftError};
 use prost::Message;
 use sm::raft_types::{NodeId, Raft};
@@ -117,8 +118,9 @@ pub fn bind(
     batcher: Batcher,
     secret: Secret,
     addr: SocketAddr,
+    tls: Option<std::sync::Arc<rustls::ServerConfig>>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> Result<(SocketAddr, impl std::future::Future<Output = ()>), warp::Error> {
+) -> std::io::Result<(SocketAddr, futures::future::BoxFuture<'static, ()>)> {
     let routes = warp::post()
         .and(warp::path("raft"))
         .and(warp::path::param::<String>())
@@ -153,5 +155,14 @@ pub fn bind(
                 }
             },
         );
-    warp::serve(routes).try_bind_with_graceful_shutdown(addr, shutdown)
+    match tls {
+        // Mutual TLS: the handshake already refused a client without a certificate signed by
+        // the cluster CA; the secret is still checked.
+        Some(tls) => crate::tls::serve(warp::service(routes), addr, tls, shutdown)
+            .map(|(bound, server)| (bound, server.boxed())),
+        None => warp::serve(routes)
+            .try_bind_with_graceful_shutdown(addr, shutdown)
+            .map(|(bound, server)| (bound, server.boxed()))
+            .map_err(std::io::Error::other),
+    }
 }

@@ -64,6 +64,8 @@ pub struct RaftCluster {
     quorum: Arc<QuorumContact>,
     /// This node's clock offsets to the other voters.
     clock: Arc<ClockWatch>,
+    /// `http` or `https`: how members' APIs are reached.
+    api_scheme: &'static str,
 }
 
 impl RaftCluster {
@@ -75,8 +77,10 @@ impl RaftCluster {
         timer_lag: Arc<TimerLag>,
         quorum: Arc<QuorumContact>,
         clock: Arc<ClockWatch>,
+        api_tls: crate::tls::ApiClientTls,
     ) -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder()
+        let http = api_tls
+            .apply(reqwest::Client::builder())
             .connect_timeout(Duration::from_secs(1))
             .timeout(Duration::from_secs(30))
             .tcp_nodelay(true)
@@ -90,6 +94,7 @@ impl RaftCluster {
             queue: Arc::new(QueueHandle::default()),
             quorum,
             clock,
+            api_scheme: api_tls.scheme(),
         })
     }
 
@@ -175,7 +180,7 @@ impl Cluster for RaftCluster {
         api_addr: &str,
         request: &HttpRequest,
     ) -> Result<HttpReply, ClusterError> {
-        let mut url = format!("http://{api_addr}{}", request.path);
+        let mut url = format!("{}://{api_addr}{}", self.api_scheme, request.path);
         if let Some(query) = &request.query {
             url.push('?');
             url.push_str(query);

@@ -138,7 +138,9 @@ pub struct Scheduler {
 }
 
 impl Scheduler {
-    /// A scheduler reading `reader`, proposing through `batcher`.
+    /// A scheduler reading `reader`, proposing through `batcher`; webhooks may use https with
+    /// the system's roots and `extra_roots`.
+    #[allow(clippy::too_many_arguments)] // each is a separate setting of the node
     pub fn new(
         reader: StateReader,
         batcher: Batcher,
@@ -147,8 +149,10 @@ impl Scheduler {
         refund_signing_secret: String,
         receipt_key: ReceiptKey,
         webhook_policy: WebhookPolicy,
+        extra_roots: &[reqwest::Certificate],
     ) -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder()
+        // https with the system's roots plus `[tls] ca_file`.
+        let http = crate::tls::with_roots(reqwest::Client::builder(), extra_roots)
             .connect_timeout(Duration::from_secs(2))
             // A webhook's answer is its own: a redirect would send the delivery (and, for the
             // refund group, the refund) to wherever the receiver points.

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::FutureExt;
 use openraft::SnapshotPolicy;
 use sm::changes::Retention;
 use sm::raft_types::{PeerAddr, Raft};
@@ -50,6 +51,17 @@ pub enum ServeError {
     /// The operating system gave no random bytes (for the receipt key).
     #[error("random source: {0}")]
     Random(String),
+    /// A `[tls]` file could not be used.
+    #[error("tls: {0}")]
+    Tls(#[from] crate::tls::TlsError),
+    /// A TLS port could not be bound.
+    #[error("binding {addr}: {source}")]
+    BindTls {
+        /// The address.
+        addr: String,
+        /// Why.
+        source: std::io::Error,
+    },
     /// The HTTP client could not be built.
     #[error("http client: {0}")]
     Http(#[from] reqwest::Error),
@@ -80,13 +92,22 @@ pub async fn run(
     api_runtime: tokio::runtime::Handle,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), ServeError> {
+    // TLS files first: a bad one stops the node before it touches its data.
+    let extra_roots = crate::tls::outbound_roots(&config.tls)?;
+    let api_client_tls = crate::tls::ApiClientTls::from_config(&config.tls)?;
+    let api_server_tls = crate::tls::api_server_config(&config.tls)?;
+    let peer_server_tls = crate::tls::peer_server_config(&config.tls)?;
+    let transport = crate::network::PeerTransport::new(
+        socket(&config.raft_addr)?,
+        crate::tls::PeerClientTls::from_config(&config.tls)?,
+    );
     std::fs::create_dir_all(&config.data_dir).map_err(sm::StoreError::from)?;
     let storage = Storage::open(&config.data_dir)?;
     crate::wipe_guard::check(&config, &storage.log).await?;
     let state_machine = storage.state.clone();
     let network = PeerNetwork::new(
         config.cluster_secret.expose().to_string(),
-        socket(&config.raft_addr)?,
+        &transport,
         config.max_batch_bytes,
     )?;
     let raft = Raft::new(
@@ -110,15 +131,12 @@ pub async fn run(
         clock.clone(),
         raft.clone(),
         config.cluster_secret.expose().to_string(),
-        socket(&config.raft_addr)?,
+        transport.clone(),
         shutdown.clone(),
     ));
     let batcher = Batcher::start(
         raft.clone(),
-        WriteForwarder::new(
-            config.cluster_secret.expose().to_string(),
-            socket(&config.raft_addr)?,
-        )?,
+        WriteForwarder::new(config.cluster_secret.expose().to_string(), &transport)?,
         clock.clone(),
         BatcherConfig {
             max_batch: config.max_batch,
@@ -134,9 +152,10 @@ pub async fn run(
         batcher.clone(),
         config.cluster_secret.clone(),
         socket(&config.raft_addr)?,
+        peer_server_tls,
         stopped(),
     )
-    .map_err(|source| ServeError::Bind {
+    .map_err(|source| ServeError::BindTls {
         addr: config.raft_addr.clone(),
         source,
     })?;
@@ -171,6 +190,7 @@ pub async fn run(
         clock: clock.clone(),
         receipt_key: crate::receipt::ReceiptKey::generate()
             .map_err(|e| ServeError::Random(e.to_string()))?,
+        extra_roots,
     };
     let leader_task = tokio::spawn(leader_services.run(shutdown.clone()));
     let cluster = Arc::new(
@@ -181,6 +201,7 @@ pub async fn run(
             timer_lag,
             quorum,
             clock,
+            api_client_tls,
         )?
         .with_queue(queue),
     );
@@ -201,12 +222,26 @@ pub async fn run(
     let (api_bound, api_server) = {
         // Bound inside the API runtime, so its sockets are driven there.
         let _api_context = api_runtime.enter();
-        api::server::bind(api, socket(&config.api_addr)?, stopped()).map_err(|source| {
-            ServeError::Bind {
+        let addr = socket(&config.api_addr)?;
+        match api_server_tls {
+            None => api::server::bind(api, addr, stopped())
+                .map(|(bound, server)| (bound, server.boxed()))
+                .map_err(|source| ServeError::Bind {
+                    addr: config.api_addr.clone(),
+                    source,
+                })?,
+            Some(tls) => crate::tls::serve(
+                warp::service(api::server::filter(api)),
+                addr,
+                tls,
+                stopped(),
+            )
+            .map(|(bound, server)| (bound, server.boxed()))
+            .map_err(|source| ServeError::BindTls {
                 addr: config.api_addr.clone(),
                 source,
-            }
-        })?
+            })?,
+        }
     };
     let api_task = api_runtime.spawn(api_server);
     tracing::info!(node_id = config.node_id, api = %api_bound, raft = %raft_bound, "orderq serving");

@@ -69,7 +69,11 @@ pub async fn check(config: &Config, log: &LogStore) -> Result<(), WipedMember> {
     if !is_empty(log).await {
         return Ok(());
     }
-    let Ok(http) = reqwest::Client::builder()
+    let Ok(api_tls) = crate::tls::ApiClientTls::from_config(&config.tls) else {
+        return Ok(());
+    };
+    let Ok(http) = api_tls
+        .apply(reqwest::Client::builder())
         .timeout(ASK_TIMEOUT)
         .no_proxy()
         .build()
@@ -77,7 +81,11 @@ pub async fn check(config: &Config, log: &LogStore) -> Result<(), WipedMember> {
         return Ok(());
     };
     for peer in config.peers.iter().filter(|p| p.id != config.node_id) {
-        let mut request = http.get(format!("http://{}/admin/cluster", peer.api_addr));
+        let mut request = http.get(format!(
+            "{}://{}/admin/cluster",
+            api_tls.scheme(),
+            peer.api_addr
+        ));
         if !config.admin_token.is_empty() {
             request = request.bearer_auth(config.admin_token.expose());
         }

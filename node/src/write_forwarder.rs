@@ -10,7 +10,6 @@
 //! the other leads. A forward whose answer is lost leaves each command's outcome unknown
 //! (`Unavailable`), and the client retries with its `Idempotency-Key`.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use api::ClusterError;
@@ -33,18 +32,28 @@ pub struct WriteForwarder {
     http: reqwest::Client,
     /// The cluster secret the leader checks.
     secret: String,
+    /// `http` or `https`.
+    scheme: &'static str,
 }
 
 impl WriteForwarder {
     /// A forwarder presenting `secret`, connecting from this node's Raft address like every
-    /// other peer connection (see [`crate::network::peer_client_builder`]).
-    pub fn new(secret: String, raft_addr: SocketAddr) -> Result<Self, reqwest::Error> {
-        let http = crate::network::peer_client_builder(raft_addr)
+    /// other peer connection (see [`crate::network::PeerTransport`]).
+    pub fn new(
+        secret: String,
+        transport: &crate::network::PeerTransport,
+    ) -> Result<Self, reqwest::Error> {
+        let http = transport
+            .client_builder()
             .connect_timeout(Duration::from_millis(500))
             .timeout(FORWARD_TIMEOUT)
             .tcp_nodelay(true)
             .build()?;
-        Ok(WriteForwarder { http, secret })
+        Ok(WriteForwarder {
+            http,
+            secret,
+            scheme: transport.scheme(),
+        })
     }
 
     /// Proposes `commands` through the leader at `raft_addr`; answers one result per command.
@@ -59,7 +68,7 @@ impl WriteForwarder {
         };
         let response = self
             .http
-            .post(format!("http://{raft_addr}/raft/{PROPOSE_PATH}"))
+            .post(format!("{}://{raft_addr}/raft/{PROPOSE_PATH}", self.scheme))
             .header(SECRET_HEADER, &self.secret)
             .header("content-type", "application/x-protobuf")
             .body(ProposeMsg { commands }.encode_to_vec())
