@@ -7,12 +7,15 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
-use crate::client::{ApiResponse, NodeClient};
+use crate::client::{ApiResponse, NodeClient, Request};
 use crate::error::{Error, Result};
 use crate::model::{ClusterStatus, NewOrder, Order, Sku, SkuSettings};
 use crate::ports::reserve_ports_on;
 use crate::process::{locate_binary, log_tail, NodeProcess};
 use crate::wait::{poll_until, POLL_INTERVAL};
+
+/// How long [`Cluster::send_to_any`] retries through unavailable nodes.
+pub const SEND_RETRY_LIMIT: Duration = Duration::from_secs(30);
 
 /// How many log lines of each node a failing test prints.
 const FAILURE_TAIL_LINES: usize = 40;
@@ -574,6 +577,30 @@ impl Cluster {
     /// `POST /v1/orders/{order_id}/cancel` through node `node`.
     pub async fn cancel(&self, node: u64, order_id: &str) -> Result<Order> {
         self.client(node).cancel(order_id).await
+    }
+
+    /// Sends `request` to the running nodes in turn until one answers something other than a
+    /// retryable failure (no answer, 429, 502-504), for at most [`SEND_RETRY_LIMIT`]; answers
+    /// that, or the last retryable answer once the limit is reached.
+    pub async fn send_to_any(&self, request: Request) -> Result<ApiResponse> {
+        let clients: Vec<NodeClient> = self
+            .running_ids()
+            .into_iter()
+            .map(|id| self.client(id).clone())
+            .collect();
+        if clients.is_empty() {
+            return Err(Error::Usage("no running node to send to".to_owned()));
+        }
+        let started = Instant::now();
+        for client in clients.iter().cycle() {
+            let past_limit = started.elapsed() > SEND_RETRY_LIMIT;
+            match client.send(request.clone()).await {
+                Ok(r) if past_limit || ![429, 502, 503, 504].contains(&r.status) => return Ok(r),
+                Err(e) if past_limit => return Err(e),
+                _ => tokio::time::sleep(POLL_INTERVAL).await,
+            }
+        }
+        Err(Error::Usage("no running node to send to".to_owned()))
     }
 
     /// The last `lines` lines of node `id`'s log.

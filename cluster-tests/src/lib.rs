@@ -70,4 +70,4 @@ pub use model::{
     OrderState, Sku, SkuSettings, TimerStats,
 };
 pub use receiver::{Received, Receiver, ReceiverOptions};
-pub use wait::{poll_until, retry_while_unavailable, within};
+pub use wait::{holds, poll_until, retry_while_unavailable, within};

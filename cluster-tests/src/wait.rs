@@ -40,6 +40,15 @@ where
     }
 }
 
+/// [`poll_until`]'s answer for a plain condition: done, or not yet.
+pub fn holds(condition: bool) -> std::result::Result<(), String> {
+    if condition {
+        Ok(())
+    } else {
+        Err("not yet".to_owned())
+    }
+}
+
 /// Runs a whole test scenario, failing the test (by panicking) if it takes longer than `limit`.
 ///
 /// Start the [`crate::Cluster`] *outside* this call so that it is still alive when the panic

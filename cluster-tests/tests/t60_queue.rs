@@ -8,37 +8,14 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use cluster::{
-    poll_until, within, ApiResponse, Cluster, ClusterOptions, NodeClient, Receiver,
-    ReceiverOptions, Request,
+    poll_until, within, Cluster, ClusterOptions, NodeClient, Receiver, ReceiverOptions, Request,
 };
 use reqwest::Method;
 use serde_json::{json, Value};
 
-/// Sends `request` to the running nodes in turn until one answers something other than a
-/// retryable failure (no answer, 429, 503); answers that.
-async fn send(cluster: &Cluster, request: Request) -> ApiResponse {
-    let clients: Vec<NodeClient> = cluster
-        .running_ids()
-        .into_iter()
-        .map(|id| cluster.client(id).clone())
-        .collect();
-    let started = Instant::now();
-    let mut i = 0;
-    loop {
-        let client = &clients[i % clients.len()];
-        i += 1;
-        match client.send(request.clone()).await {
-            Ok(r) if ![429, 502, 503, 504].contains(&r.status) => return r,
-            Ok(r) if started.elapsed() > Duration::from_secs(30) => return r,
-            Err(e) if started.elapsed() > Duration::from_secs(30) => panic!("{e}"),
-            _ => tokio::time::sleep(Duration::from_millis(100)).await,
-        }
-    }
-}
-
 async fn ok(cluster: &Cluster, request: Request) -> Value {
     let what = format!("{} {}", request.method, request.path);
-    let r = send(cluster, request).await;
+    let r = cluster.send_to_any(request).await.expect("an answer");
     assert!(r.is_success(), "{what}: {} {}", r.status, r.body);
     r.json()
 }
@@ -573,7 +550,10 @@ async fn t60_refunds_end_refunded_or_refund_failed_and_redrive_refunds() {
                 &json!({"reason": "damaged"}),
             )
         };
-        let r = send(&cluster, refund(&ids[0])).await;
+        let r = cluster
+            .send_to_any(refund(&ids[0]))
+            .await
+            .expect("an answer");
         assert_eq!(r.status, 202, "{}", r.body);
         assert_eq!(r.json()["state"], "refund_requested");
         poll_until(
@@ -600,7 +580,10 @@ async fn t60_refunds_end_refunded_or_refund_failed_and_redrive_refunds() {
             fail_rate: 1.0,
             ..Default::default()
         });
-        send(&cluster, refund(&ids[1])).await;
+        cluster
+            .send_to_any(refund(&ids[1]))
+            .await
+            .expect("an answer");
         poll_until(
             "refund_failed after max_attempts",
             Duration::from_secs(10),

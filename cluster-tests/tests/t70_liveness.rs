@@ -8,37 +8,14 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use cluster::{
-    poll_until, ApiResponse, Cluster, ClusterOptions, NodeClient, Receiver, ReceiverOptions,
-    Request,
+    holds, poll_until, Cluster, ClusterOptions, NodeClient, Receiver, ReceiverOptions, Request,
 };
 use reqwest::Method;
 use serde_json::{json, Value};
 
-/// Sends `request` to the running nodes in turn until one answers something other than a
-/// retryable failure (no answer, 429, 503); answers that.
-async fn send(cluster: &Cluster, request: Request) -> ApiResponse {
-    let clients: Vec<NodeClient> = cluster
-        .running_ids()
-        .into_iter()
-        .map(|id| cluster.client(id).clone())
-        .collect();
-    let started = Instant::now();
-    let mut i = 0;
-    loop {
-        let client = &clients[i % clients.len()];
-        i += 1;
-        match client.send(request.clone()).await {
-            Ok(r) if ![429, 502, 503, 504].contains(&r.status) => return r,
-            Ok(r) if started.elapsed() > Duration::from_secs(30) => return r,
-            Err(e) if started.elapsed() > Duration::from_secs(30) => panic!("{e}"),
-            _ => tokio::time::sleep(Duration::from_millis(100)).await,
-        }
-    }
-}
-
 async fn ok(cluster: &Cluster, request: Request) -> Value {
     let what = format!("{} {}", request.method, request.path);
-    let r = send(cluster, request).await;
+    let r = cluster.send_to_any(request).await.expect("an answer");
     assert!(r.is_success(), "{what}: {} {}", r.status, r.body);
     r.json()
 }
@@ -572,15 +549,6 @@ async fn timers_fire_on_time_while_clients_flood_past_the_queue_depth() {
     );
     assert!(delays[0] >= 0, "an order closed before its deadline");
     assert!(p99 < 1_000, "timer lag p99 {p99} ms under a flood");
-}
-
-/// `poll_until`'s answer for a condition: done, or not yet.
-fn holds(condition: bool) -> Result<(), String> {
-    if condition {
-        Ok(())
-    } else {
-        Err("not yet".to_owned())
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use cluster::{poll_until, Cluster, ClusterOptions, NewOrder, SkuSettings};
+use cluster::{holds, poll_until, Cluster, ClusterOptions, NewOrder, SkuSettings};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
@@ -233,13 +233,4 @@ async fn a_node_with_a_bad_clock_never_leads_and_orders_close_on_time() {
     force_election(&cluster).await;
     orders_close_on_time(&cluster, "behind", 3).await;
     cluster.ensure_running().unwrap();
-}
-
-/// `poll_until`'s answer for a condition: done, or not yet.
-fn holds(condition: bool) -> Result<(), String> {
-    if condition {
-        Ok(())
-    } else {
-        Err("not yet".to_owned())
-    }
 }
