@@ -164,9 +164,11 @@ pub async fn run(
             if skewed {
                 tracing::warn!(
                     node_id = me,
+                    leading,
                     offsets_ms = ?watch.offsets(),
                     "this node's clock is off from the other voters' by more than \
-                     max_clock_offset_ms: it will not lead until it agrees again"
+                     max_clock_offset_ms: it will not lead until it agrees again \
+                     (a leader gives up its office)"
                 );
             } else {
                 tracing::info!(
@@ -176,12 +178,6 @@ pub async fn run(
             }
             raft.runtime_config().elect(!skewed);
             raft.runtime_config().heartbeat(!skewed);
-        }
-        if leading && watch.is_skewed() {
-            tracing::warn!(
-                node_id = me,
-                "giving up leadership: this node's clock is off"
-            );
         }
     }
 }
