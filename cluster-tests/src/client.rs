@@ -18,6 +18,11 @@ use crate::model::{
     ChangePage, ClusterStatus, NewOrder, Order, OrderPage, Sku, SkuSettings, SnapshotTaken,
     TimerStats,
 };
+use crate::queue::{
+    Acked, DeadLetterPage, Leased, Nacked, NewMessage, Published, Receive, Redriven, Removed,
+    Subscribed, Subscription, SubscriptionList, SubscriptionStats,
+};
+use crate::requests;
 
 /// The header that makes a POST retry-safe.
 pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
@@ -215,20 +220,7 @@ impl NodeClient {
     /// Sends `request` and decodes a 2xx body as `T`; any other status is [`Error::Api`].
     pub async fn call<T: DeserializeOwned>(&self, request: Request) -> Result<T> {
         let label = format!("{} {}{}", request.method, self.base, request.path);
-        let response = self.send(request).await?;
-        if !response.is_success() {
-            return Err(Error::Api {
-                request: label,
-                status: response.status,
-                code: response.error_code().unwrap_or_default(),
-                body: response.body,
-            });
-        }
-        serde_json::from_str(&response.body).map_err(|source| Error::Decode {
-            request: label,
-            source,
-            body: response.body,
-        })
+        decode(label, self.send(request).await?)
     }
 
     /// `GET /healthz` answered 200.
@@ -243,12 +235,7 @@ impl NodeClient {
 
     /// `PUT /admin/skus/{sku}`: loads (or reloads) a SKU's stock and price.
     pub async fn put_sku(&self, sku: &str, settings: &SkuSettings) -> Result<Sku> {
-        self.call(Request::json(
-            Method::PUT,
-            format!("/admin/skus/{sku}"),
-            settings,
-        ))
-        .await
+        self.call(requests::put_sku(sku, settings)).await
     }
 
     /// `GET /v1/skus/{sku}`, linearizable or (with `local`) from this node's applied state.
@@ -262,7 +249,7 @@ impl NodeClient {
 
     /// `POST /v1/orders`, with an `Idempotency-Key` when given.
     pub async fn create_order(&self, order: &NewOrder, key: Option<&str>) -> Result<Order> {
-        let mut request = Request::json(Method::POST, "/v1/orders", order);
+        let mut request = requests::create_order(order);
         if let Some(key) = key {
             request = request.idempotency_key(key);
         }
@@ -295,22 +282,18 @@ impl NodeClient {
 
     /// `POST /v1/orders/{id}/pay`.
     pub async fn pay(&self, id: &str, payment_ref: &str) -> Result<Order> {
-        self.call(Request::json(
-            Method::POST,
-            format!("/v1/orders/{id}/pay"),
-            &serde_json::json!({ "payment_ref": payment_ref }),
-        ))
-        .await
+        self.call(requests::pay(id, payment_ref)).await
     }
 
     /// `POST /v1/orders/{id}/cancel`.
     pub async fn cancel(&self, id: &str) -> Result<Order> {
-        self.call(Request::json(
-            Method::POST,
-            format!("/v1/orders/{id}/cancel"),
-            &serde_json::json!({}),
-        ))
-        .await
+        self.call(requests::cancel(id)).await
+    }
+
+    /// `POST /v1/orders/{id}/refund`: the order moves to `refund_requested` (202) and the refund
+    /// goes to the payment provider as a message.
+    pub async fn refund(&self, id: &str, reason: &str) -> Result<Order> {
+        self.call(requests::refund(id, reason)).await
     }
 
     /// `POST /v1/seckill/{sku}` for `user_id`, with an `Idempotency-Key` when given. Answers
@@ -321,11 +304,7 @@ impl NodeClient {
         user_id: &str,
         key: Option<&str>,
     ) -> Result<ApiResponse> {
-        let mut request = Request::json(
-            Method::POST,
-            format!("/v1/seckill/{sku}"),
-            &serde_json::json!({ "user_id": user_id }),
-        );
+        let mut request = requests::seckill(sku, user_id);
         if let Some(key) = key {
             request = request.idempotency_key(key);
         }
@@ -392,6 +371,74 @@ impl NodeClient {
         .await
     }
 
+    /// `POST /v1/topics/{topic}/messages`.
+    pub async fn publish(&self, topic: &str, message: &NewMessage) -> Result<Published> {
+        self.call(requests::publish(topic, message)).await
+    }
+
+    /// `PUT /admin/subscriptions/{group}`: creates the group or changes its settings.
+    pub async fn subscribe(&self, group: &str, subscription: &Subscription) -> Result<Subscribed> {
+        self.call(requests::subscribe(group, subscription)).await
+    }
+
+    /// `DELETE /admin/subscriptions/{group}`: whether there was such a group.
+    pub async fn remove_subscription(&self, group: &str) -> Result<bool> {
+        let removed: Removed = self.call(requests::remove_subscription(group)).await?;
+        Ok(removed.removed)
+    }
+
+    /// `GET /admin/subscriptions`: every group's figures, linearizable or (with `local`) from
+    /// this node's applied state.
+    pub async fn subscriptions(&self, local: bool) -> Result<Vec<SubscriptionStats>> {
+        let list: SubscriptionList = self.call(requests::subscriptions(local)).await?;
+        Ok(list.subscriptions)
+    }
+
+    /// The figures of `group` from [`NodeClient::subscriptions`]; `None` when there is no such
+    /// group.
+    pub async fn subscription_stats(
+        &self,
+        group: &str,
+        local: bool,
+    ) -> Result<Option<SubscriptionStats>> {
+        let list: SubscriptionList = self.call(requests::subscriptions(local)).await?;
+        Ok(list.group(group))
+    }
+
+    /// `POST /v1/subscriptions/{group}/receive`: leases what is visible (long poll).
+    pub async fn receive(&self, group: &str, receive: &Receive) -> Result<Leased> {
+        self.call(requests::receive(group, receive)).await
+    }
+
+    /// `POST /v1/subscriptions/{group}/ack`: how many of the leases it settled.
+    pub async fn ack(&self, group: &str, receipts: &[String]) -> Result<u64> {
+        let acked: Acked = self.call(requests::ack(group, receipts)).await?;
+        Ok(acked.acked)
+    }
+
+    /// `POST /v1/subscriptions/{group}/nack`: how many leases it handed back.
+    pub async fn nack(
+        &self,
+        group: &str,
+        receipts: &[String],
+        delay_ms: Option<u64>,
+    ) -> Result<u64> {
+        let nacked: Nacked = self.call(requests::nack(group, receipts, delay_ms)).await?;
+        Ok(nacked.nacked)
+    }
+
+    /// `GET /admin/subscriptions/{group}/dead`: the first page of its dead letters.
+    pub async fn dead_letters(&self, group: &str, limit: Option<u32>) -> Result<DeadLetterPage> {
+        self.call(requests::dead_letters(group, limit)).await
+    }
+
+    /// `POST /admin/subscriptions/{group}/dead/redrive` of `ids` (all when `None`): how many
+    /// letters go back to be delivered.
+    pub async fn redrive(&self, group: &str, ids: Option<&[String]>) -> Result<u64> {
+        let redriven: Redriven = self.call(requests::redrive(group, ids)).await?;
+        Ok(redriven.redriven)
+    }
+
     /// `POST /admin/snapshot`: builds a snapshot now.
     pub async fn snapshot(&self) -> Result<SnapshotTaken> {
         self.call(Request::json(
@@ -401,6 +448,23 @@ impl NodeClient {
         ))
         .await
     }
+}
+
+/// Decodes a 2xx `response` to the request `label` as `T`; any other status is [`Error::Api`].
+pub(crate) fn decode<T: DeserializeOwned>(label: String, response: ApiResponse) -> Result<T> {
+    if !response.is_success() {
+        return Err(Error::Api {
+            request: label,
+            status: response.status,
+            code: response.error_code().unwrap_or_default(),
+            body: response.body,
+        });
+    }
+    serde_json::from_str(&response.body).map_err(|source| Error::Decode {
+        request: label,
+        source,
+        body: response.body,
+    })
 }
 
 /// `GET /v1/changes` after `after` (from the start of what the node holds when `None`).

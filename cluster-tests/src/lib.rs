@@ -24,14 +24,20 @@
 //! - [`chaos`]: the chaos harness: faults on a seeded schedule under a mixed workload, the
 //!   link proxy, the history and its checkers (behind `src/bin/chaos.rs` and `tests/t60_chaos.rs`).
 //! - [`cluster`]: [`Cluster`], n `orderq serve` processes with their ports, directories and
-//!   verbs (`start`, `kill`, `restart`, `wait_for_leader`, typed requests).
+//!   verbs (`start`, `kill`, `restart`, `wait_for_leader`, typed requests to one node).
+//! - `any_node`: the [`Cluster`]'s domain verbs through any running node, retried through
+//!   elections (`load_sku`, `place_order`, `paid_orders`, `refund`, `wait_order_state`,
+//!   `publish`, `subscribe`, `receive`, `ack`, `nack`, `dead_letters`, `redrive`, ...).
 //! - [`lazyfs`]: the power-loss filesystem (FUSE): what was not fsynced is lost when its process
 //!   is killed (behind `src/bin/lazyfs.rs`, used by the chaos harness's power cuts).
 //! - [`process`]: one child process: locating the binary, spawning it with its log captured,
 //!   `SIGKILL` by pid.
 //! - [`client`]: [`NodeClient`], typed HTTP calls to one node, and raw [`Request`]s for
 //!   malformed input.
+//! - [`requests`]: one [`Request`] constructor per endpoint, what every typed verb sends and
+//!   what a test of a refusal sends itself.
 //! - [`model`]: the contract's JSON bodies (orders, SKUs, cluster status).
+//! - [`queue`]: the queue's JSON bodies (messages, subscriptions, leases, dead letters).
 //! - [`wait`]: polling a condition until a deadline; bounding a whole scenario.
 //! - [`follower`]: [`ChangeFollower`], a change-stream consumer that keeps its offset in a file
 //!   and resumes without gaps or repeats (behind `src/bin/follow-changes.rs` and the tests).
@@ -47,6 +53,7 @@
 //! - `src/bin/chaos.rs`: the chaos harness's command (`--seed --duration-secs --report`).
 //! - `tests/tNN_*.rs`: the tests, numbered by area.
 
+mod any_node;
 pub mod chaos;
 pub mod client;
 pub mod cluster;
@@ -57,7 +64,9 @@ pub mod load_stats;
 pub mod model;
 pub mod ports;
 pub mod process;
+pub mod queue;
 pub mod receiver;
+pub mod requests;
 pub mod signature;
 pub mod wait;
 
@@ -68,6 +77,10 @@ pub use follower::ChangeFollower;
 pub use model::{
     entry_end_offset, epoch_ms, stock_held, Change, ChangePage, NewItem, NewOrder, Order,
     OrderState, Sku, SkuSettings, TimerStats,
+};
+pub use queue::{
+    DeadLetter, DeadLetterPage, Leased, LeasedMessage, NewMessage, Published, Receive, Start,
+    Subscribed, Subscription, SubscriptionStats,
 };
 pub use receiver::{Received, Receiver, ReceiverOptions};
 pub use wait::{holds, poll_until, retry_while_unavailable, within};

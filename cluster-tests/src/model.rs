@@ -291,35 +291,6 @@ pub struct TimerStats {
     pub lag_ms_p99: Option<u64>,
 }
 
-/// One subscription's delivery figures, as `GET /admin/subscriptions` lists them (the
-/// settings beside them are ignored here).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
-pub struct SubscriptionStats {
-    /// The consumer group.
-    pub group: String,
-    /// The topic it consumes.
-    pub topic: String,
-    /// Messages published and not yet settled (acknowledged or dead): waiting, retrying or in
-    /// flight.
-    pub backlog: u64,
-    /// Deliveries the leader has out right now.
-    pub in_flight: u64,
-    /// Messages acknowledged.
-    pub delivered: u64,
-    /// Messages that became dead letters.
-    pub dead: u64,
-    /// Failed attempts, when the server reports them.
-    #[serde(default)]
-    pub failures: u64,
-}
-
-/// `GET /admin/subscriptions` answer.
-#[derive(Debug, Clone, Deserialize)]
-pub struct SubscriptionList {
-    /// Every group.
-    pub subscriptions: Vec<SubscriptionStats>,
-}
-
 /// Milliseconds since the epoch of an RFC 3339 time, as the API writes them.
 pub fn epoch_ms(rfc3339: &str) -> Option<i64> {
     let t = time::OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339)

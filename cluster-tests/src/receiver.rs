@@ -14,6 +14,7 @@ use warp::http::{HeaderMap, StatusCode};
 use warp::Filter;
 
 use crate::error::{Error, Result};
+use crate::wait::poll_until;
 
 /// How the receiver answers. Changeable while it runs ([`Receiver::set_options`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -195,6 +196,40 @@ impl Receiver {
             .filter(|r| r.acked)
             .map(|r| r.id)
             .collect()
+    }
+
+    /// Waits until at least `count` distinct messages were answered 2xx: deliveries are at
+    /// least once, so this counts message ids, not calls.
+    pub async fn wait_acked(&self, count: usize, limit: Duration) -> Result<()> {
+        poll_until(
+            &format!("{count} messages acknowledged by the receiver"),
+            limit,
+            || async {
+                let acked = self.acked_ids().len();
+                if acked >= count {
+                    Ok(())
+                } else {
+                    Err(format!("{acked} acknowledged"))
+                }
+            },
+        )
+        .await
+    }
+
+    /// Waits until message `id` was answered 2xx.
+    pub async fn wait_acked_id(&self, id: &str, limit: Duration) -> Result<()> {
+        poll_until(
+            &format!("message {id} acknowledged by the receiver"),
+            limit,
+            || async {
+                if self.acked_ids().contains(id) {
+                    Ok(())
+                } else {
+                    Err("not yet".to_owned())
+                }
+            },
+        )
+        .await
     }
 }
 

@@ -9,7 +9,7 @@ use super::check::{Deliveries, Verdict};
 use super::faults::FaultStep;
 use super::history::Operation;
 use crate::error::{Error, Result};
-use crate::model::SubscriptionStats;
+use crate::queue::SubscriptionStats;
 
 /// Operation counts by kind, then by outcome.
 pub type CountsByKind = BTreeMap<&'static str, BTreeMap<&'static str, u64>>;

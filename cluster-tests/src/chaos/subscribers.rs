@@ -14,7 +14,7 @@ use super::check::Deliveries;
 use crate::client::Request;
 use crate::cluster::Cluster;
 use crate::error::{Error, Result};
-use crate::model::{SubscriptionList, SubscriptionStats};
+use crate::queue::SubscriptionStats;
 use crate::receiver::{Receiver, ReceiverOptions};
 use crate::wait::{poll_until, retry_while_unavailable};
 
@@ -146,12 +146,11 @@ impl Subscribers {
             let client = cluster.client(nodes[asked % nodes.len()]).clone();
             asked += 1;
             async move {
-                let list: SubscriptionList = client
-                    .call(Request::get("/admin/subscriptions"))
+                let all = client
+                    .subscriptions(false)
                     .await
                     .map_err(|e| e.to_string())?;
-                let ours: Vec<SubscriptionStats> = list
-                    .subscriptions
+                let ours: Vec<SubscriptionStats> = all
                     .into_iter()
                     .filter(|s| {
                         [PAID_GROUP, PUBLISHED_GROUP, REFUND_GROUP].contains(&s.group.as_str())

@@ -37,7 +37,8 @@ use serde::Serialize;
 
 use super::history::{History, OpKind, Operation, Outcome};
 use super::workload::WorkloadPlan;
-use crate::model::{Order, OrderState, Sku, SubscriptionStats};
+use crate::model::{Order, OrderState, Sku};
+use crate::queue::SubscriptionStats;
 use crate::receiver::Received;
 
 /// How many problems a verdict lists (it counts them all).
