@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 use crate::client::{decode, Request};
 use crate::cluster::Cluster;
 use crate::error::Result;
-use crate::model::{NewOrder, Order, OrderState, Sku, SkuSettings};
+use crate::model::{NewOrder, Order, OrderState, Sku, SkuSettings, TimerStats};
 use crate::queue::{
     Acked, DeadLetterPage, Leased, Nacked, NewMessage, Published, Receive, Redriven, Removed,
     Subscribed, Subscription, SubscriptionList, SubscriptionStats,
@@ -107,6 +107,11 @@ impl Cluster {
             }
         }
         Ok(ids)
+    }
+
+    /// `GET /admin/timers`: pending and fired timers, as the answering node has applied them.
+    pub async fn timer_stats(&self) -> Result<TimerStats> {
+        self.call_any(requests::timers()).await
     }
 
     /// `POST /v1/topics/{topic}/messages`.

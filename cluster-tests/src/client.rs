@@ -332,7 +332,7 @@ impl NodeClient {
 
     /// `GET /admin/timers`: pending and fired timers, firing lag.
     pub async fn timers(&self) -> Result<TimerStats> {
-        self.call(Request::get("/admin/timers")).await
+        self.call(requests::timers()).await
     }
 
     /// `GET /v1/changes?after=&limit=&wait_ms=`: one page of this node's change stream.

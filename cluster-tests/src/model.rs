@@ -17,6 +17,17 @@ pub struct SkuSettings {
     pub per_user_limit: i64,
 }
 
+impl SkuSettings {
+    /// `stock` units at `price_cents` each, with no per-user limit.
+    pub fn new(stock: i64, price_cents: i64) -> Self {
+        SkuSettings {
+            stock,
+            price_cents,
+            per_user_limit: 0,
+        }
+    }
+}
+
 /// A SKU as `GET /v1/skus/{sku}` returns it.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct Sku {

@@ -160,6 +160,19 @@ impl Receiver {
         })
     }
 
+    /// A receiver on a free port answering 500 to a `fail_rate` share of calls (0.0 to 1.0), at
+    /// once: the webhook most queue tests need.
+    pub async fn start_failing(fail_rate: f64) -> Result<Receiver> {
+        Receiver::start(
+            0,
+            ReceiverOptions {
+                fail_rate,
+                ..ReceiverOptions::default()
+            },
+        )
+        .await
+    }
+
     /// The URL to subscribe with.
     pub fn url(&self) -> String {
         format!("http://{}/hook", self.addr)

@@ -59,6 +59,11 @@ pub fn seckill(sku: &str, user_id: &str) -> Request {
     )
 }
 
+/// `GET /admin/timers`.
+pub fn timers() -> Request {
+    Request::get("/admin/timers")
+}
+
 /// `POST /v1/topics/{topic}/messages`.
 pub fn publish(topic: &str, message: &NewMessage) -> Request {
     Request::json(
