@@ -68,7 +68,7 @@ impl Cluster {
     }
 
     /// Waits until order `id` reads (linearizably) in `state`; answers it. The timeout names
-    /// the state it was last seen in.
+    /// the state it was last seen in; a read refused for good (404, ...) fails at once.
     pub async fn wait_order_state(
         &self,
         id: &str,
@@ -76,14 +76,14 @@ impl Cluster {
         limit: Duration,
     ) -> Result<Order> {
         poll_until(&format!("order {id} to be {state:?}"), limit, || async {
-            let order = self.order(id).await.map_err(|e| e.to_string())?;
-            if order.state == state {
-                Ok(order)
-            } else {
-                Err(format!("{:?}", order.state))
+            match self.order(id).await {
+                Ok(order) if order.state == state => Ok(Ok(order)),
+                Ok(order) => Err(format!("{:?}", order.state)),
+                Err(e) if e.is_retryable() => Err(e.to_string()),
+                Err(e) => Ok(Err(e)),
             }
         })
-        .await
+        .await?
     }
 
     /// Creates and pays `n` orders of one unit of `sku` (users `u0..`, payment refs `p0..`),

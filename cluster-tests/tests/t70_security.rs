@@ -7,11 +7,12 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use cluster::queue::Acked;
 use cluster::{
-    poll_until, within, ApiResponse, Cluster, ClusterOptions, NodeClient, Receiver,
-    ReceiverOptions, Request,
+    poll_until, requests, within, ApiResponse, Cluster, ClusterOptions, Leased, NewMessage,
+    NewOrder, NodeClient, Order, OrderState, Receive, Receiver, ReceiverOptions, Request, Sku,
+    SkuSettings, Subscription,
 };
-use reqwest::Method;
 use serde_json::{json, Value};
 
 fn phase(text: &str) {
@@ -26,70 +27,55 @@ async fn send(client: &NodeClient, request: Request) -> ApiResponse {
         .unwrap_or_else(|e| panic!("{what}: {e}"))
 }
 
-async fn ok(client: &NodeClient, request: Request) -> Value {
-    let what = format!("{} {}", request.method, request.path);
-    let r = send(client, request).await;
-    assert!(r.is_success(), "{what}: {} {}", r.status, r.body);
-    r.json()
-}
-
 fn assert_refused(r: &ApiResponse, status: u16, code: &str, what: &str) {
     assert_eq!(r.status, status, "{what}: {}", r.body);
     assert_eq!(r.error_code().as_deref(), Some(code), "{what}: {}", r.body);
 }
 
 fn publish(topic: &str, key: &str, payload: Value) -> Request {
-    Request::json(
-        Method::POST,
-        format!("/v1/topics/{topic}/messages"),
-        &json!({"key": key, "payload": payload}),
-    )
+    requests::publish(topic, &NewMessage::keyed(key, payload))
 }
 
-/// Creates and pays one order; answers its id.
+/// Creates and pays one order of SKU `T70`; answers its id.
 async fn paid_order(client: &NodeClient, user: &str) -> String {
-    let order = ok(
-        client,
-        Request::json(
-            Method::POST,
-            "/v1/orders",
-            &json!({"user_id": user, "items": [{"sku": "T70", "qty": 1}]}),
-        ),
-    )
-    .await;
-    let id = order["id"].as_str().unwrap_or_default().to_string();
-    ok(
-        client,
-        Request::json(
-            Method::POST,
-            format!("/v1/orders/{id}/pay"),
-            &json!({"payment_ref": format!("pay-{user}")}),
-        ),
-    )
-    .await;
-    id
+    let order = client
+        .create_order(&NewOrder::single(user, "T70", 1), None)
+        .await
+        .expect("create");
+    client
+        .pay(&order.id, &format!("pay-{user}"))
+        .await
+        .expect("pay");
+    order.id
 }
 
 async fn put_sku(client: &NodeClient) {
-    ok(
-        client,
-        Request::json(
-            Method::PUT,
-            "/admin/skus/T70",
-            &json!({"stock": 1000, "price_cents": 500}),
-        ),
-    )
-    .await;
+    client
+        .put_sku("T70", &SkuSettings::new(1000, 500))
+        .await
+        .expect("put the SKU");
 }
 
 /// The `head` (messages ever published) of `group`'s topic, from `GET /admin/subscriptions`.
 async fn topic_head(client: &NodeClient, group: &str) -> Option<u64> {
-    let subs = ok(client, Request::get("/admin/subscriptions")).await;
-    subs["subscriptions"]
-        .as_array()?
-        .iter()
-        .find(|s| s["group"] == group)?["head"]
-        .as_u64()
+    let stats = client
+        .subscription_stats(group, false)
+        .await
+        .expect("subscriptions");
+    stats?.head
+}
+
+/// Waits until order `id` reads `refunded` on `node`; `calls` says what the provider got.
+async fn wait_refunded(node: &NodeClient, id: &str, what: &str, calls: impl Fn() -> String) {
+    poll_until(what, Duration::from_secs(30), || async {
+        let order = node.get_order(id, false).await.expect("read the order");
+        match order.state {
+            OrderState::Refunded => Ok(()),
+            other => Err(format!("state {other:?}{}", calls())),
+        }
+    })
+    .await
+    .expect("refunded");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -107,15 +93,9 @@ async fn t70_forged_order_events_are_refused_and_never_reach_the_provider() {
         put_sku(node).await;
         let forged_for = paid_order(node, "victim").await;
         let genuine = paid_order(node, "buyer").await;
-        ok(
-            node,
-            Request::json(
-                Method::PUT,
-                "/admin/subscriptions/paid-watch",
-                &json!({"topic": "order.paid"}),
-            ),
-        )
-        .await;
+        node.subscribe("paid-watch", &Subscription::pull("order.paid"))
+            .await
+            .expect("subscribe");
 
         phase("--- forged publishes into order.* and the refund group's topic");
         for topic in ["order.refund_requested", "order.paid", "order.anything"] {
@@ -138,29 +118,9 @@ async fn t70_forged_order_events_are_refused_and_never_reach_the_provider() {
         );
 
         phase("--- a genuine refund reaches the provider; the forged one never did");
-        let r = send(
-            node,
-            Request::json(
-                Method::POST,
-                format!("/v1/orders/{genuine}/refund"),
-                &json!({"reason": "damaged"}),
-            ),
-        )
-        .await;
+        let r = send(node, requests::refund(&genuine, "damaged")).await;
         assert_eq!(r.status, 202, "{}", r.body);
-        poll_until(
-            "the genuine refund refunded",
-            Duration::from_secs(30),
-            || async {
-                let order = ok(node, Request::get(format!("/v1/orders/{genuine}"))).await;
-                match order["state"].as_str() {
-                    Some("refunded") => Ok(()),
-                    other => Err(format!("state {other:?}")),
-                }
-            },
-        )
-        .await
-        .expect("refunded");
+        wait_refunded(node, &genuine, "the genuine refund refunded", String::new).await;
         let keys: Vec<Option<String>> = provider
             .received()
             .into_iter()
@@ -180,48 +140,31 @@ async fn t70_forged_order_events_are_refused_and_never_reach_the_provider() {
             Some(2),
             "order.paid holds only the two real payments"
         );
-        let victim = ok(node, Request::get(format!("/v1/orders/{forged_for}"))).await;
-        assert_eq!(victim["state"], "paid", "{victim}");
+        let victim = node.get_order(&forged_for, false).await.expect("read");
+        assert_eq!(victim.state, OrderState::Paid, "{victim:?}");
     })
     .await;
 }
 
-/// Receipts of `receive` on `group` (one long lease each).
+/// Ids and receipts of `receive` on `group` (one long lease each).
 async fn receive(client: &NodeClient, group: &str, max: usize) -> Vec<(String, String)> {
-    let r = ok(
-        client,
-        Request::json(
-            Method::POST,
-            format!("/v1/subscriptions/{group}/receive"),
-            &json!({"max": max, "wait_ms": 5000, "visibility_ms": 60000}),
-        ),
-    )
-    .await;
-    r["messages"]
-        .as_array()
-        .map(|m| {
-            m.iter()
-                .map(|m| {
-                    (
-                        m["id"].as_str().unwrap_or_default().to_string(),
-                        m["receipt"].as_str().unwrap_or_default().to_string(),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default()
+    let leased = client
+        .receive(group, &Receive::waiting(max, 5000).visibility_ms(60000))
+        .await
+        .expect("receive");
+    leased
+        .messages
+        .into_iter()
+        .map(|m| (m.id, m.receipt))
+        .collect()
 }
 
 async fn settle(client: &NodeClient, group: &str, verb: &str, receipts: &[String]) -> ApiResponse {
-    send(
-        client,
-        Request::json(
-            Method::POST,
-            format!("/v1/subscriptions/{group}/{verb}"),
-            &json!({"receipts": receipts}),
-        ),
-    )
-    .await
+    let request = match verb {
+        "ack" => requests::ack(group, receipts),
+        _ => requests::nack(group, receipts, None),
+    };
+    send(client, request).await
 }
 
 async fn acked(client: &NodeClient, group: &str, receipts: &[String]) -> u64 {
@@ -288,18 +231,19 @@ async fn t70_receipts_settle_only_their_own_pull_lease() {
             ("t70-b", None),
             ("t70-push", Some(hook.url())),
         ] {
-            let mut body = json!({"topic": "t70.jobs"});
-            if let Some(url) = push {
-                body["push"] = json!({"url": url, "timeout_ms": 1000});
-                body["backoff"] = json!({"initial_ms": 60000, "max_ms": 60000});
-            }
-            ok(
-                node,
-                Request::json(Method::PUT, format!("/admin/subscriptions/{group}"), &body),
-            )
-            .await;
+            let subscription = match push {
+                Some(url) => Subscription::push("t70.jobs", url)
+                    .timeout_ms(1000)
+                    .backoff(60000, 60000),
+                None => Subscription::pull("t70.jobs"),
+            };
+            node.subscribe(group, &subscription)
+                .await
+                .expect("subscribe");
         }
-        ok(node, publish("t70.jobs", "k", json!({"n": 1}))).await;
+        node.publish("t70.jobs", &NewMessage::keyed("k", json!({"n": 1})))
+            .await
+            .expect("publish");
 
         phase("--- a lease in group a and one in group b, of the same message");
         let a = receive(node, "t70-a", 1).await;
@@ -314,15 +258,7 @@ async fn t70_receipts_settle_only_their_own_pull_lease() {
                 let r = settle(node, group, verb, std::slice::from_ref(&receipt_a)).await;
                 assert_refused(&r, 409, "not_pull_group", &format!("{verb} on {group}"));
             }
-            let r = send(
-                node,
-                Request::json(
-                    Method::POST,
-                    format!("/v1/subscriptions/{group}/receive"),
-                    &json!({"max": 1, "wait_ms": 0}),
-                ),
-            )
-            .await;
+            let r = send(node, requests::receive(group, &Receive::waiting(1, 0))).await;
             assert_refused(&r, 409, "not_pull_group", &format!("receive on {group}"));
         }
         poll_until(
@@ -440,8 +376,8 @@ async fn t70_client_tokens_open_only_their_scopes_on_every_node() {
             .expect("a follower");
         let node = cluster.client(follower);
         put_sku(cluster.client(leader)).await;
-        let order = json!({"user_id": "t70-u", "items": [{"sku": "T70", "qty": 1}]});
-        let create = || Request::json(Method::POST, "/v1/orders", &order);
+        let order = NewOrder::single("t70-u", "T70", 1);
+        let create = || requests::create_order(&order);
 
         phase("--- no token, an unknown token, the admin token: 401 on /v1");
         let r = send(node, create().without_admin_token()).await;
@@ -459,39 +395,26 @@ async fn t70_client_tokens_open_only_their_scopes_on_every_node() {
         assert_refused(&r, 401, "unauthorized", "read without a token");
 
         phase("--- each client within its scopes, through a follower (forwarded to the leader)");
-        let created = ok(node, create().bearer("shop-token")).await;
-        let id = created["id"].as_str().unwrap_or_default().to_string();
-        let pay = |token: &str| {
-            Request::json(
-                Method::POST,
-                format!("/v1/orders/{id}/pay"),
-                &json!({"payment_ref": "t70-p"}),
-            )
-            .bearer(token)
-        };
+        let created: Order = node
+            .call(create().bearer("shop-token"))
+            .await
+            .expect("create");
+        let id = created.id;
+        let pay = |token: &str| requests::pay(&id, "t70-p").bearer(token);
         let r = send(node, pay("shop-token")).await;
         assert_refused(&r, 403, "forbidden", "shop may not pay");
-        let paid = ok(node, pay("payments-token")).await;
-        assert_eq!(paid["state"], "paid");
-        let read = ok(
-            node,
-            Request::get(format!("/v1/orders/{id}")).bearer("shop-token"),
-        )
-        .await;
+        let paid: Order = node.call(pay("payments-token")).await.expect("pay");
+        assert_eq!(paid.state, OrderState::Paid);
+        let read: Order = node
+            .call(requests::get_order(&id).bearer("shop-token"))
+            .await
+            .expect("read");
         assert_eq!(
-            read["state"], "paid",
+            read.state,
+            OrderState::Paid,
             "a linearizable read forwarded with its token"
         );
-        let r = send(
-            node,
-            Request::json(
-                Method::POST,
-                format!("/v1/orders/{id}/refund"),
-                &json!({"reason": "x"}),
-            )
-            .bearer("payments-token"),
-        )
-        .await;
+        let r = send(node, requests::refund(&id, "x").bearer("payments-token")).await;
         assert_refused(&r, 403, "forbidden", "payments may not refund");
         let r = send(
             node,
@@ -535,25 +458,11 @@ async fn t70_client_tokens_open_only_their_scopes_on_every_node() {
             "forbidden",
             "the change stream without changes:read",
         );
-        let r = send(
-            node,
-            Request::json(
-                Method::POST,
-                "/v1/seckill/T70",
-                &json!({"user_id": "t70-u"}),
-            )
-            .bearer("shop-token"),
-        )
-        .await;
+        let r = send(node, requests::seckill("T70", "t70-u").bearer("shop-token")).await;
         assert_refused(&r, 403, "forbidden", "shop may not buy in a flash sale");
         let r = send(
             node,
-            Request::json(
-                Method::POST,
-                "/v1/subscriptions/billing-pull/receive",
-                &json!({"max": 1, "wait_ms": 0}),
-            )
-            .bearer("shop-token"),
+            requests::receive("billing-pull", &Receive::waiting(1, 0)).bearer("shop-token"),
         )
         .await;
         assert_refused(
@@ -564,65 +473,39 @@ async fn t70_client_tokens_open_only_their_scopes_on_every_node() {
         );
 
         phase("--- a pull group within consume:shop-*: receive and ack forwarded with the token");
-        ok(
-            cluster.client(leader),
-            Request::json(
-                Method::PUT,
-                "/admin/subscriptions/shop-pull",
-                &json!({"topic": "shop.news"}),
-            ),
-        )
-        .await;
-        let leased = ok(
-            node,
-            Request::json(
-                Method::POST,
-                "/v1/subscriptions/shop-pull/receive",
-                &json!({"max": 10, "wait_ms": 5000}),
-            )
-            .bearer("shop-token"),
-        )
-        .await;
-        let receipts: Vec<String> = leased["messages"]
-            .as_array()
-            .map(|m| {
-                m.iter()
-                    .filter_map(|m| m["receipt"].as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default();
-        assert_eq!(receipts.len(), 1, "the one shop.news message: {leased}");
-        let ack = |token: &str| {
-            Request::json(
-                Method::POST,
-                "/v1/subscriptions/shop-pull/ack",
-                &json!({"receipts": receipts}),
-            )
-            .bearer(token)
-        };
+        cluster
+            .client(leader)
+            .subscribe("shop-pull", &Subscription::pull("shop.news"))
+            .await
+            .expect("subscribe");
+        let leased: Leased = node
+            .call(requests::receive("shop-pull", &Receive::waiting(10, 5000)).bearer("shop-token"))
+            .await
+            .expect("receive");
+        let receipts = leased.receipts();
+        assert_eq!(receipts.len(), 1, "the one shop.news message: {leased:?}");
+        let ack = |token: &str| requests::ack("shop-pull", &receipts).bearer(token);
         let r = send(node, ack("payments-token")).await;
         assert_refused(&r, 403, "forbidden", "payments may not ack shop's group");
-        let acked = ok(node, ack("shop-token")).await;
-        assert_eq!(acked["acked"], 1, "{acked}");
+        let acked: Acked = node.call(ack("shop-token")).await.expect("ack");
+        assert_eq!(acked.acked, 1, "{acked:?}");
 
         phase("--- /admin: the admin token or the admin scope; other tokens 403, none 401");
-        let put = || {
-            Request::json(
-                Method::PUT,
-                "/admin/skus/T70-OPS",
-                &json!({"stock": 5, "price_cents": 1}),
-            )
-        };
+        let put = || requests::put_sku("T70-OPS", &SkuSettings::new(5, 1));
         let r = send(node, put().bearer("shop-token")).await;
         assert_refused(&r, 403, "forbidden", "shop is no admin");
         let r = send(node, put().without_admin_token()).await;
         assert_refused(&r, 401, "unauthorized", "admin without a token");
-        ok(node, put().bearer("ops-token")).await;
-        ok(node, Request::get("/admin/cluster")).await;
+        let _: Sku = node
+            .call(put().bearer("ops-token"))
+            .await
+            .expect("put as ops");
+        node.cluster_status().await.expect("/admin/cluster");
 
         phase("--- /healthz and /readyz open; /metrics needs its token");
         for path in ["/healthz", "/readyz"] {
-            ok(node, Request::get(path).without_admin_token()).await;
+            let r = send(node, Request::get(path).without_admin_token()).await;
+            assert!(r.is_success(), "GET {path}: {} {}", r.status, r.body);
         }
         let r = send(node, Request::get("/metrics").without_admin_token()).await;
         assert_refused(&r, 401, "unauthorized", "metrics without its token");
@@ -831,7 +714,10 @@ async fn t70_the_peer_port_refuses_an_empty_secret() {
                 assert_eq!(status.as_u16(), 401, "{label}, header {presented:?}");
             }
         }
-        ok(lone.client(1), Request::get("/admin/cluster")).await;
+        lone.client(1)
+            .cluster_status()
+            .await
+            .expect("/admin/cluster on the open node");
     })
     .await;
 }
@@ -858,33 +744,35 @@ async fn t70_webhooks_are_signed_and_never_sent_to_link_local_addresses_or_the_c
     let cluster = Cluster::start(1, options).await.expect("cluster");
     within(Duration::from_secs(60), async {
         let node = cluster.client(1);
-        let put =
-            |body: Value| Request::json(Method::PUT, "/admin/subscriptions/t70-signed", &body);
-        let push = json!({"url": hook.url(), "timeout_ms": 2000});
+        let signed = Subscription::push("t70.signed", hook.url()).timeout_ms(2000);
 
         phase("--- a push group gets a drawn key, answered once");
-        let created = ok(node, put(json!({"topic": "t70.signed", "push": push}))).await;
-        let key = created["signing_secret"]
-            .as_str()
-            .unwrap_or_else(|| panic!("the PUT answers the drawn key: {created}"))
-            .to_string();
+        let created = node
+            .subscribe("t70-signed", &signed)
+            .await
+            .expect("subscribe");
+        let key = created
+            .signing_secret
+            .clone()
+            .unwrap_or_else(|| panic!("the PUT answers the drawn key: {created:?}"));
         assert!(key.len() >= 32, "{key}");
-        let listed = send(node, Request::get("/admin/subscriptions")).await;
+        let listed = send(node, requests::subscriptions(false)).await;
         assert!(!listed.body.contains(&key), "the key is never listed");
-        let again = ok(
-            node,
-            put(json!({"topic": "t70.signed", "push": push, "max_attempts": 5})),
-        )
-        .await;
+        let again = node
+            .subscribe("t70-signed", &signed.clone().max_attempts(5))
+            .await
+            .expect("change the settings");
         assert!(
-            again.get("signing_secret").is_none(),
-            "a settings change keeps the key: {again}"
+            again.signing_secret.is_none(),
+            "a settings change keeps the key: {again:?}"
         );
 
         phase("--- every delivery verifies under the key from the PUT answer");
         hook.require_signature(Some(key.clone()));
         for n in 0..3 {
-            ok(node, publish("t70.signed", "k", json!({"n": n}))).await;
+            node.publish("t70.signed", &NewMessage::keyed("k", json!({ "n": n })))
+                .await
+                .expect("publish");
         }
         poll_until(
             "three signed deliveries acknowledged",
@@ -910,12 +798,11 @@ async fn t70_webhooks_are_signed_and_never_sent_to_link_local_addresses_or_the_c
 
         phase("--- a key given in the PUT replaces it; the old one signs too for a grace period");
         let given = "t70-given-signing-key-abcdefghijkl";
-        let changed = ok(
-            node,
-            put(json!({"topic": "t70.signed", "push": push, "signing_secret": given})),
-        )
-        .await;
-        assert_eq!(changed["signing_secret"], given);
+        let changed = node
+            .subscribe("t70-signed", &signed.clone().signing_secret(given))
+            .await
+            .expect("give a key");
+        assert_eq!(changed.signing_secret.as_deref(), Some(given));
         let acked_count = |want: usize| {
             let hook = &hook;
             async move {
@@ -927,7 +814,9 @@ async fn t70_webhooks_are_signed_and_never_sent_to_link_local_addresses_or_the_c
                 }
             }
         };
-        ok(node, publish("t70.signed", "k", json!({"n": 3}))).await;
+        node.publish("t70.signed", &NewMessage::keyed("k", json!({"n": 3})))
+            .await
+            .expect("publish");
         poll_until(
             "a receiver still on the old key",
             Duration::from_secs(20),
@@ -936,7 +825,9 @@ async fn t70_webhooks_are_signed_and_never_sent_to_link_local_addresses_or_the_c
         .await
         .expect("verified under the old key during the grace period");
         hook.require_signature(Some(given.to_string()));
-        ok(node, publish("t70.signed", "k", json!({"n": 4}))).await;
+        node.publish("t70.signed", &NewMessage::keyed("k", json!({"n": 4})))
+            .await
+            .expect("publish");
         poll_until("a receiver on the new key", Duration::from_secs(20), || {
             acked_count(5)
         })
@@ -946,29 +837,15 @@ async fn t70_webhooks_are_signed_and_never_sent_to_link_local_addresses_or_the_c
         phase("--- refunds are signed with [payment] signing_secret");
         put_sku(node).await;
         let id = paid_order(node, "t70-refund").await;
-        let r = send(
+        let r = send(node, requests::refund(&id, "t70")).await;
+        assert_eq!(r.status, 202, "{}", r.body);
+        wait_refunded(
             node,
-            Request::json(
-                Method::POST,
-                format!("/v1/orders/{id}/refund"),
-                &json!({"reason": "t70"}),
-            ),
+            &id,
+            "refunded by a provider checking the signature",
+            || format!(", calls {:?}", provider.received()),
         )
         .await;
-        assert_eq!(r.status, 202, "{}", r.body);
-        poll_until(
-            "refunded by a provider checking the signature",
-            Duration::from_secs(30),
-            || async {
-                let order = ok(node, Request::get(format!("/v1/orders/{id}"))).await;
-                match order["state"].as_str() {
-                    Some("refunded") => Ok(()),
-                    other => Err(format!("state {other:?}, calls {:?}", provider.received())),
-                }
-            },
-        )
-        .await
-        .expect("refunded");
 
         phase("--- link-local push URLs and the cluster's own ports are refused");
         let own_api = format!("{}/v1/orders", cluster.api(1));
@@ -981,16 +858,12 @@ async fn t70_webhooks_are_signed_and_never_sent_to_link_local_addresses_or_the_c
         ] {
             let r = send(
                 node,
-                Request::json(
-                    Method::PUT,
-                    "/admin/subscriptions/t70-metadata",
-                    &json!({"topic": "t70.x", "push": {"url": url}}),
-                ),
+                requests::subscribe("t70-metadata", &Subscription::push("t70.x", url)),
             )
             .await;
             assert_refused(&r, 400, "invalid_request", url);
         }
-        let subs = send(node, Request::get("/admin/subscriptions")).await;
+        let subs = send(node, requests::subscriptions(false)).await;
         assert!(!subs.body.contains("t70-metadata"), "nothing was created");
     })
     .await;
@@ -1013,11 +886,7 @@ async fn t70_webhook_allow_keeps_webhooks_inside_its_ranges() {
         phase("--- an address outside webhook_allow is refused when the group is put");
         let r = send(
             node,
-            Request::json(
-                Method::PUT,
-                "/admin/subscriptions/t70-outside",
-                &json!({"topic": "t70.allow", "push": {"url": hook.url()}}),
-            ),
+            requests::subscribe("t70-outside", &Subscription::push("t70.allow", hook.url())),
         )
         .await;
         assert_refused(
@@ -1028,27 +897,21 @@ async fn t70_webhook_allow_keeps_webhooks_inside_its_ranges() {
         );
 
         phase("--- a name is checked when it resolves: localhost is outside too");
-        ok(
-            node,
-            Request::json(
-                Method::PUT,
-                "/admin/subscriptions/t70-by-name",
-                &json!({
-                    "topic": "t70.allow",
-                    "push": {"url": by_name, "timeout_ms": 1000},
-                    "backoff": {"initial_ms": 100, "max_ms": 200},
-                }),
-            ),
-        )
-        .await;
-        ok(node, publish("t70.allow", "k", json!({"n": 1}))).await;
+        let by_name = Subscription::push("t70.allow", by_name)
+            .timeout_ms(1000)
+            .backoff(100, 200);
+        node.subscribe("t70-by-name", &by_name)
+            .await
+            .expect("subscribe");
+        node.publish("t70.allow", &NewMessage::keyed("k", json!({"n": 1})))
+            .await
+            .expect("publish");
         poll_until("a failed attempt", Duration::from_secs(20), || async {
-            let subs = ok(node, Request::get("/admin/subscriptions")).await;
-            let failures = subs["subscriptions"]
-                .as_array()
-                .and_then(|subs| subs.iter().find(|s| s["group"] == "t70-by-name"))
-                .and_then(|s| s["failures"].as_u64())
-                .unwrap_or(0);
+            let failures = node
+                .subscription_stats("t70-by-name", false)
+                .await
+                .expect("subscriptions")
+                .map_or(0, |s| s.failures);
             if failures >= 2 {
                 Ok(())
             } else {

@@ -11,39 +11,17 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cluster::{poll_until, within, ApiResponse, Cluster, ClusterOptions, NodeClient, Request};
+use cluster::{
+    poll_until, within, Cluster, ClusterOptions, NewMessage, NodeClient, SkuSettings, Subscription,
+};
 use rcgen::{
     BasicConstraints, Certificate, CertificateParams, ExtendedKeyUsagePurpose, IsCa, SanType,
 };
-use reqwest::Method;
 use serde_json::{json, Value};
 use warp::Filter;
 
 fn phase(text: &str) {
     eprintln!("t72: {text}");
-}
-
-async fn send(client: &NodeClient, request: Request) -> ApiResponse {
-    let what = format!("{} {}", request.method, request.path);
-    client
-        .send(request)
-        .await
-        .unwrap_or_else(|e| panic!("{what}: {e}"))
-}
-
-async fn ok(client: &NodeClient, request: Request) -> Value {
-    let what = format!("{} {}", request.method, request.path);
-    let r = send(client, request).await;
-    assert!(r.is_success(), "{what}: {} {}", r.status, r.body);
-    r.json()
-}
-
-fn publish(topic: &str, key: &str, payload: Value) -> Request {
-    Request::json(
-        Method::POST,
-        format!("/v1/topics/{topic}/messages"),
-        &json!({"key": key, "payload": payload}),
-    )
 }
 
 /// A CA and a certificate it signed, for every loopback name a test uses, good for servers and
@@ -197,28 +175,18 @@ impl Drop for HttpsReceiver {
 
 /// The `failures` count of `group` in `GET /admin/subscriptions`.
 async fn failures(node: &NodeClient, group: &str) -> u64 {
-    let subs = ok(node, Request::get("/admin/subscriptions")).await;
-    subs["subscriptions"]
-        .as_array()
-        .and_then(|subs| subs.iter().find(|s| s["group"] == group))
-        .and_then(|s| s["failures"].as_u64())
-        .unwrap_or(0)
+    let stats = node
+        .subscription_stats(group, false)
+        .await
+        .expect("subscriptions");
+    stats.map_or(0, |s| s.failures)
 }
 
-async fn subscribe(node: &NodeClient, group: &str, topic: &str, url: &str) {
-    ok(
-        node,
-        Request::json(
-            Method::PUT,
-            format!("/admin/subscriptions/{group}"),
-            &json!({
-                "topic": topic,
-                "push": {"url": url, "timeout_ms": 2000},
-                "backoff": {"initial_ms": 100, "max_ms": 200},
-            }),
-        ),
-    )
-    .await;
+/// A push group on `topic` posting to the https receiver at `url`, retrying quickly.
+fn https_hook(topic: &str, url: &str) -> Subscription {
+    Subscription::push(topic, url)
+        .timeout_ms(2000)
+        .backoff(100, 200)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -249,8 +217,12 @@ async fn t72_push_webhooks_reach_https_receivers_the_node_trusts() {
     .expect("cluster with the CA");
     within(Duration::from_secs(40), async {
         let node = trusting.client(1);
-        subscribe(node, "t72-https", "t72.https", &hook.url()).await;
-        ok(node, publish("t72.https", "trusted", json!({"n": 1}))).await;
+        node.subscribe("t72-https", &https_hook("t72.https", &hook.url()))
+            .await
+            .expect("subscribe");
+        node.publish("t72.https", &NewMessage::keyed("trusted", json!({"n": 1})))
+            .await
+            .expect("publish");
         poll_until("the https delivery", Duration::from_secs(20), || async {
             let bodies = hook.bodies();
             if bodies.iter().any(|b| b["key"] == "trusted") {
@@ -272,8 +244,15 @@ async fn t72_push_webhooks_reach_https_receivers_the_node_trusts() {
         .expect("cluster without the CA");
     within(Duration::from_secs(40), async {
         let node = untrusting.client(1);
-        subscribe(node, "t72-untrusted", "t72.untrusted", &hook.url()).await;
-        ok(node, publish("t72.untrusted", "untrusted", json!({"n": 2}))).await;
+        node.subscribe("t72-untrusted", &https_hook("t72.untrusted", &hook.url()))
+            .await
+            .expect("subscribe");
+        node.publish(
+            "t72.untrusted",
+            &NewMessage::keyed("untrusted", json!({"n": 2})),
+        )
+        .await
+        .expect("publish");
         poll_until("failed attempts", Duration::from_secs(20), || async {
             let failed = failures(node, "t72-untrusted").await;
             if failed >= 2 {
@@ -421,15 +400,11 @@ async fn t72_a_cluster_with_mutual_tls_on_the_raft_port_elects_and_refuses_stran
         let leader = cluster.wait_for_leader().await.expect("a leader");
         phase("--- a write through a follower is forwarded and replicated");
         let follower = cluster.ids().into_iter().find(|id| *id != leader).unwrap();
-        ok(
-            cluster.client(follower),
-            Request::json(
-                Method::PUT,
-                "/admin/skus/t72-mtls",
-                &json!({"stock": 7, "price_cents": 100, "per_user_limit": 0}),
-            ),
-        )
-        .await;
+        cluster
+            .client(follower)
+            .put_sku("t72-mtls", &SkuSettings::new(7, 100))
+            .await
+            .expect("put the SKU through a follower");
         for id in cluster.ids() {
             cluster
                 .wait_sku_converged(id, "t72-mtls", Duration::from_secs(20))
