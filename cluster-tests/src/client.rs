@@ -13,14 +13,11 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::value::RawValue;
 
+use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
 use crate::model::{
     ChangePage, ClusterStatus, NewOrder, Order, OrderPage, Sku, SkuSettings, SnapshotTaken,
     TimerStats,
-};
-use crate::queue::{
-    Acked, DeadLetterPage, Leased, Nacked, NewMessage, Published, Receive, Redriven, Removed,
-    Subscribed, Subscription, SubscriptionList, SubscriptionStats,
 };
 use crate::requests;
 
@@ -89,6 +86,14 @@ impl Request {
     /// Adds `Idempotency-Key: key`.
     pub fn idempotency_key(self, key: &str) -> Self {
         self.header(IDEMPOTENCY_KEY, key)
+    }
+
+    /// Adds `Idempotency-Key: key` when there is one: for verbs whose caller decides.
+    pub fn maybe_idempotency_key(self, key: Option<&str>) -> Self {
+        match key {
+            Some(key) => self.idempotency_key(key),
+            None => self,
+        }
     }
 
     /// Sends `Authorization: Bearer token` instead of the fixture's admin token (a client's
@@ -217,10 +222,10 @@ impl NodeClient {
         Ok(ApiResponse { status, body })
     }
 
-    /// Sends `request` and decodes a 2xx body as `T`; any other status is [`Error::Api`].
+    /// Sends `request` and decodes a 2xx body as `T`; any other status is [`Error::Api`]
+    /// ([`Endpoint::call`], here without importing the trait).
     pub async fn call<T: DeserializeOwned>(&self, request: Request) -> Result<T> {
-        let label = format!("{} {}{}", request.method, self.base, request.path);
-        decode(label, self.send(request).await?)
+        Endpoint::call(self, request).await
     }
 
     /// `GET /healthz` answered 200.
@@ -249,11 +254,8 @@ impl NodeClient {
 
     /// `POST /v1/orders`, with an `Idempotency-Key` when given.
     pub async fn create_order(&self, order: &NewOrder, key: Option<&str>) -> Result<Order> {
-        let mut request = requests::create_order(order);
-        if let Some(key) = key {
-            request = request.idempotency_key(key);
-        }
-        self.call(request).await
+        self.call(requests::create_order(order).maybe_idempotency_key(key))
+            .await
     }
 
     /// `GET /v1/orders/{id}`, linearizable or (with `local`) from this node's applied state.
@@ -290,12 +292,6 @@ impl NodeClient {
         self.call(requests::cancel(id)).await
     }
 
-    /// `POST /v1/orders/{id}/refund`: the order moves to `refund_requested` (202) and the refund
-    /// goes to the payment provider as a message.
-    pub async fn refund(&self, id: &str, reason: &str) -> Result<Order> {
-        self.call(requests::refund(id, reason)).await
-    }
-
     /// `POST /v1/seckill/{sku}` for `user_id`, with an `Idempotency-Key` when given. Answers
     /// whatever came back undecoded: most answers of a sale are 409 `sold_out` or 429.
     pub async fn seckill(
@@ -304,11 +300,8 @@ impl NodeClient {
         user_id: &str,
         key: Option<&str>,
     ) -> Result<ApiResponse> {
-        let mut request = requests::seckill(sku, user_id);
-        if let Some(key) = key {
-            request = request.idempotency_key(key);
-        }
-        self.send(request).await
+        self.send(requests::seckill(sku, user_id).maybe_idempotency_key(key))
+            .await
     }
 
     /// Every order of `user_id` (all pages), read linearizably.
@@ -369,74 +362,6 @@ impl NodeClient {
             &serde_json::json!({"node_id": node_id, "api_addr": api_addr, "raft_addr": raft_addr}),
         ))
         .await
-    }
-
-    /// `POST /v1/topics/{topic}/messages`.
-    pub async fn publish(&self, topic: &str, message: &NewMessage) -> Result<Published> {
-        self.call(requests::publish(topic, message)).await
-    }
-
-    /// `PUT /admin/subscriptions/{group}`: creates the group or changes its settings.
-    pub async fn subscribe(&self, group: &str, subscription: &Subscription) -> Result<Subscribed> {
-        self.call(requests::subscribe(group, subscription)).await
-    }
-
-    /// `DELETE /admin/subscriptions/{group}`: whether there was such a group.
-    pub async fn remove_subscription(&self, group: &str) -> Result<bool> {
-        let removed: Removed = self.call(requests::remove_subscription(group)).await?;
-        Ok(removed.removed)
-    }
-
-    /// `GET /admin/subscriptions`: every group's figures, linearizable or (with `local`) from
-    /// this node's applied state.
-    pub async fn subscriptions(&self, local: bool) -> Result<Vec<SubscriptionStats>> {
-        let list: SubscriptionList = self.call(requests::subscriptions(local)).await?;
-        Ok(list.subscriptions)
-    }
-
-    /// The figures of `group` from [`NodeClient::subscriptions`]; `None` when there is no such
-    /// group.
-    pub async fn subscription_stats(
-        &self,
-        group: &str,
-        local: bool,
-    ) -> Result<Option<SubscriptionStats>> {
-        let list: SubscriptionList = self.call(requests::subscriptions(local)).await?;
-        Ok(list.group(group))
-    }
-
-    /// `POST /v1/subscriptions/{group}/receive`: leases what is visible (long poll).
-    pub async fn receive(&self, group: &str, receive: &Receive) -> Result<Leased> {
-        self.call(requests::receive(group, receive)).await
-    }
-
-    /// `POST /v1/subscriptions/{group}/ack`: how many of the leases it settled.
-    pub async fn ack(&self, group: &str, receipts: &[String]) -> Result<u64> {
-        let acked: Acked = self.call(requests::ack(group, receipts)).await?;
-        Ok(acked.acked)
-    }
-
-    /// `POST /v1/subscriptions/{group}/nack`: how many leases it handed back.
-    pub async fn nack(
-        &self,
-        group: &str,
-        receipts: &[String],
-        delay_ms: Option<u64>,
-    ) -> Result<u64> {
-        let nacked: Nacked = self.call(requests::nack(group, receipts, delay_ms)).await?;
-        Ok(nacked.nacked)
-    }
-
-    /// `GET /admin/subscriptions/{group}/dead`: the first page of its dead letters.
-    pub async fn dead_letters(&self, group: &str, limit: Option<u32>) -> Result<DeadLetterPage> {
-        self.call(requests::dead_letters(group, limit)).await
-    }
-
-    /// `POST /admin/subscriptions/{group}/dead/redrive` of `ids` (all when `None`): how many
-    /// letters go back to be delivered.
-    pub async fn redrive(&self, group: &str, ids: Option<&[String]>) -> Result<u64> {
-        let redriven: Redriven = self.call(requests::redrive(group, ids)).await?;
-        Ok(redriven.redriven)
     }
 
     /// `POST /admin/snapshot`: builds a snapshot now.

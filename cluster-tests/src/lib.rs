@@ -25,9 +25,12 @@
 //!   link proxy, the history and its checkers (behind `src/bin/chaos.rs` and `tests/t60_chaos.rs`).
 //! - [`cluster`]: [`Cluster`], n `orderq serve` processes with their ports, directories and
 //!   verbs (`start`, `kill`, `restart`, `wait_for_leader`, typed requests to one node).
-//! - `any_node`: the [`Cluster`]'s domain verbs through any running node, retried through
-//!   elections (`load_sku`, `place_order`, `paid_orders`, `refund`, `wait_order_state`,
-//!   `publish`, `subscribe`, `receive`, `ack`, `nack`, `dead_letters`, `redrive`, ...).
+//! - [`endpoint`]: [`Endpoint`], one node's client or any running node of a [`Cluster`], with
+//!   the queue and refund verbs written once for both (`publish`, `publish_numbered`,
+//!   `subscribe`, `subscribe_pull`, `receive`, `ack`, `nack`, `dead_letters`, `redrive`,
+//!   `subscription_stats`, `remove_subscription`, `refund`, `wait_order_state`, ...).
+//! - `any_node`: the [`Cluster`]'s stock and order verbs through any running node, retried
+//!   through elections (`load_sku`, `place_order`, `pay_order`, `paid_orders`, `timer_stats`).
 //! - [`lazyfs`]: the power-loss filesystem (FUSE): what was not fsynced is lost when its process
 //!   is killed (behind `src/bin/lazyfs.rs`, used by the chaos harness's power cuts).
 //! - [`process`]: one child process: locating the binary, spawning it with its log captured,
@@ -57,6 +60,7 @@ mod any_node;
 pub mod chaos;
 pub mod client;
 pub mod cluster;
+pub mod endpoint;
 pub mod error;
 pub mod follower;
 pub mod lazyfs;
@@ -72,6 +76,7 @@ pub mod wait;
 
 pub use client::{create_order_retrying, ApiResponse, NodeClient, Request};
 pub use cluster::{Cluster, ClusterOptions, NodeAddrs};
+pub use endpoint::Endpoint;
 pub use error::{Error, Result};
 pub use follower::ChangeFollower;
 pub use model::{

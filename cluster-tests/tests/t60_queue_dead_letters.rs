@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use cluster::{
-    poll_until, within, Cluster, ClusterOptions, Receiver, ReceiverOptions, Subscription,
+    poll_until, within, Cluster, ClusterOptions, Endpoint, Receiver, ReceiverOptions, Subscription,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -63,7 +63,7 @@ async fn t60_always_failing_webhook_leaves_one_dead_letter_each_then_redrive_del
             assert!(gaps[2] >= 180, "{id}: third gap {gaps:?}");
         }
         let stats = cluster
-            .subscription_stats("jobs-hook")
+            .subscription_stats("jobs-hook", false)
             .await
             .expect("stats");
         assert_eq!(stats.map(|s| s.dead), Some(20));
@@ -80,7 +80,7 @@ async fn t60_always_failing_webhook_leaves_one_dead_letter_each_then_redrive_del
             Duration::from_secs(10),
             || async {
                 let stats = cluster
-                    .subscription_stats("jobs-hook")
+                    .subscription_stats("jobs-hook", false)
                     .await
                     .expect("stats");
                 let seen = stats.map(|s| (s.dead, s.delivered, s.backlog));

@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use cluster::{
-    epoch_ms, poll_until, within, Cluster, ClusterOptions, NewMessage, Receiver, Subscription,
+    epoch_ms, poll_until, within, Cluster, ClusterOptions, Endpoint, NewMessage, Receiver,
+    Subscription,
 };
 use serde_json::json;
 

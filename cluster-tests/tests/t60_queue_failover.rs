@@ -6,7 +6,8 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use cluster::{
-    poll_until, within, Cluster, ClusterOptions, Receive, Receiver, SkuSettings, Subscription,
+    poll_until, within, Cluster, ClusterOptions, Endpoint, Receive, Receiver, SkuSettings,
+    Subscription,
 };
 
 /// Order ids in the payloads the receiver acknowledged.

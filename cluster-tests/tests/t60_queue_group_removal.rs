@@ -5,8 +5,8 @@
 use std::time::{Duration, Instant};
 
 use cluster::{
-    requests, within, Cluster, ClusterOptions, NewMessage, Receive, Receiver, ReceiverOptions,
-    Start, Subscription,
+    requests, within, Cluster, ClusterOptions, Endpoint, NewMessage, Receive, Receiver,
+    ReceiverOptions, Start, Subscription,
 };
 use serde_json::json;
 

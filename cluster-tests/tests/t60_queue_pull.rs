@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use cluster::{poll_until, requests, within, Cluster, ClusterOptions, Receive};
+use cluster::{poll_until, requests, within, Cluster, ClusterOptions, Endpoint, Receive};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn t60_pull_leases_come_back_after_visibility_and_acked_never_do() {

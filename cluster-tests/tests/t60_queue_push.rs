@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use cluster::{
-    epoch_ms, within, Cluster, ClusterOptions, NewMessage, Receiver, ReceiverOptions, Subscription,
+    epoch_ms, within, Cluster, ClusterOptions, Endpoint, NewMessage, Receiver, ReceiverOptions,
+    Subscription,
 };
 use serde_json::json;
 

@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use cluster::{
-    requests, within, ChangePage, Cluster, ClusterOptions, OrderState, Receiver, ReceiverOptions,
-    Request, SkuSettings, Subscription,
+    requests, within, ChangePage, Cluster, ClusterOptions, Endpoint, OrderState, Receiver,
+    ReceiverOptions, Request, SkuSettings, Subscription,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -86,7 +86,7 @@ async fn t60_refunds_end_refunded_or_refund_failed_and_redrive_refunds() {
             "order.refund_failed",
         ] {
             let changes: ChangePage = cluster
-                .call_any(Request::get("/v1/changes?after=0&limit=10000"))
+                .call(Request::get("/v1/changes?after=0&limit=10000"))
                 .await
                 .expect("changes");
             let published = changes

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use cluster::{poll_until, within, Cluster, ClusterOptions, NodeClient, Receive};
+use cluster::{poll_until, within, Cluster, ClusterOptions, Endpoint, NodeClient, Receive};
 
 /// Offsets of `topic`'s messages deleted so far, read from the change stream of `client`.
 async fn deleted_offsets(client: &NodeClient, topic: &str) -> Result<Vec<u64>, String> {

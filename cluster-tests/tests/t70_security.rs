@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use cluster::queue::Acked;
 use cluster::{
-    poll_until, requests, within, ApiResponse, Cluster, ClusterOptions, Leased, NewMessage,
-    NewOrder, NodeClient, Order, OrderState, Receive, Receiver, ReceiverOptions, Request, Sku,
-    SkuSettings, Subscription,
+    poll_until, requests, within, ApiResponse, Cluster, ClusterOptions, Endpoint, Leased,
+    NewMessage, NewOrder, NodeClient, Order, OrderState, Receive, Receiver, ReceiverOptions,
+    Request, Sku, SkuSettings, Subscription,
 };
 use serde_json::{json, Value};
 

@@ -12,7 +12,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cluster::{
-    poll_until, within, Cluster, ClusterOptions, NewMessage, NodeClient, SkuSettings, Subscription,
+    poll_until, within, Cluster, ClusterOptions, Endpoint, NewMessage, NodeClient, SkuSettings,
+    Subscription,
 };
 use rcgen::{
     BasicConstraints, Certificate, CertificateParams, ExtendedKeyUsagePurpose, IsCa, SanType,

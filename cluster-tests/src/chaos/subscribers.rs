@@ -13,6 +13,7 @@ use serde_json::json;
 use super::check::Deliveries;
 use crate::client::Request;
 use crate::cluster::Cluster;
+use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
 use crate::queue::SubscriptionStats;
 use crate::receiver::{Receiver, ReceiverOptions};
