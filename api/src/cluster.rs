@@ -38,6 +38,9 @@ pub enum ClusterError {
     /// a member, a node id already taken by other addresses).
     #[error("refused: {0}")]
     Refused(String),
+    /// The leader's scheduler has no consumer group of that name (never created, or removed).
+    #[error("unknown group: {0}")]
+    UnknownGroup(String),
     /// `ack`/`nack` named a group that is not pulled (a push group, or a built-in group that
     /// only orderq settles): its receipts are never the caller's to settle.
     #[error("not a pull group: {0}")]
@@ -182,6 +185,15 @@ pub trait Cluster: Send + Sync + 'static {
 
     /// This node's view of the cluster.
     fn status(&self) -> ClusterStatus;
+
+    /// The node's wall clock in milliseconds since the epoch: the one clock the API reads (ages
+    /// it shows), the same the leader stamps batches with.
+    fn now_ms(&self) -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+            .unwrap_or(0)
+    }
 
     /// Builds a snapshot now; answers the index it covers.
     async fn snapshot(&self) -> Result<u64, ClusterError>;

@@ -192,6 +192,7 @@ impl From<ClusterError> for ApiError {
                 "outcome unknown, retry with the same Idempotency-Key: {m}"
             )),
             ClusterError::Refused(m) => Self::invalid_state(m),
+            ClusterError::UnknownGroup(m) => Self::not_found(m),
             ClusterError::TooLarge(m) => Self::new(413, "payload_too_large", m),
             ClusterError::NotPullGroup(m) => Self::not_pull_group(m),
         }

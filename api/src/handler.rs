@@ -78,12 +78,12 @@ pub(crate) fn outcome_reply(outcome: Outcome) -> Result<HttpReply, ApiError> {
                 "deliver_at": view::rfc3339(message.deliver_at_ms),
             }),
         )),
-        Applied::Subscription(sub) => Ok(json_reply(200, &crate::queue::subscription_view(&sub))),
+        Applied::Subscription(sub) => Ok(json_reply(200, &crate::view::subscription(&sub))),
         Applied::SubscriptionSigned {
             subscription,
             signing_secret,
         } => {
-            let mut view = crate::queue::subscription_view(&subscription);
+            let mut view = crate::view::subscription(&subscription);
             view["signing_secret"] = Value::String(signing_secret);
             Ok(json_reply(200, &view))
         }
@@ -251,16 +251,15 @@ impl<C: Cluster> Api<C> {
                     .await
             }
             Route::Seckill(sku) => self.seckill(req, sku).await,
-            Route::RefundOrder(_)
-            | Route::Publish(_)
-            | Route::ListSubscriptions
-            | Route::PutSubscription(_)
-            | Route::RemoveSubscription(_)
-            | Route::DeadLetters(_)
-            | Route::Redrive(_)
-            | Route::Receive(_)
-            | Route::Ack(_)
-            | Route::Nack(_) => self.queue(route, req).await,
+            Route::RefundOrder(order_id) => self.refund_order(req, order_id).await,
+            Route::Publish(topic) => self.publish(req, topic).await,
+            Route::ListSubscriptions => self.list_subscriptions(req).await,
+            Route::PutSubscription(group) => self.put_subscription(req, group).await,
+            Route::RemoveSubscription(group) => self.remove_subscription(req, group).await,
+            Route::DeadLetters(group) => self.dead_letters(req, group).await,
+            Route::Redrive(group) => self.redrive(req, group).await,
+            Route::Receive(group) => self.receive(req, group).await,
+            Route::Ack(group) | Route::Nack(group) => self.settle(req, group).await,
             Route::GetSku(sku) => {
                 request::check_id("sku", &sku)?;
                 self.read(req, |reader| match reader.sku(&sku)? {

@@ -5,21 +5,26 @@
 //!
 //! # Layout
 //! - [`routes`]: the route table ([`routes::ROUTES`] is what `docs/openapi.yaml` must describe).
-//! - [`request`]: bodies and queries with their validation.
+//! - [`request`]: every request body and query (orders, SKUs, the queue's) with its validation.
 //! - [`idempotency`]: `Idempotency-Key` checks and request hashing.
 //! - [`auth`]: who may do what: admin, client and metrics tokens, scopes, constant-time checks.
 //! - [`audit`]: the audit log of admin writes (target `audit`), secrets hidden.
-//! - [`handler`]: dispatch from request to reply (after [`auth`]), forwarding.
+//! - [`handler`]: the one route dispatch from request to reply (after [`auth`]), forwarding.
 //! - [`seckill`]: the flash sale's purchase, with its sold-out answer from memory.
-//! - [`queue`]: publishing, subscriptions, dead letters, pull receive/ack/nack, refunds.
+//! - [`queue`]: the queue's handlers: publishing, subscriptions, dead letters, pull
+//!   receive/ack/nack, refunds.
 //! - [`signing_key`]: a push group's signing key, given in its PUT or drawn here.
 //! - [`webhook_target`]: where a push URL may point (never link-local).
-//! - [`view`]: the JSON shapes of orders, SKUs and changes.
+//! - [`view`]: the JSON shapes of SKUs, changes, subscriptions and dead letters. The order's
+//!   shape is the state machine's (`sm::order::OrderView`), because every order event carries it
+//!   as its payload: one shape for both.
 //! - [`changes`]: the change stream's query, long poll and NDJSON stream.
 //! - [`error`]: the contract's error codes, mapped in one place.
 //! - [`metrics`]: HTTP request metrics in Prometheus text.
-//! - [`cluster`]: the trait the node implements.
+//! - [`cluster`]: the trait the node implements (writes, reads, forwarding, the node's clock).
 //! - [`server`]: the warp glue (1 MiB body cap).
+
+#![warn(missing_docs)]
 
 pub mod audit;
 pub mod auth;

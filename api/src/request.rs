@@ -3,7 +3,12 @@
 
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
-use sm::command::{OrderLine, PutSku};
+use serde_json::Value;
+use sm::command::{OrderLine, Publish, PutSku, PutSubscription};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use crate::cluster::ReceiveLimits;
 
 use crate::error::ApiError;
 
@@ -20,6 +25,19 @@ pub const MAX_STOCK: u64 = 1_000_000_000_000;
 pub const MAX_PRICE_CENTS: u64 = 1_000_000_000_000;
 /// Longest payment window: ten years.
 pub const MAX_PAY_WITHIN_SECS: u64 = 10 * 365 * 86_400;
+
+/// Longest a publisher may delay a message: one year.
+pub const MAX_DELAY_SECS: u64 = 365 * 86_400;
+/// Longest message key, in characters (as the spec's `maxLength` counts them).
+pub const MAX_KEY_LEN: usize = 1024;
+/// Longest refund reason, in characters.
+pub const MAX_REASON_LEN: usize = 1024;
+/// Most messages one receive answers.
+pub const MAX_RECEIVE: usize = 1000;
+/// Longest receive long poll: under the 30 s a follower waits for the leader it forwards to.
+pub const MAX_WAIT_MS: u64 = 25_000;
+/// Longest visibility lease and nack delay: twelve hours.
+pub const MAX_VISIBILITY_MS: u64 = 12 * 3_600_000;
 
 /// Parses a JSON body into `T`, refusing unknown fields and wrong types with 400.
 pub fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
@@ -58,7 +76,8 @@ pub fn check_id(what: &str, id: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn check_range(what: &str, value: u64, min: u64, max: u64) -> Result<(), ApiError> {
+/// Checks that `value` of field `what` lies in `min..=max`, or answers 400 naming the range.
+pub fn check_range(what: &str, value: u64, min: u64, max: u64) -> Result<(), ApiError> {
     if value < min || value > max {
         return Err(ApiError::invalid(format!(
             "{what} must be between {min} and {max}"
@@ -283,6 +302,266 @@ fn serde_urlencoded_like<T: DeserializeOwned>(raw: &str) -> Result<T, ApiError> 
     }
     serde_json::from_value(serde_json::Value::Object(map))
         .map_err(|e| ApiError::invalid(format!("invalid query: {e}")))
+}
+
+/// Body of `POST /v1/topics/{topic}/messages`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublishBody {
+    /// Ordering key; empty when absent.
+    #[serde(default)]
+    pub key: String,
+    /// Any JSON.
+    pub payload: Value,
+    /// Seconds before the message may be delivered.
+    #[serde(default, deserialize_with = "non_null")]
+    pub delay_secs: Option<u64>,
+    /// Earliest delivery time, RFC 3339.
+    #[serde(default, deserialize_with = "non_null")]
+    pub deliver_at: Option<String>,
+}
+
+/// `push` of a subscription body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PushBody {
+    /// The webhook, `http://` or `https://`.
+    pub url: String,
+    /// Per-attempt timeout, default 5000.
+    #[serde(default, deserialize_with = "non_null")]
+    pub timeout_ms: Option<u64>,
+}
+
+/// `backoff` of a subscription body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackoffBody {
+    /// First retry delay, default 1000.
+    #[serde(default, deserialize_with = "non_null")]
+    pub initial_ms: Option<u64>,
+    /// Largest retry delay, default two hours.
+    #[serde(default, deserialize_with = "non_null")]
+    pub max_ms: Option<u64>,
+}
+
+/// Body of `PUT /admin/subscriptions/{group}`; absent settings take the contract's defaults.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubscriptionBody {
+    /// The topic consumed.
+    pub topic: String,
+    /// The webhook; absent for a pulled group.
+    pub push: Option<PushBody>,
+    /// Attempts before a dead letter, default 16.
+    #[serde(default, deserialize_with = "non_null")]
+    pub max_attempts: Option<u32>,
+    /// Retry delays.
+    #[serde(default, deserialize_with = "non_null")]
+    pub backoff: Option<BackoffBody>,
+    /// Most unsettled deliveries, default 64.
+    #[serde(default, deserialize_with = "non_null")]
+    pub max_in_flight: Option<u32>,
+    /// Deliveries per second, default 0 (no limit).
+    #[serde(default, deserialize_with = "non_null")]
+    pub rate_per_sec: Option<u32>,
+    /// One message per key at a time, default false.
+    #[serde(default, deserialize_with = "non_null")]
+    pub ordered_by_key: Option<bool>,
+    /// `earliest` (default) or `latest`.
+    #[serde(default, deserialize_with = "non_null")]
+    pub start: Option<String>,
+    /// Push groups: the key deliveries are signed with. Absent: a new group gets a drawn key
+    /// (answered once), an existing group keeps its own.
+    pub signing_secret: Option<String>,
+}
+
+impl SubscriptionBody {
+    /// The validated command for group `group`.
+    pub fn into_command(self, group: &str) -> Result<PutSubscription, ApiError> {
+        check_id("group", group)?;
+        check_id("topic", &self.topic)?;
+        let (signing_secret, signing_secret_drawn) = match (&self.push, self.signing_secret) {
+            (None, Some(_)) => {
+                return Err(ApiError::invalid(
+                    "signing_secret belongs to push groups; pulled messages are not signed",
+                ))
+            }
+            (None, None) => (String::new(), false),
+            (Some(_), Some(key)) => {
+                crate::signing_key::check(&key)?;
+                (key, false)
+            }
+            (Some(_), None) => (crate::signing_key::draw()?, true),
+        };
+        let (push_url, timeout_ms) = match self.push {
+            Some(push) => {
+                if !(push.url.starts_with("http://") || push.url.starts_with("https://"))
+                    || push.url.len() > 2048
+                {
+                    return Err(ApiError::invalid("push.url must be an http(s) URL"));
+                }
+                let timeout = push.timeout_ms.unwrap_or(5000);
+                check_range("push.timeout_ms", timeout, 1, 600_000)?;
+                (push.url, timeout)
+            }
+            None => (String::new(), 0),
+        };
+        let max_attempts = self.max_attempts.unwrap_or(16);
+        check_range("max_attempts", max_attempts.into(), 1, 1000)?;
+        let initial = self
+            .backoff
+            .as_ref()
+            .and_then(|b| b.initial_ms)
+            .unwrap_or(1000);
+        let max = self
+            .backoff
+            .as_ref()
+            .and_then(|b| b.max_ms)
+            .unwrap_or(7_200_000);
+        check_range("backoff.initial_ms", initial, 1, 86_400_000)?;
+        check_range("backoff.max_ms", max, initial, 86_400_000)?;
+        let max_in_flight = self.max_in_flight.unwrap_or(64);
+        check_range("max_in_flight", max_in_flight.into(), 1, 10_000)?;
+        let rate_per_sec = self.rate_per_sec.unwrap_or(0);
+        check_range("rate_per_sec", rate_per_sec.into(), 0, 1_000_000)?;
+        let start_latest = match self.start.as_deref() {
+            None | Some("earliest") => false,
+            Some("latest") => true,
+            Some(other) => {
+                return Err(ApiError::invalid(format!(
+                    "start must be earliest or latest, not {other:?}"
+                )))
+            }
+        };
+        Ok(PutSubscription {
+            group: group.to_string(),
+            topic: self.topic,
+            push_url,
+            timeout_ms,
+            max_attempts,
+            backoff_initial_ms: initial,
+            backoff_max_ms: max,
+            max_in_flight,
+            rate_per_sec,
+            ordered_by_key: self.ordered_by_key.unwrap_or(false),
+            start_latest,
+            signing_secret,
+            signing_secret_drawn,
+        })
+    }
+}
+
+/// Body of `POST .../dead/redrive`: the dead letters' ids, or none for all.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedriveBody {
+    /// Message ids; absent for every dead letter of the group.
+    #[serde(default, deserialize_with = "non_null")]
+    pub ids: Option<Vec<String>>,
+}
+
+/// Body of `POST /v1/subscriptions/{group}/receive`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiveBody {
+    /// Most messages, default 100.
+    #[serde(default, deserialize_with = "non_null")]
+    pub max: Option<usize>,
+    /// Long poll, default 10000.
+    #[serde(default, deserialize_with = "non_null")]
+    pub wait_ms: Option<u64>,
+    /// Lease, default 30000.
+    #[serde(default, deserialize_with = "non_null")]
+    pub visibility_ms: Option<u64>,
+}
+
+/// Body of `ack` and `nack`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiptsBody {
+    /// Receipts from `receive`.
+    pub receipts: Vec<String>,
+    /// `nack` only: delay before the message comes back, default 0.
+    #[serde(default, deserialize_with = "non_null")]
+    pub delay_ms: Option<u64>,
+}
+
+/// Body of `POST /v1/orders/{id}/refund`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefundBody {
+    /// Why the buyer wants the money back.
+    #[serde(default)]
+    pub reason: String,
+}
+
+impl ReceiveBody {
+    /// The receive's limits, defaults filled in, or 400 naming what is out of range.
+    pub fn into_limits(self) -> Result<ReceiveLimits, ApiError> {
+        let limits = ReceiveLimits {
+            max: self.max.unwrap_or(100),
+            wait_ms: self.wait_ms.unwrap_or(10_000),
+            visibility_ms: self.visibility_ms.unwrap_or(30_000),
+        };
+        check_range("max", limits.max as u64, 1, MAX_RECEIVE as u64)?;
+        check_range("wait_ms", limits.wait_ms, 0, MAX_WAIT_MS)?;
+        check_range("visibility_ms", limits.visibility_ms, 1, MAX_VISIBILITY_MS)?;
+        Ok(limits)
+    }
+}
+
+impl PublishBody {
+    /// The publish command for `topic`, or 400 naming what is wrong.
+    pub fn into_command(self, topic: String) -> Result<Publish, ApiError> {
+        let body = self;
+        if body.key.chars().count() > MAX_KEY_LEN || body.key.chars().any(char::is_control) {
+            return Err(ApiError::invalid(format!(
+                "key must be at most {MAX_KEY_LEN} characters without control characters"
+            )));
+        }
+        let (delay_ms, deliver_at_ms) = match (body.delay_secs, body.deliver_at) {
+            (Some(_), Some(_)) => {
+                return Err(ApiError::invalid("give delay_secs or deliver_at, not both"))
+            }
+            (Some(secs), None) => {
+                check_range("delay_secs", secs, 0, MAX_DELAY_SECS)?;
+                (secs * 1000, 0)
+            }
+            (None, Some(at)) => {
+                let at = OffsetDateTime::parse(&at, &Rfc3339)
+                    .map_err(|_| ApiError::invalid("deliver_at must be an RFC 3339 time"))?;
+                let ms = at.unix_timestamp_nanos() / 1_000_000;
+                let ms =
+                    i64::try_from(ms).map_err(|_| ApiError::invalid("deliver_at out of range"))?;
+                (0, ms.max(0))
+            }
+            (None, None) => (0, 0),
+        };
+        Ok(Publish {
+            topic,
+            key: body.key,
+            payload_json: body.payload.to_string(),
+            delay_ms,
+            deliver_at_ms,
+        })
+    }
+}
+
+/// The offset of message `id` of `topic`: 400 when `id` is not shaped `topic:offset` (the spec's
+/// `MessageId`), 404 when it is but names another topic, which holds no message of this group.
+pub fn message_offset(topic: &str, id: &str) -> Result<u64, ApiError> {
+    let shaped = id.rsplit_once(':').is_some_and(|(t, offset)| {
+        check_id("topic", t).is_ok()
+            && (1..=19).contains(&offset.len())
+            && offset.bytes().all(|b| b.is_ascii_digit())
+    });
+    if !shaped {
+        return Err(ApiError::invalid(format!(
+            "{id:?} is not a message id (topic:offset)"
+        )));
+    }
+    sm::queue::parse_message_id(topic, id)
+        .ok_or_else(|| ApiError::not_found(format!("{id:?} is not a message of topic {topic}")))
 }
 
 #[cfg(test)]

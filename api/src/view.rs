@@ -4,20 +4,20 @@ use serde::{Serialize, Serializer};
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use sm::changes::{Change, Table};
-use sm::order::Order;
-use sm::order_event::OrderView;
-use sm::sku::Sku;
+use sm::order::OrderView;
+use sm::queue::{DeadLetter, Subscription};
+use sm::{Order, Sku};
 
 use sm::StoreError;
 
 /// Milliseconds since the epoch as an RFC 3339 UTC string.
 pub fn rfc3339(ms: i64) -> String {
-    sm::order_event::rfc3339(ms)
+    sm::order::rfc3339(ms)
 }
 
 /// An order as the contract shows it: the same shape the order events carry as payload.
 pub fn order(order: &Order) -> Value {
-    sm::order_event::order_json(order)
+    sm::order::order_json(order)
 }
 
 /// A SKU as the contract shows it.
@@ -121,6 +121,34 @@ impl Serialize for Image<'_> {
             Image::Message(raw) => raw.serialize(serializer),
         }
     }
+}
+
+/// A subscription's settings as the contract shows them.
+pub fn subscription(sub: &Subscription) -> Value {
+    json!({
+        "group": sub.group,
+        "topic": sub.topic,
+        "push": sub.push.as_ref().map(|p| json!({"url": p.url, "timeout_ms": p.timeout_ms})),
+        "max_attempts": sub.max_attempts,
+        "backoff": {"initial_ms": sub.backoff_initial_ms, "max_ms": sub.backoff_max_ms},
+        "max_in_flight": sub.max_in_flight,
+        "rate_per_sec": sub.rate_per_sec,
+        "ordered_by_key": sub.ordered_by_key,
+        "start": sub.start,
+    })
+}
+
+/// A dead letter as the contract shows it: the message, its failed attempts, when it died.
+pub fn dead_letter(dead: &DeadLetter) -> Value {
+    json!({
+        "id": dead.message.id,
+        "topic": dead.message.topic,
+        "key": dead.message.key,
+        "payload": dead.message.payload,
+        "published_at": rfc3339(dead.message.published_at_ms),
+        "attempts": dead.attempts.iter().map(|a| json!({"at": rfc3339(a.at_ms), "error": a.error})).collect::<Vec<_>>(),
+        "dead_at": rfc3339(dead.dead_at_ms),
+    })
 }
 
 #[cfg(test)]

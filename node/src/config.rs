@@ -534,10 +534,10 @@ impl Config {
                 "default_pay_within_secs and seckill_pay_within_secs must be at least 1".into(),
             );
         }
-        if !(1..=sm::apply::MAX_REDRIVE).contains(&self.redrive_step) {
+        if !(1..=sm::queue::MAX_REDRIVE).contains(&self.redrive_step) {
             return invalid(format!(
                 "redrive_step must be between 1 and {}",
-                sm::apply::MAX_REDRIVE
+                sm::queue::MAX_REDRIVE
             ));
         }
         if self.queue_depth == 0 || self.seckill_queue_depth == 0 {

@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use sm::command::{FailedDelivery, RecordDeliveries};
 use sm::queue::Message;
-use sm::subscription::{DeliveriesRecorded, PendingMessage, Subscription};
+use sm::queue::{DeliveriesRecorded, PendingMessage, Subscription};
 
 /// Most messages of one group held in memory (pending and in flight) at once.
 pub const BUFFER: usize = 20_000;

@@ -6,9 +6,9 @@
 use std::time::Duration;
 
 use serde_json::json;
+use sm::order::REFUND_GROUP;
 use sm::queue::Message;
-use sm::refund::REFUND_GROUP;
-use sm::subscription::PushTarget;
+use sm::queue::PushTarget;
 
 /// Posts `message` (its `attempt`-th delivery) for `group` to `target`, if `policy` lets a
 /// webhook reach it.
@@ -26,7 +26,7 @@ pub async fn deliver(
         "key": message.key,
         "payload": message.payload,
         "attempt": attempt,
-        "published_at": sm::order_event::rfc3339(message.published_at_ms),
+        "published_at": sm::order::rfc3339(message.published_at_ms),
     });
     // Checked again at call time: a group put before link-local URLs were refused keeps its URL.
     if let Err(e) = policy.check_url(&target.url) {

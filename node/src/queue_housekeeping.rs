@@ -3,7 +3,7 @@
 //! settled and that are older than `queue_retention_secs`, and repeats `RemoveSubscription` for
 //! groups whose removal has records left.
 //!
-//! To ensure correctness: it only proposes; `apply` (`sm::retention`, `sm::group_removal`)
+//! To ensure correctness: it only proposes; `apply` (`sm::queue::retention`, `sm::queue::group_removal`)
 //! re-checks the cursors, the age and the markers, so a stale view or a deposed leader removes
 //! nothing it should not.
 
@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use sm::command::{Action, Command, RemoveSubscription, TrimMessages};
 use sm::outcome::Applied;
-use sm::subscription::QueueReads;
 use sm::StateReader;
 use tokio::sync::watch;
 
@@ -22,7 +21,7 @@ use crate::clock::now_ms;
 const PERIOD_MIN: Duration = Duration::from_millis(500);
 /// See [`PERIOD_MIN`].
 const PERIOD_MAX: Duration = Duration::from_secs(10);
-/// Most trims proposed per topic per round (each removes up to `sm::retention::MAX_TRIM`).
+/// Most trims proposed per topic per round (each removes up to `sm::queue::retention::MAX_TRIM`).
 const TRIMS_PER_ROUND: usize = 50;
 /// Most removal steps proposed per group per round.
 const REMOVALS_PER_ROUND: usize = 20;
@@ -73,9 +72,7 @@ impl QueueHousekeeping {
 
     /// Takes the next steps of every group removal under way.
     async fn finish_removals(&self) -> Result<(), String> {
-        let reads = QueueReads {
-            db: self.reader.db(),
-        };
+        let reads = self.reader.queue();
         for group in reads.removing_groups().map_err(|e| e.to_string())? {
             for _ in 0..REMOVALS_PER_ROUND {
                 let remove = RemoveSubscription {
@@ -97,9 +94,7 @@ impl QueueHousekeeping {
 
     /// One retention pass over every topic.
     async fn trim(&self) -> Result<(), String> {
-        let reads = QueueReads {
-            db: self.reader.db(),
-        };
+        let reads = self.reader.queue();
         for topic in reads.topics().map_err(|e| e.to_string())? {
             for _ in 0..TRIMS_PER_ROUND {
                 let Some(up_to) = reads

@@ -217,6 +217,10 @@ impl Cluster for RaftCluster {
         })
     }
 
+    fn now_ms(&self) -> i64 {
+        crate::clock::now_ms()
+    }
+
     fn status(&self) -> ClusterStatus {
         let m = self.raft.metrics().borrow().clone();
         let offsets = self.clock.offsets();

@@ -19,7 +19,7 @@
 //! - Only pull groups lease to callers: `receive`, `ack` and `nack` on a push group or a built-in
 //!   group are refused (`not_pull_group`), and a receipt settles only the lease it names in the
 //!   group it was issued for (its MAC, `receipt`, is checked before anything else).
-//! - Delayed messages and retries wait in the time wheel (`sm::queue_timers`): their timers are
+//! - Delayed messages and retries wait in the time wheel (`sm::queue::timers`): their timers are
 //!   armed by `apply` with the publish or the failed attempt, and when one fires `apply` marks
 //!   the message ready and this scheduler loads it. Only ordered groups hold waiting messages in
 //!   memory (they block their key), released at their due time.
@@ -31,10 +31,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use api::webhook_target::WebhookPolicy;
 use api::{ClusterError, LiveDeliveries, PulledMessage};
 use sm::command::{Action, Command, PutSubscription, RecordDeliveries};
-use sm::order_event::REFUND_REQUESTED;
+use sm::order::event::REFUND_REQUESTED;
+use sm::order::REFUND_GROUP;
 use sm::outcome::Applied;
-use sm::refund::REFUND_GROUP;
-use sm::subscription::{DeliveriesRecorded, QueueReads, Subscription};
+use sm::queue::{DeliveriesRecorded, QueueReads, Subscription};
 use sm::StateReader;
 use tokio::sync::{mpsc, watch};
 
@@ -221,9 +221,7 @@ impl Scheduler {
     }
 
     fn reads(&self) -> QueueReads<'_> {
-        QueueReads {
-            db: self.reader.db(),
-        }
+        self.reader.queue()
     }
 
     /// Re-reads subscriptions: new lanes, new settings, redriven messages; the built-in refund
@@ -378,7 +376,7 @@ impl Scheduler {
                     }
                 }
                 let Some(lane) = state.lanes.get(&group) else {
-                    let _ = reply.send(Err(ClusterError::Refused(format!(
+                    let _ = reply.send(Err(ClusterError::UnknownGroup(format!(
                         "subscription {group} not found"
                     ))));
                     return;
@@ -413,7 +411,7 @@ impl Scheduler {
                     }
                 }
                 let Some(lane) = state.lanes.get_mut(&group) else {
-                    let _ = reply.send(Err(ClusterError::Refused(format!(
+                    let _ = reply.send(Err(ClusterError::UnknownGroup(format!(
                         "subscription {group} not found"
                     ))));
                     return;
@@ -530,7 +528,7 @@ impl Scheduler {
                 continue;
             }
             let Some(lane) = state.lanes.get_mut(&p.group) else {
-                let _ = p.reply.send(Err(ClusterError::Refused(format!(
+                let _ = p.reply.send(Err(ClusterError::UnknownGroup(format!(
                     "subscription {} not found",
                     p.group
                 ))));
@@ -566,7 +564,7 @@ impl Scheduler {
 /// webhook settles them) or a built-in group (only orderq settles them).
 fn pulled_group(lane: &ConsumerLane) -> Result<(), ClusterError> {
     let group = &lane.sub.group;
-    if lane.sub.push.is_some() || sm::reserved_topics::is_built_in_group(group) {
+    if lane.sub.push.is_some() || sm::order::is_built_in_group(group) {
         return Err(ClusterError::NotPullGroup(format!(
             "{group} is not a pull group; its deliveries are settled by orderq"
         )));

@@ -83,7 +83,7 @@ impl SettleWaiters {
             .partition(|w| kept(&w.group));
         self.waiting = still;
         for waiter in gone {
-            let _ = waiter.reply.send(Err(ClusterError::Refused(format!(
+            let _ = waiter.reply.send(Err(ClusterError::UnknownGroup(format!(
                 "subscription {} was removed",
                 waiter.group
             ))));
@@ -133,7 +133,7 @@ mod tests {
         waiters.drop_groups(|group| group != "h");
         assert!(matches!(
             other_answer.await.unwrap(),
-            Err(ClusterError::Refused(_))
+            Err(ClusterError::UnknownGroup(_))
         ));
     }
 

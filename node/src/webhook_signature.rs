@@ -40,7 +40,7 @@ pub fn sign(keys: &[&str], unix_secs: i64, body: &[u8]) -> String {
 
 /// The keys a delivery at `now_ms` is signed with for `target`: its key, and the replaced key
 /// while the rotation's grace period lasts.
-pub fn keys_of(target: &sm::subscription::PushTarget, now_ms: i64) -> Vec<&str> {
+pub fn keys_of(target: &sm::queue::PushTarget, now_ms: i64) -> Vec<&str> {
     let mut keys = vec![target.signing_secret.expose()];
     let in_grace = now_ms.saturating_sub(target.rotated_at_ms) < ROTATION_GRACE_MS;
     if in_grace && !target.previous_signing_secret.is_empty() {
@@ -65,7 +65,7 @@ mod tests {
 
     #[test]
     fn a_replaced_key_signs_too_during_the_grace_period() {
-        let target = sm::subscription::PushTarget {
+        let target = sm::queue::PushTarget {
             url: "http://x/".into(),
             timeout_ms: 1,
             signing_secret: "new".to_string().into(),

@@ -8,15 +8,15 @@
 //! every replica and carried by snapshots.
 
 use crate::error::StoreError;
-use crate::keys::{CF_SM_META, SM_BATCH_CLOCK};
+use crate::meta::BatchClock;
 use crate::txn::Txn;
 
 /// The time an entry stamped `stamped_ms` is applied at: never before the previous entry's.
 pub fn advance(txn: &mut Txn<'_>, stamped_ms: i64) -> Result<i64, StoreError> {
-    match txn.get::<i64>(CF_SM_META, SM_BATCH_CLOCK)? {
+    match txn.meta::<BatchClock>()? {
         Some(last) if last >= stamped_ms => Ok(last),
         _ => {
-            txn.put(CF_SM_META, SM_BATCH_CLOCK.to_vec(), &stamped_ms)?;
+            txn.put_meta::<BatchClock>(&stamped_ms)?;
             Ok(stamped_ms)
         }
     }

@@ -19,10 +19,8 @@ use rocksdb::{Direction, IteratorMode, ReadOptions, WriteBatch, DB};
 
 use crate::db::cf;
 use crate::error::StoreError;
-use crate::keys::{
-    self, CF_CHANGES, CF_MESSAGES, CF_ORDERS, CF_RAFT_META, CF_SKUS, CF_SM_META, SM_LAST_APPLIED,
-};
-use crate::raft_types::LogId;
+use crate::keys::{self, CF_CHANGES, CF_MESSAGES, CF_ORDERS, CF_SKUS};
+use crate::meta::{self, AppliedIndex, ChangesFloor};
 
 /// Bits of an offset that count changes within one log entry.
 pub const SEQ_BITS: u32 = 20;
@@ -320,11 +318,7 @@ pub fn floor(db: &DB) -> Result<u64, StoreError> {
 }
 
 fn read_floor(db: &DB, opts: &ReadOptions) -> Result<u64, StoreError> {
-    match db.get_cf_opt(cf(db, CF_RAFT_META)?, keys::META_CHANGES_FLOOR, opts)? {
-        None => Ok(0),
-        Some(bytes) => keys::parse_log_index(&bytes)
-            .ok_or_else(|| StoreError::corrupt("changes floor", "not 8 bytes")),
-    }
+    Ok(meta::read_with::<ChangesFloor>(db, opts)?.unwrap_or(0))
 }
 
 /// Up to `limit` changes after offset `after`. The floor, the records and the last applied
@@ -341,17 +335,8 @@ pub fn page(db: &DB, after: u64, limit: usize) -> Result<ChangePage, ChangesErro
     if after < floor {
         return Err(ChangesError::Expired { after, floor });
     }
-    let applied = match db
-        .get_cf_opt(cf(db, CF_SM_META)?, SM_LAST_APPLIED, &snapshot_opts())
-        .map_err(StoreError::from)?
-    {
-        None => None,
-        Some(bytes) => Some(
-            serde_json::from_slice::<LogId>(&bytes)
-                .map_err(|e| StoreError::corrupt("last applied", e))?,
-        ),
-    };
-    let applied_end = applied.map_or(0, |id| entry_end(id.index));
+    let applied = meta::read_with::<AppliedIndex>(db, &snapshot_opts())?;
+    let applied_end = applied.map_or(0, entry_end);
     let mut changes = Vec::new();
     if let Some(first) = after.checked_add(1) {
         let start = keys::change(first);
@@ -428,11 +413,7 @@ pub fn prune(db: &DB, now_ms: i64, retention: Retention) -> Result<Option<u64>, 
     let mut batch = WriteBatch::default();
     batch.delete_range_cf(changes, keys::change(0), keys::change(cut));
     batch.delete_cf(changes, keys::change(cut));
-    batch.put_cf(
-        cf(db, CF_RAFT_META)?,
-        keys::META_CHANGES_FLOOR,
-        cut.to_be_bytes(),
-    );
+    meta::stage::<ChangesFloor>(db, &mut batch, &cut)?;
     db.write(batch)?;
     Ok(Some(cut))
 }
@@ -446,11 +427,7 @@ pub fn reset_after_snapshot(
 ) -> Result<(), StoreError> {
     batch.delete_range_cf(cf(db, CF_CHANGES)?, [].as_slice(), keys::KEY_END);
     let floor = last_index.map_or(0, entry_end);
-    batch.put_cf(
-        cf(db, CF_RAFT_META)?,
-        keys::META_CHANGES_FLOOR,
-        floor.to_be_bytes(),
-    );
+    meta::stage::<ChangesFloor>(db, batch, &floor)?;
     Ok(())
 }
 

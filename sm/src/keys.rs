@@ -270,6 +270,31 @@ pub fn subscription(group: &str) -> Vec<u8> {
     key
 }
 
+/// Key of the marker of a group being removed.
+pub fn group_removing(group: &str) -> Vec<u8> {
+    let mut key = vec![DeliveryRecord::Removing as u8];
+    key.extend_from_slice(group.as_bytes());
+    key
+}
+
+/// Prefix of every `deliveries` record of `kind` (all subscriptions, all topic heads, ...).
+pub fn record_kind_prefix(kind: DeliveryRecord) -> [u8; 1] {
+    [kind as u8]
+}
+
+/// The smallest key after every key starting with `prefix`, if there is one: the upper bound of
+/// a prefix scan.
+pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < u8::MAX {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
 /// Key of a topic's head (its last offset) in `deliveries`.
 pub fn topic_head(topic: &str) -> Vec<u8> {
     let mut key = vec![DeliveryRecord::TopicHead as u8];
@@ -308,6 +333,14 @@ pub fn order_id(log_index: u64, position: usize) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn prefix_ends_bound_every_key_with_the_prefix() {
+        use super::prefix_end;
+        assert_eq!(prefix_end(b"g\x00"), Some(b"g\x01".to_vec()));
+        assert_eq!(prefix_end(&[2, 0xff]), Some(vec![3]));
+        assert_eq!(prefix_end(&[0xff, 0xff]), None);
+    }
+
     use super::*;
 
     #[test]

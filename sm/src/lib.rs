@@ -5,76 +5,75 @@
 //! RocksDB database.
 //!
 //! # Layout
-//! - [`keys`]: column-family names and key encoding (nothing else builds keys).
-//! - [`command`]: the prost commands a Raft entry carries.
-//! - [`order`], [`sku`]: the domain records.
-//! - [`outcome`]: what applying a command answers, including typed rejections.
-//! - [`apply`]: the deterministic state transition.
-//! - [`batch_clock`]: the time `apply` decides with, never going backwards.
-//! - [`counters`]: totals kept by `apply` (orders per state, timers) for operators.
-//! - [`idempotency`]: `Idempotency-Key` records and their 24-hour retention.
-//! - [`timers`]: arming, disarming and firing timers (the `timers` column family).
+//! Three floors; every import points down or sideways within a wing, never up.
+//!
+//! The ground floor, which names no domain logic and no Raft type:
+//! - [`keys`]: column-family names and every key and prefix (nothing else builds keys).
+//! - [`meta`]: typed access to the single values of the meta column families (the applied
+//!   index, the changes floor, the restore marker, ...).
 //! - [`txn`]: read-your-writes staging of one applied batch, written as one `WriteBatch`; it
 //!   captures the change stream.
-//! - [`changes`]: change records (offset, time, table, key, op, before/after), pages of the stream,
-//!   node-local retention.
-//! - [`queue`]: messages of topics, published in log order with gapless per-topic offsets.
-//! - [`order_event`]: the order life cycle's messages and the order's API shape they carry.
-//! - [`signing_secret`]: a push group's webhook signing key, hidden from `Debug`.
-//! - [`subscription`]: consumer groups' committed delivery state (cursor, attempts, dead
-//!   letters, redrive) and the reads the leader's scheduler rebuilds from.
-//! - [`refund`]: refunds as a built-in push subscription to the payment provider.
-//! - [`reserved_topics`]: topics only `apply` writes (`order.*`, built-in groups' topics).
-//! - [`seckill`]: the flash sale's one-unit purchase, decided in log order.
-//! - [`user_limit`]: per-user holdings of a SKU, checked against its per-user limit.
-//! - [`sold_out`]: the in-memory set of SKUs with nothing available, kept from applied state.
-//! - [`log_store`]: the Raft log and vote (openraft `RaftLogStorage`), synced before acknowledged.
-//! - [`state_machine`]: openraft `RaftStateMachine` over the state column families.
-//! - [`snapshot`]: consistent capture and atomic restore of the state.
-//! - [`log_codec`]: binary form of entries and votes, on disk and on the peer wire.
-//! - [`reader`]: reads of the applied state for the API.
-//! - [`raft_types`]: the openraft type configuration.
-//! - [`db`], [`error`]: opening the database; storage errors.
-//! - [`failpoints`]: crash points in the write path (only in a `failpoints` build).
+//! - [`changes`]: change records (offset, time, table, key, op, before/after), pages of the
+//!   stream, node-local retention.
+//! - [`command`]: the prost commands a Raft entry carries.
+//! - [`outcome`]: what applying a command answers, including typed rejections (it names the
+//!   wings' records, which are plain data).
+//! - [`counters`]: totals kept by `apply` (orders per state, timers) for operators.
+//! - [`timers`]: arming, disarming and judging timers (the `timers` column family).
+//! - [`batch_clock`]: the time `apply` decides with, never going backwards.
+//! - [`idempotency`]: `Idempotency-Key` records and their 24-hour retention.
+//! - [`db`], `error`: opening the database; storage errors ([`StoreError`]). [`failpoints`]: crash points in
+//!   the write path (only in a `failpoints` build).
+//!
+//! The two wings, each with its own Layout:
+//! - [`order`]: SKUs and stock, the order life cycle, per-user limits, the flash sale, order
+//!   events (and the order's JSON shape, which the API answers and events carry), refunds.
+//! - [`queue`]: topics, consumer groups, deliveries, queue timers, retention, group removal, and
+//!   the queue's reads. It knows nothing of orders; the refund group reaches the order wing
+//!   through [`queue::SettleHook`].
+//!
+//! The top floor:
+//! - [`apply`]: the dispatcher from each command (and each fired timer) to its wing.
+//! - [`raft_types`]: the openraft type configuration; [`log_codec`]: binary form of entries and
+//!   votes, on disk and on the peer wire; [`log_store`]: the Raft log and vote, synced before
+//!   acknowledged; [`state_machine`]: openraft's `RaftStateMachine` over the state; [`snapshot`]:
+//!   consistent capture and atomic restore.
+//! - [`reader`]: every read of the applied state for the API and the node (queue reads too).
+
+#![warn(missing_docs)]
 
 pub mod apply;
-pub mod batch_clock;
+mod batch_clock;
 pub mod changes;
 pub mod command;
-pub mod counters;
+mod counters;
 pub mod db;
-pub mod error;
+mod error;
 pub mod failpoints;
-pub mod group_removal;
 pub mod idempotency;
 pub mod keys;
 pub mod log_codec;
-pub mod log_store;
+mod log_store;
+pub mod meta;
 pub mod order;
-pub mod order_event;
 pub mod outcome;
 pub mod queue;
-pub mod queue_timers;
 pub mod raft_types;
-pub mod reader;
-pub mod refund;
-pub mod reserved_topics;
-pub mod retention;
-pub mod seckill;
-pub mod signing_secret;
-pub mod sku;
+mod reader;
 pub mod snapshot;
-pub mod sold_out;
-pub mod state_machine;
-pub mod subscription;
-pub mod timers;
+mod state_machine;
+mod timers;
 pub mod txn;
-pub mod user_limit;
 
 use std::path::Path;
 
+pub use apply::apply_batch;
+pub use command::{Command, CommandBatch};
 pub use error::StoreError;
 pub use log_store::LogStore;
+pub use order::{Order, OrderState, Sku, SoldOut};
+pub use outcome::{Applied, BatchOutcome, Outcome, Rejection};
+pub use queue::{DeadLetter, DeliveriesRecorded, Message, PushTarget, QueueReads, Subscription};
 pub use reader::StateReader;
 pub use state_machine::StateMachine;
 

@@ -16,14 +16,15 @@ use std::sync::Arc;
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{OptionalSend, RaftLogReader, StorageIOError};
 use rocksdb::{Direction, IteratorMode, WriteBatch, WriteOptions, DB};
-use serde::de::DeserializeOwned;
-use serde::Serialize;
 
 use crate::db::cf;
 use crate::error::StoreError;
-use crate::keys::{self, CF_LOG, CF_RAFT_META, META_COMMITTED, META_LAST_PURGED, META_VOTE};
+use crate::keys::{self, CF_LOG};
 use crate::log_codec::{decode_entry, encode_entry};
-use crate::raft_types::{Entry, LogId, StorageError, TypeConfig, Vote};
+use crate::meta;
+use crate::raft_types::{
+    Committed, Entry, LastPurged, LogId, SavedVote, StorageError, TypeConfig, Vote,
+};
 use crate::snapshot::{self, PurgeLimit, SnapshotStore};
 
 /// The WAL flusher thread and the queue feeding it. Dropped with the last [`LogStore`] clone: the
@@ -144,9 +145,7 @@ impl LogStore {
     /// Removes every entry through `log_id` and records it as the last purged.
     fn purge_through(&self, log_id: LogId) -> Result<(), StoreError> {
         let mut batch = WriteBatch::default();
-        let purged =
-            serde_json::to_vec(&log_id).map_err(|e| StoreError::corrupt("raft meta", e))?;
-        batch.put_cf(cf(&self.db, CF_RAFT_META)?, META_LAST_PURGED, purged);
+        meta::stage::<LastPurged>(&self.db, &mut batch, &log_id)?;
         batch.delete_range_cf(
             cf(&self.db, CF_LOG)?,
             keys::log_index(0),
@@ -156,27 +155,9 @@ impl LogStore {
         Ok(())
     }
 
-    fn get_meta<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StoreError> {
-        match self.db.get_cf(cf(&self.db, CF_RAFT_META)?, key)? {
-            None => Ok(None),
-            Some(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|e| StoreError::corrupt("raft meta", e)),
-        }
-    }
-
-    fn put_meta<T: Serialize>(&self, key: &[u8], value: &T, sync: bool) -> Result<(), StoreError> {
-        let bytes = serde_json::to_vec(value).map_err(|e| StoreError::corrupt("raft meta", e))?;
-        let mut opts = WriteOptions::default();
-        opts.set_sync(sync);
-        self.db
-            .put_cf_opt(cf(&self.db, CF_RAFT_META)?, key, bytes, &opts)?;
-        Ok(())
-    }
-
     /// The log id of the last purged entry, if any was purged.
     pub fn last_purged(&self) -> Result<Option<LogId>, StoreError> {
-        self.get_meta(META_LAST_PURGED)
+        meta::read::<LastPurged>(&self.db)
     }
 
     fn read_range(&self, start: u64, end: Bound<u64>) -> Result<Vec<Entry>, StoreError> {
@@ -275,23 +256,20 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), StorageError> {
-        self.put_meta(META_VOTE, vote, true)
+        meta::write::<SavedVote>(&self.db, vote, true)
             .map_err(|e| StorageIOError::write_vote(&e).into())
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote>, StorageError> {
-        self.get_meta(META_VOTE)
-            .map_err(|e| StorageIOError::read_vote(&e).into())
+        meta::read::<SavedVote>(&self.db).map_err(|e| StorageIOError::read_vote(&e).into())
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
-        self.put_meta(META_COMMITTED, &committed, false)
-            .map_err(log_err)
+        meta::write::<Committed>(&self.db, &committed, false).map_err(log_err)
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
-        Ok(self
-            .get_meta::<Option<LogId>>(META_COMMITTED)
+        Ok(meta::read::<Committed>(&self.db)
             .map_err(read_err)?
             .flatten())
     }

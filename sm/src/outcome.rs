@@ -2,8 +2,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::order::Order;
-use crate::sku::Sku;
+use crate::order::record::Order;
+use crate::order::sku::Sku;
+use crate::queue::message::Message;
+use crate::queue::subscription::{DeliveriesRecorded, Subscription};
 
 /// The answers to one Raft entry: one [`Outcome`] per command, in order (empty for blank and
 /// membership entries).
@@ -26,19 +28,19 @@ pub enum Applied {
     /// Timers fired by a `FireTimers` command.
     TimersFired(FiredTimers),
     /// A message was published.
-    Published(crate::queue::Message),
+    Published(Message),
     /// A subscription after its creation or change.
-    Subscription(crate::subscription::Subscription),
+    Subscription(Subscription),
     /// A push subscription after a change that set its signing key: the key is answered this
     /// once (and to a retry with the same idempotency key), never shown again.
     SubscriptionSigned {
         /// The subscription.
-        subscription: crate::subscription::Subscription,
+        subscription: Subscription,
         /// The key now signing its deliveries.
         signing_secret: String,
     },
     /// What a batch of delivery outcomes did.
-    DeliveriesRecorded(crate::subscription::DeliveriesRecorded),
+    DeliveriesRecorded(DeliveriesRecorded),
     /// Dead letters moved back to delivery.
     Redriven(u64),
     /// The order is waiting for the provider's refund.
@@ -114,7 +116,7 @@ pub enum Rejection {
         id: String,
     },
     /// A client published into a topic only the state machine writes (see
-    /// [`crate::reserved_topics`]): nothing is stored.
+    /// [`crate::order::reserved_topics`]): nothing is stored.
     #[error("topic {topic} is written by orderq only; it cannot be published to")]
     ReservedTopic {
         /// The topic.

@@ -53,3 +53,39 @@ pub type SnapshotMeta = openraft::SnapshotMeta<NodeId, PeerAddr>;
 pub type StoredMembership = openraft::StoredMembership<NodeId, PeerAddr>;
 /// The Raft handle of this cluster.
 pub type Raft = openraft::Raft<TypeConfig>;
+
+crate::json_meta!(
+    /// The log id of the last applied entry (kept with the state, in the batch that applies it).
+    LastApplied,
+    crate::keys::CF_SM_META,
+    crate::keys::SM_LAST_APPLIED,
+    LogId
+);
+crate::json_meta!(
+    /// The membership as of the last membership entry applied.
+    Membership,
+    crate::keys::CF_SM_META,
+    crate::keys::SM_MEMBERSHIP,
+    StoredMembership
+);
+crate::json_meta!(
+    /// This node's vote, synced before it is acted on.
+    SavedVote,
+    crate::keys::CF_RAFT_META,
+    crate::keys::META_VOTE,
+    Vote
+);
+crate::json_meta!(
+    /// The log id of the last purged entry.
+    LastPurged,
+    crate::keys::CF_RAFT_META,
+    crate::keys::META_LAST_PURGED,
+    LogId
+);
+crate::json_meta!(
+    /// The committed log id openraft asked to keep (`save_committed`).
+    Committed,
+    crate::keys::CF_RAFT_META,
+    crate::keys::META_COMMITTED,
+    Option<LogId>
+);

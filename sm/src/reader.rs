@@ -12,11 +12,10 @@ use crate::error::StoreError;
 use crate::idempotency::IdempotencyRecord;
 use crate::keys::{
     self, CF_IDEMPOTENCY, CF_ORDERS, CF_SKUS, CF_SM_META, CF_TIMERS, CF_USER_ORDERS,
-    SM_TIMERS_FIRED, SM_TIMERS_PENDING,
 };
-use crate::order::Order;
-use crate::sku::Sku;
-use crate::sold_out::SoldOut;
+use crate::meta::{self, AppliedIndex, Restoring, TimersFired, TimersPending};
+use crate::order::{Order, Sku, SoldOut};
+use crate::queue::QueueReads;
 use crate::txn::Txn;
 
 /// A page of a user's orders.
@@ -107,13 +106,13 @@ impl StateReader {
     /// bounded batches, so until it ends the state is part old, part new: nothing should be
     /// answered from it.
     pub fn restoring(&self) -> Result<bool, StoreError> {
-        Ok(self
-            .db
-            .get_cf(
-                cf(&self.db, crate::keys::CF_RAFT_META)?,
-                crate::keys::META_RESTORING,
-            )?
-            .is_some())
+        Ok(meta::read::<Restoring>(&self.db)?.is_some())
+    }
+
+    /// Reads of the queue's applied state (subscriptions, topics, pending messages, dead
+    /// letters): the one way the API and the node's scheduler read the queue.
+    pub fn queue(&self) -> QueueReads<'_> {
+        QueueReads::new(&self.db)
     }
 
     /// SKUs with nothing available in this node's applied state.
@@ -134,14 +133,9 @@ impl StateReader {
     pub fn state_digest(&self) -> Result<StateDigest, StoreError> {
         use sha2::{Digest, Sha256};
         let view = self.db.snapshot();
-        let applied_index = match view.get_cf(cf(&self.db, CF_SM_META)?, keys::SM_LAST_APPLIED)? {
-            None => 0,
-            Some(bytes) => {
-                serde_json::from_slice::<crate::raft_types::LogId>(&bytes)
-                    .map_err(|e| StoreError::corrupt("last applied", e))?
-                    .index
-            }
-        };
+        let mut at_view = rocksdb::ReadOptions::default();
+        at_view.set_snapshot(&view);
+        let applied_index = meta::read_with::<AppliedIndex>(&self.db, &at_view)?.unwrap_or(0);
         let mut hasher = Sha256::new();
         for name in keys::STATE_CFS {
             hasher.update((name.len() as u64).to_be_bytes());
@@ -265,8 +259,8 @@ impl StateReader {
             Some(item) => keys::parse_timer(&item?.0).map(|t| t.due_ms),
         };
         Ok(TimerStats {
-            pending: txn.get(CF_SM_META, SM_TIMERS_PENDING)?.unwrap_or(0),
-            fired: txn.get(CF_SM_META, SM_TIMERS_FIRED)?.unwrap_or(0),
+            pending: txn.meta::<TimersPending>()?.unwrap_or(0),
+            fired: txn.meta::<TimersFired>()?.unwrap_or(0),
             next_due_ms,
         })
     }

@@ -17,16 +17,14 @@ use std::fs;
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
-use rocksdb::{IteratorMode, WriteBatch, WriteOptions, DB};
+use rocksdb::{IteratorMode, ReadOptions, WriteBatch, WriteOptions, DB};
 use serde::{Deserialize, Serialize};
 
 use crate::db::cf;
 use crate::error::StoreError;
-use crate::keys::{
-    CF_RAFT_META, CF_SM_META, KEY_END, META_RESTORING, SM_LAST_APPLIED, SM_MEMBERSHIP, STATE_CFS,
-};
-use crate::raft_types::{LogId, SnapshotMeta, StoredMembership};
-use crate::txn::Txn;
+use crate::keys::{KEY_END, STATE_CFS};
+use crate::meta::{self, Restoring};
+use crate::raft_types::{LastApplied, LogId, Membership, SnapshotMeta, StoredMembership};
 
 /// Bytes of puts per write batch while restoring.
 const RESTORE_BATCH_BYTES: usize = 16 << 20;
@@ -39,19 +37,10 @@ pub fn capture(
     out: &mut impl Write,
 ) -> Result<(Option<LogId>, StoredMembership), StoreError> {
     let view = db.snapshot();
-    let meta_cf = cf(db, CF_SM_META)?;
-    let last_applied: Option<LogId> = match view.get_cf(meta_cf, SM_LAST_APPLIED)? {
-        None => None,
-        Some(bytes) => {
-            serde_json::from_slice(&bytes).map_err(|e| StoreError::corrupt("last applied", e))?
-        }
-    };
-    let membership: StoredMembership = match view.get_cf(meta_cf, SM_MEMBERSHIP)? {
-        None => StoredMembership::default(),
-        Some(bytes) => {
-            serde_json::from_slice(&bytes).map_err(|e| StoreError::corrupt("membership", e))?
-        }
-    };
+    let mut at_view = ReadOptions::default();
+    at_view.set_snapshot(&view);
+    let last_applied = meta::read_with::<LastApplied>(db, &at_view)?;
+    let membership = meta::read_with::<Membership>(db, &at_view)?.unwrap_or_default();
     for (tag, name) in STATE_CFS.iter().enumerate() {
         for item in view.iterator_cf(cf(db, name)?, IteratorMode::Start) {
             let (key, value) = item?;
@@ -113,7 +102,7 @@ pub fn validate(input: impl Read) -> Result<u64, StoreError> {
 pub fn restore(db: &DB, input: impl Read, last_index: Option<u64>) -> Result<(), StoreError> {
     let mut synced = WriteOptions::default();
     synced.set_sync(true);
-    db.put_cf_opt(cf(db, CF_RAFT_META)?, META_RESTORING, b"1", &synced)?;
+    meta::write::<Restoring>(db, &(), true)?;
     let mut batch = WriteBatch::default();
     for name in STATE_CFS {
         batch.delete_range_cf(cf(db, name)?, [].as_slice(), KEY_END);
@@ -137,7 +126,7 @@ pub fn restore(db: &DB, input: impl Read, last_index: Option<u64>) -> Result<(),
         }
     }
     crate::changes::reset_after_snapshot(db, &mut batch, last_index)?;
-    batch.delete_cf(cf(db, CF_RAFT_META)?, META_RESTORING);
+    meta::stage_delete::<Restoring>(db, &mut batch)?;
     db.write_opt(batch, &synced)?;
     Ok(())
 }
@@ -176,7 +165,7 @@ pub enum PurgeLimit {
 
 /// The last log id whose effects are written to the state (what survives a restart).
 pub fn applied(db: &DB) -> Result<Option<LogId>, StoreError> {
-    Txn::new(db).get::<LogId>(CF_SM_META, SM_LAST_APPLIED)
+    meta::read::<LastApplied>(db)
 }
 
 fn sync_dir(dir: &Path) -> Result<(), StoreError> {
@@ -203,7 +192,7 @@ impl SnapshotStore {
             installing: Default::default(),
             changing: Default::default(),
         };
-        let restoring = db.get_cf(cf(db, CF_RAFT_META)?, META_RESTORING)?.is_some();
+        let restoring = meta::read::<Restoring>(db)?.is_some();
         let current = store.current()?;
         let snapshot_index = current
             .as_ref()

@@ -16,11 +16,13 @@ use tokio::sync::{broadcast, watch};
 
 use crate::apply::apply_batch;
 use crate::error::StoreError;
-use crate::keys::{CF_SM_META, CF_TIMERS, SM_LAST_APPLIED, SM_MEMBERSHIP};
+use crate::keys::CF_TIMERS;
+use crate::order::SoldOut;
 use crate::outcome::BatchOutcome;
-use crate::raft_types::{Entry, LogId, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
+use crate::raft_types::{
+    Entry, LastApplied, LogId, Membership, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
+};
 use crate::snapshot::SnapshotStore;
-use crate::sold_out::SoldOut;
 use crate::txn::Txn;
 
 /// Applied batches whose armed timers a slow wheel may fall behind by before it must reload.
@@ -98,10 +100,8 @@ impl StateMachine {
     /// The log id of the last applied entry and the membership as of it.
     pub fn applied(&self) -> Result<(Option<LogId>, StoredMembership), StoreError> {
         let txn = Txn::new(&self.db);
-        let last = txn.get::<LogId>(CF_SM_META, SM_LAST_APPLIED)?;
-        let membership = txn
-            .get::<StoredMembership>(CF_SM_META, SM_MEMBERSHIP)?
-            .unwrap_or_default();
+        let last = txn.meta::<LastApplied>()?;
+        let membership = txn.meta::<Membership>()?.unwrap_or_default();
         Ok((last, membership))
     }
 
@@ -120,7 +120,7 @@ impl StateMachine {
                 }
                 EntryPayload::Membership(ref membership) => {
                     let stored = StoredMembership::new(Some(entry.log_id), membership.clone());
-                    txn.put(CF_SM_META, SM_MEMBERSHIP.to_vec(), &stored)?;
+                    txn.put_meta::<Membership>(&stored)?;
                     BatchOutcome::default()
                 }
             };
@@ -128,7 +128,7 @@ impl StateMachine {
             replies.push(reply);
         }
         if let Some(last) = last {
-            txn.put(CF_SM_META, SM_LAST_APPLIED.to_vec(), &last)?;
+            txn.put_meta::<LastApplied>(&last)?;
             let armed = if self.armed_timers.receiver_count() > 0 {
                 txn.staged_puts(CF_TIMERS)
             } else {

@@ -165,7 +165,7 @@ proptest! {
         let mut by_state: HashMap<String, u64> = HashMap::new();
         for id in &orders {
             let order = reader.order(id).unwrap().unwrap();
-            *by_state.entry(sm::counters::state_name(order.state).to_string()).or_default() += 1;
+            *by_state.entry(order.state.name().to_string()).or_default() += 1;
         }
         for (state, count) in reader.order_counts().unwrap() {
             prop_assert_eq!(count, by_state.get(&state).copied().unwrap_or(0), "count of {}", state);

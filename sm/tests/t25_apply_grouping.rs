@@ -18,10 +18,10 @@ use sm::command::{
     PayOrder, Publish, PutSku, PutSubscription, RecordDeliveries, Redrive, RefundOrder,
     RemoveSubscription, Seckill, TrimMessages,
 };
+use sm::order::REFUND_GROUP;
 use sm::outcome::{Applied, BatchOutcome};
 use sm::raft_types::{Entry, LogId};
-use sm::refund::REFUND_GROUP;
-use sm::subscription::QueueReads;
+use sm::QueueReads;
 use sm::Storage;
 
 /// The first entry's clock.
@@ -69,9 +69,7 @@ impl Replica {
     }
 
     fn reads(&self) -> QueueReads<'_> {
-        QueueReads {
-            db: self.storage.reader.db(),
-        }
+        self.storage.reader.queue()
     }
 }
 
@@ -601,7 +599,7 @@ fn idempotency_keys_expire_the_same_whatever_the_grouping() {
 
 #[test]
 fn a_large_group_is_removed_the_same_whatever_the_grouping() {
-    let letters = sm::group_removal::RECORDS_PER_STEP + 50;
+    let letters = sm::queue::group_removal::RECORDS_PER_STEP + 50;
     let mut log = Vec::new();
     let push = |log: &mut Vec<Entry>, commands: Vec<Command>| {
         log.push(entry(log.len() as u64 + 1, START_MS, commands));

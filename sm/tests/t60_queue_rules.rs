@@ -3,76 +3,33 @@
 //! the refund flow, the queue's timers (delayed messages and retries wait in the wheel), and the
 //! reserved topics only `apply` writes.
 
-use sm::apply::apply_batch;
+mod support;
+
 use sm::command::{
-    Action, Command, CommandBatch, CreateOrder, FailedDelivery, FireTimers, OrderLine, PayOrder,
-    Publish, PutSku, PutSubscription, RecordDeliveries, Redrive, RefundOrder, RemoveSubscription,
-    TrimMessages,
+    Action, CreateOrder, FailedDelivery, FireTimers, OrderLine, PayOrder, Publish, PutSku,
+    PutSubscription, RecordDeliveries, Redrive, RefundOrder, RemoveSubscription, TrimMessages,
 };
 use sm::order::OrderState;
-use sm::outcome::{Applied, Outcome, Rejection};
-use sm::queue_timers::{delivery_timer, retry_timer};
-use sm::refund::REFUND_GROUP;
-use sm::subscription::{DeliveriesRecorded, QueueReads, Subscription};
-use sm::txn::Txn;
+use sm::order::REFUND_GROUP;
+use sm::outcome::{Applied, Rejection};
+use sm::queue::timers::{delivery_timer, retry_timer};
+use sm::queue::{DeliveriesRecorded, Subscription};
+use support::Fixture;
 
-struct Fixture {
-    _dir: tempfile::TempDir,
-    db: std::sync::Arc<rocksdb::DB>,
-    index: u64,
-}
-
+/// The queue tests' verbs on the shared fixture.
 impl Fixture {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let db = sm::db::open(dir.path()).unwrap();
-        Fixture {
-            _dir: dir,
-            db,
-            index: 0,
-        }
-    }
-
-    fn run(&mut self, now_ms: i64, action: Action) -> Outcome {
-        self.run_batch(now_ms, vec![action]).remove(0)
-    }
-
-    /// Applies `actions` as one batch (one Raft entry); answers their outcomes.
-    fn run_batch(&mut self, now_ms: i64, actions: Vec<Action>) -> Vec<Outcome> {
-        self.index += 1;
-        let mut txn = Txn::new(&self.db);
-        let out = apply_batch(
-            &mut txn,
-            self.index,
-            &CommandBatch {
-                now_ms,
-                commands: actions.into_iter().map(Command::new).collect(),
-            },
-        )
-        .unwrap();
-        self.db.write(txn.into_write_batch().unwrap()).unwrap();
-        out
-    }
-
-    fn reads(&self) -> QueueReads<'_> {
-        QueueReads { db: &self.db }
-    }
-
     fn sub(&self, group: &str) -> Subscription {
-        self.reads().subscription(group).unwrap().unwrap()
+        self.queue().subscription(group).unwrap().unwrap()
     }
 
     fn pending_timers(&self) -> u64 {
-        sm::StateReader::new(self.db.clone())
-            .timer_stats()
-            .unwrap()
-            .pending
+        self.reader().timer_stats().unwrap().pending
     }
 
     /// Offsets the scheduler's scan of `group` would hold.
     fn scanned(&self, group: &str) -> Vec<u64> {
         let scan = self
-            .reads()
+            .queue()
             .pending_after(&self.sub(group), 0, 100)
             .unwrap();
         scan.messages.iter().map(|p| p.message.offset).collect()
@@ -81,28 +38,28 @@ impl Fixture {
     /// Offsets marked ready for `group`.
     fn ready(&self, group: &str) -> Vec<u64> {
         let (ready, _) = self
-            .reads()
+            .queue()
             .ready(&self.sub(group), |_| false, 100)
             .unwrap();
         ready.iter().map(|p| p.message.offset).collect()
     }
 
     fn fire(&mut self, now_ms: i64, key: Vec<u8>) -> (usize, usize) {
-        match self.run(now_ms, Action::FireTimers(FireTimers { keys: vec![key] })) {
+        match self.action_at(now_ms, Action::FireTimers(FireTimers { keys: vec![key] })) {
             Ok(Applied::TimersFired(fired)) => (fired.fired.len(), fired.early.len()),
             other => panic!("{other:?}"),
         }
     }
 
     fn record(&mut self, now_ms: i64, action: Action) -> DeliveriesRecorded {
-        match self.run(now_ms, action) {
+        match self.action_at(now_ms, action) {
             Ok(Applied::DeliveriesRecorded(done)) => done,
             other => panic!("{other:?}"),
         }
     }
 
     fn paid_order(&mut self) -> String {
-        self.run(
+        self.action_at(
             0,
             Action::PutSku(PutSku {
                 sku: "A".into(),
@@ -112,7 +69,7 @@ impl Fixture {
             }),
         )
         .unwrap();
-        let id = match self.run(
+        let id = match self.action_at(
             1,
             Action::CreateOrder(CreateOrder {
                 user_id: "u1".into(),
@@ -126,7 +83,7 @@ impl Fixture {
             Ok(Applied::OrderCreated(o)) => o.id,
             other => panic!("{other:?}"),
         };
-        self.run(
+        self.action_at(
             2,
             Action::PayOrder(PayOrder {
                 order_id: id.clone(),
@@ -194,14 +151,14 @@ fn paying_publishes_order_paid_in_the_same_step() {
     let mut f = Fixture::new();
     let id = f.paid_order();
     let paid = f
-        .reads()
+        .queue()
         .message("order.paid", 1)
         .unwrap()
         .expect("order.paid");
     assert_eq!(paid.key, id);
     assert_eq!(paid.payload["state"], "paid");
     assert_eq!(paid.id, "order.paid:1");
-    assert_eq!(f.reads().head("order.created").unwrap(), 1);
+    assert_eq!(f.queue().head("order.created").unwrap(), 1);
 }
 
 #[test]
@@ -210,23 +167,26 @@ fn apply_refuses_a_clients_publish_into_a_reserved_topic() {
     let id = f.paid_order();
     for topic in ["order.paid", "order.refund_requested", "order.anything"] {
         assert_eq!(
-            f.run(0, publish(topic)),
+            f.action_at(0, publish(topic)),
             Err(Rejection::ReservedTopic {
                 topic: topic.into()
             }),
             "{topic}"
         );
     }
-    assert_eq!(f.reads().head("order.paid").unwrap(), 1, "only the payment");
-    assert_eq!(f.reads().head("order.refund_requested").unwrap(), 0);
-    assert_eq!(f.reads().head("order.anything").unwrap(), 0);
+    assert_eq!(f.queue().head("order.paid").unwrap(), 1, "only the payment");
+    assert_eq!(f.queue().head("order.refund_requested").unwrap(), 0);
+    assert_eq!(f.queue().head("order.anything").unwrap(), 0);
     let refund = Action::RefundOrder(RefundOrder {
         order_id: id,
         reason: "r".into(),
     });
-    assert!(matches!(f.run(1, refund), Ok(Applied::RefundRequested(_))));
+    assert!(matches!(
+        f.action_at(1, refund),
+        Ok(Applied::RefundRequested(_))
+    ));
     assert_eq!(
-        f.reads().head("order.refund_requested").unwrap(),
+        f.queue().head("order.refund_requested").unwrap(),
         1,
         "apply itself still writes the reserved topics"
     );
@@ -236,26 +196,26 @@ fn apply_refuses_a_clients_publish_into_a_reserved_topic() {
 fn the_cursor_passes_only_contiguous_settled_offsets() {
     let mut f = Fixture::new();
     for _ in 0..3 {
-        f.run(0, publish("t")).unwrap();
+        f.action_at(0, publish("t")).unwrap();
     }
-    f.run(1, subscribe("g", "t", 3, false)).unwrap();
-    f.run(1, subscribe("late", "t", 3, true)).unwrap();
-    assert_eq!(f.reads().subscription("late").unwrap().unwrap().cursor, 3);
-    let done = match f.run(2, acks("g", &[2, 3, 3])) {
+    f.action_at(1, subscribe("g", "t", 3, false)).unwrap();
+    f.action_at(1, subscribe("late", "t", 3, true)).unwrap();
+    assert_eq!(f.queue().subscription("late").unwrap().unwrap().cursor, 3);
+    let done = match f.action_at(2, acks("g", &[2, 3, 3])) {
         Ok(Applied::DeliveriesRecorded(done)) => done,
         other => panic!("{other:?}"),
     };
     assert_eq!(done.acked, vec![2, 3]);
     assert_eq!(done.ignored, vec![3]);
-    let sub = f.reads().subscription("g").unwrap().unwrap();
+    let sub = f.queue().subscription("g").unwrap().unwrap();
     assert_eq!(sub.cursor, 0);
-    let pending = f.reads().pending_after(&sub, 0, 10).unwrap();
+    let pending = f.queue().pending_after(&sub, 0, 10).unwrap();
     assert_eq!(pending.messages.len(), 1);
-    f.run(3, acks("g", &[1])).unwrap();
-    let sub = f.reads().subscription("g").unwrap().unwrap();
+    f.action_at(3, acks("g", &[1])).unwrap();
+    let sub = f.queue().subscription("g").unwrap().unwrap();
     assert_eq!((sub.cursor, sub.delivered), (3, 3));
     assert!(f
-        .reads()
+        .queue()
         .pending_after(&sub, 0, 10)
         .unwrap()
         .messages
@@ -265,21 +225,21 @@ fn the_cursor_passes_only_contiguous_settled_offsets() {
 #[test]
 fn attempts_end_in_one_dead_letter_which_redrive_delivers_again() {
     let mut f = Fixture::new();
-    f.run(0, publish("t")).unwrap();
-    f.run(0, subscribe("g", "t", 3, false)).unwrap();
+    f.action_at(0, publish("t")).unwrap();
+    f.action_at(0, subscribe("g", "t", 3, false)).unwrap();
     for now in 1..=3 {
-        f.run(now, fail("g", 1)).unwrap();
+        f.action_at(now, fail("g", 1)).unwrap();
     }
     // A late failure after death changes nothing.
-    f.run(4, fail("g", 1)).unwrap();
-    let (dead, more) = f.reads().dead_letters("g", 0, 10).unwrap();
+    f.action_at(4, fail("g", 1)).unwrap();
+    let (dead, more) = f.queue().dead_letters("g", 0, 10).unwrap();
     assert!(!more);
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].attempts.len(), 3);
     assert_eq!(dead[0].dead_at_ms, 3);
-    let sub = f.reads().subscription("g").unwrap().unwrap();
+    let sub = f.queue().subscription("g").unwrap().unwrap();
     assert_eq!((sub.cursor, sub.dead), (1, 1));
-    f.run(
+    f.action_at(
         5,
         Action::Redrive(Redrive {
             group: "g".into(),
@@ -287,12 +247,12 @@ fn attempts_end_in_one_dead_letter_which_redrive_delivers_again() {
         }),
     )
     .unwrap();
-    let sub = f.reads().subscription("g").unwrap().unwrap();
+    let sub = f.queue().subscription("g").unwrap().unwrap();
     assert_eq!(sub.dead, 0);
-    assert_eq!(f.reads().redriven(&sub).unwrap().len(), 1);
-    f.run(6, acks("g", &[1])).unwrap();
-    let sub = f.reads().subscription("g").unwrap().unwrap();
-    assert!(f.reads().redriven(&sub).unwrap().is_empty());
+    assert_eq!(f.queue().redriven(&sub).unwrap().len(), 1);
+    f.action_at(6, acks("g", &[1])).unwrap();
+    let sub = f.queue().subscription("g").unwrap().unwrap();
+    assert!(f.queue().redriven(&sub).unwrap().is_empty());
     assert_eq!(sub.delivered, 1);
 }
 
@@ -300,7 +260,7 @@ fn attempts_end_in_one_dead_letter_which_redrive_delivers_again() {
 fn refunds_follow_their_delivery() {
     let mut f = Fixture::new();
     let id = f.paid_order();
-    f.run(
+    f.action_at(
         3,
         subscribe(REFUND_GROUP, "order.refund_requested", 2, false),
     )
@@ -309,22 +269,16 @@ fn refunds_follow_their_delivery() {
         order_id: id.clone(),
         reason: "broken".into(),
     });
-    match f.run(4, refund) {
+    match f.action_at(4, refund) {
         Ok(Applied::RefundRequested(o)) => assert_eq!(o.state, OrderState::RefundRequested),
         other => panic!("{other:?}"),
     }
-    f.run(5, fail(REFUND_GROUP, 1)).unwrap();
-    f.run(6, fail(REFUND_GROUP, 1)).unwrap();
-    let state = |f: &Fixture| {
-        sm::StateReader::new(f.db.clone())
-            .order(&id)
-            .unwrap()
-            .unwrap()
-            .state
-    };
+    f.action_at(5, fail(REFUND_GROUP, 1)).unwrap();
+    f.action_at(6, fail(REFUND_GROUP, 1)).unwrap();
+    let state = |f: &Fixture| f.reader().order(&id).unwrap().unwrap().state;
     assert_eq!(state(&f), OrderState::RefundFailed);
-    assert_eq!(f.reads().head("order.refund_failed").unwrap(), 1);
-    f.run(
+    assert_eq!(f.queue().head("order.refund_failed").unwrap(), 1);
+    f.action_at(
         7,
         Action::Redrive(Redrive {
             group: REFUND_GROUP.into(),
@@ -332,22 +286,22 @@ fn refunds_follow_their_delivery() {
         }),
     )
     .unwrap();
-    f.run(8, acks(REFUND_GROUP, &[1])).unwrap();
+    f.action_at(8, acks(REFUND_GROUP, &[1])).unwrap();
     assert_eq!(state(&f), OrderState::Refunded);
-    assert_eq!(f.reads().head("order.refunded").unwrap(), 1);
+    assert_eq!(f.queue().head("order.refunded").unwrap(), 1);
 }
 
 #[test]
 fn a_delayed_message_waits_in_the_wheel_until_its_timer_fires() {
     let mut f = Fixture::new();
-    f.run(0, subscribe("plain", "t", 3, false)).unwrap();
+    f.action_at(0, subscribe("plain", "t", 3, false)).unwrap();
     let mut ordered = subscribe("ordered", "t", 3, false);
     if let Action::PutSubscription(put) = &mut ordered {
         put.ordered_by_key = true;
     }
-    f.run(0, ordered).unwrap();
+    f.action_at(0, ordered).unwrap();
     let hour_ms = 3_600_000;
-    let delayed = match f.run(
+    let delayed = match f.action_at(
         1_000,
         Action::Publish(Publish {
             topic: "t".into(),
@@ -360,7 +314,7 @@ fn a_delayed_message_waits_in_the_wheel_until_its_timer_fires() {
         Ok(Applied::Published(message)) => message,
         other => panic!("{other:?}"),
     };
-    f.run(1_000, publish("t")).unwrap();
+    f.action_at(1_000, publish("t")).unwrap();
     assert_eq!(f.pending_timers(), 1);
     // The unordered group's scan steps over it; the ordered one holds it (it blocks key "k").
     assert_eq!(f.scanned("plain"), vec![2]);
@@ -387,8 +341,8 @@ fn a_delayed_message_waits_in_the_wheel_until_its_timer_fires() {
 #[test]
 fn a_failed_delivery_waits_on_its_retry_timer_and_settling_disarms_it() {
     let mut f = Fixture::new();
-    f.run(0, publish("t")).unwrap();
-    f.run(0, subscribe("g", "t", 5, false)).unwrap();
+    f.action_at(0, publish("t")).unwrap();
+    f.action_at(0, subscribe("g", "t", 5, false)).unwrap();
     let done = f.record(10, fail_until("g", 1, 500));
     assert_eq!(
         (done.retrying.clone(), done.waiting.clone()),
@@ -409,7 +363,7 @@ fn a_failed_delivery_waits_on_its_retry_timer_and_settling_disarms_it() {
     assert_eq!(f.pending_timers(), 1);
 
     // A retry due now (a nack without delay) needs no timer.
-    f.run(600, publish("t")).unwrap();
+    f.action_at(600, publish("t")).unwrap();
     let done = f.record(700, fail_until("g", 2, 700));
     assert_eq!(
         (done.retrying.clone(), done.waiting.clone()),
@@ -436,10 +390,10 @@ fn trim(topic: &str, up_to_offset: u64, retention_ms: u64) -> Action {
 #[test]
 fn retention_removes_only_what_every_group_settled_and_a_redrive_brings_its_letter_back() {
     let mut f = Fixture::new();
-    f.run(0, subscribe("a", "t", 1, false)).unwrap();
-    f.run(0, subscribe("b", "t", 5, false)).unwrap();
+    f.action_at(0, subscribe("a", "t", 1, false)).unwrap();
+    f.action_at(0, subscribe("b", "t", 5, false)).unwrap();
     for _ in 0..3 {
-        f.run(1_000, publish("t")).unwrap();
+        f.action_at(1_000, publish("t")).unwrap();
     }
     f.record(1_100, acks("a", &[1, 2]));
     let done = f.record(1_100, fail("a", 3));
@@ -447,31 +401,37 @@ fn retention_removes_only_what_every_group_settled_and_a_redrive_brings_its_lett
     f.record(1_100, acks("b", &[1]));
     let held = |f: &Fixture| -> Vec<u64> {
         (1..=3)
-            .filter(|&o| f.reads().message("t", o).unwrap().is_some())
+            .filter(|&o| f.queue().message("t", o).unwrap().is_some())
             .collect()
     };
 
     assert_eq!(
-        f.run(10_999, trim("t", 3, 10_000)),
+        f.action_at(10_999, trim("t", 3, 10_000)),
         Ok(Applied::Trimmed(0)),
         "too young"
     );
     assert_eq!(held(&f), vec![1, 2, 3]);
     // Group b has settled only offset 1.
-    assert_eq!(f.run(11_000, trim("t", 3, 10_000)), Ok(Applied::Trimmed(1)));
+    assert_eq!(
+        f.action_at(11_000, trim("t", 3, 10_000)),
+        Ok(Applied::Trimmed(1))
+    );
     assert_eq!(held(&f), vec![2, 3]);
     f.record(11_100, acks("b", &[2, 3]));
-    assert_eq!(f.run(11_200, trim("t", 3, 10_000)), Ok(Applied::Trimmed(3)));
+    assert_eq!(
+        f.action_at(11_200, trim("t", 3, 10_000)),
+        Ok(Applied::Trimmed(3))
+    );
     assert!(held(&f).is_empty());
-    assert_eq!(f.reads().floor("t").unwrap(), 3);
+    assert_eq!(f.queue().floor("t").unwrap(), 3);
 
     // A new group starting at the earliest message starts after what is gone.
-    f.run(11_300, subscribe("c", "t", 5, false)).unwrap();
+    f.action_at(11_300, subscribe("c", "t", 5, false)).unwrap();
     assert_eq!(f.sub("c").cursor, 3);
 
     // The dead letter of group a still has its message: a redrive puts it back for delivery,
     // and once settled it goes again.
-    match f.run(
+    match f.action_at(
         11_400,
         Action::Redrive(Redrive {
             group: "a".into(),
@@ -482,7 +442,7 @@ fn retention_removes_only_what_every_group_settled_and_a_redrive_brings_its_lett
         other => panic!("{other:?}"),
     }
     assert_eq!(held(&f), vec![3]);
-    let redriven = f.reads().redriven(&f.sub("a")).unwrap();
+    let redriven = f.queue().redriven(&f.sub("a")).unwrap();
     assert_eq!(redriven.len(), 1);
     assert_eq!(redriven[0].message.payload["n"], 1);
     f.record(11_500, acks("a", &[3]));
@@ -498,10 +458,10 @@ fn remove(group: &str) -> Action {
 #[test]
 fn removing_a_group_takes_its_records_in_bounded_steps_and_blocks_its_name_until_done() {
     let mut f = Fixture::new();
-    f.run(0, subscribe("g", "t", 5, false)).unwrap();
-    let n = 2 * sm::group_removal::RECORDS_PER_STEP as u64 + 3;
+    f.action_at(0, subscribe("g", "t", 5, false)).unwrap();
+    let n = 2 * sm::queue::group_removal::RECORDS_PER_STEP as u64 + 3;
     for chunk in (1..=n).collect::<Vec<_>>().chunks(1000) {
-        f.run_batch(1, chunk.iter().map(|_| publish("t")).collect());
+        f.actions_at(1, chunk.iter().map(|_| publish("t")).collect());
     }
     // Every even offset acknowledged while offset 1 is not: one settled marker each.
     let evens: Vec<u64> = (2..=n).step_by(2).collect();
@@ -510,27 +470,27 @@ fn removing_a_group_takes_its_records_in_bounded_steps_and_blocks_its_name_until
     assert_eq!(f.pending_timers(), 1);
 
     assert_eq!(
-        f.run(3, remove("g")),
+        f.action_at(3, remove("g")),
         Ok(Applied::SubscriptionRemoved(true))
     );
     assert!(
-        f.reads().subscription("g").unwrap().is_none(),
+        f.queue().subscription("g").unwrap().is_none(),
         "gone at once"
     );
     assert!(
         matches!(
-            f.run(3, subscribe("g", "t", 5, false)),
+            f.action_at(3, subscribe("g", "t", 5, false)),
             Err(Rejection::Conflict(_))
         ),
         "the name is blocked while records remain"
     );
     assert!(matches!(
-        f.run(3, acks("g", &[1])),
+        f.action_at(3, acks("g", &[1])),
         Err(Rejection::NotFound { .. })
     ));
-    assert_eq!(f.reads().removing_groups().unwrap(), vec!["g".to_string()]);
+    assert_eq!(f.queue().removing_groups().unwrap(), vec!["g".to_string()]);
     assert_eq!(
-        f.run(4, remove("g")),
+        f.action_at(4, remove("g")),
         Ok(Applied::SubscriptionRemoved(false))
     );
     assert_eq!(
@@ -538,19 +498,19 @@ fn removing_a_group_takes_its_records_in_bounded_steps_and_blocks_its_name_until
         0,
         "its retry timer went with its attempts"
     );
-    assert!(f.reads().removing_groups().unwrap().is_empty());
+    assert!(f.queue().removing_groups().unwrap().is_empty());
     assert!(matches!(
-        f.run(4, remove("g")),
+        f.action_at(4, remove("g")),
         Err(Rejection::NotFound { .. })
     ));
 
     // A new group of the same name starts clean: every message pending, none settled.
-    f.run(5, subscribe("g", "t", 5, false)).unwrap();
-    let scan = f.reads().pending_after(&f.sub("g"), 0, 10).unwrap();
+    f.action_at(5, subscribe("g", "t", 5, false)).unwrap();
+    let scan = f.queue().pending_after(&f.sub("g"), 0, 10).unwrap();
     let offsets: Vec<u64> = scan.messages.iter().map(|p| p.message.offset).collect();
     assert_eq!(offsets, (1..=10).collect::<Vec<u64>>());
     assert!(matches!(
-        f.run(5, remove(REFUND_GROUP)),
+        f.action_at(5, remove(REFUND_GROUP)),
         Err(Rejection::Conflict(_))
     ));
 }
@@ -558,9 +518,9 @@ fn removing_a_group_takes_its_records_in_bounded_steps_and_blocks_its_name_until
 #[test]
 fn a_scan_stops_at_its_byte_budget_but_always_returns_one_message() {
     let mut f = Fixture::new();
-    f.run(1, subscribe("g", "big", 3, false)).unwrap();
+    f.action_at(1, subscribe("g", "big", 3, false)).unwrap();
     for _ in 0..3 {
-        f.run(
+        f.action_at(
             1,
             Action::Publish(Publish {
                 topic: "big".into(),
@@ -574,19 +534,19 @@ fn a_scan_stops_at_its_byte_budget_but_always_returns_one_message() {
     }
     let sub = f.sub("g");
     let all = f
-        .reads()
+        .queue()
         .pending_after_within(&sub, 0, 10, usize::MAX)
         .unwrap();
     assert_eq!(all.messages.len(), 3);
     assert!(all.complete);
-    let two = f.reads().pending_after_within(&sub, 0, 10, 2500).unwrap();
+    let two = f.queue().pending_after_within(&sub, 0, 10, 2500).unwrap();
     assert_eq!(
         two.messages.len(),
         2,
         "two messages of ~1 KB fit in 2500 bytes"
     );
     assert!(!two.complete);
-    let one = f.reads().pending_after_within(&sub, 0, 10, 10).unwrap();
+    let one = f.queue().pending_after_within(&sub, 0, 10, 10).unwrap();
     assert_eq!(
         one.messages.len(),
         1,

@@ -10,8 +10,8 @@ use async_trait::async_trait;
 use sm::apply::apply_batch;
 use sm::command::{Command, CommandBatch};
 use sm::outcome::Outcome;
-use sm::sold_out::SoldOut;
 use sm::txn::Txn;
+use sm::SoldOut;
 use sm::StateReader;
 
 /// A one-node "cluster" applying each write at once, keeping the sold-out set as a node does,

@@ -1,16 +1,17 @@
-//! A state machine without Raft for the `apply` tests: each call applies one entry, as a node
-//! does after commit, and keeps the sold-out set the way a node does.
+//! The one fixture of the `apply` tests: a state machine without Raft, where each call applies
+//! one entry, as a node does after commit, and keeps the sold-out set the way a node does.
+//! (`t25_apply_grouping` drives the real `StateMachine` through openraft's interface instead,
+//! because how openraft groups entries is what it tests.)
 
 #![allow(dead_code)]
 
 use std::sync::Arc;
 
 use sm::apply::apply_batch;
-use sm::command::{Command, CommandBatch};
+use sm::command::{Action, Command, CommandBatch};
 use sm::outcome::Outcome;
-use sm::sold_out::SoldOut;
 use sm::txn::Txn;
-use sm::StateReader;
+use sm::{QueueReads, SoldOut, StateReader};
 
 /// The clock of entries applied without naming one.
 pub const DEFAULT_NOW_MS: i64 = 1_700_000_000_000;
@@ -20,6 +21,7 @@ pub struct Fixture {
     _dir: tempfile::TempDir,
     db: Arc<rocksdb::DB>,
     index: u64,
+    reader: StateReader,
     /// The sold-out set, updated after each entry.
     pub sold_out: SoldOut,
 }
@@ -31,6 +33,7 @@ impl Fixture {
         let db = sm::db::open(dir.path()).unwrap();
         Fixture {
             _dir: dir,
+            reader: StateReader::new(db.clone()),
             db,
             index: 0,
             sold_out: SoldOut::default(),
@@ -64,8 +67,23 @@ impl Fixture {
         self.entry_at(now_ms, vec![command]).remove(0)
     }
 
+    /// Applies `actions` (without idempotency keys) as one Raft entry stamped `now_ms`.
+    pub fn actions_at(&mut self, now_ms: i64, actions: Vec<Action>) -> Vec<Outcome> {
+        self.entry_at(now_ms, actions.into_iter().map(Command::new).collect())
+    }
+
+    /// Applies one action as its own entry stamped `now_ms`.
+    pub fn action_at(&mut self, now_ms: i64, action: Action) -> Outcome {
+        self.actions_at(now_ms, vec![action]).remove(0)
+    }
+
     /// Reads of the state.
-    pub fn reader(&self) -> StateReader {
-        StateReader::new(self.db.clone())
+    pub fn reader(&self) -> &StateReader {
+        &self.reader
+    }
+
+    /// Reads of the queue's state.
+    pub fn queue(&self) -> QueueReads<'_> {
+        self.reader.queue()
     }
 }

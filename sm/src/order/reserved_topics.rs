@@ -6,8 +6,8 @@
 //! into one would forge that fact. `apply` refuses such a publish itself, not only the API: the
 //! decision is a pure function of the topic name, the same on every replica.
 
-use crate::order_event::REFUND_REQUESTED;
-use crate::refund::REFUND_GROUP;
+use super::event::REFUND_REQUESTED;
+use super::refund::REFUND_GROUP;
 
 /// Prefix of the order life cycle's topics.
 pub const ORDER_EVENT_PREFIX: &str = "order.";

@@ -7,48 +7,18 @@
 //!   staged earlier in the same apply.
 //! - A message is written in the same batch as the state change that causes it (an order paid,
 //!   closed, refunded), so there is no moment at which one exists without the other.
-//! - A delayed message arms its delivery timer in the same batch (see `crate::queue_timers`).
+//! - A delayed message arms its delivery timer in the same batch (see [`super::timers`]).
 
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::command::Publish;
 use crate::error::StoreError;
 use crate::keys::{self, CF_DELIVERIES, CF_MESSAGES};
-use crate::queue_timers;
+use crate::outcome::{Applied, Outcome, Rejection};
 use crate::txn::Txn;
 
-/// A stored message. JSON in `messages`, so the change stream captures it as it is.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Message {
-    /// `topic:offset`: unique, and names where the message lives.
-    pub id: String,
-    /// The topic.
-    pub topic: String,
-    /// Position in the topic, from 1.
-    pub offset: u64,
-    /// The key (`ordered_by_key` orders per key); may be empty.
-    pub key: String,
-    /// The publisher's JSON.
-    pub payload: Value,
-    /// The batch clock when it was published.
-    pub published_at_ms: i64,
-    /// Not delivered before this time.
-    pub deliver_at_ms: i64,
-}
-
-/// The id of the message at `offset` of `topic`.
-pub fn message_id(topic: &str, offset: u64) -> String {
-    format!("{topic}:{offset}")
-}
-
-/// The offset named by a message id of `topic`, if it is one.
-pub fn parse_message_id(topic: &str, id: &str) -> Option<u64> {
-    let (t, offset) = id.rsplit_once(':')?;
-    if t != topic {
-        return None;
-    }
-    offset.parse().ok()
-}
+use super::message::{message_id, Message};
+use super::timers as queue_timers;
 
 /// The last offset published to `topic` (0 for a topic never published to).
 pub fn head(txn: &Txn<'_>, topic: &str) -> Result<u64, StoreError> {
@@ -94,15 +64,30 @@ pub fn publish(txn: &mut Txn<'_>, now_ms: i64, new: NewMessage<'_>) -> Result<Me
     Ok(message)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ids_name_topic_and_offset() {
-        assert_eq!(message_id("order.paid", 7), "order.paid:7");
-        assert_eq!(parse_message_id("order.paid", "order.paid:7"), Some(7));
-        assert_eq!(parse_message_id("a:b", "a:b:9"), Some(9));
-        assert_eq!(parse_message_id("other", "order.paid:7"), None);
+/// Publishes a client's message; its delivery time is the later of `deliver_at` and the delay
+/// from the batch clock. (Which topics a client may not publish to is the dispatcher's check,
+/// made before this.)
+pub fn publish_command(
+    txn: &mut Txn<'_>,
+    now_ms: i64,
+    publish: &Publish,
+) -> Result<Outcome, StoreError> {
+    if publish.topic.is_empty() {
+        return Ok(Err(Rejection::Invalid("empty topic".into())));
     }
+    let Ok(payload) = serde_json::from_str(&publish.payload_json) else {
+        return Ok(Err(Rejection::Invalid("payload is not JSON".into())));
+    };
+    let delay = i64::try_from(publish.delay_ms).unwrap_or(i64::MAX);
+    let message = self::publish(
+        txn,
+        now_ms,
+        NewMessage {
+            topic: &publish.topic,
+            key: &publish.key,
+            payload,
+            deliver_at_ms: now_ms.saturating_add(delay).max(publish.deliver_at_ms),
+        },
+    )?;
+    Ok(Ok(Applied::Published(message)))
 }

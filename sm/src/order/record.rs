@@ -1,4 +1,5 @@
-//! Orders and their life cycle.
+//! An order as stored: its lines, state and times. Plain data: the life cycle that moves it is
+//! [`super::lifecycle`]; the shape the API and events show is [`super::event::OrderView`].
 
 use serde::{Deserialize, Serialize};
 
@@ -21,6 +22,18 @@ pub enum OrderState {
 }
 
 impl OrderState {
+    /// The snake_case name, as the API, the events and the per-state counters spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            OrderState::PendingPayment => "pending_payment",
+            OrderState::Paid => "paid",
+            OrderState::RefundRequested => "refund_requested",
+            OrderState::Refunded => "refunded",
+            OrderState::RefundFailed => "refund_failed",
+            OrderState::Closed => "closed",
+        }
+    }
+
     /// Whether the contract allows moving from `self` to `next`.
     pub fn can_move_to(self, next: OrderState) -> bool {
         use OrderState::*;

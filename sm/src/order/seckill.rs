@@ -6,11 +6,12 @@
 //! SKU into one Raft entry and `apply` reads its own staged writes, each purchase in the entry
 //! sees the stock the ones before it left: the entry never sells more than there is.
 
-use crate::apply::{create_order, Ctx};
 use crate::command::{CreateOrder, OrderLine, Seckill};
 use crate::error::StoreError;
 use crate::outcome::{Outcome, Rejection};
 use crate::txn::Txn;
+
+use super::lifecycle::{create_order, Ctx};
 
 /// Buys one unit of `buy.sku` for `buy.user_id`, or refuses with `sold_out` / `limit_exceeded`.
 pub(crate) fn buy_one(txn: &mut Txn<'_>, ctx: &Ctx, buy: &Seckill) -> Result<Outcome, StoreError> {

@@ -5,25 +5,24 @@
 //! refund endpoint (the leader's scheduler creates it from `[payment] refund_url`). Its ack moves
 //! the order to `refunded` in the same apply that records the ack; its dead letter moves it to
 //! `refund_failed`; a redriven dead letter that is then acknowledged moves it to `refunded`.
+//!
+//! The queue knows nothing of refunds: the dispatcher hands [`RefundHook`] to the queue's
+//! delivery recording ([`crate::queue::SettleHook`]), the one seam between the two wings.
 
 use serde_json::Value;
 
-use crate::apply::save_order;
-use crate::command::RefundOrder;
+use crate::command::{RefundOrder, RemoveSubscription};
 use crate::error::StoreError;
-use crate::keys::CF_ORDERS;
-use crate::order::{Order, OrderState};
-use crate::order_event::{self, REFUNDED, REFUND_FAILED, REFUND_REQUESTED};
 use crate::outcome::{Applied, Outcome, Rejection};
-use crate::queue::{self, Message, NewMessage};
+use crate::queue::{self, Message, NewMessage, SettleHook};
 use crate::txn::Txn;
+
+use super::event::{self, REFUNDED, REFUND_FAILED, REFUND_REQUESTED};
+use super::lifecycle::{invalid_state, load_order, order_not_found, save_order};
+use super::record::{Order, OrderState};
 
 /// The built-in group delivering refunds to the payment provider.
 pub const REFUND_GROUP: &str = "payment.refund";
-
-fn load(txn: &Txn<'_>, order_id: &str) -> Result<Option<Order>, StoreError> {
-    txn.get(CF_ORDERS, order_id.as_bytes())
-}
 
 /// Asks for the refund of a paid order; asking again while it is pending answers the order.
 pub fn request(
@@ -31,18 +30,15 @@ pub fn request(
     now_ms: i64,
     refund: &RefundOrder,
 ) -> Result<Outcome, StoreError> {
-    let Some(mut order) = load(txn, &refund.order_id)? else {
-        return Ok(Err(Rejection::NotFound {
-            kind: "order".into(),
-            id: refund.order_id.clone(),
-        }));
+    let Some(mut order) = load_order(txn, &refund.order_id)? else {
+        return Ok(Err(order_not_found(&refund.order_id)));
     };
     match order.state {
         OrderState::RefundRequested => Ok(Ok(Applied::RefundRequested(order))),
         OrderState::Paid => {
             order.state = OrderState::RefundRequested;
             save_order(txn, &order, Some(OrderState::Paid))?;
-            let mut payload = order_event::order_json(&order);
+            let mut payload = event::order_json(&order);
             if let Value::Object(fields) = &mut payload {
                 fields.insert("refund_reason".into(), Value::String(refund.reason.clone()));
             }
@@ -58,14 +54,7 @@ pub fn request(
             )?;
             Ok(Ok(Applied::RefundRequested(order)))
         }
-        state => Ok(Err(Rejection::InvalidState {
-            order_id: order.id.clone(),
-            state: serde_json::to_value(state)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default(),
-            action: "refund".into(),
-        })),
+        _ => Ok(Err(invalid_state(&order, "refund"))),
     }
 }
 
@@ -78,11 +67,11 @@ fn refunded_order(
     if group != REFUND_GROUP || message.topic != REFUND_REQUESTED {
         return Ok(None);
     }
-    load(txn, &message.key)
+    load_order(txn, &message.key)
 }
 
 /// The provider acknowledged the refund in `message`: the order is refunded.
-pub fn on_delivered(
+fn on_delivered(
     txn: &mut Txn<'_>,
     now_ms: i64,
     group: &str,
@@ -99,13 +88,13 @@ pub fn on_delivered(
         order.state = OrderState::Refunded;
         order.refunded_at_ms = Some(now_ms);
         save_order(txn, &order, Some(was))?;
-        order_event::publish(txn, now_ms, REFUNDED, &order)?;
+        event::publish(txn, now_ms, REFUNDED, &order)?;
     }
     Ok(())
 }
 
 /// The refund in `message` became a dead letter: the order's refund failed (until redriven).
-pub fn on_dead(
+fn on_dead(
     txn: &mut Txn<'_>,
     now_ms: i64,
     group: &str,
@@ -117,7 +106,46 @@ pub fn on_dead(
     if order.state == OrderState::RefundRequested {
         order.state = OrderState::RefundFailed;
         save_order(txn, &order, Some(OrderState::RefundRequested))?;
-        order_event::publish(txn, now_ms, REFUND_FAILED, &order)?;
+        event::publish(txn, now_ms, REFUND_FAILED, &order)?;
     }
     Ok(())
+}
+
+/// The refund group's side of the seam: what the queue's delivery recording tells the order wing.
+pub struct RefundHook;
+
+impl SettleHook for RefundHook {
+    fn watches(&self, group: &str) -> bool {
+        group == REFUND_GROUP
+    }
+
+    fn delivered(
+        &self,
+        txn: &mut Txn<'_>,
+        now_ms: i64,
+        group: &str,
+        message: &Message,
+    ) -> Result<(), StoreError> {
+        on_delivered(txn, now_ms, group, message)
+    }
+
+    fn dead(
+        &self,
+        txn: &mut Txn<'_>,
+        now_ms: i64,
+        group: &str,
+        message: &Message,
+    ) -> Result<(), StoreError> {
+        on_dead(txn, now_ms, group, message)
+    }
+}
+
+/// Refuses removing the built-in refund group (the refunds in flight depend on it); `None` for
+/// any other group.
+pub fn refuse_removal(remove: &RemoveSubscription) -> Option<Rejection> {
+    (remove.group == REFUND_GROUP).then(|| {
+        Rejection::Conflict(format!(
+            "{REFUND_GROUP} is the built-in refund group; it cannot be removed"
+        ))
+    })
 }

@@ -20,8 +20,9 @@ use rocksdb::{IteratorMode, DB};
 use crate::db::cf;
 use crate::error::StoreError;
 use crate::keys::{CF_SKUS, KEY_END};
-use crate::sku::Sku;
 use crate::txn::Txn;
+
+use super::sku::Sku;
 
 /// What one applied batch did to the set: each changed SKU and whether it is now sold out.
 pub type SoldOutChanges = Vec<(String, bool)>;

@@ -10,8 +10,9 @@
 use crate::error::StoreError;
 use crate::keys::{self, CF_USER_UNITS};
 use crate::outcome::Rejection;
-use crate::sku::Sku;
 use crate::txn::Txn;
+
+use super::sku::Sku;
 
 /// Units of `sku` that `user_id` holds in open or paid orders.
 pub fn held(txn: &Txn<'_>, user_id: &str, sku: &str) -> Result<u64, StoreError> {

@@ -7,17 +7,17 @@
 //! - A `Removing` marker stays until the last record is gone, and while it is there the group
 //!   cannot be created again, so a new group of that name never inherits an old group's records.
 //!   The leader repeats the command while the marker is there (see `node::queue_trimmer`).
-//! - The built-in refund group cannot be removed: the refunds in flight depend on it.
+//! - Built-in groups (the refund group) are refused by the dispatcher before they get here.
 
 use crate::command::RemoveSubscription;
 use crate::error::StoreError;
 use crate::keys::{self, DeliveryRecord, CF_DELIVERIES};
 use crate::outcome::{Applied, Outcome, Rejection};
-use crate::queue_timers;
-use crate::refund::REFUND_GROUP;
-use crate::subscription::{prefix_end, Attempts};
 use crate::timers;
 use crate::txn::Txn;
+
+use super::subscription::Attempts;
+use super::timers as queue_timers;
 
 /// Most records one step removes, so one command stays a bounded write.
 pub const RECORDS_PER_STEP: usize = 10_000;
@@ -33,24 +33,14 @@ const GROUP_RECORDS: [DeliveryRecord; 5] = [
 
 /// Whether `group` is still being removed.
 pub fn is_removing(txn: &Txn<'_>, group: &str) -> Result<bool, StoreError> {
-    Ok(txn.get_raw(CF_DELIVERIES, &removing_key(group))?.is_some())
-}
-
-/// Key of the marker of a group being removed.
-pub fn removing_key(group: &str) -> Vec<u8> {
-    let mut key = vec![DeliveryRecord::Removing as u8];
-    key.extend_from_slice(group.as_bytes());
-    key
+    Ok(txn
+        .get_raw(CF_DELIVERIES, &keys::group_removing(group))?
+        .is_some())
 }
 
 /// Removes `remove.group`, or takes the next step of a removal under way.
 pub fn remove(txn: &mut Txn<'_>, remove: &RemoveSubscription) -> Result<Outcome, StoreError> {
     let group = remove.group.as_str();
-    if group == REFUND_GROUP {
-        return Ok(Err(Rejection::Conflict(format!(
-            "{REFUND_GROUP} is the built-in refund group; it cannot be removed"
-        ))));
-    }
     let settings = keys::subscription(group);
     let exists = txn.get_raw(CF_DELIVERIES, &settings)?.is_some();
     if !exists && !is_removing(txn, group)? {
@@ -65,7 +55,7 @@ pub fn remove(txn: &mut Txn<'_>, remove: &RemoveSubscription) -> Result<Outcome,
     let mut budget = RECORDS_PER_STEP;
     for kind in GROUP_RECORDS {
         let prefix = keys::delivery_prefix(kind, group);
-        let end = prefix_end(&prefix).unwrap_or_default();
+        let end = keys::prefix_end(&prefix).unwrap_or_default();
         for key in txn.scan_keys(CF_DELIVERIES, &prefix, &end, budget)? {
             if kind == DeliveryRecord::Attempts {
                 disarm_retry(txn, group, &key)?;
@@ -74,12 +64,12 @@ pub fn remove(txn: &mut Txn<'_>, remove: &RemoveSubscription) -> Result<Outcome,
             budget -= 1;
         }
         if budget == 0 {
-            txn.put_raw(CF_DELIVERIES, removing_key(group), Vec::new());
+            txn.put_raw(CF_DELIVERIES, keys::group_removing(group), Vec::new());
             return Ok(Ok(Applied::SubscriptionRemoved(true)));
         }
     }
     if is_removing(txn, group)? {
-        txn.delete(CF_DELIVERIES, removing_key(group));
+        txn.delete(CF_DELIVERIES, keys::group_removing(group));
     }
     Ok(Ok(Applied::SubscriptionRemoved(false)))
 }

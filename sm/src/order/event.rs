@@ -8,9 +8,10 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use crate::error::StoreError;
-use crate::order::{CloseReason, Order, OrderState};
 use crate::queue::{self, NewMessage};
 use crate::txn::Txn;
+
+use super::record::{CloseReason, Order, OrderState};
 
 /// Topic of new orders.
 pub const CREATED: &str = "order.created";
@@ -116,7 +117,7 @@ pub fn publish(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::order::OrderItem;
+    use crate::order::record::OrderItem;
 
     #[test]
     fn the_view_prints_the_same_bytes_as_its_value() {

@@ -12,13 +12,14 @@
 //!   after it, and a subscription created with `start: earliest` begins at the oldest message
 //!   still held. Messages go in offset order, at most [`MAX_TRIM`] per command.
 
+use super::message::Message;
+use super::subscribe;
+use super::timers as queue_timers;
+use super::topic;
 use crate::command::TrimMessages;
 use crate::error::StoreError;
 use crate::keys::{self, CF_DELIVERIES, CF_MESSAGES};
 use crate::outcome::{Applied, Outcome};
-use crate::queue::{self, Message};
-use crate::queue_timers;
-use crate::subscription;
 use crate::timers;
 use crate::txn::Txn;
 
@@ -35,7 +36,7 @@ pub fn floor(txn: &Txn<'_>, topic: &str) -> Result<u64, StoreError> {
 /// Removes what `trim` asks for and the state allows; answers the topic's floor after it.
 pub fn trim(txn: &mut Txn<'_>, now_ms: i64, trim: &TrimMessages) -> Result<Outcome, StoreError> {
     let old_floor = floor(txn, &trim.topic)?;
-    let settled_by_all = subscription::all(txn)?
+    let settled_by_all = subscribe::all(txn)?
         .into_iter()
         .filter(|sub| sub.topic == trim.topic)
         .map(|sub| sub.cursor)
@@ -43,7 +44,7 @@ pub fn trim(txn: &mut Txn<'_>, now_ms: i64, trim: &TrimMessages) -> Result<Outco
         .unwrap_or(u64::MAX);
     let last = trim
         .up_to_offset
-        .min(queue::head(txn, &trim.topic)?)
+        .min(topic::head(txn, &trim.topic)?)
         .min(settled_by_all)
         .min(old_floor.saturating_add(MAX_TRIM));
     let retention_ms = i64::try_from(trim.retention_ms).unwrap_or(i64::MAX);

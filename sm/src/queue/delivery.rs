@@ -1,0 +1,275 @@
+//! Delivery outcomes: how the acks, failures and redrives decided by the leader's scheduler
+//! change a consumer group's committed state.
+//!
+//! To ensure correctness:
+//! - The cursor means "every offset up to here is settled" (acknowledged or dead). Offsets beyond
+//!   it that are settled carry a `Settled` record until the cursor passes them; the cursor
+//!   advances by point lookups only (offsets have no gaps, see `crate::queue`).
+//! - A message is pending for a group when it is beyond the cursor and not settled, or when it
+//!   was redriven and not yet settled again. Outcomes for messages that are not pending (a
+//!   duplicate ack, a late failure after an ack) change nothing, so the scheduler may repeat
+//!   itself and a deposed leader's leftovers are harmless.
+//! - Retry times come in the command (the leader drew the jitter); `apply` reads no clock.
+//! - What a settled message means beyond the queue (a refund acknowledged by the provider) is
+//!   not decided here: the dispatcher passes a [`SettleHook`], and the queue tells it which
+//!   messages a group acknowledged or gave up on.
+
+use crate::command::{RecordDeliveries, Redrive};
+use crate::error::StoreError;
+use crate::keys::{self, DeliveryRecord, CF_DELIVERIES, CF_MESSAGES};
+use crate::outcome::{Applied, Outcome, Rejection};
+use crate::timers;
+use crate::txn::Txn;
+
+use super::message::Message;
+use super::retention;
+use super::subscribe::{load, not_found, save};
+use super::subscription::{Attempt, Attempts, DeadLetter, DeliveriesRecorded, Subscription};
+use super::timers as queue_timers;
+use super::topic;
+
+/// Most dead letters one `Redrive` moves: larger redrives are proposed in steps.
+pub const MAX_REDRIVE: usize = 1_000;
+
+/// What the rest of the state machine learns when a group settles a message: the one seam
+/// through which a built-in group (the payment provider's refunds) reaches the order wing,
+/// so the queue itself knows nothing of what its messages mean.
+pub trait SettleHook {
+    /// Whether `group`'s settled messages concern the hook; others are not even read.
+    fn watches(&self, group: &str) -> bool;
+
+    /// `group` acknowledged `message`.
+    fn delivered(
+        &self,
+        txn: &mut Txn<'_>,
+        now_ms: i64,
+        group: &str,
+        message: &Message,
+    ) -> Result<(), StoreError>;
+
+    /// `group` gave up on `message`: it is a dead letter now.
+    fn dead(
+        &self,
+        txn: &mut Txn<'_>,
+        now_ms: i64,
+        group: &str,
+        message: &Message,
+    ) -> Result<(), StoreError>;
+}
+
+pub(super) fn exists(
+    txn: &Txn<'_>,
+    kind: DeliveryRecord,
+    group: &str,
+    offset: u64,
+) -> Result<bool, StoreError> {
+    Ok(txn
+        .get_raw(CF_DELIVERIES, &keys::delivery(kind, group, offset))?
+        .is_some())
+}
+
+/// Whether `offset` still waits for delivery to `sub`.
+pub(crate) fn is_pending(
+    txn: &Txn<'_>,
+    sub: &Subscription,
+    offset: u64,
+) -> Result<bool, StoreError> {
+    if offset == 0 || offset > topic::head(txn, &sub.topic)? {
+        return Ok(false);
+    }
+    if exists(txn, DeliveryRecord::Redriven, &sub.group, offset)? {
+        return Ok(true);
+    }
+    Ok(offset > sub.cursor && !exists(txn, DeliveryRecord::Settled, &sub.group, offset)?)
+}
+
+/// Deletes `key` from `deliveries` if it is there: a blind delete would leave a tombstone per
+/// message that every later scan of the column family has to step over.
+fn delete_if_present(txn: &mut Txn<'_>, key: Vec<u8>) -> Result<(), StoreError> {
+    if txn.get_raw(CF_DELIVERIES, &key)?.is_some() {
+        txn.delete(CF_DELIVERIES, key);
+    }
+    Ok(())
+}
+
+/// Marks `offset` settled for `sub` and moves the cursor past every settled offset after it;
+/// its retry timer, attempts and markers go. The common case, settling the offset right after
+/// the cursor, writes no marker at all.
+fn settle(txn: &mut Txn<'_>, sub: &mut Subscription, offset: u64) -> Result<(), StoreError> {
+    let group = sub.group.clone();
+    delete_if_present(
+        txn,
+        keys::delivery(DeliveryRecord::Redriven, &group, offset),
+    )?;
+    delete_if_present(txn, keys::delivery(DeliveryRecord::Ready, &group, offset))?;
+    let attempts_key = keys::delivery(DeliveryRecord::Attempts, &group, offset);
+    if let Some(attempts) = txn.get::<Attempts>(CF_DELIVERIES, &attempts_key)? {
+        if attempts.retry_at_ms > 0 {
+            timers::disarm(
+                txn,
+                queue_timers::retry_timer(&group, offset, attempts.retry_at_ms),
+            )?;
+        }
+        txn.delete(CF_DELIVERIES, attempts_key);
+    }
+    if offset <= retention::floor(txn, &sub.topic)? {
+        // A redriven message that retention had removed before: it goes again once settled.
+        let message = keys::message(&sub.topic, offset);
+        if txn.get_raw(CF_MESSAGES, &message)?.is_some() {
+            txn.delete(CF_MESSAGES, message);
+        }
+    }
+    if offset != sub.cursor + 1 {
+        if offset > sub.cursor {
+            txn.put_raw(
+                CF_DELIVERIES,
+                keys::delivery(DeliveryRecord::Settled, &group, offset),
+                Vec::new(),
+            );
+        }
+        return Ok(());
+    }
+    sub.cursor = offset;
+    loop {
+        let next = keys::delivery(DeliveryRecord::Settled, &group, sub.cursor + 1);
+        if txn.get_raw(CF_DELIVERIES, &next)?.is_none() {
+            return Ok(());
+        }
+        txn.delete(CF_DELIVERIES, next);
+        sub.cursor += 1;
+    }
+}
+
+/// Records acks and failed attempts of one group: acks settle, failures count an attempt and
+/// either schedule a retry or, at `max_attempts`, make a dead letter.
+pub fn record(
+    txn: &mut Txn<'_>,
+    now_ms: i64,
+    results: &RecordDeliveries,
+    hook: &dyn SettleHook,
+) -> Result<Outcome, StoreError> {
+    let Some(mut sub) = load(txn, &results.group)? else {
+        return Ok(Err(not_found(&results.group)));
+    };
+    let mut done = DeliveriesRecorded::default();
+    for &offset in &results.acks {
+        if !is_pending(txn, &sub, offset)? {
+            done.ignored.push(offset);
+            continue;
+        }
+        settle(txn, &mut sub, offset)?;
+        sub.delivered += 1;
+        done.acked.push(offset);
+        // Only a watched group's messages are read; others need not be.
+        if hook.watches(&sub.group) {
+            if let Some(message) = topic::load(txn, &sub.topic, offset)? {
+                hook.delivered(txn, now_ms, &sub.group, &message)?;
+            }
+        }
+    }
+    for failure in &results.failures {
+        let offset = failure.offset;
+        if !is_pending(txn, &sub, offset)? {
+            done.ignored.push(offset);
+            continue;
+        }
+        let key = keys::delivery(DeliveryRecord::Attempts, &sub.group, offset);
+        let mut attempts: Attempts = txn.get(CF_DELIVERIES, &key)?.unwrap_or_default();
+        if attempts.retry_at_ms > 0 {
+            // Delivered before its retry timer fired (an ordered group holds it in memory).
+            timers::disarm(
+                txn,
+                queue_timers::retry_timer(&sub.group, offset, attempts.retry_at_ms),
+            )?;
+        }
+        attempts.attempts.push(Attempt {
+            at_ms: now_ms,
+            error: failure.error.clone(),
+        });
+        attempts.retry_at_ms = failure.retry_at_ms;
+        sub.failures += 1;
+        if attempts.attempts.len() < sub.max_attempts as usize {
+            if failure.retry_at_ms > now_ms {
+                timers::arm(
+                    txn,
+                    queue_timers::retry_timer(&sub.group, offset, failure.retry_at_ms),
+                )?;
+                // Waiting again: ready only when this retry's timer fires.
+                delete_if_present(
+                    txn,
+                    keys::delivery(DeliveryRecord::Ready, &sub.group, offset),
+                )?;
+                done.waiting.push(offset);
+            }
+            txn.put(CF_DELIVERIES, key, &attempts)?;
+            done.retrying.push(offset);
+            continue;
+        }
+        let Some(message) = topic::load(txn, &sub.topic, offset)? else {
+            done.ignored.push(offset);
+            continue;
+        };
+        let dead = DeadLetter {
+            message,
+            attempts: attempts.attempts,
+            dead_at_ms: now_ms,
+        };
+        txn.put(
+            CF_DELIVERIES,
+            keys::delivery(DeliveryRecord::Dead, &sub.group, offset),
+            &dead,
+        )?;
+        settle(txn, &mut sub, offset)?;
+        sub.dead += 1;
+        done.dead.push(offset);
+        if hook.watches(&sub.group) {
+            hook.dead(txn, now_ms, &sub.group, &dead.message)?;
+        }
+    }
+    save(txn, &sub)?;
+    Ok(Ok(Applied::DeliveriesRecorded(done)))
+}
+
+/// Moves the named dead letters back to delivery with fresh attempts; answers how many moved.
+pub fn redrive(txn: &mut Txn<'_>, redrive: &Redrive) -> Result<Outcome, StoreError> {
+    if redrive.offsets.len() > MAX_REDRIVE {
+        return Ok(Err(Rejection::Invalid(format!(
+            "a redrive moves at most {} dead letters; propose larger ones in steps",
+            MAX_REDRIVE
+        ))));
+    }
+    let Some(mut sub) = load(txn, &redrive.group)? else {
+        return Ok(Err(not_found(&redrive.group)));
+    };
+    let mut moved = 0;
+    for &offset in &redrive.offsets {
+        let dead = keys::delivery(DeliveryRecord::Dead, &sub.group, offset);
+        let Some(letter) = txn.get::<DeadLetter>(CF_DELIVERIES, &dead)? else {
+            continue;
+        };
+        txn.delete(CF_DELIVERIES, dead);
+        let message = keys::message(&sub.topic, offset);
+        if txn.get_raw(CF_MESSAGES, &message)?.is_none() {
+            // Retention removed it once every group had settled it: the letter's copy returns.
+            txn.put(CF_MESSAGES, message, &letter.message)?;
+        }
+        // The marker makes it pending whichever side of the cursor it is on, and tells the
+        // scheduler (which has read past it) to deliver it again.
+        delete_if_present(
+            txn,
+            keys::delivery(DeliveryRecord::Settled, &sub.group, offset),
+        )?;
+        txn.put_raw(
+            CF_DELIVERIES,
+            keys::delivery(DeliveryRecord::Redriven, &sub.group, offset),
+            Vec::new(),
+        );
+        sub.dead = sub.dead.saturating_sub(1);
+        moved += 1;
+    }
+    if moved > 0 {
+        sub.redrives += 1;
+        save(txn, &sub)?;
+    }
+    Ok(Ok(Applied::Redriven(moved)))
+}

@@ -1,0 +1,37 @@
+//! The queue wing: durable topics, consumer groups and their deliveries, published and decided
+//! in log order inside `apply`.
+//!
+//! A generic message queue: it knows nothing of orders or refunds. What a settled message means
+//! beyond the queue reaches the rest of the state machine through one seam, [`SettleHook`],
+//! which the dispatcher wires.
+//!
+//! # Layout
+//! - Records (plain data, importing nothing of the wing): [`message`] (a stored message and its
+//!   id), [`subscription`] (a group's settings and position, attempts, dead letters),
+//!   [`signing_secret`] (a push group's webhook key, hidden from `Debug`).
+//! - [`topic`]: publishing with gapless per-topic offsets; a topic's head; a client's publish.
+//! - [`subscribe`]: creating and changing a group; loading and storing its record.
+//! - [`delivery`]: acks, failed attempts, dead letters and redrives; the [`SettleHook`] seam.
+//! - [`timers`]: delay and retry timers marking messages ready when they fire.
+//! - [`retention`]: removing old messages every group has settled.
+//! - [`group_removal`]: removing a group and its records in bounded steps.
+//! - [`reads`]: reads of the applied queue state for the scheduler and the admin API.
+
+pub mod delivery;
+pub mod group_removal;
+pub mod message;
+pub mod reads;
+pub mod retention;
+pub mod signing_secret;
+pub mod subscribe;
+pub mod subscription;
+pub mod timers;
+pub mod topic;
+
+pub use delivery::{SettleHook, MAX_REDRIVE};
+pub use message::{parse_message_id, Message};
+pub use reads::{PendingMessage, QueueReads, Scanned, SKIP_BUDGET};
+pub use subscription::{
+    Attempt, Attempts, DeadLetter, DeliveriesRecorded, PushTarget, Subscription,
+};
+pub use topic::{publish, NewMessage};
