@@ -39,7 +39,7 @@ pub fn record(caller: &Caller, route: &Route, req: &HttpRequest, status: u16) {
         route = route.template(),
         change = %change,
         status,
-        forwarded = req.header(crate::handler::FORWARDED_HEADER).is_some(),
+        forwarded = req.header(crate::cluster::FORWARDED_HEADER).is_some(),
         "admin write"
     );
 }

@@ -47,6 +47,9 @@ pub enum ClusterError {
     NotPullGroup(String),
 }
 
+/// Header marking a request already forwarded once, so a stale leader hint cannot loop.
+pub const FORWARDED_HEADER: &str = "x-orderq-forwarded";
+
 /// An HTTP request as the API received it, kept whole so it can be forwarded to the leader.
 #[derive(Debug, Clone)]
 pub struct HttpRequest {

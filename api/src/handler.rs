@@ -25,8 +25,7 @@ use crate::view;
 /// Most SKUs whose stock `/metrics` lists (label cardinality stays bounded).
 const STOCK_METRIC_SKUS: usize = 1_000;
 
-/// Header marking a request already forwarded once, so a stale leader hint cannot loop.
-pub const FORWARDED_HEADER: &str = "x-orderq-forwarded";
+pub use crate::cluster::FORWARDED_HEADER;
 
 /// Settings of the API layer.
 #[derive(Debug, Clone)]

@@ -223,9 +223,6 @@ pub enum ConfigError {
     /// A secret file could not be used.
     #[error(transparent)]
     Secret(#[from] SecretError),
-    /// The node would be reachable, or talk to peers, without the secrets that protect it.
-    #[error(transparent)]
-    Exposed(#[from] crate::exposure::Exposed),
 }
 
 /// `orderq serve` flags. Each has an `ORDERQ_<KEY>` environment variable; flags beat the
@@ -460,7 +457,6 @@ impl Config {
         }
         config.read_secret_files()?;
         config.validate()?;
-        crate::exposure::check(&config)?;
         Ok(config)
     }
 

@@ -32,8 +32,14 @@
 //! - [`receipt`]: pull receipts, MACed under a per-node random key (unguessable, bound to group
 //!   and lease).
 //! - [`queue_handle`]: pull requests from the API to the running scheduler; its stats back.
+//! - [`settle_waiters`]: pull consumers' `ack`/`nack` calls waiting for their outcomes to
+//!   commit.
+//! - [`queue_housekeeping`]: the leader's retention trims and group-removal steps.
+//! - [`tls`]: https on the API port and mutual TLS on the Raft port (rustls).
 //! - [`network`], [`peer_server`], [`peer_wire`]: the Raft peer protocol (prost over HTTP,
 //!   authenticated by the cluster secret).
+
+#![warn(missing_docs)]
 
 pub mod admission;
 pub mod batcher;

@@ -79,6 +79,8 @@ async fn run(api: tokio::runtime::Handle) -> i32 {
     let Cli {
         command: Command::Serve(args),
     } = Cli::parse();
+    // A bad configuration, or one that would leave a reachable node unprotected, exits 2 (which
+    // the systemd unit does not restart).
     let config = match Config::load(&args) {
         Ok(config) => config,
         Err(e) => {
@@ -86,6 +88,10 @@ async fn run(api: tokio::runtime::Handle) -> i32 {
             std::process::exit(2);
         }
     };
+    if let Err(e) = node::exposure::check(&config) {
+        eprintln!("orderq: {e}");
+        std::process::exit(2);
+    }
     let (stop, stopped) = watch::channel(false);
     tokio::spawn(async move {
         wait_for_signal().await;

@@ -140,6 +140,12 @@ pub fn user_order(user_id: &str, order_id: &str) -> Vec<u8> {
     key
 }
 
+/// The smallest key strictly after `key`: where a page that ended at `key` resumes.
+pub fn key_after(mut key: Vec<u8>) -> Vec<u8> {
+    key.push(0);
+    key
+}
+
 /// Prefix of every `user_orders` key of one user.
 pub fn user_prefix(user_id: &str) -> Vec<u8> {
     let mut key = Vec::with_capacity(user_id.len() + 21);

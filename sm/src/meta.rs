@@ -15,7 +15,6 @@ use serde::Deserialize;
 use crate::db::cf;
 use crate::error::StoreError;
 use crate::keys::{self, CF_RAFT_META, CF_SM_META};
-use crate::txn::Txn;
 
 /// A single value under a fixed key of a meta column family.
 pub trait StoreMeta {
@@ -191,23 +190,6 @@ pub fn stage<M: StoreMeta>(
 pub fn stage_delete<M: StoreMeta>(db: &DB, batch: &mut WriteBatch) -> Result<(), StoreError> {
     batch.delete_cf(cf(db, M::CF)?, M::KEY);
     Ok(())
-}
-
-impl Txn<'_> {
-    /// `M` as this transaction sees it.
-    pub fn meta<M: StoreMeta>(&self) -> Result<Option<M::Value>, StoreError> {
-        match self.get_raw(M::CF, M::KEY)? {
-            None => Ok(None),
-            Some(bytes) => M::decode(&bytes).map(Some),
-        }
-    }
-
-    /// Stages `value` as `M`.
-    pub fn put_meta<M: StoreMeta>(&mut self, value: &M::Value) -> Result<(), StoreError> {
-        let bytes = M::encode(value)?;
-        self.put_raw(M::CF, M::KEY.to_vec(), bytes);
-        Ok(())
-    }
 }
 
 #[cfg(test)]

@@ -179,11 +179,7 @@ impl StateReader {
         let prefix = keys::user_prefix(user_id);
         let start = match after {
             // The smallest key strictly after `after`'s key.
-            Some(after) => {
-                let mut key = keys::user_order(user_id, after);
-                key.push(0);
-                key
-            }
+            Some(after) => keys::key_after(keys::user_order(user_id, after)),
             None => prefix.clone(),
         };
         let mut orders = Vec::new();

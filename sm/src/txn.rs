@@ -20,6 +20,7 @@ use serde::Serialize;
 use crate::changes::{Change, EntryClock, Op, Table};
 use crate::error::StoreError;
 use crate::keys::{self, CF_CHANGES};
+use crate::meta::StoreMeta;
 
 /// Pending writes of one applied batch over a database.
 pub struct Txn<'a> {
@@ -258,5 +259,23 @@ fn next_key_before(
             Ok((key.as_ref() < to).then_some(key))
         }
         None => Ok(None),
+    }
+}
+
+/// Typed access to the meta values ([`crate::meta`]) as this transaction sees them.
+impl Txn<'_> {
+    /// `M` as this transaction sees it.
+    pub fn meta<M: StoreMeta>(&self) -> Result<Option<M::Value>, StoreError> {
+        match self.get_raw(M::CF, M::KEY)? {
+            None => Ok(None),
+            Some(bytes) => M::decode(&bytes).map(Some),
+        }
+    }
+
+    /// Stages `value` as `M`.
+    pub fn put_meta<M: StoreMeta>(&mut self, value: &M::Value) -> Result<(), StoreError> {
+        let bytes = M::encode(value)?;
+        self.put_raw(M::CF, M::KEY.to_vec(), bytes);
+        Ok(())
     }
 }

@@ -22,11 +22,9 @@ use crate::timers;
 use crate::txn::Txn;
 
 use super::message::Message;
-use super::retention;
-use super::subscribe::{load, not_found, save};
+use super::store;
 use super::subscription::{Attempt, Attempts, DeadLetter, DeliveriesRecorded, Subscription};
 use super::timers as queue_timers;
-use super::topic;
 
 /// Most dead letters one `Redrive` moves: larger redrives are proposed in steps.
 pub const MAX_REDRIVE: usize = 1_000;
@@ -57,51 +55,16 @@ pub trait SettleHook {
     ) -> Result<(), StoreError>;
 }
 
-pub(super) fn exists(
-    txn: &Txn<'_>,
-    kind: DeliveryRecord,
-    group: &str,
-    offset: u64,
-) -> Result<bool, StoreError> {
-    Ok(txn
-        .get_raw(CF_DELIVERIES, &keys::delivery(kind, group, offset))?
-        .is_some())
-}
-
-/// Whether `offset` still waits for delivery to `sub`.
-pub(crate) fn is_pending(
-    txn: &Txn<'_>,
-    sub: &Subscription,
-    offset: u64,
-) -> Result<bool, StoreError> {
-    if offset == 0 || offset > topic::head(txn, &sub.topic)? {
-        return Ok(false);
-    }
-    if exists(txn, DeliveryRecord::Redriven, &sub.group, offset)? {
-        return Ok(true);
-    }
-    Ok(offset > sub.cursor && !exists(txn, DeliveryRecord::Settled, &sub.group, offset)?)
-}
-
-/// Deletes `key` from `deliveries` if it is there: a blind delete would leave a tombstone per
-/// message that every later scan of the column family has to step over.
-fn delete_if_present(txn: &mut Txn<'_>, key: Vec<u8>) -> Result<(), StoreError> {
-    if txn.get_raw(CF_DELIVERIES, &key)?.is_some() {
-        txn.delete(CF_DELIVERIES, key);
-    }
-    Ok(())
-}
-
 /// Marks `offset` settled for `sub` and moves the cursor past every settled offset after it;
 /// its retry timer, attempts and markers go. The common case, settling the offset right after
 /// the cursor, writes no marker at all.
 fn settle(txn: &mut Txn<'_>, sub: &mut Subscription, offset: u64) -> Result<(), StoreError> {
     let group = sub.group.clone();
-    delete_if_present(
+    store::delete_if_present(
         txn,
         keys::delivery(DeliveryRecord::Redriven, &group, offset),
     )?;
-    delete_if_present(txn, keys::delivery(DeliveryRecord::Ready, &group, offset))?;
+    store::delete_if_present(txn, keys::delivery(DeliveryRecord::Ready, &group, offset))?;
     let attempts_key = keys::delivery(DeliveryRecord::Attempts, &group, offset);
     if let Some(attempts) = txn.get::<Attempts>(CF_DELIVERIES, &attempts_key)? {
         if attempts.retry_at_ms > 0 {
@@ -112,7 +75,7 @@ fn settle(txn: &mut Txn<'_>, sub: &mut Subscription, offset: u64) -> Result<(), 
         }
         txn.delete(CF_DELIVERIES, attempts_key);
     }
-    if offset <= retention::floor(txn, &sub.topic)? {
+    if offset <= store::floor(txn, &sub.topic)? {
         // A redriven message that retention had removed before: it goes again once settled.
         let message = keys::message(&sub.topic, offset);
         if txn.get_raw(CF_MESSAGES, &message)?.is_some() {
@@ -148,12 +111,12 @@ pub fn record(
     results: &RecordDeliveries,
     hook: &dyn SettleHook,
 ) -> Result<Outcome, StoreError> {
-    let Some(mut sub) = load(txn, &results.group)? else {
-        return Ok(Err(not_found(&results.group)));
+    let Some(mut sub) = store::subscription(txn, &results.group)? else {
+        return Ok(Err(store::not_found(&results.group)));
     };
     let mut done = DeliveriesRecorded::default();
     for &offset in &results.acks {
-        if !is_pending(txn, &sub, offset)? {
+        if !store::is_pending(txn, &sub, offset)? {
             done.ignored.push(offset);
             continue;
         }
@@ -162,14 +125,14 @@ pub fn record(
         done.acked.push(offset);
         // Only a watched group's messages are read; others need not be.
         if hook.watches(&sub.group) {
-            if let Some(message) = topic::load(txn, &sub.topic, offset)? {
+            if let Some(message) = store::message(txn, &sub.topic, offset)? {
                 hook.delivered(txn, now_ms, &sub.group, &message)?;
             }
         }
     }
     for failure in &results.failures {
         let offset = failure.offset;
-        if !is_pending(txn, &sub, offset)? {
+        if !store::is_pending(txn, &sub, offset)? {
             done.ignored.push(offset);
             continue;
         }
@@ -195,7 +158,7 @@ pub fn record(
                     queue_timers::retry_timer(&sub.group, offset, failure.retry_at_ms),
                 )?;
                 // Waiting again: ready only when this retry's timer fires.
-                delete_if_present(
+                store::delete_if_present(
                     txn,
                     keys::delivery(DeliveryRecord::Ready, &sub.group, offset),
                 )?;
@@ -205,7 +168,7 @@ pub fn record(
             done.retrying.push(offset);
             continue;
         }
-        let Some(message) = topic::load(txn, &sub.topic, offset)? else {
+        let Some(message) = store::message(txn, &sub.topic, offset)? else {
             done.ignored.push(offset);
             continue;
         };
@@ -226,7 +189,7 @@ pub fn record(
             hook.dead(txn, now_ms, &sub.group, &dead.message)?;
         }
     }
-    save(txn, &sub)?;
+    store::save(txn, &sub)?;
     Ok(Ok(Applied::DeliveriesRecorded(done)))
 }
 
@@ -238,8 +201,8 @@ pub fn redrive(txn: &mut Txn<'_>, redrive: &Redrive) -> Result<Outcome, StoreErr
             MAX_REDRIVE
         ))));
     }
-    let Some(mut sub) = load(txn, &redrive.group)? else {
-        return Ok(Err(not_found(&redrive.group)));
+    let Some(mut sub) = store::subscription(txn, &redrive.group)? else {
+        return Ok(Err(store::not_found(&redrive.group)));
     };
     let mut moved = 0;
     for &offset in &redrive.offsets {
@@ -255,7 +218,7 @@ pub fn redrive(txn: &mut Txn<'_>, redrive: &Redrive) -> Result<Outcome, StoreErr
         }
         // The marker makes it pending whichever side of the cursor it is on, and tells the
         // scheduler (which has read past it) to deliver it again.
-        delete_if_present(
+        store::delete_if_present(
             txn,
             keys::delivery(DeliveryRecord::Settled, &sub.group, offset),
         )?;
@@ -269,7 +232,7 @@ pub fn redrive(txn: &mut Txn<'_>, redrive: &Redrive) -> Result<Outcome, StoreErr
     }
     if moved > 0 {
         sub.redrives += 1;
-        save(txn, &sub)?;
+        store::save(txn, &sub)?;
     }
     Ok(Ok(Applied::Redriven(moved)))
 }

@@ -16,6 +16,7 @@ use crate::outcome::{Applied, Outcome, Rejection};
 use crate::timers;
 use crate::txn::Txn;
 
+use super::store;
 use super::subscription::Attempts;
 use super::timers as queue_timers;
 
@@ -31,19 +32,12 @@ const GROUP_RECORDS: [DeliveryRecord; 5] = [
     DeliveryRecord::Redriven,
 ];
 
-/// Whether `group` is still being removed.
-pub fn is_removing(txn: &Txn<'_>, group: &str) -> Result<bool, StoreError> {
-    Ok(txn
-        .get_raw(CF_DELIVERIES, &keys::group_removing(group))?
-        .is_some())
-}
-
 /// Removes `remove.group`, or takes the next step of a removal under way.
 pub fn remove(txn: &mut Txn<'_>, remove: &RemoveSubscription) -> Result<Outcome, StoreError> {
     let group = remove.group.as_str();
     let settings = keys::subscription(group);
     let exists = txn.get_raw(CF_DELIVERIES, &settings)?.is_some();
-    if !exists && !is_removing(txn, group)? {
+    if !exists && !store::is_removing(txn, group)? {
         return Ok(Err(Rejection::NotFound {
             kind: "subscription".into(),
             id: group.into(),
@@ -68,7 +62,7 @@ pub fn remove(txn: &mut Txn<'_>, remove: &RemoveSubscription) -> Result<Outcome,
             return Ok(Ok(Applied::SubscriptionRemoved(true)));
         }
     }
-    if is_removing(txn, group)? {
+    if store::is_removing(txn, group)? {
         txn.delete(CF_DELIVERIES, keys::group_removing(group));
     }
     Ok(Ok(Applied::SubscriptionRemoved(false)))

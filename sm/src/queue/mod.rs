@@ -9,6 +9,7 @@
 //! - Records (plain data, importing nothing of the wing): [`message`] (a stored message and its
 //!   id), [`subscription`] (a group's settings and position, attempts, dead letters),
 //!   [`signing_secret`] (a push group's webhook key, hidden from `Debug`).
+//! - [`store`]: the wing's ground floor: reading and writing its records through the batch.
 //! - [`topic`]: publishing with gapless per-topic offsets; a topic's head; a client's publish.
 //! - [`subscribe`]: creating and changing a group; loading and storing its record.
 //! - [`delivery`]: acks, failed attempts, dead letters and redrives; the [`SettleHook`] seam.
@@ -23,6 +24,7 @@ pub mod message;
 pub mod reads;
 pub mod retention;
 pub mod signing_secret;
+pub mod store;
 pub mod subscribe;
 pub mod subscription;
 pub mod timers;

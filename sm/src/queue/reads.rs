@@ -8,13 +8,10 @@ use crate::error::StoreError;
 use crate::keys::{self, DeliveryRecord, CF_DELIVERIES, CF_MESSAGES};
 use crate::txn::Txn;
 
-use super::delivery::exists;
 use super::message::Message;
-use super::retention;
-use super::subscribe::load;
+use super::store;
 use super::subscription::{Attempts, DeadLetter, Subscription};
 use super::timers as queue_timers;
-use super::topic;
 
 /// Messages examined past a group's cursor per scan beyond those it returns: the bound on how
 /// long one scan spends stepping over messages that wait on timers.
@@ -120,7 +117,7 @@ impl<'a> QueueReads<'a> {
 
     /// The last offset of `topic` removed by retention (0 when none was).
     pub fn floor(&self, topic: &str) -> Result<u64, StoreError> {
-        retention::floor(&self.txn(), topic)
+        store::floor(&self.txn(), topic)
     }
 
     /// How far retention could trim `topic` at `now_ms`: the last offset every group has
@@ -133,7 +130,7 @@ impl<'a> QueueReads<'a> {
         now_ms: i64,
     ) -> Result<Option<u64>, StoreError> {
         let txn = self.txn();
-        let floor = retention::floor(&txn, topic)?;
+        let floor = store::floor(&txn, topic)?;
         let settled_by_all = self
             .subscriptions()?
             .into_iter()
@@ -141,12 +138,12 @@ impl<'a> QueueReads<'a> {
             .map(|sub| sub.cursor)
             .min()
             .unwrap_or(u64::MAX)
-            .min(topic::head(&txn, topic)?);
+            .min(store::head(&txn, topic)?);
         if settled_by_all <= floor {
             return Ok(None);
         }
         let retention_ms = i64::try_from(retention_ms).unwrap_or(i64::MAX);
-        Ok(match topic::load(&txn, topic, floor + 1)? {
+        Ok(match store::message(&txn, topic, floor + 1)? {
             Some(oldest) if oldest.published_at_ms.saturating_add(retention_ms) <= now_ms => {
                 Some(settled_by_all)
             }
@@ -158,17 +155,17 @@ impl<'a> QueueReads<'a> {
 
     /// One subscription.
     pub fn subscription(&self, group: &str) -> Result<Option<Subscription>, StoreError> {
-        load(&self.txn(), group)
+        store::subscription(&self.txn(), group)
     }
 
     /// The last offset of `topic`.
     pub fn head(&self, topic: &str) -> Result<u64, StoreError> {
-        topic::head(&self.txn(), topic)
+        store::head(&self.txn(), topic)
     }
 
     /// The message at `offset` of `topic`.
     pub fn message(&self, topic: &str, offset: u64) -> Result<Option<Message>, StoreError> {
-        topic::load(&self.txn(), topic, offset)
+        store::message(&self.txn(), topic, offset)
     }
 
     /// Up to `limit` messages of `sub`'s topic after `after` (and after its cursor) that are not
@@ -215,7 +212,7 @@ impl<'a> QueueReads<'a> {
             examined += 1;
             let offset = keys::trailing_offset(key).unwrap_or(0);
             scanned.through = offset;
-            if exists(&txn, DeliveryRecord::Settled, &sub.group, offset)? {
+            if store::exists(&txn, DeliveryRecord::Settled, &sub.group, offset)? {
                 return Ok(true);
             }
             let pending = self.pending(&txn, &sub.group, value)?;

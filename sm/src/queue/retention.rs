@@ -13,9 +13,8 @@
 //!   still held. Messages go in offset order, at most [`MAX_TRIM`] per command.
 
 use super::message::Message;
-use super::subscribe;
+use super::store;
 use super::timers as queue_timers;
-use super::topic;
 use crate::command::TrimMessages;
 use crate::error::StoreError;
 use crate::keys::{self, CF_DELIVERIES, CF_MESSAGES};
@@ -26,17 +25,10 @@ use crate::txn::Txn;
 /// Most messages one `TrimMessages` removes, so one command stays a bounded write.
 pub const MAX_TRIM: u64 = 1_000;
 
-/// The last offset of `topic` removed by retention (0 when none was).
-pub fn floor(txn: &Txn<'_>, topic: &str) -> Result<u64, StoreError> {
-    Ok(txn
-        .get::<u64>(CF_DELIVERIES, &keys::topic_floor(topic))?
-        .unwrap_or(0))
-}
-
 /// Removes what `trim` asks for and the state allows; answers the topic's floor after it.
 pub fn trim(txn: &mut Txn<'_>, now_ms: i64, trim: &TrimMessages) -> Result<Outcome, StoreError> {
-    let old_floor = floor(txn, &trim.topic)?;
-    let settled_by_all = subscribe::all(txn)?
+    let old_floor = store::floor(txn, &trim.topic)?;
+    let settled_by_all = store::subscriptions(txn)?
         .into_iter()
         .filter(|sub| sub.topic == trim.topic)
         .map(|sub| sub.cursor)
@@ -44,7 +36,7 @@ pub fn trim(txn: &mut Txn<'_>, now_ms: i64, trim: &TrimMessages) -> Result<Outco
         .unwrap_or(u64::MAX);
     let last = trim
         .up_to_offset
-        .min(topic::head(txn, &trim.topic)?)
+        .min(store::head(txn, &trim.topic)?)
         .min(settled_by_all)
         .min(old_floor.saturating_add(MAX_TRIM));
     let retention_ms = i64::try_from(trim.retention_ms).unwrap_or(i64::MAX);

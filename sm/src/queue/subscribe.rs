@@ -5,47 +5,12 @@
 
 use crate::command::PutSubscription;
 use crate::error::StoreError;
-use crate::keys::{self, DeliveryRecord, CF_DELIVERIES};
 use crate::outcome::{Applied, Outcome, Rejection};
 use crate::txn::Txn;
 
-use super::group_removal;
-use super::retention;
 use super::signing_secret::SigningSecret;
+use super::store;
 use super::subscription::{PushTarget, Subscription};
-use super::topic;
-
-/// The subscription of `group`, if any.
-pub fn load(txn: &Txn<'_>, group: &str) -> Result<Option<Subscription>, StoreError> {
-    txn.get(CF_DELIVERIES, &keys::subscription(group))
-}
-
-/// Every subscription as this batch sees it: those committed and those created earlier in it.
-pub fn all(txn: &Txn<'_>) -> Result<Vec<Subscription>, StoreError> {
-    let prefix = keys::record_kind_prefix(DeliveryRecord::Subscription);
-    let end = keys::prefix_end(&prefix).unwrap_or_default();
-    let keys = txn.scan_keys(CF_DELIVERIES, &prefix, &end, usize::MAX)?;
-    let mut subs = Vec::with_capacity(keys.len());
-    for key in keys {
-        let Ok(group) = std::str::from_utf8(&key[1..]) else {
-            continue;
-        };
-        subs.extend(load(txn, group)?);
-    }
-    Ok(subs)
-}
-
-/// Stores `sub`.
-pub fn save(txn: &mut Txn<'_>, sub: &Subscription) -> Result<(), StoreError> {
-    txn.put(CF_DELIVERIES, keys::subscription(&sub.group), sub)
-}
-
-pub(super) fn not_found(group: &str) -> Rejection {
-    Rejection::NotFound {
-        kind: "subscription".into(),
-        id: group.into(),
-    }
-}
 
 /// Creates or changes a subscription. A new one's cursor is resolved here, in log order:
 /// `earliest` from the topic's beginning, `latest` after its current head. A new signing key
@@ -56,13 +21,13 @@ pub fn put(txn: &mut Txn<'_>, now_ms: i64, put: &PutSubscription) -> Result<Outc
             "a subscription needs a group, a topic and max_attempts >= 1".into(),
         )));
     }
-    if group_removal::is_removing(txn, &put.group)? {
+    if store::is_removing(txn, &put.group)? {
         return Ok(Err(Rejection::Conflict(format!(
             "group {} is still being removed; create it again shortly",
             put.group
         ))));
     }
-    let existing = load(txn, &put.group)?;
+    let existing = store::subscription(txn, &put.group)?;
     let old_push = existing.as_ref().and_then(|s| s.push.clone());
     // The key a push group keeps: its current one, unless this PUT names a new one.
     let current_key = old_push
@@ -124,10 +89,10 @@ pub fn put(txn: &mut Txn<'_>, now_ms: i64, put: &PutSubscription) -> Result<Outc
             }
             .into(),
             cursor: if put.start_latest {
-                topic::head(txn, &put.topic)?
+                store::head(txn, &put.topic)?
             } else {
                 // The oldest message retention has not removed.
-                retention::floor(txn, &put.topic)?
+                store::floor(txn, &put.topic)?
             },
             delivered: 0,
             dead: 0,
@@ -136,7 +101,7 @@ pub fn put(txn: &mut Txn<'_>, now_ms: i64, put: &PutSubscription) -> Result<Outc
             ready_marks: 0,
         },
     };
-    save(txn, &sub)?;
+    store::save(txn, &sub)?;
     if let Some(signing_secret) = signing_secret {
         return Ok(Ok(Applied::SubscriptionSigned {
             subscription: sub,

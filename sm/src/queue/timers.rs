@@ -21,11 +21,9 @@ use crate::keys::{self, DeliveryRecord, TimerKind, CF_DELIVERIES, CF_TIMERS};
 use crate::timers;
 use crate::txn::Txn;
 
-use super::delivery::is_pending;
 use super::message::Message;
-use super::subscribe;
+use super::store;
 use super::subscription::{Attempts, Subscription};
-use super::topic;
 
 /// The target of a retry timer: which group's delivery of which offset.
 pub fn retry_target(group: &str, offset: u64) -> String {
@@ -100,7 +98,7 @@ impl GroupsByTopic {
     fn of(&mut self, txn: &Txn<'_>, topic: &str) -> Result<&[String], StoreError> {
         if self.0.is_none() {
             let mut by_topic: HashMap<String, Vec<String>> = HashMap::new();
-            for sub in subscribe::all(txn)? {
+            for sub in store::subscriptions(txn)? {
                 by_topic.entry(sub.topic).or_default().push(sub.group);
             }
             self.0 = Some(by_topic);
@@ -122,14 +120,14 @@ pub fn fire_delivery(
     let Some((topic, offset)) = parse_target(target) else {
         return Ok(());
     };
-    if topic::load(txn, topic, offset)?.is_none() {
+    if store::message(txn, topic, offset)?.is_none() {
         return Ok(());
     }
     for group in groups.of(txn, topic)?.to_vec() {
-        let Some(mut sub) = subscribe::load(txn, &group)? else {
+        let Some(mut sub) = store::subscription(txn, &group)? else {
             continue;
         };
-        if is_pending(txn, &sub, offset)? {
+        if store::is_pending(txn, &sub, offset)? {
             mark_ready(txn, &mut sub, offset)?;
         }
     }
@@ -141,10 +139,10 @@ pub fn fire_retry(txn: &mut Txn<'_>, due_ms: i64, target: &str) -> Result<(), St
     let Some((group, offset)) = parse_target(target) else {
         return Ok(());
     };
-    let Some(mut sub) = subscribe::load(txn, group)? else {
+    let Some(mut sub) = store::subscription(txn, group)? else {
         return Ok(());
     };
-    if !is_pending(txn, &sub, offset)? {
+    if !store::is_pending(txn, &sub, offset)? {
         return Ok(());
     }
     let attempts: Option<Attempts> = txn.get(
@@ -165,7 +163,7 @@ fn mark_ready(txn: &mut Txn<'_>, sub: &mut Subscription, offset: u64) -> Result<
         Vec::new(),
     );
     sub.ready_marks += 1;
-    subscribe::save(txn, sub)
+    store::save(txn, sub)
 }
 
 #[cfg(test)]

@@ -18,19 +18,8 @@ use crate::outcome::{Applied, Outcome, Rejection};
 use crate::txn::Txn;
 
 use super::message::{message_id, Message};
+use super::store;
 use super::timers as queue_timers;
-
-/// The last offset published to `topic` (0 for a topic never published to).
-pub fn head(txn: &Txn<'_>, topic: &str) -> Result<u64, StoreError> {
-    Ok(txn
-        .get::<u64>(CF_DELIVERIES, &keys::topic_head(topic))?
-        .unwrap_or(0))
-}
-
-/// The message at `offset` of `topic`, if any.
-pub fn load(txn: &Txn<'_>, topic: &str, offset: u64) -> Result<Option<Message>, StoreError> {
-    txn.get(CF_MESSAGES, &keys::message(topic, offset))
-}
 
 /// What to publish.
 pub struct NewMessage<'a> {
@@ -46,7 +35,7 @@ pub struct NewMessage<'a> {
 
 /// Appends `new` to its topic at the batch clock `now_ms`; answers the stored message.
 pub fn publish(txn: &mut Txn<'_>, now_ms: i64, new: NewMessage<'_>) -> Result<Message, StoreError> {
-    let offset = head(txn, new.topic)? + 1;
+    let offset = store::head(txn, new.topic)? + 1;
     txn.put(CF_DELIVERIES, keys::topic_head(new.topic), &offset)?;
     let message = Message {
         id: message_id(new.topic, offset),
