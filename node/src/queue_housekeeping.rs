@@ -3,7 +3,7 @@
 //! settled and that are older than `queue_retention_secs`, and repeats `RemoveSubscription` for
 //! groups whose removal has records left.
 //!
-//! To ensure correctness: it only proposes; `apply` (`sm::queue::retention`, `sm::queue::group_removal`)
+//! To ensure correctness: it only proposes; `apply` (`sm::queue` (retention, group removal))
 //! re-checks the cursors, the age and the markers, so a stale view or a deposed leader removes
 //! nothing it should not.
 
@@ -21,7 +21,7 @@ use crate::clock::now_ms;
 const PERIOD_MIN: Duration = Duration::from_millis(500);
 /// See [`PERIOD_MIN`].
 const PERIOD_MAX: Duration = Duration::from_secs(10);
-/// Most trims proposed per topic per round (each removes up to `sm::queue::retention::MAX_TRIM`).
+/// Most trims proposed per topic per round (each removes up to `sm::queue::MAX_TRIM`).
 const TRIMS_PER_ROUND: usize = 50;
 /// Most removal steps proposed per group per round.
 const REMOVALS_PER_ROUND: usize = 20;

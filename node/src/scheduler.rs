@@ -19,7 +19,7 @@
 //! - Only pull groups lease to callers: `receive`, `ack` and `nack` on a push group or a built-in
 //!   group are refused (`not_pull_group`), and a receipt settles only the lease it names in the
 //!   group it was issued for (its MAC, `receipt`, is checked before anything else).
-//! - Delayed messages and retries wait in the time wheel (`sm::queue::timers`): their timers are
+//! - Delayed messages and retries wait in the time wheel (`sm::queue` (its timers)): their timers are
 //!   armed by `apply` with the publish or the failed attempt, and when one fires `apply` marks
 //!   the message ready and this scheduler loads it. Only ordered groups hold waiting messages in
 //!   memory (they block their key), released at their due time.
@@ -31,8 +31,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use api::webhook_target::WebhookPolicy;
 use api::{ClusterError, LiveDeliveries, PulledMessage};
 use sm::command::{Action, Command, PutSubscription, RecordDeliveries};
-use sm::order::event::REFUND_REQUESTED;
 use sm::order::REFUND_GROUP;
+use sm::order::REFUND_REQUESTED;
 use sm::outcome::Applied;
 use sm::queue::{DeliveriesRecorded, QueueReads, Subscription};
 use sm::StateReader;

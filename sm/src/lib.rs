@@ -42,7 +42,7 @@
 
 #![warn(missing_docs)]
 
-pub mod apply;
+mod apply;
 mod batch_clock;
 pub mod changes;
 pub mod command;

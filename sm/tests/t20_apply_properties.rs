@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use proptest::prelude::*;
-use sm::apply::apply_batch;
+use sm::apply_batch;
 use sm::command::{
     Action, CancelOrder, Command, CommandBatch, CreateOrder, OrderLine, PayOrder, PutSku,
 };

@@ -599,7 +599,7 @@ fn idempotency_keys_expire_the_same_whatever_the_grouping() {
 
 #[test]
 fn a_large_group_is_removed_the_same_whatever_the_grouping() {
-    let letters = sm::queue::group_removal::RECORDS_PER_STEP + 50;
+    let letters = sm::queue::RECORDS_PER_STEP + 50;
     let mut log = Vec::new();
     let push = |log: &mut Vec<Entry>, commands: Vec<Command>| {
         log.push(entry(log.len() as u64 + 1, START_MS, commands));

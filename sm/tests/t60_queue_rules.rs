@@ -12,7 +12,7 @@ use sm::command::{
 use sm::order::OrderState;
 use sm::order::REFUND_GROUP;
 use sm::outcome::{Applied, Rejection};
-use sm::queue::timers::{delivery_timer, retry_timer};
+use sm::queue::{delivery_timer, retry_timer};
 use sm::queue::{DeliveriesRecorded, Subscription};
 use support::Fixture;
 
@@ -459,7 +459,7 @@ fn remove(group: &str) -> Action {
 fn removing_a_group_takes_its_records_in_bounded_steps_and_blocks_its_name_until_done() {
     let mut f = Fixture::new();
     f.action_at(0, subscribe("g", "t", 5, false)).unwrap();
-    let n = 2 * sm::queue::group_removal::RECORDS_PER_STEP as u64 + 3;
+    let n = 2 * sm::queue::RECORDS_PER_STEP as u64 + 3;
     for chunk in (1..=n).collect::<Vec<_>>().chunks(1000) {
         f.actions_at(1, chunk.iter().map(|_| publish("t")).collect());
     }

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use api::{Cluster, ClusterError, ClusterStatus, HttpReply, HttpRequest};
 use async_trait::async_trait;
-use sm::apply::apply_batch;
+use sm::apply_batch;
 use sm::command::{Command, CommandBatch};
 use sm::outcome::Outcome;
 use sm::txn::Txn;

@@ -19,18 +19,21 @@
 //! - [`reserved_topics`]: topics only `apply` writes (`order.*`, built-in groups' topics).
 //! - [`sold_out`]: the node's in-memory set of SKUs with nothing available.
 
-pub mod event;
-pub mod lifecycle;
-pub mod record;
-pub mod refund;
-pub mod reserved_topics;
-pub mod seckill;
-pub mod sku;
-pub mod sold_out;
-pub mod stock;
-pub mod user_limit;
+mod event;
+pub(crate) mod lifecycle;
+pub(crate) mod record;
+pub(crate) mod refund;
+mod reserved_topics;
+pub(crate) mod seckill;
+pub(crate) mod sku;
+mod sold_out;
+pub(crate) mod stock;
+mod user_limit;
 
-pub use event::{order_json, rfc3339, OrderView};
+pub use event::{
+    order_json, rfc3339, OrderView, CLOSED, CREATED, PAID, REFUNDED, REFUND_FAILED,
+    REFUND_REQUESTED,
+};
 pub use lifecycle::MAX_ORDER_LINES;
 pub use record::{CloseReason, Order, OrderItem, OrderState};
 pub use refund::REFUND_GROUP;

@@ -18,22 +18,26 @@
 //! - [`group_removal`]: removing a group and its records in bounded steps.
 //! - [`reads`]: reads of the applied queue state for the scheduler and the admin API.
 
-pub mod delivery;
-pub mod group_removal;
-pub mod message;
-pub mod reads;
-pub mod retention;
-pub mod signing_secret;
-pub mod store;
-pub mod subscribe;
-pub mod subscription;
-pub mod timers;
-pub mod topic;
+pub(crate) mod delivery;
+pub(crate) mod group_removal;
+pub(crate) mod message;
+mod reads;
+pub(crate) mod retention;
+mod signing_secret;
+pub(crate) mod store;
+pub(crate) mod subscribe;
+pub(crate) mod subscription;
+pub(crate) mod timers;
+pub(crate) mod topic;
 
 pub use delivery::{SettleHook, MAX_REDRIVE};
+pub use group_removal::RECORDS_PER_STEP;
 pub use message::{parse_message_id, Message};
 pub use reads::{PendingMessage, QueueReads, Scanned, SKIP_BUDGET};
+pub use retention::MAX_TRIM;
+pub use signing_secret::SigningSecret;
 pub use subscription::{
     Attempt, Attempts, DeadLetter, DeliveriesRecorded, PushTarget, Subscription,
 };
+pub use timers::{delivery_timer, retry_timer};
 pub use topic::{publish, NewMessage};

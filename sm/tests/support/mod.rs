@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use sm::apply::apply_batch;
+use sm::apply_batch;
 use sm::command::{Action, Command, CommandBatch};
 use sm::outcome::Outcome;
 use sm::txn::Txn;
