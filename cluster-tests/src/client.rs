@@ -155,16 +155,11 @@ pub struct NodeClient {
 impl NodeClient {
     /// A client for the node at `base` (e.g. `http://127.0.0.1:8080`).
     pub fn new(base: impl Into<String>, admin_token: Option<String>) -> Result<Self> {
-        let http = reqwest::Client::builder()
-            .timeout(REQUEST_TIMEOUT)
-            .connect_timeout(CONNECT_TIMEOUT)
-            // Tests talk to 127.0.0.1 only; an HTTP_PROXY in the environment must not interfere.
-            .no_proxy()
-            .build()
-            .map_err(|source| Error::Transport {
-                request: "building the HTTP client".to_owned(),
-                source,
-            })?;
+        let http = build_http(
+            reqwest::Client::builder()
+                .timeout(REQUEST_TIMEOUT)
+                .connect_timeout(CONNECT_TIMEOUT),
+        )?;
         Ok(Self::with_http(base, admin_token, http))
     }
 
@@ -373,6 +368,19 @@ impl NodeClient {
         ))
         .await
     }
+}
+
+/// Finishes `builder` as every client of the nodes is built: never through a proxy (the nodes
+/// listen on loopback; an `HTTP_PROXY` in the environment must not interfere), and a failure to
+/// build as [`Error::Transport`].
+pub fn build_http(builder: reqwest::ClientBuilder) -> Result<reqwest::Client> {
+    builder
+        .no_proxy()
+        .build()
+        .map_err(|source| Error::Transport {
+            request: "building the HTTP client".to_owned(),
+            source,
+        })
 }
 
 /// Decodes a 2xx `response` to the request `label` as `T`; any other status is [`Error::Api`].

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
-use crate::client::{ApiResponse, NodeClient, Request};
+use crate::client::{build_http, ApiResponse, NodeClient, Request};
 use crate::error::{Error, Result};
 use crate::model::{ClusterStatus, NewOrder, Order, Sku, SkuSettings};
 use crate::ports::reserve_ports_on;
@@ -733,19 +733,18 @@ fn node_client(api_addr: SocketAddr, options: &ClusterOptions) -> Result<NodeCli
         context: format!("reading {}", ca.display()),
         source,
     })?;
-    let transport = |source| Error::Transport {
-        request: "building the HTTPS client".to_owned(),
+    let root = reqwest::Certificate::from_pem(&pem).map_err(|source| Error::Transport {
+        request: format!("reading the CA certificate {}", ca.display()),
         source,
-    };
-    let http = reqwest::Client::builder()
-        .use_rustls_tls()
-        .tls_built_in_root_certs(false)
-        .add_root_certificate(reqwest::Certificate::from_pem(&pem).map_err(transport)?)
-        .timeout(crate::client::REQUEST_TIMEOUT)
-        .connect_timeout(crate::client::CONNECT_TIMEOUT)
-        .no_proxy()
-        .build()
-        .map_err(transport)?;
+    })?;
+    let http = build_http(
+        reqwest::Client::builder()
+            .use_rustls_tls()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(root)
+            .timeout(crate::client::REQUEST_TIMEOUT)
+            .connect_timeout(crate::client::CONNECT_TIMEOUT),
+    )?;
     Ok(NodeClient::with_http(
         format!("https://{api_addr}"),
         options.admin_token.clone(),

@@ -20,7 +20,7 @@ use serde_json::json;
 
 use crate::client::{decode, ApiResponse, NodeClient, Request};
 use crate::cluster::Cluster;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::model::{Order, OrderState};
 use crate::queue::{
     Acked, DeadLetterPage, Leased, Nacked, NewMessage, Published, Receive, Redriven, Removed,
@@ -131,6 +131,25 @@ pub trait Endpoint {
     ) -> Result<Option<SubscriptionStats>> {
         let list: SubscriptionList = self.call(requests::subscriptions(local)).await?;
         Ok(list.group(group))
+    }
+
+    /// Waits until `group` counts at least `at_least` failed delivery attempts (a webhook the
+    /// node cannot, or must not, reach); answers the count. Any failure to read the figures, or
+    /// a group that does not exist, fails at once.
+    async fn wait_failures(&self, group: &str, at_least: u64, limit: Duration) -> Result<u64> {
+        poll_until(
+            &format!("{at_least} failed attempts in group {group}"),
+            limit,
+            || async {
+                match self.subscription_stats(group, false).await {
+                    Ok(Some(stats)) if stats.failures >= at_least => Ok(Ok(stats.failures)),
+                    Ok(Some(stats)) => Err(format!("{} failed attempts", stats.failures)),
+                    Ok(None) => Ok(Err(Error::Usage(format!("no group {group}")))),
+                    Err(e) => Ok(Err(e)),
+                }
+            },
+        )
+        .await?
     }
 
     /// `POST /v1/subscriptions/{group}/receive`: leases what is visible (long poll).

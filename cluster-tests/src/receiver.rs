@@ -160,9 +160,15 @@ impl Receiver {
         })
     }
 
+    /// A receiver on a free port answering 2xx to every call at once: the webhook a test
+    /// expects every delivery to reach.
+    pub async fn acking() -> Result<Receiver> {
+        Receiver::start(0, ReceiverOptions::default()).await
+    }
+
     /// A receiver on a free port answering 500 to a `fail_rate` share of calls (0.0 to 1.0), at
-    /// once: the webhook most queue tests need.
-    pub async fn start_failing(fail_rate: f64) -> Result<Receiver> {
+    /// once: the webhook a test of retries, backoff and dead letters needs.
+    pub async fn failing(fail_rate: f64) -> Result<Receiver> {
         Receiver::start(
             0,
             ReceiverOptions {

@@ -25,11 +25,7 @@ async fn acknowledged_writes_survive_kill_9() {
 
 async fn scenario(cluster: &mut Cluster) {
     eprintln!("--- load a SKU");
-    let settings = SkuSettings {
-        stock: STOCK,
-        price_cents: PRICE,
-        per_user_limit: 0,
-    };
+    let settings = SkuSettings::new(STOCK, PRICE);
     let sku = cluster.put_sku(1, SKU, &settings).await.expect("put sku");
     assert!(sku.holds_invariant(STOCK), "fresh SKU: {sku:?}");
     assert_eq!(sku.available, STOCK);

@@ -28,11 +28,7 @@ async fn scenario(cluster: &Cluster) {
 
     eprintln!("--- set up: two SKUs, a cancelled order, a paid order, an idempotent order");
     for (sku, stock) in [(SKU_A, 10), (SKU_B, 5)] {
-        let settings = SkuSettings {
-            stock,
-            price_cents: 100,
-            per_user_limit: 0,
-        };
+        let settings = SkuSettings::new(stock, 100);
         node.put_sku(sku, &settings).await.expect("put sku");
     }
     let one_a = NewOrder::single("t20-user", SKU_A, 1);
@@ -285,11 +281,7 @@ async fn scenario(cluster: &Cluster) {
     expect_rejected(node, create(&unknown_sku), &[400, 404, 409]).await;
 
     eprintln!("--- stock below reserved + sold, negative stock or price");
-    let below = SkuSettings {
-        stock: 2,
-        price_cents: 100,
-        per_user_limit: 0,
-    };
+    let below = SkuSettings::new(2, 100);
     expect_rejected(
         node,
         Request::json(Method::PUT, format!("/admin/skus/{SKU_A}"), &below),

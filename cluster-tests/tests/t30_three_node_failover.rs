@@ -7,11 +7,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cluster::{
-    create_order_retrying, stock_held, within, Cluster, ClusterOptions, NewOrder, NodeClient,
-    Order, OrderState, Request, SkuSettings,
+    create_order_retrying, requests, stock_held, within, ApiResponse, Cluster, ClusterOptions,
+    NewOrder, NodeClient, Order, OrderState, Request, SkuSettings,
 };
-use reqwest::Method;
-use serde_json::json;
 
 const SKU: &str = "t30-widget";
 const STOCK: i64 = 1_000_000;
@@ -48,11 +46,7 @@ async fn scenario(cluster: &mut Cluster) {
     eprintln!("--- leader is node {leader}; followers {f1} and {f2}");
 
     eprintln!("--- load a SKU and create orders through a follower");
-    let settings = SkuSettings {
-        stock: STOCK,
-        price_cents: 999,
-        per_user_limit: 0,
-    };
+    let settings = SkuSettings::new(STOCK, 999);
     cluster
         .put_sku(f1, SKU, &settings)
         .await
@@ -82,25 +76,17 @@ async fn scenario(cluster: &mut Cluster) {
 
     eprintln!("--- an idempotent retry sent to a different node returns the first answer");
     let key = "t30-idempotent";
-    let body = json!({"user_id": "t30-user-idem", "items": [{"sku": SKU, "qty": 3}]});
+    let order = NewOrder::single("t30-user-idem", SKU, 3);
+    let create = || requests::create_order(&order).idempotency_key(key);
     let first = cluster
         .client(f1)
-        .send(Request::json(Method::POST, "/v1/orders", &body).idempotency_key(key))
+        .send(create())
         .await
         .expect("first attempt");
     assert_eq!(first.status, 201, "first attempt: {}", first.body);
     acked.push(serde_json::from_str(&first.body).expect("an order"));
     for node in [leader, f2, f1] {
-        let retry = cluster
-            .client(node)
-            .send(Request::json(Method::POST, "/v1/orders", &body).idempotency_key(key))
-            .await
-            .expect("retry");
-        assert_eq!(
-            (retry.status, retry.json()),
-            (first.status, first.json()),
-            "retry via node {node}"
-        );
+        assert_replayed(cluster, node, create(), &first, "retry").await;
     }
 
     eprintln!("--- start a client that keeps creating orders through every node");
@@ -201,19 +187,27 @@ async fn scenario(cluster: &mut Cluster) {
 
     eprintln!("--- the idempotent retry still returns the first answer, on every node");
     for node in cluster.ids() {
-        let retry = cluster
-            .client(node)
-            .send(Request::json(Method::POST, "/v1/orders", &body).idempotency_key(key))
-            .await
-            .expect("retry after failover");
-        assert_eq!(
-            (retry.status, retry.json()),
-            (first.status, first.json()),
-            "retry via node {node} after the failover"
-        );
+        assert_replayed(cluster, node, create(), &first, "retry after the failover").await;
     }
     let states: Vec<OrderState> = acked.iter().map(|o| o.state).collect();
     assert!(states.contains(&OrderState::Paid) && states.contains(&OrderState::PendingPayment));
+}
+
+/// Sends the idempotent `retry` through `node` and checks it is answered exactly as `first` was
+/// (same status, same body).
+async fn assert_replayed(
+    cluster: &Cluster,
+    node: u64,
+    retry: Request,
+    first: &ApiResponse,
+    what: &str,
+) {
+    let again = cluster.client(node).send(retry).await.expect(what);
+    assert_eq!(
+        (again.status, again.json()),
+        (first.status, first.json()),
+        "{what} via node {node}"
+    );
 }
 
 /// Creates orders one after another until `stop`, each with its own idempotency key retried

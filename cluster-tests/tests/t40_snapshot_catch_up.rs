@@ -36,11 +36,7 @@ async fn scenario(cluster: &mut Cluster) {
     eprintln!("--- leader is node {leader}; node {stopped} will be stopped");
 
     eprintln!("--- load a SKU and write a few orders everyone sees");
-    let settings = SkuSettings {
-        stock: STOCK,
-        price_cents: 100,
-        per_user_limit: 0,
-    };
+    let settings = SkuSettings::new(STOCK, 100);
     cluster
         .put_sku(leader, SKU, &settings)
         .await

@@ -19,11 +19,7 @@ const ORDERS: usize = 60;
 const LIMIT: Duration = Duration::from_secs(60);
 
 fn settings() -> SkuSettings {
-    SkuSettings {
-        stock: 100_000,
-        price_cents: 250,
-        per_user_limit: 0,
-    }
+    SkuSettings::new(100_000, 250)
 }
 
 /// Drains the learner's stream into `follower` until a page brings nothing new and the offset

@@ -16,14 +16,6 @@ use cluster::{
 /// How long a node may take to apply what the leader applied.
 const CONVERGE: Duration = Duration::from_secs(30);
 
-fn settings(stock: i64, per_user_limit: i64) -> SkuSettings {
-    SkuSettings {
-        stock,
-        price_cents: 100,
-        per_user_limit,
-    }
-}
-
 /// A label for an answer: `201`, `409 sold_out`, `no answer`, ...
 fn outcome(answer: &cluster::Result<ApiResponse>) -> String {
     match answer {
@@ -51,6 +43,22 @@ async fn wait_sku_everywhere(cluster: &Cluster, sku: &str, available: i64, reser
     }
 }
 
+/// Loads the sale of `sku` (`stock` units at 100 cents, at most `per_user_limit` a user) through
+/// the leader and waits until every node shows it; answers the leader.
+async fn load_sale(cluster: &Cluster, sku: &str, stock: i64, per_user_limit: i64) -> u64 {
+    let leader = cluster.wait_for_leader().await.expect("leader");
+    let settings = SkuSettings {
+        per_user_limit,
+        ..SkuSettings::new(stock, 100)
+    };
+    cluster
+        .put_sku(leader, sku, &settings)
+        .await
+        .expect("load the sale");
+    wait_sku_everywhere(cluster, sku, stock, 0).await;
+    leader
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn t50_a_flood_sells_exactly_the_stock() {
     let cluster = Cluster::start(3, ClusterOptions::default())
@@ -61,12 +69,7 @@ async fn t50_a_flood_sells_exactly_the_stock() {
         const STOCK: i64 = 1_000;
         const CLIENTS: usize = 200;
         const PER_CLIENT: usize = 100;
-        let leader = cluster.wait_for_leader().await.expect("leader");
-        cluster
-            .put_sku(leader, SKU, &settings(STOCK, 0))
-            .await
-            .expect("load the sale");
-        wait_sku_everywhere(&cluster, SKU, STOCK, 0).await;
+        let leader = load_sale(&cluster, SKU, STOCK, 0).await;
 
         eprintln!(
             "--- {CLIENTS} clients send {} purchases over three nodes",
@@ -134,12 +137,7 @@ async fn t51_one_user_through_every_node_gets_one_unit_under_a_limit_of_one() {
         .expect("start three nodes");
     within(Duration::from_secs(90), async {
         const SKU: &str = "t51-limited";
-        let leader = cluster.wait_for_leader().await.expect("leader");
-        cluster
-            .put_sku(leader, SKU, &settings(100, 1))
-            .await
-            .expect("load the sale");
-        wait_sku_everywhere(&cluster, SKU, 100, 0).await;
+        let leader = load_sale(&cluster, SKU, 100, 1).await;
 
         eprintln!("--- one user sends 50 concurrent purchases through all three nodes");
         let nodes = cluster.clients();
@@ -178,12 +176,7 @@ async fn t52_an_unpaid_order_gives_its_unit_back_on_every_node() {
     let cluster = Cluster::start(3, options).await.expect("start three nodes");
     within(Duration::from_secs(120), async {
         const SKU: &str = "t52-last-unit";
-        let leader = cluster.wait_for_leader().await.expect("leader");
-        cluster
-            .put_sku(leader, SKU, &settings(1, 0))
-            .await
-            .expect("load the sale");
-        wait_sku_everywhere(&cluster, SKU, 1, 0).await;
+        let leader = load_sale(&cluster, SKU, 1, 0).await;
 
         eprintln!("--- the only unit is bought with a 2 s pay window");
         let window = Duration::from_secs(2);
@@ -318,12 +311,7 @@ async fn t53_killing_the_leader_mid_sale_never_oversells() {
         .await
         .expect("start three nodes");
     const STOCK: i64 = 3_000;
-    let leader = cluster.wait_for_leader().await.expect("leader");
-    cluster
-        .put_sku(leader, SKU53, &settings(STOCK, 0))
-        .await
-        .expect("load the sale");
-    wait_sku_everywhere(&cluster, SKU53, STOCK, 0).await;
+    let leader = load_sale(&cluster, SKU53, STOCK, 0).await;
 
     eprintln!("--- 48 clients buy; the leader is killed after 300 acknowledged orders");
     let log = Arc::new(SaleLog::default());

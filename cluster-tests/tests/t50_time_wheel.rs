@@ -120,11 +120,7 @@ async fn unpaid_orders_close_at_their_deadline_and_paid_ones_stay_paid() {
         .expect("start");
     within(Duration::from_secs(60), async {
         let sku = "t50-a";
-        let settings = SkuSettings {
-            stock: 10,
-            price_cents: 100,
-            per_user_limit: 0,
-        };
+        let settings = SkuSettings::new(10, 100);
         cluster.put_sku(1, sku, &settings).await.expect("put sku");
 
         eprintln!("--- two orders due in 2 s; pay one just before its deadline");
@@ -199,11 +195,7 @@ async fn closes_happen_exactly_once_across_a_leader_kill() {
         let leader = cluster.wait_for_leader().await.expect("leader");
         let sku = "t50-b";
         let stock = 1_000;
-        let settings = SkuSettings {
-            stock,
-            price_cents: 100,
-            per_user_limit: 0,
-        };
+        let settings = SkuSettings::new(stock, 100);
         cluster
             .put_sku(leader, sku, &settings)
             .await
@@ -257,11 +249,7 @@ async fn pending_timers_survive_a_full_cluster_restart() {
     within(Duration::from_secs(120), async {
         let leader = cluster.wait_for_leader().await.expect("leader");
         let sku = "t50-c";
-        let settings = SkuSettings {
-            stock: 100,
-            price_cents: 100,
-            per_user_limit: 0,
-        };
+        let settings = SkuSettings::new(100, 100);
         cluster
             .put_sku(leader, sku, &settings)
             .await

@@ -14,7 +14,7 @@ async fn t60_always_failing_webhook_leaves_one_dead_letter_each_then_redrive_del
     let cluster = Cluster::start(1, ClusterOptions::default())
         .await
         .expect("cluster");
-    let receiver = Receiver::start_failing(1.0).await.expect("receiver");
+    let receiver = Receiver::failing(1.0).await.expect("receiver");
     within(Duration::from_secs(60), async {
         cluster
             .publish_numbered("jobs", 20, 7)

@@ -38,7 +38,7 @@ async fn t60_delayed_messages_wait_in_the_wheel_without_holding_up_the_rest() {
     let mut cluster = Cluster::start(3, ClusterOptions::default())
         .await
         .expect("cluster");
-    let receiver = Receiver::start_failing(0.3).await.expect("receiver");
+    let receiver = Receiver::failing(0.3).await.expect("receiver");
     within(Duration::from_secs(150), async {
         // More messages delayed by an hour than the scheduler holds per group, ahead of
         // everything else in the topic: held in memory, they would stall the messages behind.

@@ -25,7 +25,7 @@ async fn t60_every_paid_order_arrives_through_failures_and_two_leader_kills() {
     let mut cluster = Cluster::start(3, ClusterOptions::default())
         .await
         .expect("cluster");
-    let receiver = Receiver::start_failing(0.5).await.expect("receiver");
+    let receiver = Receiver::failing(0.5).await.expect("receiver");
     within(Duration::from_secs(100), async {
         eprintln!("t60: --- 1000 orders paid");
         cluster

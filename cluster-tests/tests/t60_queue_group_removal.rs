@@ -5,8 +5,8 @@
 use std::time::{Duration, Instant};
 
 use cluster::{
-    requests, within, Cluster, ClusterOptions, Endpoint, NewMessage, Receive, Receiver,
-    ReceiverOptions, Start, Subscription,
+    requests, within, Cluster, ClusterOptions, Endpoint, NewMessage, Receive, Receiver, Start,
+    Subscription,
 };
 use serde_json::json;
 
@@ -15,9 +15,7 @@ async fn t60_a_removed_group_stops_at_once() {
     let cluster = Cluster::start(1, ClusterOptions::default())
         .await
         .expect("cluster");
-    let receiver = Receiver::start(0, ReceiverOptions::default())
-        .await
-        .expect("receiver");
+    let receiver = Receiver::acking().await.expect("receiver");
     within(Duration::from_secs(60), async {
         let pushed = Subscription::push("rm", receiver.url()).timeout_ms(2000);
         cluster

@@ -6,8 +6,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use cluster::{
-    epoch_ms, within, Cluster, ClusterOptions, Endpoint, NewMessage, Receiver, ReceiverOptions,
-    Subscription,
+    epoch_ms, within, Cluster, ClusterOptions, Endpoint, NewMessage, Receiver, Subscription,
 };
 use serde_json::json;
 
@@ -16,9 +15,7 @@ async fn t60_rate_per_sec_paces_a_burst() {
     let cluster = Cluster::start(1, ClusterOptions::default())
         .await
         .expect("cluster");
-    let receiver = Receiver::start(0, ReceiverOptions::default())
-        .await
-        .expect("receiver");
+    let receiver = Receiver::acking().await.expect("receiver");
     within(Duration::from_secs(60), async {
         let paced = Subscription::push("burst", receiver.url())
             .timeout_ms(2000)
@@ -63,7 +60,7 @@ async fn t60_ordered_by_key_delivers_each_key_in_order_and_delays_hold() {
     let cluster = Cluster::start(1, ClusterOptions::default())
         .await
         .expect("cluster");
-    let receiver = Receiver::start_failing(0.3).await.expect("receiver");
+    let receiver = Receiver::failing(0.3).await.expect("receiver");
     within(Duration::from_secs(40), async {
         let ordered = Subscription::push("keyed", receiver.url())
             .timeout_ms(2000)

@@ -13,11 +13,7 @@ async fn a_wiped_member_refuses_to_rejoin_and_the_cluster_carries_on() {
         .expect("start");
     within(Duration::from_secs(90), async {
         let leader = cluster.wait_for_leader().await.expect("leader");
-        let settings = SkuSettings {
-            stock: 100,
-            price_cents: 100,
-            per_user_limit: 0,
-        };
+        let settings = SkuSettings::new(100, 100);
         cluster
             .put_sku(leader, "t60", &settings)
             .await

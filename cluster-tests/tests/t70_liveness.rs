@@ -7,58 +7,24 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
+use cluster::model::OrderPage;
 use cluster::{
-    holds, poll_until, Cluster, ClusterOptions, NodeClient, Receiver, ReceiverOptions, Request,
+    holds, poll_until, requests, Cluster, ClusterOptions, Endpoint, NewMessage, NewOrder,
+    NodeClient, Receiver, ReceiverOptions, Request, SkuSettings, Start, Subscription,
+    SubscriptionStats,
 };
 use reqwest::Method;
-use serde_json::{json, Value};
+use serde_json::json;
 
-async fn ok(cluster: &Cluster, request: Request) -> Value {
-    let what = format!("{} {}", request.method, request.path);
-    let r = cluster.send_to_any(request).await.expect("an answer");
-    assert!(r.is_success(), "{what}: {} {}", r.status, r.body);
-    r.json()
-}
-
-async fn subscribe_push(cluster: &Cluster, group: &str, topic: &str, url: &str, extra: Value) {
-    let mut body = json!({"topic": topic, "push": {"url": url, "timeout_ms": 2000}});
-    if let (Value::Object(b), Value::Object(e)) = (&mut body, extra) {
-        b.extend(e);
-    }
-    ok(
-        cluster,
-        Request::json(Method::PUT, format!("/admin/subscriptions/{group}"), &body),
-    )
-    .await;
-}
-
-async fn publish(cluster: &Cluster, topic: &str, n: usize) {
-    for i in 0..n {
-        ok(
-            cluster,
-            Request::json(
-                Method::POST,
-                format!("/v1/topics/{topic}/messages"),
-                &json!({"key": format!("k{i}"), "payload": {"n": i}}),
-            )
-            .idempotency_key(&format!("{topic}-{i}")),
-        )
-        .await;
-    }
-}
-
-/// The group's figures from `GET /admin/subscriptions` on `node`.
-async fn group_stats(cluster: &Cluster, node: u64, group: &str) -> Option<Value> {
-    let r = cluster
+/// The group's figures from `GET /admin/subscriptions` on `node`'s own applied state; `None`
+/// while the node does not answer or has no such group.
+async fn group_stats(cluster: &Cluster, node: u64, group: &str) -> Option<SubscriptionStats> {
+    cluster
         .client(node)
-        .send(Request::get("/admin/subscriptions?consistency=local"))
+        .subscription_stats(group, true)
         .await
-        .ok()?;
-    r.json()["subscriptions"]
-        .as_array()?
-        .iter()
-        .find(|s| s["group"] == group)
-        .cloned()
+        .ok()
+        .flatten()
 }
 
 fn signal(cluster: &Cluster, id: u64, signal: libc::c_int) {
@@ -71,22 +37,17 @@ fn signal(cluster: &Cluster, id: u64, signal: libc::c_int) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_isolated_leader_stops_calling_webhooks_and_is_not_ready() {
     let cluster = Cluster::start(3, ClusterOptions::default()).await.unwrap();
-    let receiver = Receiver::start(0, ReceiverOptions::default())
-        .await
-        .unwrap();
+    let receiver = Receiver::acking().await.unwrap();
     let leader = cluster.wait_for_leader().await.unwrap();
     let followers = cluster.followers().await.unwrap();
 
     eprintln!("--- a paced group with a backlog the leader delivers from memory");
-    publish(&cluster, "ticks", 120).await;
-    subscribe_push(
-        &cluster,
-        "paced",
-        "ticks",
-        &receiver.url(),
-        json!({"rate_per_sec": 10, "start": "earliest"}),
-    )
-    .await;
+    cluster.publish_numbered("ticks", 120, 120).await.unwrap();
+    let paced = Subscription::push("ticks", receiver.url())
+        .timeout_ms(2000)
+        .rate_per_sec(10)
+        .start(Start::Earliest);
+    cluster.subscribe("paced", &paced).await.unwrap();
     poll_until("the first deliveries", Duration::from_secs(10), || async {
         holds(receiver.received().len() >= 5)
     })
@@ -163,8 +124,10 @@ async fn membership_changes_that_cannot_work_are_refused_and_the_node_stays_up()
     assert_eq!(r.status, 409, "{}", r.body);
 
     eprintln!("--- the node still serves, with the membership it had");
-    let sku = json!({"stock": 5, "price_cents": 100});
-    ok(&cluster, Request::json(Method::PUT, "/admin/skus/M", &sku)).await;
+    cluster
+        .load_sku("M", &SkuSettings::new(5, 100))
+        .await
+        .unwrap();
     cluster.ensure_running().unwrap();
     let after = cluster.status(1).await.unwrap();
     assert_eq!(after.voters, vec![1]);
@@ -181,25 +144,19 @@ async fn a_command_larger_than_an_entry_is_refused_with_413_and_stores_nothing()
     let big = "x".repeat(20_000);
     let r = cluster
         .client(1)
-        .send(Request::json(
-            Method::POST,
-            "/v1/topics/big/messages",
-            &json!({"key": "k", "payload": big}),
+        .send(requests::publish(
+            "big",
+            &NewMessage::keyed("k", json!(big)),
         ))
         .await
         .unwrap();
     assert_eq!(r.status, 413, "{}", r.body);
     assert_eq!(r.error_code().as_deref(), Some("payload_too_large"));
-    let small = ok(
-        &cluster,
-        Request::json(
-            Method::POST,
-            "/v1/topics/big/messages",
-            &json!({"key": "k", "payload": "small"}),
-        ),
-    )
-    .await;
-    assert_eq!(small["offset"], 1, "the refused publish took no offset");
+    let small = cluster
+        .publish("big", &NewMessage::keyed("k", json!("small")))
+        .await
+        .unwrap();
+    assert_eq!(small.offset, 1, "the refused publish took no offset");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -210,31 +167,23 @@ async fn a_redrive_of_more_letters_than_one_step_completes() {
         ..Default::default()
     };
     let cluster = Cluster::start(3, options).await.unwrap();
-    let receiver = Receiver::start(
-        0,
-        ReceiverOptions {
-            fail_rate: 1.0,
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
-    subscribe_push(
-        &cluster,
-        "fails",
-        "letters",
-        &receiver.url(),
-        json!({"max_attempts": 1, "start": "earliest"}),
-    )
-    .await;
-    publish(&cluster, "letters", LETTERS).await;
+    let receiver = Receiver::failing(1.0).await.unwrap();
+    let fails = Subscription::push("letters", receiver.url())
+        .timeout_ms(2000)
+        .max_attempts(1)
+        .start(Start::Earliest);
+    cluster.subscribe("fails", &fails).await.unwrap();
+    cluster
+        .publish_numbered("letters", LETTERS, LETTERS)
+        .await
+        .unwrap();
     let leader = cluster.wait_for_leader().await.unwrap();
     poll_until(
         "every message a dead letter",
         Duration::from_secs(60),
         || async {
             let stats = group_stats(&cluster, leader, "fails").await;
-            holds(stats.is_some_and(|s| s["dead"] == LETTERS))
+            holds(stats.is_some_and(|s| s.dead == LETTERS as u64))
         },
     )
     .await
@@ -242,16 +191,8 @@ async fn a_redrive_of_more_letters_than_one_step_completes() {
 
     eprintln!("--- the receiver recovers; redrive all, in steps of 7");
     receiver.set_options(ReceiverOptions::default());
-    let redriven = ok(
-        &cluster,
-        Request::json(
-            Method::POST,
-            "/admin/subscriptions/fails/dead/redrive",
-            &json!({}),
-        ),
-    )
-    .await;
-    assert_eq!(redriven["redriven"], LETTERS);
+    let redriven = cluster.redrive("fails", None).await.unwrap();
+    assert_eq!(redriven, LETTERS as u64);
     poll_until(
         "every message delivered",
         Duration::from_secs(60),
@@ -268,15 +209,10 @@ async fn large_publishes_neither_starve_an_order_nor_cost_the_leader_its_office(
     let cluster = Cluster::start(3, ClusterOptions::default()).await.unwrap();
     let leader = cluster.wait_for_leader().await.unwrap();
     let term = cluster.status(leader).await.unwrap().term;
-    ok(
-        &cluster,
-        Request::json(
-            Method::PUT,
-            "/admin/skus/S",
-            &json!({"stock": 10, "price_cents": 100}),
-        ),
-    )
-    .await;
+    cluster
+        .load_sku("S", &SkuSettings::new(10, 100))
+        .await
+        .unwrap();
 
     eprintln!("--- {PUBLISHES} concurrent publishes of ~1 MiB");
     let payload = "p".repeat(1_000_000);
@@ -290,17 +226,9 @@ async fn large_publishes_neither_starve_an_order_nor_cost_the_leader_its_office(
     let publishes: Vec<_> = (0..PUBLISHES)
         .map(|i| {
             let client = client.clone();
-            let body = json!({"key": format!("k{i}"), "payload": payload});
-            tokio::spawn(async move {
-                client
-                    .send(Request::json(
-                        Method::POST,
-                        "/v1/topics/bulk/messages",
-                        &body,
-                    ))
-                    .await
-                    .map(|r| r.status)
-            })
+            let request =
+                requests::publish("bulk", &NewMessage::keyed(format!("k{i}"), json!(payload)));
+            tokio::spawn(async move { client.send(request).await.map(|r| r.status) })
         })
         .collect();
 
@@ -308,11 +236,7 @@ async fn large_publishes_neither_starve_an_order_nor_cost_the_leader_its_office(
     let started = Instant::now();
     let order = cluster
         .client(leader)
-        .send(Request::json(
-            Method::POST,
-            "/v1/orders",
-            &json!({"user_id": "u1", "items": [{"sku": "S", "qty": 1}]}),
-        ))
+        .send(requests::create_order(&NewOrder::single("u1", "S", 1)))
         .await
         .unwrap();
     let took = started.elapsed();
@@ -384,15 +308,11 @@ async fn a_leader_saturated_by_a_flash_sale_keeps_its_office() {
     let nodes = cluster.clients();
     for sale in 0..SALES {
         let sku = format!("sale-{sale}");
-        ok(
-            &cluster,
-            Request::json(
-                Method::PUT,
-                format!("/admin/skus/{sku}"),
-                &json!({"stock": CLIENTS * PER_CLIENT, "price_cents": 100}),
-            ),
-        )
-        .await;
+        let stock = (CLIENTS * PER_CLIENT) as i64;
+        cluster
+            .load_sku(&sku, &SkuSettings::new(stock, 100))
+            .await
+            .unwrap();
         let mut tasks = tokio::task::JoinSet::new();
         for c in 0..CLIENTS {
             let node = nodes[c % nodes.len()].clone();
@@ -400,13 +320,7 @@ async fn a_leader_saturated_by_a_flash_sale_keeps_its_office() {
             tasks.spawn(async move {
                 let mut statuses = Vec::new();
                 for i in 0..PER_CLIENT {
-                    let r = node
-                        .send(Request::json(
-                            Method::POST,
-                            format!("/v1/seckill/{sku}"),
-                            &json!({"user_id": format!("u{c}-{i}")}),
-                        ))
-                        .await;
+                    let r = node.seckill(&sku, &format!("u{c}-{i}"), None).await;
                     statuses.push(r.map(|r| r.status).unwrap_or(0));
                 }
                 statuses
@@ -444,15 +358,10 @@ async fn timers_fire_on_time_while_clients_flood_past_the_queue_depth() {
     let cluster = Cluster::start(3, options).await.unwrap();
     let leader = cluster.wait_for_leader().await.unwrap();
     for sku in ["E", "F"] {
-        ok(
-            &cluster,
-            Request::json(
-                Method::PUT,
-                format!("/admin/skus/{sku}"),
-                &json!({"stock": 1_000_000, "price_cents": 100}),
-            ),
-        )
-        .await;
+        cluster
+            .load_sku(sku, &SkuSettings::new(1_000_000, 100))
+            .await
+            .unwrap();
     }
 
     eprintln!("--- {ORDERS} orders, all due in the same second");
@@ -465,13 +374,12 @@ async fn timers_fire_on_time_while_clients_flood_past_the_queue_depth() {
             let mut ids = Vec::new();
             for i in (w..ORDERS).step_by(WRITERS) {
                 let pay_within_secs = ((due_ms - epoch_now_ms()) / 1000).max(1);
-                let request = Request::json(
-                    Method::POST,
-                    "/v1/orders",
-                    &json!({"user_id": format!("u{i}"), "items": [{"sku": "E", "qty": 1}],
-                            "pay_within_secs": pay_within_secs}),
-                )
-                .idempotency_key(&format!("expiring-{i}"));
+                let order = NewOrder {
+                    pay_within_secs: Some(pay_within_secs as u64),
+                    ..NewOrder::single(format!("u{i}"), "E", 1)
+                };
+                let request =
+                    requests::create_order(&order).idempotency_key(&format!("expiring-{i}"));
                 loop {
                     let r = client.send(request.clone()).await.expect("an answer");
                     if r.status == 201 {
@@ -502,13 +410,8 @@ async fn timers_fire_on_time_while_clients_flood_past_the_queue_depth() {
         flood.spawn(async move {
             let mut refused = 0;
             while epoch_now_ms() < flood_until {
-                let r = client
-                    .send(Request::json(
-                        Method::POST,
-                        "/v1/orders",
-                        &json!({"user_id": format!("flood{w}"), "items": [{"sku": "F", "qty": 1}]}),
-                    ))
-                    .await;
+                let flood = NewOrder::single(format!("flood{w}"), "F", 1);
+                let r = client.send(requests::create_order(&flood)).await;
                 refused += usize::from(matches!(r, Ok(r) if r.status == 429));
             }
             refused
@@ -559,15 +462,10 @@ async fn a_partition_cuts_forwarded_writes_too() {
         .unwrap();
     let leader = cluster.wait_for_leader().await.unwrap();
     let followers = cluster.followers().await.unwrap();
-    ok(
-        &cluster,
-        Request::json(
-            Method::PUT,
-            "/admin/skus/P",
-            &json!({"stock": 10, "price_cents": 100}),
-        ),
-    )
-    .await;
+    cluster
+        .load_sku("P", &SkuSettings::new(10, 100))
+        .await
+        .unwrap();
     let before = cluster.status(leader).await.unwrap().last_log_index;
 
     eprintln!("--- isolate the leader, then write through a follower that still names it");
@@ -578,12 +476,8 @@ async fn a_partition_cuts_forwarded_writes_too() {
     let write = tokio::spawn(async move {
         follower
             .send(
-                Request::json(
-                    Method::POST,
-                    "/v1/orders",
-                    &json!({"user_id": "u1", "items": [{"sku": "P", "qty": 1}]}),
-                )
-                .idempotency_key("through-a-partition"),
+                requests::create_order(&NewOrder::single("u1", "P", 1))
+                    .idempotency_key("through-a-partition"),
             )
             .await
     });
@@ -605,6 +499,9 @@ async fn a_partition_cuts_forwarded_writes_too() {
     proxy.heal();
     let _ = write.await;
     cluster.wait_for_leader().await.unwrap();
-    let orders: Value = ok(&cluster, Request::get("/v1/orders?user_id=u1")).await;
-    assert!(orders["orders"].as_array().map_or(0, Vec::len) <= 1);
+    let orders: OrderPage = cluster
+        .call(Request::get("/v1/orders?user_id=u1"))
+        .await
+        .unwrap();
+    assert!(orders.orders.len() <= 1);
 }

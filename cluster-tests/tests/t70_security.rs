@@ -10,8 +10,8 @@ use std::time::Duration;
 use cluster::queue::Acked;
 use cluster::{
     poll_until, requests, within, ApiResponse, Cluster, ClusterOptions, Endpoint, Leased,
-    NewMessage, NewOrder, NodeClient, Order, OrderState, Receive, Receiver, ReceiverOptions,
-    Request, Sku, SkuSettings, Subscription,
+    NewMessage, NewOrder, NodeClient, Order, OrderState, Receive, Receiver, Request, Sku,
+    SkuSettings, Subscription,
 };
 use serde_json::{json, Value};
 
@@ -80,9 +80,7 @@ async fn wait_refunded(node: &NodeClient, id: &str, what: &str, calls: impl Fn()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn t70_forged_order_events_are_refused_and_never_reach_the_provider() {
-    let provider = Receiver::start(0, ReceiverOptions::default())
-        .await
-        .expect("fake provider");
+    let provider = Receiver::acking().await.expect("fake provider");
     let options = ClusterOptions {
         extra_args: vec!["--payment-refund-url".into(), provider.url()],
         ..Default::default()
@@ -212,15 +210,7 @@ fn altered(receipt: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn t70_receipts_settle_only_their_own_pull_lease() {
-    let hook = Receiver::start(
-        0,
-        ReceiverOptions {
-            fail_rate: 1.0,
-            ..Default::default()
-        },
-    )
-    .await
-    .expect("webhook");
+    let hook = Receiver::failing(1.0).await.expect("webhook");
     let cluster = Cluster::start(1, ClusterOptions::default())
         .await
         .expect("cluster");
@@ -582,20 +572,18 @@ async fn t70_a_reachable_node_without_secrets_refuses_to_start() {
     let api_any = format!("0.0.0.0:{}", ports[0]);
     let raft = format!("127.0.0.1:{}", ports[1]);
 
+    let serve_on_any = [
+        "serve",
+        "--data-dir",
+        &data,
+        "--api-addr",
+        &api_any,
+        "--raft-addr",
+        &raft,
+    ];
+
     phase("--- api on 0.0.0.0 without any secret: exit 2, one line naming them all");
-    let (code, out) = run_to_exit(
-        &[
-            "serve",
-            "--data-dir",
-            &data,
-            "--api-addr",
-            &api_any,
-            "--raft-addr",
-            &raft,
-        ],
-        &[],
-    )
-    .await;
+    let (code, out) = run_to_exit(&serve_on_any, &[]).await;
     assert_eq!(code, Some(2), "{out}");
     assert_eq!(out.trim().lines().count(), 1, "one line: {out}");
     for setting in ["api_addr", "cluster_secret", "admin_token", "clients"] {
@@ -604,15 +592,7 @@ async fn t70_a_reachable_node_without_secrets_refuses_to_start() {
 
     phase("--- with the secrets but no client: still refused, naming only the client");
     let (code, out) = run_to_exit(
-        &[
-            "serve",
-            "--data-dir",
-            &data,
-            "--api-addr",
-            &api_any,
-            "--raft-addr",
-            &raft,
-        ],
+        &serve_on_any,
         &[
             ("ORDERQ_ADMIN_TOKEN", "t70-admin-secret-value"),
             ("ORDERQ_CLUSTER_SECRET", "t70-cluster-secret-value"),
@@ -724,12 +704,8 @@ async fn t70_the_peer_port_refuses_an_empty_secret() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn t70_webhooks_are_signed_and_never_sent_to_link_local_addresses_or_the_cluster() {
-    let hook = Receiver::start(0, ReceiverOptions::default())
-        .await
-        .expect("webhook");
-    let provider = Receiver::start(0, ReceiverOptions::default())
-        .await
-        .expect("fake provider");
+    let hook = Receiver::acking().await.expect("webhook");
+    let provider = Receiver::acking().await.expect("fake provider");
     let refund_key = "t70-refund-signing-key-0123456789";
     provider.require_signature(Some(refund_key.to_string()));
     let options = ClusterOptions {
@@ -871,9 +847,7 @@ async fn t70_webhooks_are_signed_and_never_sent_to_link_local_addresses_or_the_c
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn t70_webhook_allow_keeps_webhooks_inside_its_ranges() {
-    let hook = Receiver::start(0, ReceiverOptions::default())
-        .await
-        .expect("webhook");
+    let hook = Receiver::acking().await.expect("webhook");
     let options = ClusterOptions {
         extra_args: vec!["--webhook-allow".into(), "10.0.0.0/8".into()],
         ..Default::default()
@@ -906,20 +880,9 @@ async fn t70_webhook_allow_keeps_webhooks_inside_its_ranges() {
         node.publish("t70.allow", &NewMessage::keyed("k", json!({"n": 1})))
             .await
             .expect("publish");
-        poll_until("a failed attempt", Duration::from_secs(20), || async {
-            let failures = node
-                .subscription_stats("t70-by-name", false)
-                .await
-                .expect("subscriptions")
-                .map_or(0, |s| s.failures);
-            if failures >= 2 {
-                Ok(())
-            } else {
-                Err(format!("{failures} failed attempts"))
-            }
-        })
-        .await
-        .expect("attempts fail");
+        node.wait_failures("t70-by-name", 2, Duration::from_secs(20))
+            .await
+            .expect("attempts fail");
         assert!(
             hook.received().is_empty(),
             "the receiver outside the allowed ranges was never called: {:?}",

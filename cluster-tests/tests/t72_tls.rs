@@ -12,8 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cluster::{
-    poll_until, within, Cluster, ClusterOptions, Endpoint, NewMessage, NodeClient, SkuSettings,
-    Subscription,
+    poll_until, within, Cluster, ClusterOptions, Endpoint, NewMessage, SkuSettings, Subscription,
 };
 use rcgen::{
     BasicConstraints, Certificate, CertificateParams, ExtendedKeyUsagePurpose, IsCa, SanType,
@@ -174,15 +173,6 @@ impl Drop for HttpsReceiver {
     }
 }
 
-/// The `failures` count of `group` in `GET /admin/subscriptions`.
-async fn failures(node: &NodeClient, group: &str) -> u64 {
-    let stats = node
-        .subscription_stats(group, false)
-        .await
-        .expect("subscriptions");
-    stats.map_or(0, |s| s.failures)
-}
-
 /// A push group on `topic` posting to the https receiver at `url`, retrying quickly.
 fn https_hook(topic: &str, url: &str) -> Subscription {
     Subscription::push(topic, url)
@@ -234,7 +224,11 @@ async fn t72_push_webhooks_reach_https_receivers_the_node_trusts() {
         })
         .await
         .expect("delivered over https");
-        assert_eq!(failures(node, "t72-https").await, 0);
+        let stats = node
+            .subscription_stats("t72-https", false)
+            .await
+            .expect("subscriptions");
+        assert_eq!(stats.map_or(0, |s| s.failures), 0);
     })
     .await;
     drop(trusting);
@@ -254,16 +248,9 @@ async fn t72_push_webhooks_reach_https_receivers_the_node_trusts() {
         )
         .await
         .expect("publish");
-        poll_until("failed attempts", Duration::from_secs(20), || async {
-            let failed = failures(node, "t72-untrusted").await;
-            if failed >= 2 {
-                Ok(())
-            } else {
-                Err(format!("{failed} failed attempts"))
-            }
-        })
-        .await
-        .expect("attempts fail");
+        node.wait_failures("t72-untrusted", 2, Duration::from_secs(20))
+            .await
+            .expect("attempts fail");
         assert!(
             !hook.bodies().iter().any(|b| b["key"] == "untrusted"),
             "nothing reached the receiver: {:?}",

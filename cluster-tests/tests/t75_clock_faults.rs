@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use cluster::{holds, poll_until, Cluster, ClusterOptions, NewOrder, SkuSettings};
+use cluster::{holds, poll_until, Cluster, ClusterOptions, NewOrder, NodeClient, SkuSettings};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
@@ -134,6 +134,19 @@ async fn orders_close_on_time(cluster: &Cluster, tag: &str, pay_within_secs: u64
     }
 }
 
+/// Waits until `node` reports `clock_skewed` as `skewed` in `GET /admin/cluster`.
+async fn wait_clock_skewed(node: &NodeClient, skewed: bool, what: &str) {
+    poll_until(what, Duration::from_secs(15), || async {
+        let status: serde_json::Value = node
+            .call(cluster::Request::get("/admin/cluster"))
+            .await
+            .map_err(|e| e.to_string())?;
+        holds(status["clock_skewed"] == skewed)
+    })
+    .await
+    .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_with_a_bad_clock_never_leads_and_orders_close_on_time() {
     assert!(
@@ -143,15 +156,7 @@ async fn a_node_with_a_bad_clock_never_leads_and_orders_close_on_time() {
     let mut cluster = Cluster::start(3, ClusterOptions::default()).await.unwrap();
     let spec_file: PathBuf = cluster.dir().join("faketime-node-3");
     cluster
-        .put_sku(
-            1,
-            "T",
-            &SkuSettings {
-                stock: 1000,
-                price_cents: 100,
-                per_user_limit: 0,
-            },
-        )
+        .put_sku(1, "T", &SkuSettings::new(1000, 100))
         .await
         .unwrap();
 
@@ -161,19 +166,7 @@ async fn a_node_with_a_bad_clock_never_leads_and_orders_close_on_time() {
         .restart_with_env(SKEWED, &faketime_env(&spec_file))
         .unwrap();
     let skewed = cluster.client(SKEWED).clone();
-    poll_until(
-        "node 3 to find its clock off",
-        Duration::from_secs(15),
-        || async {
-            let status: serde_json::Value = skewed
-                .call(cluster::Request::get("/admin/cluster"))
-                .await
-                .map_err(|e| e.to_string())?;
-            holds(status["clock_skewed"] == true)
-        },
-    )
-    .await
-    .unwrap();
+    wait_clock_skewed(&skewed, true, "node 3 to find its clock off").await;
     assert!(
         !skewed.is_ready().await,
         "a node with a bad clock is not ready"
@@ -185,15 +178,7 @@ async fn a_node_with_a_bad_clock_never_leads_and_orders_close_on_time() {
 
     eprintln!("--- node 3's clock agrees again, then is stepped back ten minutes");
     set_clock(&spec_file, "+0");
-    poll_until("node 3 to agree again", Duration::from_secs(15), || async {
-        let status: serde_json::Value = skewed
-            .call(cluster::Request::get("/admin/cluster"))
-            .await
-            .map_err(|e| e.to_string())?;
-        holds(status["clock_skewed"] == false)
-    })
-    .await
-    .unwrap();
+    wait_clock_skewed(&skewed, false, "node 3 to agree again").await;
     // Give node 3 the lead if an election or two hands it over, so its step back is a leader's.
     for _ in 0..6 {
         let leader = cluster.wait_for_leader().await.unwrap();
@@ -217,19 +202,7 @@ async fn a_node_with_a_bad_clock_never_leads_and_orders_close_on_time() {
         cluster.wait_for_leader().await.unwrap()
     );
     set_clock(&spec_file, "-600");
-    poll_until(
-        "node 3 to find its clock off again",
-        Duration::from_secs(15),
-        || async {
-            let status: serde_json::Value = skewed
-                .call(cluster::Request::get("/admin/cluster"))
-                .await
-                .map_err(|e| e.to_string())?;
-            holds(status["clock_skewed"] == true)
-        },
-    )
-    .await
-    .unwrap();
+    wait_clock_skewed(&skewed, true, "node 3 to find its clock off again").await;
     force_election(&cluster).await;
     orders_close_on_time(&cluster, "behind", 3).await;
     cluster.ensure_running().unwrap();

@@ -191,16 +191,12 @@ async fn run(args: Args) -> Result<bool, Error> {
     for target in &args.targets {
         check_loopback(target)?;
     }
-    let http = reqwest::Client::builder()
-        .timeout(REQUEST_TIMEOUT)
-        .connect_timeout(Duration::from_secs(2))
-        .pool_max_idle_per_host((args.clients + args.flood_clients) as usize)
-        .no_proxy()
-        .build()
-        .map_err(|source| Error::Transport {
-            request: "building the HTTP client".to_owned(),
-            source,
-        })?;
+    let http = cluster::client::build_http(
+        reqwest::Client::builder()
+            .timeout(REQUEST_TIMEOUT)
+            .connect_timeout(Duration::from_secs(2))
+            .pool_max_idle_per_host((args.clients + args.flood_clients) as usize),
+    )?;
     let nodes: Vec<NodeClient> = args
         .targets
         .iter()

@@ -23,9 +23,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::Parser;
-use cluster::{
-    poll_until, NewOrder, NodeClient, Receiver, ReceiverOptions, Request, SkuSettings, TimerStats,
-};
+use cluster::{poll_until, NewOrder, NodeClient, Receiver, Request, SkuSettings, TimerStats};
 use reqwest::Method;
 use serde_json::json;
 
@@ -104,11 +102,7 @@ async fn run(args: Args) -> Result<(), String> {
     }
     let first = clients.first().ok_or("no targets")?.clone();
     let stock = i64::try_from(args.orders).map_err(|e| e.to_string())?;
-    let settings = SkuSettings {
-        stock,
-        price_cents: 100,
-        per_user_limit: 0,
-    };
+    let settings = SkuSettings::new(stock, 100);
     first
         .put_sku(&args.sku, &settings)
         .await
@@ -248,9 +242,7 @@ async fn expect_ok(client: &NodeClient, request: Request) -> Result<serde_json::
 /// the receiver.
 async fn run_messages(args: &Args, clients: &[NodeClient]) -> Result<(), String> {
     let first = clients.first().ok_or("no targets")?.clone();
-    let receiver = Receiver::start(0, ReceiverOptions::default())
-        .await
-        .map_err(|e| e.to_string())?;
+    let receiver = Receiver::acking().await.map_err(|e| e.to_string())?;
     let topic = format!("{}.delayed", args.sku);
     let group = format!("{}-delayed", args.sku);
     expect_ok(

@@ -146,11 +146,7 @@ async fn probe_all(cluster: &Cluster) -> Result<AbuseReport> {
     let mut probes = Probes::default();
     let mut notes = Vec::new();
     let leader = cluster.wait_for_leader().await?;
-    let settings = SkuSettings {
-        stock: 100,
-        price_cents: 500,
-        per_user_limit: 0,
-    };
+    let settings = SkuSettings::new(100, 500);
     retry_while_unavailable("SKU X to load", Duration::from_secs(30), || {
         cluster.put_sku(leader, "X", &settings)
     })

@@ -20,7 +20,7 @@ use super::report::{InjectedFault, Report};
 use super::rng::Rng;
 use super::subscribers::Subscribers;
 use super::workload::{Target, Workload, WorkloadPlan, REQUEST_TIMEOUT};
-use crate::client::{NodeClient, Request};
+use crate::client::{build_http, NodeClient, Request};
 use crate::cluster::{Cluster, ClusterOptions, NodeAddrs};
 use crate::error::{Error, Result};
 use crate::model::{Order, OrderPage, Sku};
@@ -323,15 +323,11 @@ async fn load_skus(cluster: &Cluster, plan: &WorkloadPlan) -> Result<()> {
 /// The workload's clients: one per node, with short timeouts so a paused node cannot hold a
 /// client for long.
 fn targets(cluster: &Cluster) -> Result<Vec<Target>> {
-    let http = reqwest::Client::builder()
-        .timeout(REQUEST_TIMEOUT)
-        .connect_timeout(Duration::from_secs(1))
-        .no_proxy()
-        .build()
-        .map_err(|source| Error::Transport {
-            request: "building the chaos HTTP client".to_owned(),
-            source,
-        })?;
+    let http = build_http(
+        reqwest::Client::builder()
+            .timeout(REQUEST_TIMEOUT)
+            .connect_timeout(Duration::from_secs(1)),
+    )?;
     Ok(cluster
         .ids()
         .into_iter()

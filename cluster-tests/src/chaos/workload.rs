@@ -65,11 +65,7 @@ impl Default for WorkloadPlan {
     fn default() -> Self {
         let sku = |name: &str, stock| SkuPlan {
             sku: name.to_owned(),
-            settings: SkuSettings {
-                stock,
-                price_cents: 1999,
-                per_user_limit: 0,
-            },
+            settings: SkuSettings::new(stock, 1999),
         };
         WorkloadPlan {
             clients: 12,

@@ -90,6 +90,26 @@ impl LazyFs {
         self.entry(ino)
     }
 
+    /// Creates the empty regular file `name` in `parent` with the permission bits of `mode`
+    /// (the umask already applied): what `mknod` of a regular file and `create` both do.
+    fn make_file(
+        &mut self,
+        req: &Request<'_>,
+        parent: u64,
+        name: &OsStr,
+        mode: u32,
+    ) -> Result<FileAttr, Errno> {
+        let perm = (mode & 0o7777) as u16;
+        self.make(
+            req,
+            parent,
+            name,
+            Content::File(FileData::created()),
+            perm,
+            |path, ino| NameChange::Create { path, ino, perm },
+        )
+    }
+
     /// Removes `name` from `parent`: a file or symlink (`rmdir` false) or an empty directory.
     fn remove(&mut self, parent: u64, name: &OsStr, rmdir: bool) -> Result<(), Errno> {
         let ino = self.inodes.child(parent, name)?;
@@ -433,16 +453,7 @@ impl Filesystem for LazyFs {
             reply.error(Errno::PERM.0);
             return;
         }
-        let perm = (mode & !umask & 0o7777) as u16;
-        let made = self.make(
-            req,
-            parent,
-            name,
-            Content::File(FileData::created()),
-            perm,
-            |path, ino| NameChange::Create { path, ino, perm },
-        );
-        match made {
+        match self.make_file(req, parent, name, mode & !umask) {
             Ok(attr) => reply.entry(&TTL, &attr, 0),
             Err(e) => reply.error(e.0),
         }
@@ -671,16 +682,7 @@ impl Filesystem for LazyFs {
         _flags: i32,
         reply: ReplyCreate,
     ) {
-        let perm = (mode & !umask & 0o7777) as u16;
-        let made = self.make(
-            req,
-            parent,
-            name,
-            Content::File(FileData::created()),
-            perm,
-            |path, ino| NameChange::Create { path, ino, perm },
-        );
-        match made {
+        match self.make_file(req, parent, name, mode & !umask) {
             Ok(attr) => reply.created(&TTL, &attr, 0, 0, 0),
             Err(e) => reply.error(e.0),
         }
