@@ -32,9 +32,10 @@ use crate::wait::poll_until;
 /// Something that answers the contract's requests, with the verbs tests use on it.
 ///
 /// # To ensure correctness
-/// An implementer answers what a node answered, undecoded, and fails only when no answer came;
-/// retrying is its own business (a [`Cluster`] retries through unavailable nodes, a
-/// [`NodeClient`] does not), never a verb's.
+/// An implementer answers what a node answered, undecoded, and fails only when no answer came.
+/// Retrying a request is its own business (a [`Cluster`] retries through unavailable nodes, a
+/// [`NodeClient`] does not), never a verb's: a verb sends once, so a test on one node sees that
+/// node's answer. Only the waits (`wait_*`) ask again, until their condition holds.
 pub trait Endpoint {
     /// Sends `request` and answers whatever came back.
     async fn answer(&self, request: Request) -> Result<ApiResponse>;

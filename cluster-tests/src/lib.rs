@@ -19,6 +19,24 @@
 //! # Ok(()) }
 //! ```
 //!
+//! and the queue's, as verbs on any running node (or, through [`Cluster::client`], on one):
+//!
+//! ```no_run
+//! # async fn story(cluster: &cluster::Cluster, hook: String) -> cluster::Result<()> {
+//! use std::time::Duration;
+//! use cluster::{Endpoint, OrderState, Receive, SkuSettings, Subscription};
+//! let refunds = Subscription::push("order.refund_requested", hook).max_attempts(4);
+//! cluster.subscribe("payment.refund", &refunds).await?;
+//! cluster.subscribe_pull("created", "order.created").await?;
+//! cluster.load_sku("A", &SkuSettings::new(100, 500)).await?;
+//! let ids = cluster.paid_orders("A", 10).await?;
+//! let leased = cluster.receive("created", &Receive::waiting(10, 5000)).await?;
+//! cluster.ack("created", &leased.receipts()).await?;
+//! cluster.refund(&ids[0], "damaged").await?;
+//! cluster.wait_order_state(&ids[0], OrderState::Refunded, Duration::from_secs(10)).await?;
+//! # Ok(()) }
+//! ```
+//!
 //! # Layout
 //!
 //! - [`chaos`]: the chaos harness: faults on a seeded schedule under a mixed workload, the
