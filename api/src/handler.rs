@@ -37,7 +37,7 @@ pub struct ApiConfig {
     pub default_pay_within_secs: u64,
     /// Payment window of flash-sale orders: short, so unpaid units return to the sale soon.
     pub seckill_pay_within_secs: u64,
-    /// Most dead letters one redrive step moves (at most `sm::apply::MAX_REDRIVE`): a redrive of
+    /// Most dead letters one redrive step moves (at most `sm::queue::MAX_REDRIVE`): a redrive of
     /// any size is proposed as bounded steps, one entry each.
     pub redrive_step: usize,
     /// Where push URLs may point (never link-local; within `webhook_allow` when set).

@@ -226,6 +226,27 @@ impl Scheduler {
 
     /// Re-reads subscriptions: new lanes, new settings, redriven messages; the built-in refund
     /// group.
+    /// The lane of pull group `group`, re-reading the subscriptions first if it is not known (it
+    /// may have been created since the last refresh); an unknown or push group is refused.
+    fn pulled_lane<'s>(
+        &self,
+        state: &'s mut LoopState,
+        group: &str,
+        now: i64,
+    ) -> Result<&'s mut ConsumerLane, ClusterError> {
+        if !state.lanes.contains_key(group) {
+            if let Err(e) = self.refresh(state, now) {
+                tracing::warn!(error = %e, "scheduler refresh failed");
+            }
+        }
+        let lane = state
+            .lanes
+            .get_mut(group)
+            .ok_or_else(|| ClusterError::UnknownGroup(format!("subscription {group} not found")))?;
+        pulled_group(lane)?;
+        Ok(lane)
+    }
+
     fn refresh(&self, state: &mut LoopState, now: i64) -> Result<(), sm::StoreError> {
         let subs = self.reads().subscriptions()?;
         self.ensure_refund_group(state, &subs, now);
@@ -369,19 +390,7 @@ impl Scheduler {
                 limits,
                 reply,
             }) => {
-                if !state.lanes.contains_key(&group) {
-                    // Created since the last refresh?
-                    if let Err(e) = self.refresh(state, now) {
-                        tracing::warn!(error = %e, "scheduler refresh failed");
-                    }
-                }
-                let Some(lane) = state.lanes.get(&group) else {
-                    let _ = reply.send(Err(ClusterError::UnknownGroup(format!(
-                        "subscription {group} not found"
-                    ))));
-                    return;
-                };
-                if let Err(e) = pulled_group(lane) {
+                if let Err(e) = self.pulled_lane(state, &group, now) {
                     let _ = reply.send(Err(e));
                     return;
                 }
@@ -405,21 +414,13 @@ impl Scheduler {
                 nack_delay_ms,
                 reply,
             }) => {
-                if !state.lanes.contains_key(&group) {
-                    if let Err(e) = self.refresh(state, now) {
-                        tracing::warn!(error = %e, "scheduler refresh failed");
+                let lane = match self.pulled_lane(state, &group, now) {
+                    Ok(lane) => lane,
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                        return;
                     }
-                }
-                let Some(lane) = state.lanes.get_mut(&group) else {
-                    let _ = reply.send(Err(ClusterError::UnknownGroup(format!(
-                        "subscription {group} not found"
-                    ))));
-                    return;
                 };
-                if let Err(e) = pulled_group(lane) {
-                    let _ = reply.send(Err(e));
-                    return;
-                }
                 let mut settled = Vec::new();
                 for receipt in receipts {
                     // Anything this node did not issue for this group settles nothing.

@@ -70,47 +70,6 @@ fn refunded_order(
     load_order(txn, &message.key)
 }
 
-/// The provider acknowledged the refund in `message`: the order is refunded.
-fn on_delivered(
-    txn: &mut Txn<'_>,
-    now_ms: i64,
-    group: &str,
-    message: &Message,
-) -> Result<(), StoreError> {
-    let Some(mut order) = refunded_order(txn, group, message)? else {
-        return Ok(());
-    };
-    if matches!(
-        order.state,
-        OrderState::RefundRequested | OrderState::RefundFailed
-    ) {
-        let was = order.state;
-        order.state = OrderState::Refunded;
-        order.refunded_at_ms = Some(now_ms);
-        save_order(txn, &order, Some(was))?;
-        event::publish(txn, now_ms, REFUNDED, &order)?;
-    }
-    Ok(())
-}
-
-/// The refund in `message` became a dead letter: the order's refund failed (until redriven).
-fn on_dead(
-    txn: &mut Txn<'_>,
-    now_ms: i64,
-    group: &str,
-    message: &Message,
-) -> Result<(), StoreError> {
-    let Some(mut order) = refunded_order(txn, group, message)? else {
-        return Ok(());
-    };
-    if order.state == OrderState::RefundRequested {
-        order.state = OrderState::RefundFailed;
-        save_order(txn, &order, Some(OrderState::RefundRequested))?;
-        event::publish(txn, now_ms, REFUND_FAILED, &order)?;
-    }
-    Ok(())
-}
-
 /// The refund group's side of the seam: what the queue's delivery recording tells the order wing.
 pub struct RefundHook;
 
@@ -119,6 +78,7 @@ impl SettleHook for RefundHook {
         group == REFUND_GROUP
     }
 
+    /// The provider acknowledged the refund in `message`: the order is refunded.
     fn delivered(
         &self,
         txn: &mut Txn<'_>,
@@ -126,9 +86,23 @@ impl SettleHook for RefundHook {
         group: &str,
         message: &Message,
     ) -> Result<(), StoreError> {
-        on_delivered(txn, now_ms, group, message)
+        let Some(mut order) = refunded_order(txn, group, message)? else {
+            return Ok(());
+        };
+        if matches!(
+            order.state,
+            OrderState::RefundRequested | OrderState::RefundFailed
+        ) {
+            let was = order.state;
+            order.state = OrderState::Refunded;
+            order.refunded_at_ms = Some(now_ms);
+            save_order(txn, &order, Some(was))?;
+            event::publish(txn, now_ms, REFUNDED, &order)?;
+        }
+        Ok(())
     }
 
+    /// The refund in `message` became a dead letter: the order's refund failed (until redriven).
     fn dead(
         &self,
         txn: &mut Txn<'_>,
@@ -136,7 +110,15 @@ impl SettleHook for RefundHook {
         group: &str,
         message: &Message,
     ) -> Result<(), StoreError> {
-        on_dead(txn, now_ms, group, message)
+        let Some(mut order) = refunded_order(txn, group, message)? else {
+            return Ok(());
+        };
+        if order.state == OrderState::RefundRequested {
+            order.state = OrderState::RefundFailed;
+            save_order(txn, &order, Some(OrderState::RefundRequested))?;
+            event::publish(txn, now_ms, REFUND_FAILED, &order)?;
+        }
+        Ok(())
     }
 }
 

@@ -55,33 +55,17 @@ pub fn put(txn: &mut Txn<'_>, now_ms: i64, put: &PutSubscription) -> Result<Outc
         !p.signing_secret.is_empty() && Some(&p.signing_secret) != current_key.as_ref()
     });
     let signing_secret = new_key.map(|p| p.signing_secret.expose().to_string());
-    let sub = match existing {
+    let base = match existing {
         Some(old) if old.topic != put.topic => {
             return Ok(Err(Rejection::Invalid(format!(
                 "group {} consumes {}; its topic cannot change",
                 old.group, old.topic
             ))))
         }
-        Some(old) => Subscription {
-            push,
-            max_attempts: put.max_attempts,
-            backoff_initial_ms: put.backoff_initial_ms,
-            backoff_max_ms: put.backoff_max_ms,
-            max_in_flight: put.max_in_flight,
-            rate_per_sec: put.rate_per_sec,
-            ordered_by_key: put.ordered_by_key,
-            ..old
-        },
+        Some(old) => old,
         None => Subscription {
             group: put.group.clone(),
             topic: put.topic.clone(),
-            push,
-            max_attempts: put.max_attempts,
-            backoff_initial_ms: put.backoff_initial_ms,
-            backoff_max_ms: put.backoff_max_ms,
-            max_in_flight: put.max_in_flight,
-            rate_per_sec: put.rate_per_sec,
-            ordered_by_key: put.ordered_by_key,
             start: if put.start_latest {
                 "latest"
             } else {
@@ -94,12 +78,19 @@ pub fn put(txn: &mut Txn<'_>, now_ms: i64, put: &PutSubscription) -> Result<Outc
                 // The oldest message retention has not removed.
                 store::floor(txn, &put.topic)?
             },
-            delivered: 0,
-            dead: 0,
-            failures: 0,
-            redrives: 0,
-            ready_marks: 0,
+            ..Subscription::default()
         },
+    };
+    // The settings a PUT sets, on a new group or an existing one alike.
+    let sub = Subscription {
+        push,
+        max_attempts: put.max_attempts,
+        backoff_initial_ms: put.backoff_initial_ms,
+        backoff_max_ms: put.backoff_max_ms,
+        max_in_flight: put.max_in_flight,
+        rate_per_sec: put.rate_per_sec,
+        ordered_by_key: put.ordered_by_key,
+        ..base
     };
     store::save(txn, &sub)?;
     if let Some(signing_secret) = signing_secret {

@@ -29,7 +29,7 @@ pub struct PushTarget {
 }
 
 /// A consumer group's settings and committed position.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Subscription {
     /// The group name.
     pub group: String,
