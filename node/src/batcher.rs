@@ -12,7 +12,10 @@
 //! - At most `max_in_flight` batches are proposed at once; while they are in flight, new requests
 //!   queue up and form the next batch, so batches grow with load and stay small when idle.
 //! - On a follower, a batch goes to the leader in one peer request ([`WriteForwarder`]) instead
-//!   of one HTTP request per write; the leader batches forwarded commands with its own.
+//!   of one HTTP request per write; the leader batches forwarded commands with its own. This is
+//!   the only way a write reaches the leader: when the leader moved meanwhile (a `ForwardTo`
+//!   answer, given only for a command that was not committed), the batcher sends the command on
+//!   to the leader named, a bounded number of times (see `propose`).
 //! - An entry holds at most `max_batch` commands and `max_batch_bytes` bytes of them, so no
 //!   entry is too large to replicate within the append timeout; a command larger than a whole
 //!   entry is refused before it is queued.
@@ -366,6 +369,11 @@ async fn propose(proposer: &Proposer, mut waiting: Vec<Pending>) {
             }
             return;
         }
+        tracing::info!(
+            leader_id = redirected.leader_id,
+            commands = redirected.waiting.len(),
+            "the leader moved while a batch was on its way; sending it on"
+        );
         // The new leader may still be taking over.
         tokio::time::sleep(RETRY_PAUSE).await;
         hint = Some(redirected.leader_id);
