@@ -8,9 +8,9 @@ use sm::command::Command;
 use sm::outcome::Outcome;
 use sm::StateReader;
 
-/// Why the cluster could not serve a write or a linearizable read here. Serialisable, because a
-/// follower forwards writes to the leader and relays each command's answer.
-#[derive(Debug, Clone, thiserror::Error, serde::Serialize, serde::Deserialize)]
+/// Why the cluster could not serve a write or a linearizable read here. A follower relays the
+/// leader's answer to a forwarded write as this (the node's peer wire carries each variant).
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ClusterError {
     /// Another node leads; the request should go to its API address.
     #[error("node {leader_id} leads")]
@@ -170,7 +170,9 @@ pub struct LiveDeliveries {
 /// The cluster as the API sees it.
 #[async_trait]
 pub trait Cluster: Send + Sync + 'static {
-    /// Proposes `command` and answers its outcome once committed and applied.
+    /// Proposes `command` and answers its outcome once committed and applied. The one way a write
+    /// reaches the leader: from a follower the cluster carries the command there itself, so
+    /// `ForwardTo` here means it could not, and the API does not re-send the request.
     async fn write(&self, command: Command) -> Result<Outcome, ClusterError>;
 
     /// Returns once this node may serve a linearizable read from its own state.

@@ -1,5 +1,7 @@
 //! Dispatch: from an [`HttpRequest`] to an [`HttpReply`]. Validation happens here, before anything
-//! is proposed; writes and linearizable reads that reach a follower are forwarded to the leader.
+//! is proposed. Writes reach the leader through [`Cluster::write`] alone (the node forwards the
+//! command, and follows the leader when it moves); linearizable reads, pull requests and
+//! membership changes that reach a follower are forwarded to the leader's API.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -389,14 +391,14 @@ impl<C: Cluster> Api<C> {
         Ok(out)
     }
 
-    /// Proposes `action` with the request's idempotency key; forwards to the leader if needed.
+    /// Proposes `action` with the request's idempotency key.
     pub(crate) async fn propose(
         &self,
         req: &HttpRequest,
         action: Action,
     ) -> Result<HttpReply, ApiError> {
         let command = Self::command(req, action)?;
-        self.propose_command(req, command).await
+        self.propose_command(command).await
     }
 
     /// `action` carrying the request's checked idempotency key and hash, if it has a key.
@@ -410,16 +412,10 @@ impl<C: Cluster> Api<C> {
         Ok(command)
     }
 
-    /// Proposes `command`; forwards the request to the leader if needed.
-    pub(crate) async fn propose_command(
-        &self,
-        req: &HttpRequest,
-        command: Command,
-    ) -> Result<HttpReply, ApiError> {
-        match self.cluster.write(command).await {
-            Ok(outcome) => outcome_reply(outcome),
-            Err(e) => self.forward_or_fail(req, e).await,
-        }
+    /// Proposes `command`. Never re-sends the request to the leader: [`Cluster::write`] is the
+    /// one way a write gets there, so a `ForwardTo` it answers means it could not (503).
+    pub(crate) async fn propose_command(&self, command: Command) -> Result<HttpReply, ApiError> {
+        outcome_reply(self.cluster.write(command).await?)
     }
 
     /// Serves a read of state: from this node when `consistency=local`, else after confirming
@@ -442,6 +438,10 @@ impl<C: Cluster> Api<C> {
         answer(reader)
     }
 
+    /// Sends the request to the leader's API when `e` names one, else fails with `e`. For what
+    /// only the leader can serve and is not a Raft command through [`Cluster::write`]:
+    /// linearizable reads, pull receive/ack/nack (the leader's scheduler holds the leases in
+    /// memory) and membership changes (openraft's `change_membership`, not the batcher).
     pub(crate) async fn forward_or_fail(
         &self,
         req: &HttpRequest,

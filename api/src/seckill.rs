@@ -54,6 +54,6 @@ impl<C: Cluster> Api<C> {
             }
             return Err(ApiError::sold_out(&sku));
         }
-        self.propose_command(req, command).await
+        self.propose_command(command).await
     }
 }

@@ -1,8 +1,9 @@
 //! No single request, command or entry can stall, crash or fool the cluster: a leader cut off
 //! from its followers stops calling webhooks and says it is not ready; a membership change that
 //! cannot work is refused instead of bricking the node; a command larger than an entry may be is
-//! refused with 413; a redrive of more letters than one step moves completes in steps; and a
-//! flood of large publishes neither starves a small order nor costs the leader its office.
+//! refused with 413; a redrive of more letters than one step moves completes in steps; a flood
+//! of large publishes neither starves a small order nor costs the leader its office; and a write
+//! through a follower while leadership moves is committed at most once.
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -504,4 +505,126 @@ async fn a_partition_cuts_forwarded_writes_too() {
         .await
         .unwrap();
     assert!(orders.orders.len() <= 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_through_a_follower_while_leadership_moves_commit_at_most_once() {
+    use cluster::chaos::proxy::LinkState;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    const WRITERS: usize = 4;
+    let (cluster, proxy) = cluster::chaos::run::start_cluster(12, Vec::new(), Vec::new(), None)
+        .await
+        .unwrap();
+    let leader = cluster.wait_for_leader().await.unwrap();
+    let follower = cluster.followers().await.unwrap()[0];
+    ok(
+        &cluster,
+        Request::json(
+            Method::PUT,
+            "/admin/skus/M",
+            &json!({"stock": 1_000_000, "price_cents": 100}),
+        ),
+    )
+    .await;
+
+    eprintln!(
+        "--- {WRITERS} writers create orders through follower {follower}, no Idempotency-Key"
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    /// Per user (one order each): the status answered, or `None` when no answer came.
+    type Answers = Mutex<Vec<(String, Option<u16>)>>;
+    let answers: Arc<Answers> = Arc::default();
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let client = cluster.client(follower).clone();
+            let (stop, answers) = (Arc::clone(&stop), Arc::clone(&answers));
+            tokio::spawn(async move {
+                let mut i = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    let user = format!("mv-{w}-{i}");
+                    let body = json!({"user_id": user, "items": [{"sku": "M", "qty": 1}]});
+                    let status = client
+                        .send(Request::json(Method::POST, "/v1/orders", &body))
+                        .await
+                        .ok()
+                        .map(|r| r.status);
+                    answers.lock().unwrap().push((user, status));
+                    i += 1;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            })
+        })
+        .collect();
+    let created = |answers: &Answers| {
+        let answers = answers.lock().unwrap();
+        answers.iter().filter(|(_, s)| *s == Some(201)).count()
+    };
+    let acknowledged = |count: usize| {
+        let answers = Arc::clone(&answers);
+        poll_until(
+            "writes through the follower acknowledged",
+            Duration::from_secs(30),
+            move || {
+                let seen = created(&answers);
+                async move { holds(seen >= count) }
+            },
+        )
+    };
+    acknowledged(20).await.unwrap();
+
+    eprintln!("--- cut leader {leader} off: the followers elect another while the writes go on");
+    for id in cluster.followers().await.unwrap() {
+        proxy.set_both(leader, id, LinkState::Down);
+    }
+    poll_until(
+        "the follower to name a new leader",
+        Duration::from_secs(20),
+        || async {
+            let status = cluster.status(follower).await.map_err(|e| e.to_string())?;
+            holds(status.leader_id.is_some_and(|l| l != leader))
+        },
+    )
+    .await
+    .unwrap();
+    let before = created(&answers);
+    acknowledged(before + 20).await.unwrap();
+
+    eprintln!("--- heal: the old leader rejoins, and leadership may move again");
+    proxy.heal();
+    cluster.wait_for_leader().await.unwrap();
+    let before = created(&answers);
+    acknowledged(before + 20).await.unwrap();
+    stop.store(true, Ordering::Relaxed);
+    for writer in writers {
+        writer.await.unwrap();
+    }
+
+    eprintln!("--- each write answered 201 or a retryable error, and committed at most once");
+    let answers = answers.lock().unwrap().clone();
+    let mut orders = 0;
+    for (user, status) in &answers {
+        assert!(
+            matches!(status, None | Some(201 | 429 | 503)),
+            "{user}: answered {status:?}"
+        );
+        let page = ok(&cluster, Request::get(format!("/v1/orders?user_id={user}"))).await;
+        let count = page["orders"].as_array().map_or(0, Vec::len);
+        match status {
+            Some(201) => assert_eq!(count, 1, "{user}: acknowledged, so committed once"),
+            _ => assert!(count <= 1, "{user}: committed {count} times"),
+        }
+        orders += count;
+    }
+    let sku = ok(&cluster, Request::get("/v1/skus/M")).await;
+    assert_eq!(
+        sku["reserved"], orders,
+        "stock held by exactly the orders committed"
+    );
+    eprintln!(
+        "    {} writes, {} acknowledged, {orders} committed",
+        answers.len(),
+        answers.iter().filter(|(_, s)| *s == Some(201)).count()
+    );
 }

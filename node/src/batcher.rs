@@ -12,7 +12,10 @@
 //! - At most `max_in_flight` batches are proposed at once; while they are in flight, new requests
 //!   queue up and form the next batch, so batches grow with load and stay small when idle.
 //! - On a follower, a batch goes to the leader in one peer request ([`WriteForwarder`]) instead
-//!   of one HTTP request per write; the leader batches forwarded commands with its own.
+//!   of one HTTP request per write; the leader batches forwarded commands with its own. This is
+//!   the only way a write reaches the leader: when the leader moved meanwhile (a `ForwardTo`
+//!   answer, given only for a command that was not committed), the batcher sends the command on
+//!   to the leader named, a bounded number of times (see `propose`).
 //! - An entry holds at most `max_batch` commands and `max_batch_bytes` bytes of them, so no
 //!   entry is too large to replicate within the append timeout; a command larger than a whole
 //!   entry is refused before it is queued.
@@ -23,19 +26,28 @@
 //!   nor can they starve it.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use openraft::error::{ClientWriteError, RaftError};
 use sm::command::{Command, CommandBatch};
 use sm::outcome::Outcome;
 use sm::raft_types::{NodeId, PeerAddr, Raft};
 use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::time::Instant;
 
 use api::ClusterError;
 
 use crate::admission::{Admission, Lane};
 use crate::clock::now_ms;
 use crate::clock_watch::ClockWatch;
-use crate::write_forwarder::WriteForwarder;
+use crate::write_forwarder::{WriteForwarder, FORWARD_TIMEOUT};
+
+/// Most tries to get a batch proposed: the first, and resends toward a leader named by a
+/// `ForwardTo` answer (the leader moved while the batch was on its way).
+const ROUTE_TRIES: usize = 3;
+
+/// Pause before a resend toward a newly named leader, which may still be taking over.
+const RETRY_PAUSE: Duration = Duration::from_millis(100);
 
 /// A command waiting to be proposed, with where to send its outcome.
 struct Pending {
@@ -279,20 +291,99 @@ async fn run(proposer: Proposer, mut lanes: Lanes, limits: Limits, max_in_flight
     }
 }
 
-/// The leader this node knows, when it is another node: its id and addresses.
-fn other_leader(raft: &Raft) -> Option<(NodeId, PeerAddr)> {
-    let metrics = raft.metrics();
-    let m = metrics.borrow();
-    let leader = m.current_leader.filter(|leader| *leader != m.id)?;
-    let node = m.membership_config.membership().get_node(&leader)?.clone();
-    Some((leader, node))
+/// Where a batch goes: this node's Raft, or the leader `NodeId` at `PeerAddr`.
+enum Route {
+    /// This node proposes it (it leads, or knows no other leader: then Raft answers why not).
+    Here,
+    /// Another node leads: the batch is forwarded to it.
+    Leader(NodeId, PeerAddr),
 }
 
-async fn propose(proposer: &Proposer, waiting: Vec<Pending>) {
-    if let Some((leader_id, leader)) = other_leader(&proposer.raft) {
-        forward(proposer, leader_id, leader, waiting).await;
-        return;
+/// The route to the leader named by `hint` (the last `ForwardTo` answer, newer than this node's
+/// own view) or else to the one this node knows.
+fn route(raft: &Raft, hint: Option<NodeId>) -> Route {
+    let metrics = raft.metrics();
+    let m = metrics.borrow();
+    match hint.or(m.current_leader) {
+        Some(leader) if leader != m.id => {
+            match m.membership_config.membership().get_node(&leader) {
+                Some(node) => Route::Leader(leader, node.clone()),
+                None => Route::Here,
+            }
+        }
+        _ => Route::Here,
     }
+}
+
+/// Commands that were not committed because the node they reached (this one or the leader they
+/// were forwarded to) named another leader: they may go there.
+struct Redirected {
+    /// The leader named.
+    leader_id: NodeId,
+    /// Its API address, for the `ForwardTo` answered if they go no further.
+    api_addr: String,
+    /// The commands, each still waiting for its answer.
+    waiting: Vec<Pending>,
+}
+
+impl Redirected {
+    /// Adds `pending`, redirected by `ForwardTo { leader_id, api_addr }`.
+    fn push(redirected: &mut Option<Self>, pending: Pending, leader_id: NodeId, api_addr: String) {
+        redirected
+            .get_or_insert_with(|| Redirected {
+                leader_id,
+                api_addr,
+                waiting: Vec::new(),
+            })
+            .waiting
+            .push(pending);
+    }
+}
+
+/// Proposes a batch here or forwards it to the leader, and goes after the leader when it moved.
+///
+/// To ensure correctness: a command is resent only after a `ForwardTo` answer, which openraft
+/// gives for a write it never appended or whose entry it truncated, so none is committed twice;
+/// each try proposes it at most once. At most [`ROUTE_TRIES`] tries within [`FORWARD_TIMEOUT`],
+/// after which the last `ForwardTo` is the answer; any other answer, a lost one included
+/// (`Unavailable`), is final.
+async fn propose(proposer: &Proposer, mut waiting: Vec<Pending>) {
+    let deadline = Instant::now() + FORWARD_TIMEOUT;
+    let mut hint = None;
+    for tries_left in (0..ROUTE_TRIES).rev() {
+        let redirected = match route(&proposer.raft, hint) {
+            Route::Here => propose_here(proposer, waiting).await,
+            Route::Leader(leader_id, leader) => {
+                forward(proposer, leader_id, leader, waiting, deadline).await
+            }
+        };
+        let Some(redirected) = redirected else {
+            return;
+        };
+        if tries_left == 0 || Instant::now() + RETRY_PAUSE >= deadline {
+            for pending in redirected.waiting {
+                let _ = pending.reply.send(Err(ClusterError::ForwardTo {
+                    leader_id: redirected.leader_id,
+                    api_addr: redirected.api_addr.clone(),
+                }));
+            }
+            return;
+        }
+        tracing::info!(
+            leader_id = redirected.leader_id,
+            commands = redirected.waiting.len(),
+            "the leader moved while a batch was on its way; sending it on"
+        );
+        // The new leader may still be taking over.
+        tokio::time::sleep(RETRY_PAUSE).await;
+        hint = Some(redirected.leader_id);
+        waiting = redirected.waiting;
+    }
+}
+
+/// Proposes a batch to this node's Raft and answers each command; answers `Some` with the
+/// forwardable commands when Raft names another leader.
+async fn propose_here(proposer: &Proposer, waiting: Vec<Pending>) -> Option<Redirected> {
     if proposer.clock.is_skewed() {
         // Its clock would become every replica's time for this entry.
         for pending in waiting {
@@ -300,10 +391,9 @@ async fn propose(proposer: &Proposer, waiting: Vec<Pending>) {
                 "this node's clock is off from the other voters'; it does not lead".into(),
             )));
         }
-        return;
+        return None;
     }
-    let (commands, replies): (Vec<Command>, Vec<_>) =
-        waiting.into_iter().map(|p| (p.command, p.reply)).unzip();
+    let commands = waiting.iter().map(|p| p.command.clone()).collect();
     let batch = CommandBatch {
         now_ms: now_ms(),
         commands,
@@ -311,27 +401,47 @@ async fn propose(proposer: &Proposer, waiting: Vec<Pending>) {
     match proposer.raft.client_write(batch).await {
         Ok(written) => {
             let mut outcomes = written.data.0.into_iter();
-            for reply in replies {
+            for pending in waiting {
                 let outcome = outcomes.next().ok_or_else(|| {
                     ClusterError::Unavailable("batch answered fewer outcomes than commands".into())
                 });
-                let _ = reply.send(outcome);
+                let _ = pending.reply.send(outcome);
             }
+            None
         }
         Err(e) => {
-            // Leadership moved between the check and the proposal: the callers are told where
-            // the leader is (the API forwards the request there).
+            // Leadership moved between the check and the proposal: nothing was committed;
+            // forwardable commands follow the leader, the others tell their follower where it is.
             let error = write_error(e);
-            for reply in replies {
-                let _ = reply.send(Err(error.clone()));
+            let mut redirected = None;
+            for pending in waiting {
+                match &error {
+                    ClusterError::ForwardTo {
+                        leader_id,
+                        api_addr,
+                    } if pending.forwardable => {
+                        Redirected::push(&mut redirected, pending, *leader_id, api_addr.clone())
+                    }
+                    _ => {
+                        let _ = pending.reply.send(Err(error.clone()));
+                    }
+                }
             }
+            redirected
         }
     }
 }
 
 /// Sends the forwardable commands of a batch to the leader in one request and relays each
-/// answer; commands that were forwarded here already are answered `ForwardTo` instead.
-async fn forward(proposer: &Proposer, leader_id: NodeId, leader: PeerAddr, waiting: Vec<Pending>) {
+/// answer, except `ForwardTo`: those commands are answered `Some` to be sent on. Commands that
+/// were forwarded here already are answered `ForwardTo` at once (their follower sends them on).
+async fn forward(
+    proposer: &Proposer,
+    leader_id: NodeId,
+    leader: PeerAddr,
+    waiting: Vec<Pending>,
+    deadline: Instant,
+) -> Option<Redirected> {
     let (forwardable, local): (Vec<Pending>, Vec<Pending>) =
         waiting.into_iter().partition(|p| p.forwardable);
     for pending in local {
@@ -341,26 +451,34 @@ async fn forward(proposer: &Proposer, leader_id: NodeId, leader: PeerAddr, waiti
         }));
     }
     if forwardable.is_empty() {
-        return;
+        return None;
     }
-    let (commands, replies): (Vec<Command>, Vec<_>) = forwardable
-        .into_iter()
-        .map(|p| (p.command, p.reply))
-        .unzip();
+    let commands = forwardable.iter().map(|p| p.command.clone()).collect();
     match proposer
         .forwarder
-        .forward(&leader.raft_addr, commands)
+        .forward(&leader.raft_addr, commands, deadline)
         .await
     {
         Ok(answers) => {
-            for (reply, answer) in replies.into_iter().zip(answers) {
-                let _ = reply.send(answer);
+            let mut redirected = None;
+            for (pending, answer) in forwardable.into_iter().zip(answers) {
+                match answer {
+                    Err(ClusterError::ForwardTo {
+                        leader_id,
+                        api_addr,
+                    }) => Redirected::push(&mut redirected, pending, leader_id, api_addr),
+                    answer => {
+                        let _ = pending.reply.send(answer);
+                    }
+                }
             }
+            redirected
         }
         Err(error) => {
-            for reply in replies {
-                let _ = reply.send(Err(error.clone()));
+            for pending in forwardable {
+                let _ = pending.reply.send(Err(error.clone()));
             }
+            None
         }
     }
 }

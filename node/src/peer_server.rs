@@ -15,7 +15,7 @@ use warp::Filter;
 
 use crate::batcher::Batcher;
 use crate::peer_wire::{
-    AppendMsg, AppendReplyMsg, ClockReplyMsg, ProposeMsg, ProposeReplyMsg, SnapshotMsg,
+    AnswerMsg, AppendMsg, AppendReplyMsg, ClockReplyMsg, ProposeMsg, ProposeReplyMsg, SnapshotMsg,
     SnapshotReplyMsg, VoteMsg, VoteReplyMsg, WireError, SECRET_HEADER, TARGET_HEADER,
 };
 use crate::secrets::Secret;
@@ -35,16 +35,17 @@ fn failure(status: StatusCode, message: impl std::fmt::Display) -> Response<Body
 
 /// Answers a follower's forwarded batch: each command through this node's batcher, never
 /// forwarded again; all answered together, in order.
-async fn propose(batcher: &Batcher, msg: ProposeMsg) -> Result<Vec<u8>, (StatusCode, String)> {
+async fn propose(batcher: &Batcher, msg: ProposeMsg) -> Vec<u8> {
     let answers = futures::future::join_all(
         msg.commands
             .into_iter()
             .map(|command| batcher.submit_forwarded(command)),
     )
     .await;
-    let answers_json = serde_json::to_vec(&answers)
-        .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    Ok(ProposeReplyMsg { answers_json }.encode_to_vec())
+    ProposeReplyMsg {
+        answers: answers.iter().map(AnswerMsg::from_answer).collect(),
+    }
+    .encode_to_vec()
 }
 
 async fn handle(
@@ -103,7 +104,7 @@ async fn handle(
         .encode_to_vec()),
         crate::peer_wire::PROPOSE_PATH => {
             let msg = ProposeMsg::decode(body).map_err(decode_err)?;
-            propose(&batcher, msg).await
+            Ok(propose(&batcher, msg).await)
         }
         other => Err((StatusCode::NOT_FOUND, format!("no peer RPC {other}"))),
     }

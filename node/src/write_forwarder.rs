@@ -4,11 +4,16 @@
 //! the follower's batcher coalesces its writes like the leader's does and sends each batch to the
 //! leader in one [`ProposeMsg`]; the leader feeds the commands to its own batcher and answers each.
 //!
-//! To ensure correctness: a batch is forwarded at most once. The leader submits forwarded
-//! commands so that they are never forwarded again (a leader that has just lost leadership
-//! answers `ForwardTo` instead), so a batch cannot bounce between two nodes that each believe
-//! the other leads. A forward whose answer is lost leaves each command's outcome unknown
-//! (`Unavailable`), and the client retries with its `Idempotency-Key`.
+//! This is the only way a write travels to the leader: the API never re-sends a write's HTTP
+//! request. The answers are typed (see [`crate::peer_wire::AnswerMsg`]).
+//!
+//! To ensure correctness: one call sends a batch once. The leader submits forwarded commands so
+//! that they are never forwarded again (a leader that has just lost leadership answers
+//! `ForwardTo` instead, for a command it did not commit), so a batch cannot bounce between two
+//! nodes that each believe the other leads; the follower's batcher alone retries, a bounded
+//! number of times within the batch's deadline. A forward whose answer is lost leaves each
+//! command's outcome unknown (`Unavailable`), is never retried, and the client retries with its
+//! `Idempotency-Key`.
 
 use std::time::Duration;
 
@@ -16,11 +21,12 @@ use api::ClusterError;
 use prost::Message;
 use sm::command::Command;
 use sm::outcome::Outcome;
+use tokio::time::Instant;
 
-use crate::peer_wire::{ProposeMsg, ProposeReplyMsg, PROPOSE_PATH, SECRET_HEADER};
+use crate::peer_wire::{AnswerMsg, ProposeMsg, ProposeReplyMsg, PROPOSE_PATH, SECRET_HEADER};
 
-/// How long the leader may take to answer a forwarded batch.
-const FORWARD_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long forwarding a batch may take in all, every try included: the batch's deadline.
+pub const FORWARD_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// One command's answer as relayed from the leader.
 pub type Answer = Result<Outcome, ClusterError>;
@@ -56,22 +62,26 @@ impl WriteForwarder {
         })
     }
 
-    /// Proposes `commands` through the leader at `raft_addr`; answers one result per command.
+    /// Proposes `commands` through the leader at `raft_addr`, waiting for its answer until
+    /// `deadline`; answers one result per command.
     pub async fn forward(
         &self,
         raft_addr: &str,
         commands: Vec<Command>,
+        deadline: Instant,
     ) -> Result<Vec<Answer>, ClusterError> {
         let count = commands.len();
         let unknown = |e: String| {
             ClusterError::Unavailable(format!("forwarding to the leader at {raft_addr}: {e}"))
         };
+        let body = ProposeMsg { commands }.encode_to_vec();
         let response = self
             .http
             .post(format!("{}://{raft_addr}/raft/{PROPOSE_PATH}", self.scheme))
+            .timeout(deadline.saturating_duration_since(Instant::now()))
             .header(SECRET_HEADER, &self.secret)
             .header("content-type", "application/x-protobuf")
-            .body(ProposeMsg { commands }.encode_to_vec())
+            .body(body)
             .send()
             .await
             .map_err(|e| {
@@ -91,8 +101,12 @@ impl WriteForwarder {
             )));
         }
         let reply = ProposeReplyMsg::decode(body).map_err(|e| unknown(e.to_string()))?;
-        let answers: Vec<Answer> =
-            serde_json::from_slice(&reply.answers_json).map_err(|e| unknown(e.to_string()))?;
+        let answers = reply
+            .answers
+            .into_iter()
+            .map(AnswerMsg::into_answer)
+            .collect::<Result<Vec<Answer>, _>>()
+            .map_err(|e| unknown(e.to_string()))?;
         if answers.len() != count {
             return Err(unknown(format!(
                 "{} answers for {count} commands",
