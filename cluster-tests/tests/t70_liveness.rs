@@ -8,7 +8,7 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use cluster::model::OrderPage;
+use cluster::model::{OrderPage, Sku};
 use cluster::{
     holds, poll_until, requests, Cluster, ClusterOptions, Endpoint, NewMessage, NewOrder,
     NodeClient, Receiver, ReceiverOptions, Request, SkuSettings, Start, Subscription,
@@ -519,15 +519,10 @@ async fn writes_through_a_follower_while_leadership_moves_commit_at_most_once() 
         .unwrap();
     let leader = cluster.wait_for_leader().await.unwrap();
     let follower = cluster.followers().await.unwrap()[0];
-    ok(
-        &cluster,
-        Request::json(
-            Method::PUT,
-            "/admin/skus/M",
-            &json!({"stock": 1_000_000, "price_cents": 100}),
-        ),
-    )
-    .await;
+    cluster
+        .load_sku("M", &SkuSettings::new(1_000_000, 100))
+        .await
+        .unwrap();
 
     eprintln!(
         "--- {WRITERS} writers create orders through follower {follower}, no Idempotency-Key"
@@ -609,17 +604,20 @@ async fn writes_through_a_follower_while_leadership_moves_commit_at_most_once() 
             matches!(status, None | Some(201 | 429 | 503)),
             "{user}: answered {status:?}"
         );
-        let page = ok(&cluster, Request::get(format!("/v1/orders?user_id={user}"))).await;
-        let count = page["orders"].as_array().map_or(0, Vec::len);
+        let page: OrderPage = cluster
+            .call(Request::get(format!("/v1/orders?user_id={user}")))
+            .await
+            .unwrap();
+        let count = page.orders.len();
         match status {
             Some(201) => assert_eq!(count, 1, "{user}: acknowledged, so committed once"),
             _ => assert!(count <= 1, "{user}: committed {count} times"),
         }
         orders += count;
     }
-    let sku = ok(&cluster, Request::get("/v1/skus/M")).await;
+    let sku: Sku = cluster.call(Request::get("/v1/skus/M")).await.unwrap();
     assert_eq!(
-        sku["reserved"], orders,
+        sku.reserved as usize, orders,
         "stock held by exactly the orders committed"
     );
     eprintln!(

@@ -208,6 +208,8 @@ pub enum ClusterErrorKind {
     Refused = 6,
     /// `ClusterError::NotPullGroup`.
     NotPullGroup = 7,
+    /// `ClusterError::UnknownGroup`.
+    UnknownGroup = 8,
 }
 
 /// A node's wall clock when it answered a clock RPC.
@@ -464,6 +466,7 @@ impl ClusterErrorMsg {
             ClusterError::TooLarge(m) => (ClusterErrorKind::TooLarge, m),
             ClusterError::Refused(m) => (ClusterErrorKind::Refused, m),
             ClusterError::NotPullGroup(m) => (ClusterErrorKind::NotPullGroup, m),
+            ClusterError::UnknownGroup(m) => (ClusterErrorKind::UnknownGroup, m),
         };
         ClusterErrorMsg {
             kind: kind.into(),
@@ -487,6 +490,7 @@ impl ClusterErrorMsg {
             ClusterErrorKind::TooLarge => ClusterError::TooLarge(self.message),
             ClusterErrorKind::Refused => ClusterError::Refused(self.message),
             ClusterErrorKind::NotPullGroup => ClusterError::NotPullGroup(self.message),
+            ClusterErrorKind::UnknownGroup => ClusterError::UnknownGroup(self.message),
             ClusterErrorKind::Unspecified => {
                 return Err(WireError("cluster error without a kind".into()))
             }
@@ -610,6 +614,7 @@ mod tests {
             ClusterError::TooLarge("big".into()),
             ClusterError::Refused("no".into()),
             ClusterError::NotPullGroup("push".into()),
+            ClusterError::UnknownGroup("gone".into()),
         ]
     }
 
