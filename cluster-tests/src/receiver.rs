@@ -2,6 +2,10 @@
 //! the README demo (`src/bin/fake-provider.rs`). It answers every POST after a configurable
 //! latency, fails the first N calls and then a configurable share of them (500), refuses calls
 //! whose signature does not verify when it is given the key, and records every call it received.
+//! It can also act on a call and lose the answer (`lose_first`: the refund is made, the caller
+//! hears nothing in time), and as a payment provider it answers `GET /refunds/{order id}` with
+//! what it did about that order's refund (`{"status": "refunded" | "failed" | "unknown"}`), the
+//! lookup behind `[payment] refund_status_url`.
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -24,6 +28,43 @@ pub struct ReceiverOptions {
     pub fail_first: u64,
     /// Delay before each answer.
     pub latency_ms: u64,
+    /// The first this many calls are acted on (acknowledged, a refund made) but answered only
+    /// after [`LOST_ANSWER_DELAY`], past any caller's timeout: the answer is lost.
+    pub lose_first: u64,
+}
+
+/// How long a call whose answer is lost is held before it is answered.
+pub const LOST_ANSWER_DELAY: Duration = Duration::from_secs(30);
+
+/// What a provider says about one order's refund, from the calls it got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefundStatus {
+    /// A call naming the order was acknowledged: the refund was made.
+    Refunded,
+    /// Calls named the order, none was acknowledged.
+    Failed,
+    /// No call named the order.
+    Unknown,
+}
+
+impl RefundStatus {
+    /// The contract's word for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefundStatus::Refunded => "refunded",
+            RefundStatus::Failed => "failed",
+            RefundStatus::Unknown => "unknown",
+        }
+    }
+}
+
+/// The order a call is about: the payload's order id, else the idempotency key (orderq sends
+/// the order id as both for a refund).
+pub fn order_of(call: &Received) -> Option<String> {
+    call.body["payload"]["id"]
+        .as_str()
+        .map(str::to_owned)
+        .or_else(|| call.idempotency_key.clone())
 }
 
 /// One call the receiver got.
@@ -59,6 +100,7 @@ struct Shared {
 }
 
 impl Shared {
+    /// Answers a call: whether it is acknowledged, and how long to wait before answering.
     fn answer(&self, headers: &HeaderMap, body: &[u8]) -> (bool, u64) {
         let options = self.options.lock().map(|o| *o).unwrap_or_default();
         let mut log = match self.log.lock() {
@@ -89,9 +131,11 @@ impl Shared {
                 crate::signature::verify(&h, &key, body, now_ms().div_euclid(1000))
             })
         });
-        let acked = calls >= options.fail_first
-            && draw >= options.fail_rate
-            && signature_valid != Some(false);
+        let lost = calls < options.lose_first && signature_valid != Some(false);
+        let acked = lost
+            || (calls >= options.fail_first.saturating_add(options.lose_first)
+                && draw >= options.fail_rate
+                && signature_valid != Some(false));
         log.push(Received {
             id: header("x-orderq-message-id").unwrap_or_default(),
             attempt: header("x-orderq-attempt")
@@ -103,7 +147,27 @@ impl Shared {
             acked,
             signature_valid,
         });
-        (acked, options.latency_ms)
+        let latency_ms = if lost {
+            LOST_ANSWER_DELAY.as_millis() as u64
+        } else {
+            options.latency_ms
+        };
+        (acked, latency_ms)
+    }
+
+    /// What the calls so far say about the refund of `order_id`.
+    fn refund_status(&self, order_id: &str) -> RefundStatus {
+        let log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        let mut status = RefundStatus::Unknown;
+        for call in log.iter() {
+            if order_of(call).as_deref() == Some(order_id) {
+                if call.acked {
+                    return RefundStatus::Refunded;
+                }
+                status = RefundStatus::Failed;
+            }
+        }
+        status
     }
 }
 
@@ -145,6 +209,16 @@ impl Receiver {
                     warp::reply::with_status(if acked { "ok" } else { "failed" }, status)
                 }
             });
+        let state = shared.clone();
+        let status_route = warp::get()
+            .and(warp::path("refunds"))
+            .and(warp::path::param::<String>())
+            .and(warp::path::end())
+            .map(move |order_id: String| {
+                let status = state.refund_status(&order_id);
+                warp::reply::json(&serde_json::json!({"status": status.as_str()}))
+            });
+        let route = status_route.or(route);
         let (stop, stopped) = oneshot::channel::<()>();
         let (addr, server) = warp::serve(route)
             .try_bind_with_graceful_shutdown(([127, 0, 0, 1], port), async {
@@ -162,6 +236,12 @@ impl Receiver {
     /// The URL to subscribe with.
     pub fn url(&self) -> String {
         format!("http://{}/hook", self.addr)
+    }
+
+    /// The base of the refund status lookup (`[payment] refund_status_url`): `GET
+    /// {status_url}/{order id}`.
+    pub fn status_url(&self) -> String {
+        format!("http://{}/refunds", self.addr)
     }
 
     /// Changes how it answers from now on.

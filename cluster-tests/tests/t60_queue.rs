@@ -2,7 +2,8 @@
 //! fails half the time, also while the leader is killed twice; an always-failing webhook leaves
 //! exactly one dead letter per message, with growing gaps between attempts, and a redrive
 //! delivers them; `rate_per_sec` paces delivery; pull leases come back after their visibility;
-//! refunds through a fake payment provider end `refunded` or `refund_failed`.
+//! refunds through a fake payment provider end `refunded` or `refund_failed`, and a refund the
+//! provider made whose answer was lost is looked up and recorded `refunded`.
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -645,6 +646,84 @@ async fn t60_refunds_end_refunded_or_refund_failed_and_redrive_refunds() {
                 .unwrap_or(0);
             assert!(published >= 1, "{topic} published");
         }
+    })
+    .await;
+}
+
+/// The provider makes the refund but its answer is lost (held past the push timeout), then
+/// refuses every retry: orderq asks the provider (`[payment] refund_status_url`), hears
+/// "refunded", and records the order `refunded`, never `refund_failed` (issue 13, seed 5150).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t60_a_refund_whose_answer_was_lost_is_looked_up_and_recorded_refunded() {
+    let provider = Receiver::start(
+        0,
+        ReceiverOptions {
+            lose_first: 1,
+            fail_rate: 1.0,
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("provider");
+    let options = ClusterOptions {
+        extra_args: vec!["--payment-refund-url".into(), provider.url()],
+        // The environment rather than a flag: a binary without the lookup still starts.
+        env: vec![(
+            "ORDERQ_PAYMENT_REFUND_STATUS_URL".into(),
+            provider.status_url(),
+        )],
+        ..Default::default()
+    };
+    let cluster = Cluster::start(1, options).await.expect("cluster");
+    within(Duration::from_secs(40), async {
+        let mut refunds = subscription(
+            "order.refund_requested",
+            Some(&provider.url()),
+            json!({"max_attempts": 3, "backoff": {"initial_ms": 100, "max_ms": 200}}),
+        );
+        refunds["push"]["timeout_ms"] = json!(300);
+        subscribe(&cluster, "payment.refund", refunds).await;
+        let ids = paid_orders(&cluster, 1).await;
+        tracing_phase("--- refund: the provider makes it, the answer is lost, retries fail");
+        let r = cluster
+            .send_to_any(Request::json(
+                Method::POST,
+                format!("/v1/orders/{}/refund", ids[0]),
+                &json!({"reason": "damaged"}),
+            ))
+            .await
+            .expect("an answer");
+        assert_eq!(r.status, 202, "{}", r.body);
+        let state = poll_until("the refund settled", Duration::from_secs(20), || async {
+            let o = ok(&cluster, Request::get(format!("/v1/orders/{}", ids[0]))).await;
+            match o["state"].as_str() {
+                Some(s @ ("refunded" | "refund_failed")) => Ok(s.to_owned()),
+                other => Err(format!("{other:?}")),
+            }
+        })
+        .await
+        .expect("refunded or refund_failed");
+        let calls = provider.received();
+        assert!(
+            calls[0].acked,
+            "the provider made the refund on the first call"
+        );
+        assert_eq!(
+            state,
+            "refunded",
+            "the provider made the refund (its answer was lost), yet the order is {state}; \
+             provider calls: {:?}",
+            calls
+                .iter()
+                .map(|c| (c.attempt, c.acked))
+                .collect::<Vec<_>>()
+        );
+        let dead = ok(
+            &cluster,
+            Request::get("/admin/subscriptions/payment.refund/dead"),
+        )
+        .await;
+        assert_eq!(dead["dead"].as_array().map(Vec::len), Some(0), "{dead}");
     })
     .await;
 }

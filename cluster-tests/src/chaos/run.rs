@@ -99,7 +99,11 @@ pub async fn run(options: ChaosOptions) -> Result<Report> {
     let (mut cluster, proxy) = start_cluster(
         options.seed,
         subscribers.node_args(),
-        options.node_env.clone(),
+        subscribers
+            .node_env()
+            .into_iter()
+            .chain(options.node_env.clone())
+            .collect(),
         power.as_mut(),
     )
     .await?;

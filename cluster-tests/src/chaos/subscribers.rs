@@ -95,6 +95,16 @@ impl Subscribers {
         vec!["--payment-refund-url".to_owned(), self.provider.url()]
     }
 
+    /// The node environment that points refund status lookups at the provider (`[payment]
+    /// refund_status_url`); the environment rather than a flag, so a binary that predates the
+    /// setting still starts (and is judged without the lookup).
+    pub fn node_env(&self) -> Vec<(String, String)> {
+        vec![(
+            "ORDERQ_PAYMENT_REFUND_STATUS_URL".to_owned(),
+            self.provider.status_url(),
+        )]
+    }
+
     /// Creates the three push groups, `start: earliest`, before the workload begins: every
     /// `order.paid`, every published message and every refund of the run is theirs.
     pub async fn subscribe(&self, cluster: &Cluster, topic: &str) -> Result<()> {
