@@ -192,6 +192,7 @@ pub async fn run(options: ChaosOptions) -> Result<Report> {
         &mut incidents,
     )
     .await;
+    final_state.read_ms = history.now_ms();
     final_state.deliveries = subscribers.deliveries(groups);
     let windows: Vec<FaultWindow> = injected
         .iter()

@@ -18,6 +18,9 @@
 //! - [`refunds`]: every refund requested ended `refunded` or `refund_failed`, and every
 //!   `refunded` order was acknowledged by the payment provider.
 //!
+//! - [`timers`]: no order closed before its deadline (by the cluster's clock and the client's),
+//!   every unpaid order closed within two seconds of it while the cluster is healthy, none lost.
+//!
 //! The queue checkers share [`delivery`]: what arrived per message, duplicates counted.
 
 pub mod convergence;
@@ -29,6 +32,7 @@ pub mod progress;
 pub mod publishes;
 pub mod refunds;
 pub mod stock;
+pub mod timers;
 pub mod transitions;
 
 use std::collections::BTreeMap;
@@ -116,6 +120,9 @@ pub struct FinalState {
     /// Whether the orders and SKUs below were read at all. When not, the checkers that compare
     /// against them say so instead of reporting every order lost.
     pub read: bool,
+    /// When (run milliseconds) the final state was read: deadlines long past by then must
+    /// have closed their orders.
+    pub read_ms: u64,
     /// Every order of every workload user, as the first node holds them at the settled index.
     pub orders: BTreeMap<String, Order>,
     /// Every workload SKU, at the same index.
@@ -164,6 +171,7 @@ pub fn run_all(
             Verdict::not_judged("stock"),
         )
     };
+    let spans = progress::unhealthy_spans(&operations, faults, workload_end_ms);
     vec![
         durability,
         stock,
@@ -174,6 +182,14 @@ pub fn run_all(
         paid_events::check(&operations, final_state),
         publishes::check(&operations, plan, final_state),
         refunds::check(&operations, final_state),
+        timers::check(
+            &operations,
+            final_state,
+            &spans,
+            history.started_epoch_ms(),
+            workload_end_ms,
+            final_state.read_ms,
+        ),
     ]
 }
 
