@@ -608,3 +608,86 @@ async fn a_partition_cuts_forwarded_writes_too() {
     let orders: Value = ok(&cluster, Request::get("/v1/orders?user_id=u1")).await;
     assert!(orders["orders"].as_array().map_or(0, Vec::len) <= 1);
 }
+
+/// API-level forwarding (a follower sending a whole HTTP request on to the leader's API, as it
+/// does for pull acks) crosses the harness's links too: with the leader isolated, an ack sent to a
+/// follower that still names the old leader never reaches it, so the old leader appends nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_cuts_api_forwarding_too() {
+    use cluster::chaos::proxy::LinkState;
+    let (cluster, proxy) = cluster::chaos::run::start_cluster(12, Vec::new(), Vec::new(), None)
+        .await
+        .unwrap();
+    let leader = cluster.wait_for_leader().await.unwrap();
+    let followers = cluster.followers().await.unwrap();
+    ok(
+        &cluster,
+        Request::json(
+            Method::PUT,
+            "/admin/subscriptions/pulled",
+            &json!({"topic": "pulled", "start": "earliest"}),
+        ),
+    )
+    .await;
+    ok(
+        &cluster,
+        Request::json(
+            Method::POST,
+            "/v1/topics/pulled/messages",
+            &json!({"key": "k", "payload": {"n": 1}}),
+        ),
+    )
+    .await;
+    let receipt = poll_until(
+        "a lease from the leader",
+        Duration::from_secs(10),
+        || async {
+            let r = cluster
+                .client(leader)
+                .send(Request::json(
+                    Method::POST,
+                    "/v1/subscriptions/pulled/receive",
+                    &json!({"max": 1, "wait_ms": 1000, "visibility_ms": 60000}),
+                ))
+                .await
+                .map_err(|e| e.to_string())?;
+            r.json()["messages"][0]["receipt"]
+                .as_str()
+                .map(str::to_owned)
+                .ok_or_else(|| format!("{} {}", r.status, r.body))
+        },
+    )
+    .await
+    .unwrap();
+    let before = cluster.status(leader).await.unwrap().last_log_index;
+
+    eprintln!("--- isolate the leader, then ack through a follower that still names it");
+    for id in &followers {
+        proxy.set_both(leader, *id, LinkState::Down);
+    }
+    let follower = cluster.client(followers[0]).clone();
+    let ack = tokio::spawn(async move {
+        follower
+            .send(Request::json(
+                Method::POST,
+                "/v1/subscriptions/pulled/ack",
+                &json!({"receipts": [receipt]}),
+            ))
+            .await
+    });
+    let reached = poll_until(
+        "the isolated leader to append something",
+        Duration::from_secs(3),
+        || async {
+            let status = cluster.status(leader).await.map_err(|e| e.to_string())?;
+            holds(status.last_log_index != before)
+        },
+    )
+    .await;
+    assert!(
+        reached.is_err(),
+        "an ack forwarded to the leader's API across the partition reached its log"
+    );
+    proxy.heal();
+    let _ = ack.await;
+}

@@ -203,6 +203,7 @@ pub async fn run(
             quorum,
             clock,
             api_client_tls,
+            socket(&config.raft_addr)?,
         )?
         .with_queue(queue),
     );

@@ -253,7 +253,8 @@ pub async fn run(options: ChaosOptions) -> Result<Report> {
     Ok(report)
 }
 
-/// Starts three nodes, each on its own loopback IP, with every Raft port behind the proxy,
+/// Starts three nodes, each on its own loopback IP, with every Raft and API port behind the
+/// proxy (for peers; the harness's clients reach the APIs directly),
 /// `node_args` (the payment provider's URL) and `node_env` on every node, and their data on the
 /// power-loss filesystem when `power` is given.
 pub async fn start_cluster(
@@ -275,7 +276,9 @@ pub async fn start_cluster(
         );
     }
     let raft: BTreeMap<u64, _> = listen.iter().map(|(id, (_, raft))| (*id, *raft)).collect();
-    let proxy = LinkProxy::start(&raft, seed).await?;
+    let api: BTreeMap<u64, _> = listen.iter().map(|(id, (api, _))| (*id, *api)).collect();
+    let mut proxy = LinkProxy::start(&raft, seed).await?;
+    proxy.add_api_fronts(&api).await?;
     let addresses = listen
         .iter()
         .map(|(id, (api_addr, raft_addr))| {
@@ -285,6 +288,9 @@ pub async fn start_cluster(
                 advertised_raft_addr: proxy
                     .front(*id)
                     .ok_or_else(|| Error::Usage(format!("no proxy front for node {id}")))?,
+                advertised_api_addr: proxy
+                    .api_front(*id)
+                    .ok_or_else(|| Error::Usage(format!("no API front for node {id}")))?,
             })
         })
         .collect::<Result<Vec<_>>>()?;
