@@ -97,11 +97,28 @@ struct Shared {
     rng: Mutex<u64>,
     /// The key calls must be signed with; calls without a valid signature are answered 500.
     signing_secret: Mutex<Option<String>>,
+    /// Set while the receiver is "dead" ([`Receiver::go_dark`]): calls are neither acted on nor
+    /// answered in time.
+    dark: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {
-    /// Answers a call: whether it is acknowledged, and how long to wait before answering.
-    fn answer(&self, headers: &HeaderMap, body: &[u8]) -> (bool, u64) {
+    /// Whether the receiver is dark.
+    fn is_dark(&self) -> bool {
+        self.dark.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// The receiver died before answering call `index`: it was not acted on.
+    fn unack(&self, index: usize) {
+        let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(call) = log.get_mut(index) {
+            call.acked = false;
+        }
+    }
+
+    /// Answers a call: its index in the log, whether it is acknowledged, and how long to wait
+    /// before answering.
+    fn answer(&self, headers: &HeaderMap, body: &[u8]) -> (usize, bool, u64) {
         let options = self.options.lock().map(|o| *o).unwrap_or_default();
         let mut log = match self.log.lock() {
             Ok(log) => log,
@@ -132,10 +149,11 @@ impl Shared {
             })
         });
         let lost = calls < options.lose_first && signature_valid != Some(false);
-        let acked = lost
-            || (calls >= options.fail_first.saturating_add(options.lose_first)
-                && draw >= options.fail_rate
-                && signature_valid != Some(false));
+        let acked = !self.is_dark()
+            && (lost
+                || (calls >= options.fail_first.saturating_add(options.lose_first)
+                    && draw >= options.fail_rate
+                    && signature_valid != Some(false)));
         log.push(Received {
             id: header("x-orderq-message-id").unwrap_or_default(),
             attempt: header("x-orderq-attempt")
@@ -152,7 +170,7 @@ impl Shared {
         } else {
             options.latency_ms
         };
-        (acked, latency_ms)
+        (log.len() - 1, acked, latency_ms)
     }
 
     /// What the calls so far say about the refund of `order_id`.
@@ -189,6 +207,7 @@ impl Receiver {
             log: Mutex::new(Vec::new()),
             rng: Mutex::new(0x2545_f491_4f6c_dd1d),
             signing_secret: Mutex::new(None),
+            dark: std::sync::atomic::AtomicBool::new(false),
         });
         let state = shared.clone();
         let route = warp::post()
@@ -197,9 +216,15 @@ impl Receiver {
             .then(move |headers: HeaderMap, body: bytes::Bytes| {
                 let state = state.clone();
                 async move {
-                    let (acked, latency_ms) = state.answer(&headers, &body);
+                    let (index, acked, latency_ms) = state.answer(&headers, &body);
                     if latency_ms > 0 {
                         tokio::time::sleep(Duration::from_millis(latency_ms)).await;
+                    }
+                    if state.is_dark() {
+                        // Died mid-request: nothing done, no answer before the caller gives up.
+                        state.unack(index);
+                        tokio::time::sleep(LOST_ANSWER_DELAY).await;
+                        return warp::reply::with_status("dead", StatusCode::SERVICE_UNAVAILABLE);
                     }
                     let status = if acked {
                         StatusCode::OK
@@ -249,6 +274,26 @@ impl Receiver {
         if let Ok(mut o) = self.shared.options.lock() {
             *o = options;
         }
+    }
+
+    /// The receiver dies: calls in flight and arriving are not acted on (logged unacknowledged)
+    /// and get no answer before any caller's timeout, until [`Receiver::come_back`].
+    pub fn go_dark(&self) {
+        self.shared
+            .dark
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The receiver is back: calls are answered as its options say.
+    pub fn come_back(&self) {
+        self.shared
+            .dark
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// How it answers now.
+    pub fn options(&self) -> ReceiverOptions {
+        self.shared.options.lock().map(|o| *o).unwrap_or_default()
     }
 
     /// From now on, refuses (500) every call whose `X-Orderq-Signature` does not verify under

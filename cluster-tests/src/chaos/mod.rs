@@ -28,6 +28,7 @@ pub mod faults;
 pub mod history;
 pub mod power;
 pub mod proxy;
+pub mod pull_consumers;
 pub mod report;
 pub mod rng;
 pub mod run;

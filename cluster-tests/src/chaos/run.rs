@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use super::check::progress::{first_ack_after, FaultWindow};
 use super::check::{self, FinalState, NodeState};
 use super::disk::SmallDisks;
-use super::faults::{self, FaultKind};
+use super::faults::{self, Fault, FaultKind};
 use super::history::History;
 use super::power::{locate_lazyfs, LazyMounts};
 use super::proxy::{node_ip, LinkProxy};
@@ -89,7 +89,7 @@ pub async fn run(options: ChaosOptions) -> Result<Report> {
     }
     let started = Instant::now();
     let mut rng = Rng::new(options.seed);
-    let subscribers = Subscribers::start().await?;
+    let mut subscribers = Subscribers::start().await?;
     // Power cuts need every node's data on the power-loss filesystem from the start.
     let mut power = if power_cuts {
         Some(LazyMounts::new(locate_lazyfs()?))
@@ -125,6 +125,18 @@ pub async fn run(options: ChaosOptions) -> Result<Report> {
             break;
         }
         tokio::time::sleep_until(quiet_until.into()).await;
+        let mut note = harness_fault(
+            step.fault,
+            &cluster,
+            &workload,
+            &subscribers,
+            &history,
+            &rng,
+        )
+        .await;
+        // The fault starts as its injection does (a kill aimed just before a deadline counts
+        // from the kill, not from when the kill returned).
+        let injected_ms = history.now_ms();
         let injecting =
             faults::inject(&mut cluster, &proxy, &mut disks, power.as_mut(), step.fault);
         let (active, nodes) = match injecting.await {
@@ -135,13 +147,22 @@ pub async fn run(options: ChaosOptions) -> Result<Report> {
                 continue;
             }
         };
-        let injected_ms = history.now_ms();
         eprintln!(
             "chaos: {injected_ms} ms: inject {:?} on {nodes:?}",
             step.fault
         );
         tokio::time::sleep(Duration::from_millis(step.hold_ms)).await;
-        let note = faults::heal(&mut cluster, &proxy, &disks, power.as_mut(), active)?;
+        if step.fault == Fault::WebhookReceiverDown {
+            subscribers.restart_webhook_receiver();
+        }
+        let healed = faults::heal(&mut cluster, &proxy, &disks, power.as_mut(), active)?;
+        if !healed.is_empty() {
+            note = if note.is_empty() {
+                healed
+            } else {
+                format!("{note}; {healed}")
+            };
+        }
         let healed_ms = history.now_ms();
         let recovered_ms = match recover(&mut cluster, &mut incidents).await {
             Ok(()) => Some(history.now_ms()),
@@ -251,6 +272,63 @@ pub async fn run(options: ChaosOptions) -> Result<Report> {
         }
     }
     Ok(report)
+}
+
+/// How many orders a deadline burst creates.
+const BURST_ORDERS: u32 = 1_000;
+
+/// How many pseudo-clients create a burst's orders at once.
+const BURST_LANES: u32 = 32;
+
+/// How far ahead a burst aims its deadlines: time to create the orders first.
+const BURST_AIM_MS: i64 = 6_000;
+
+/// Does the harness's own part of `fault`, before the cluster is touched: creates the burst of
+/// orders and waits until the kill is due (0-200 ms before the first deadline), lets pull
+/// consumers crash, or kills the webhook receiver mid-request. Answers a note for the report.
+async fn harness_fault(
+    fault: Fault,
+    cluster: &Cluster,
+    workload: &Workload,
+    subscribers: &Subscribers,
+    history: &History,
+    rng: &Rng,
+) -> String {
+    let now_epoch =
+        || history.started_epoch_ms() + i64::try_from(history.now_ms()).unwrap_or(i64::MAX);
+    match fault {
+        Fault::KillLeaderBeforeDeadlines { lead_ms } => {
+            let aim = now_epoch() + BURST_AIM_MS;
+            let burst = rng.fork(history.now_ms());
+            let first = workload
+                .deadline_burst(BURST_ORDERS, BURST_LANES, aim, &burst)
+                .await;
+            match first {
+                Some(first) => {
+                    let wait = first - i64::try_from(lead_ms).unwrap_or(0) - now_epoch();
+                    if wait > 0 {
+                        tokio::time::sleep(Duration::from_millis(wait as u64)).await;
+                    }
+                    format!(
+                        "{BURST_ORDERS} orders due from {} ms into the run; the kill came {} ms \
+                         before",
+                        first - history.started_epoch_ms(),
+                        first - now_epoch()
+                    )
+                }
+                None => "the burst's creates were not acknowledged".to_owned(),
+            }
+        }
+        Fault::PullConsumersCrash { consumers } => {
+            let taken = subscribers.crash_pull_consumers(cluster, consumers).await;
+            format!("{consumers} pull consumer(s) died holding {taken} message(s)")
+        }
+        Fault::WebhookReceiverDown => {
+            subscribers.kill_webhook_receiver().await;
+            "the webhook receiver died mid-request".to_owned()
+        }
+        _ => String::new(),
+    }
 }
 
 /// Starts three nodes, each on its own loopback IP, with every Raft and API port behind the

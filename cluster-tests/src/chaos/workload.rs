@@ -23,7 +23,7 @@ use tokio::task::JoinSet;
 use super::history::{History, OpKind, Operation, Outcome};
 use super::rng::Rng;
 use crate::client::{NodeClient, Request};
-use crate::model::SkuSettings;
+use crate::model::{epoch_ms, SkuSettings};
 
 /// How long a client keeps retrying one write before calling it unknown. Longer than an
 /// election, shorter than a pause fault, so both outcomes happen.
@@ -63,6 +63,8 @@ pub struct WorkloadPlan {
     pub skus: Vec<SkuPlan>,
     /// The flash-sale SKU bought with `POST /v1/seckill/{sku}`.
     pub seckill: SkuPlan,
+    /// The SKU of the deadline bursts ([`Workload::deadline_burst`]): only they order it.
+    pub burst: SkuPlan,
     /// Pay windows a create chooses from (seconds); short ones close during the run.
     pub pay_windows: Vec<u64>,
     /// The topic clients publish to (a push subscription on it is judged by the
@@ -92,6 +94,7 @@ impl Default for WorkloadPlan {
                     per_user_limit: 3,
                 },
             },
+            burst: sku("D", 1_000_000),
             pay_windows: vec![3, 6, 12, 600],
             topic: "chaos.events".to_owned(),
         }
@@ -108,7 +111,10 @@ impl WorkloadPlan {
 
     /// Every SKU the workload touches, flash-sale SKU included.
     pub fn all_skus(&self) -> Vec<&SkuPlan> {
-        self.skus.iter().chain([&self.seckill]).collect()
+        self.skus
+            .iter()
+            .chain([&self.seckill, &self.burst])
+            .collect()
     }
 }
 
@@ -177,6 +183,57 @@ impl Workload {
             tasks.spawn(run_client(shared, client, rng));
         }
         Workload { shared, tasks }
+    }
+
+    /// Creates `orders` orders of the burst SKU from `lanes` concurrent pseudo-clients (numbered
+    /// after the workload's own, each running its creates one after another), each with the pay
+    /// window that puts its `expires_at` nearest `aim_epoch_ms`; every create is recorded like
+    /// any operation, so the checkers judge these orders too. Answers the earliest `expires_at`
+    /// acknowledged (epoch ms), if any was.
+    pub async fn deadline_burst(
+        &self,
+        orders: u32,
+        lanes: u32,
+        aim_epoch_ms: i64,
+        rng: &Rng,
+    ) -> Option<i64> {
+        let mut tasks = JoinSet::new();
+        let burst = self.shared.history.now_ms();
+        for lane in 0..lanes {
+            let shared = self.shared.clone();
+            let mut rng = rng.fork(u64::from(lane));
+            tasks.spawn(async move {
+                let plan = &shared.plan;
+                let client = plan.clients + lane;
+                let mut earliest: Option<i64> = None;
+                for n in (lane..orders).step_by(lanes as usize) {
+                    let now = shared.history.started_epoch_ms()
+                        + i64::try_from(shared.history.now_ms()).unwrap_or(i64::MAX);
+                    let window = ((aim_epoch_ms - now) as f64 / 1000.0).round().max(1.0) as u64;
+                    let kind = OpKind::CreateOrder {
+                        key: format!("chaos-burst-{burst}-{n}"),
+                        user_id: user_id(n % plan.clients, n % plan.users_per_client),
+                        items: vec![(plan.burst.sku.clone(), 1)],
+                        pay_within_secs: window,
+                    };
+                    let operation = perform(&shared, client, &mut rng, kind).await;
+                    if let Outcome::Ok { body, .. } = &operation.outcome {
+                        if let Some(at) = body["expires_at"].as_str().and_then(epoch_ms) {
+                            earliest = Some(earliest.map_or(at, |e| e.min(at)));
+                        }
+                    }
+                    shared.history.record(operation);
+                }
+                earliest
+            });
+        }
+        let mut earliest: Option<i64> = None;
+        while let Some(joined) = tasks.join_next().await {
+            if let Ok(Some(at)) = joined {
+                earliest = Some(earliest.map_or(at, |e| e.min(at)));
+            }
+        }
+        earliest
     }
 
     /// Asks every client to stop and waits for their last operations to end.

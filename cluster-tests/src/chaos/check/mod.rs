@@ -18,6 +18,8 @@
 //! - [`refunds`]: every refund requested ended `refunded` or `refund_failed`, and every
 //!   `refunded` order was acknowledged by the payment provider.
 //!
+//! - [`pulls`]: every message a crashed pull consumer leased came again, and every
+//!   acknowledged publish reached the pull group.
 //! - [`timers`]: no order closed before its deadline (by the cluster's clock and the client's),
 //!   every unpaid order closed within two seconds of it while the cluster is healthy, none lost.
 //!
@@ -30,6 +32,7 @@ pub mod linearizable;
 pub mod paid_events;
 pub mod progress;
 pub mod publishes;
+pub mod pulls;
 pub mod refunds;
 pub mod stock;
 pub mod timers;
@@ -148,6 +151,8 @@ pub struct Deliveries {
     pub provider_calls: Vec<Received>,
     /// The harness's groups as `GET /admin/subscriptions` last showed them.
     pub groups: Vec<SubscriptionStats>,
+    /// Every lease the harness's pull consumers got, crashed consumers' included.
+    pub pull_leases: Vec<crate::chaos::pull_consumers::Lease>,
 }
 
 /// Runs every checker; `faults` are the faults injected, in order, into a workload that ran
@@ -182,6 +187,7 @@ pub fn run_all(
         paid_events::check(&operations, final_state),
         publishes::check(&operations, plan, final_state),
         refunds::check(&operations, final_state),
+        pulls::check(&operations, final_state),
         timers::check(
             &operations,
             final_state,
