@@ -33,4 +33,5 @@ pub mod report;
 pub mod rng;
 pub mod run;
 pub mod subscribers;
+pub mod timeline;
 pub mod workload;

@@ -19,6 +19,7 @@ use super::proxy::{node_ip, LinkProxy};
 use super::report::{InjectedFault, Report};
 use super::rng::Rng;
 use super::subscribers::Subscribers;
+use super::timeline::Timeline;
 use super::workload::{Target, Workload, WorkloadPlan, REQUEST_TIMEOUT};
 use crate::client::{NodeClient, Request};
 use crate::cluster::{Cluster, ClusterOptions, NodeAddrs};
@@ -243,7 +244,7 @@ pub async fn run(options: ChaosOptions) -> Result<Report> {
     } else {
         None
     };
-    let report = Report {
+    let mut report = Report {
         seed: options.seed,
         duration_secs: options.duration.as_secs(),
         elapsed_secs: started.elapsed().as_secs(),
@@ -255,8 +256,14 @@ pub async fn run(options: ChaosOptions) -> Result<Report> {
         incidents,
         passed,
         data_dir,
+        timeline: None,
     };
     if let Some(path) = &options.report {
+        let picture = PathBuf::from(format!("{}.timeline.png", path.display()));
+        match Timeline::new(&operations, &report.faults, history.now_ms()).draw(&picture) {
+            Ok(legend) => report.timeline = Some(legend),
+            Err(e) => eprintln!("chaos: no timeline picture: {e}"),
+        }
         report.write(path, &operations, &final_state.deliveries)?;
     }
     // The tmpfs mounts go after the nodes that use them, before the directory is removed.
