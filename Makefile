@@ -49,8 +49,9 @@ run: deps
 	cargo run --bin orderq -- serve
 
 # The cluster tests start real orderq processes, so the binaries are built before the tests run.
-# The write-path fault test also needs the failpoints build of orderq, kept beside it as
-# orderq-failpoints; both builds stay cached, so the second one only links.
+# The write-path fault test and the two mutant checks (t66: log-skip-sync, t67: apply-clock-skew)
+# also need the failpoints build of orderq, kept beside it as orderq-failpoints; both builds stay
+# cached, so the second one only links.
 test: deps
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings

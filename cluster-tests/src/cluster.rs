@@ -65,6 +65,9 @@ pub struct NodeAddrs {
     /// The Raft address written into every node's `--peer` list: the node itself, or a proxy
     /// in front of it.
     pub advertised_raft_addr: SocketAddr,
+    /// The API address written into every node's `--peer` list (where followers forward
+    /// requests): the node's own, or a proxy in front of it.
+    pub advertised_api_addr: SocketAddr,
 }
 
 impl Default for ClusterOptions {
@@ -96,6 +99,8 @@ struct Node {
     raft_addr: SocketAddr,
     /// The Raft address peers dial (a proxy's, or `raft_addr`).
     advertised_raft_addr: SocketAddr,
+    /// The API address peers forward to (a proxy's, or `api_addr`).
+    advertised_api_addr: SocketAddr,
     /// `node-N/` in the cluster's temporary directory: holds `data/` and `node.log`.
     dir: PathBuf,
     /// The running process; `None` after [`Cluster::kill`].
@@ -166,10 +171,12 @@ impl Cluster {
                 .chunks(2)
                 .map(|pair| {
                     let raft_addr = SocketAddr::from(([127, 0, 0, 1], pair[1]));
+                    let api_addr = SocketAddr::from(([127, 0, 0, 1], pair[0]));
                     NodeAddrs {
-                        api_addr: SocketAddr::from(([127, 0, 0, 1], pair[0])),
+                        api_addr,
                         raft_addr,
                         advertised_raft_addr: raft_addr,
+                        advertised_api_addr: api_addr,
                     }
                 })
                 .collect(),
@@ -180,6 +187,7 @@ impl Cluster {
                 api_addr,
                 raft_addr,
                 advertised_raft_addr,
+                advertised_api_addr,
             } = addrs;
             let node_dir = dir.path().join(format!("node-{id}"));
             std::fs::create_dir_all(&node_dir).map_err(|source| Error::Io {
@@ -193,6 +201,7 @@ impl Cluster {
                     api_addr,
                     raft_addr,
                     advertised_raft_addr,
+                    advertised_api_addr,
                     dir: node_dir,
                     process: None,
                     client,
@@ -352,6 +361,7 @@ impl Cluster {
                 api_addr,
                 raft_addr,
                 advertised_raft_addr: raft_addr,
+                advertised_api_addr: api_addr,
                 dir,
                 process: None,
                 client,
@@ -640,7 +650,7 @@ impl Cluster {
                 args.push("--peer".into());
                 args.push(format!(
                     "{peer_id}={},{}",
-                    peer.advertised_raft_addr, peer.api_addr
+                    peer.advertised_raft_addr, peer.advertised_api_addr
                 ));
             }
         }

@@ -2,6 +2,10 @@
 //! the README demo (`src/bin/fake-provider.rs`). It answers every POST after a configurable
 //! latency, fails the first N calls and then a configurable share of them (500), refuses calls
 //! whose signature does not verify when it is given the key, and records every call it received.
+//! It can also act on a call and lose the answer (`lose_first`: the refund is made, the caller
+//! hears nothing in time), and as a payment provider it answers `GET /refunds/{order id}` with
+//! what it did about that order's refund (`{"status": "refunded" | "failed" | "unknown"}`), the
+//! lookup behind `[payment] refund_status_url`.
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -25,6 +29,43 @@ pub struct ReceiverOptions {
     pub fail_first: u64,
     /// Delay before each answer.
     pub latency_ms: u64,
+    /// The first this many calls are acted on (acknowledged, a refund made) but answered only
+    /// after [`LOST_ANSWER_DELAY`], past any caller's timeout: the answer is lost.
+    pub lose_first: u64,
+}
+
+/// How long a call whose answer is lost is held before it is answered.
+pub const LOST_ANSWER_DELAY: Duration = Duration::from_secs(30);
+
+/// What a provider says about one order's refund, from the calls it got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefundStatus {
+    /// A call naming the order was acknowledged: the refund was made.
+    Refunded,
+    /// Calls named the order, none was acknowledged.
+    Failed,
+    /// No call named the order.
+    Unknown,
+}
+
+impl RefundStatus {
+    /// The contract's word for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefundStatus::Refunded => "refunded",
+            RefundStatus::Failed => "failed",
+            RefundStatus::Unknown => "unknown",
+        }
+    }
+}
+
+/// The order a call is about: the payload's order id, else the idempotency key (orderq sends
+/// the order id as both for a refund).
+pub fn order_of(call: &Received) -> Option<String> {
+    call.body["payload"]["id"]
+        .as_str()
+        .map(str::to_owned)
+        .or_else(|| call.idempotency_key.clone())
 }
 
 /// One call the receiver got.
@@ -57,10 +98,28 @@ struct Shared {
     rng: Mutex<u64>,
     /// The key calls must be signed with; calls without a valid signature are answered 500.
     signing_secret: Mutex<Option<String>>,
+    /// Set while the receiver is "dead" ([`Receiver::go_dark`]): calls are neither acted on nor
+    /// answered in time.
+    dark: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {
-    fn answer(&self, headers: &HeaderMap, body: &[u8]) -> (bool, u64) {
+    /// Whether the receiver is dark.
+    fn is_dark(&self) -> bool {
+        self.dark.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// The receiver died before answering call `index`: it was not acted on.
+    fn unack(&self, index: usize) {
+        let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(call) = log.get_mut(index) {
+            call.acked = false;
+        }
+    }
+
+    /// Answers a call: its index in the log, whether it is acknowledged, and how long to wait
+    /// before answering.
+    fn answer(&self, headers: &HeaderMap, body: &[u8]) -> (usize, bool, u64) {
         let options = self.options.lock().map(|o| *o).unwrap_or_default();
         let mut log = match self.log.lock() {
             Ok(log) => log,
@@ -90,9 +149,12 @@ impl Shared {
                 crate::signature::verify(&h, &key, body, now_ms().div_euclid(1000))
             })
         });
-        let acked = calls >= options.fail_first
-            && draw >= options.fail_rate
-            && signature_valid != Some(false);
+        let lost = calls < options.lose_first && signature_valid != Some(false);
+        let acked = !self.is_dark()
+            && (lost
+                || (calls >= options.fail_first.saturating_add(options.lose_first)
+                    && draw >= options.fail_rate
+                    && signature_valid != Some(false)));
         log.push(Received {
             id: header("x-orderq-message-id").unwrap_or_default(),
             attempt: header("x-orderq-attempt")
@@ -104,7 +166,27 @@ impl Shared {
             acked,
             signature_valid,
         });
-        (acked, options.latency_ms)
+        let latency_ms = if lost {
+            LOST_ANSWER_DELAY.as_millis() as u64
+        } else {
+            options.latency_ms
+        };
+        (log.len() - 1, acked, latency_ms)
+    }
+
+    /// What the calls so far say about the refund of `order_id`.
+    fn refund_status(&self, order_id: &str) -> RefundStatus {
+        let log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        let mut status = RefundStatus::Unknown;
+        for call in log.iter() {
+            if order_of(call).as_deref() == Some(order_id) {
+                if call.acked {
+                    return RefundStatus::Refunded;
+                }
+                status = RefundStatus::Failed;
+            }
+        }
+        status
     }
 }
 
@@ -126,6 +208,7 @@ impl Receiver {
             log: Mutex::new(Vec::new()),
             rng: Mutex::new(0x2545_f491_4f6c_dd1d),
             signing_secret: Mutex::new(None),
+            dark: std::sync::atomic::AtomicBool::new(false),
         });
         let state = shared.clone();
         let route = warp::post()
@@ -134,9 +217,15 @@ impl Receiver {
             .then(move |headers: HeaderMap, body: bytes::Bytes| {
                 let state = state.clone();
                 async move {
-                    let (acked, latency_ms) = state.answer(&headers, &body);
+                    let (index, acked, latency_ms) = state.answer(&headers, &body);
                     if latency_ms > 0 {
                         tokio::time::sleep(Duration::from_millis(latency_ms)).await;
+                    }
+                    if state.is_dark() {
+                        // Died mid-request: nothing done, no answer before the caller gives up.
+                        state.unack(index);
+                        tokio::time::sleep(LOST_ANSWER_DELAY).await;
+                        return warp::reply::with_status("dead", StatusCode::SERVICE_UNAVAILABLE);
                     }
                     let status = if acked {
                         StatusCode::OK
@@ -146,6 +235,16 @@ impl Receiver {
                     warp::reply::with_status(if acked { "ok" } else { "failed" }, status)
                 }
             });
+        let state = shared.clone();
+        let status_route = warp::get()
+            .and(warp::path("refunds"))
+            .and(warp::path::param::<String>())
+            .and(warp::path::end())
+            .map(move |order_id: String| {
+                let status = state.refund_status(&order_id);
+                warp::reply::json(&serde_json::json!({"status": status.as_str()}))
+            });
+        let route = status_route.or(route);
         let (stop, stopped) = oneshot::channel::<()>();
         let (addr, server) = warp::serve(route)
             .try_bind_with_graceful_shutdown(([127, 0, 0, 1], port), async {
@@ -184,11 +283,37 @@ impl Receiver {
         format!("http://{}/hook", self.addr)
     }
 
+    /// The base of the refund status lookup (`[payment] refund_status_url`): `GET
+    /// {status_url}/{order id}`.
+    pub fn status_url(&self) -> String {
+        format!("http://{}/refunds", self.addr)
+    }
+
     /// Changes how it answers from now on.
     pub fn set_options(&self, options: ReceiverOptions) {
         if let Ok(mut o) = self.shared.options.lock() {
             *o = options;
         }
+    }
+
+    /// The receiver dies: calls in flight and arriving are not acted on (logged unacknowledged)
+    /// and get no answer before any caller's timeout, until [`Receiver::come_back`].
+    pub fn go_dark(&self) {
+        self.shared
+            .dark
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The receiver is back: calls are answered as its options say.
+    pub fn come_back(&self) {
+        self.shared
+            .dark
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// How it answers now.
+    pub fn options(&self) -> ReceiverOptions {
+        self.shared.options.lock().map(|o| *o).unwrap_or_default()
     }
 
     /// From now on, refuses (500) every call whose `X-Orderq-Signature` does not verify under

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use cluster::model::{OrderPage, Sku};
 use cluster::{
     holds, poll_until, requests, Cluster, ClusterOptions, Endpoint, NewMessage, NewOrder,
-    NodeClient, Receiver, ReceiverOptions, Request, SkuSettings, Start, Subscription,
+    NodeClient, Receive, Receiver, ReceiverOptions, Request, SkuSettings, Start, Subscription,
     SubscriptionStats,
 };
 use reqwest::Method;
@@ -625,4 +625,68 @@ async fn writes_through_a_follower_while_leadership_moves_commit_at_most_once() 
         answers.len(),
         answers.iter().filter(|(_, s)| *s == Some(201)).count()
     );
+}
+
+/// API-level forwarding (a follower sending a whole HTTP request on to the leader's API, as it
+/// does for pull acks) crosses the harness's links too: with the leader isolated, an ack sent to a
+/// follower that still names the old leader never reaches it, so the old leader appends nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_cuts_api_forwarding_too() {
+    use cluster::chaos::proxy::LinkState;
+    let (cluster, proxy) = cluster::chaos::run::start_cluster(12, Vec::new(), Vec::new(), None)
+        .await
+        .unwrap();
+    let leader = cluster.wait_for_leader().await.unwrap();
+    let followers = cluster.followers().await.unwrap();
+    cluster
+        .subscribe(
+            "pulled",
+            &Subscription::pull("pulled").start(Start::Earliest),
+        )
+        .await
+        .unwrap();
+    cluster
+        .publish("pulled", &NewMessage::keyed("k", json!({"n": 1})))
+        .await
+        .unwrap();
+    let receipt = poll_until(
+        "a lease from the leader",
+        Duration::from_secs(10),
+        || async {
+            let leased = cluster
+                .client(leader)
+                .receive("pulled", &Receive::waiting(1, 1000).visibility_ms(60_000))
+                .await
+                .map_err(|e| e.to_string())?;
+            leased
+                .receipts()
+                .pop()
+                .ok_or_else(|| "no lease yet".to_owned())
+        },
+    )
+    .await
+    .unwrap();
+    let before = cluster.status(leader).await.unwrap().last_log_index;
+
+    eprintln!("--- isolate the leader, then ack through a follower that still names it");
+    for id in &followers {
+        proxy.set_both(leader, *id, LinkState::Down);
+    }
+    let follower = cluster.client(followers[0]).clone();
+    let ack = tokio::spawn(async move { follower.ack("pulled", &[receipt]).await });
+    let reached = poll_until(
+        "the isolated leader to append something",
+        Duration::from_secs(3),
+        || async {
+            let status = cluster.status(leader).await.map_err(|e| e.to_string())?;
+            holds(status.last_log_index != before)
+        },
+    )
+    .await;
+    assert!(
+        reached.is_err(),
+        "an ack forwarded to the leader's API across the partition reached its log"
+    );
+    proxy.heal();
+    let _ = ack.await;
 }

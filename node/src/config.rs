@@ -30,6 +30,11 @@ pub struct Payment {
     /// The payment provider's refund endpoint (used by the refund flow).
     #[serde(default)]
     pub refund_url: String,
+    /// Where the provider answers whether it made a refund (`GET {refund_status_url}/{order
+    /// id}`): asked before a refund is given up and after an attempt whose answer was lost, so a
+    /// refund the provider made is never recorded failed. Empty: never asked.
+    #[serde(default)]
+    pub refund_status_url: String,
     /// The key refund calls are signed with (`X-Orderq-Signature`), so the provider can tell
     /// orderq's refunds from forgeries; empty leaves them unsigned.
     #[serde(default)]
@@ -275,6 +280,9 @@ pub struct ServeArgs {
     /// The payment provider's refund endpoint.
     #[arg(long, env = "ORDERQ_PAYMENT_REFUND_URL")]
     pub payment_refund_url: Option<String>,
+    /// Where the payment provider answers a refund's status (`GET {url}/{order id}`).
+    #[arg(long, env = "ORDERQ_PAYMENT_REFUND_STATUS_URL")]
+    pub payment_refund_status_url: Option<String>,
     /// The key refund calls to the payment provider are signed with.
     #[arg(long, env = "ORDERQ_PAYMENT_SIGNING_SECRET", hide_env_values = true)]
     pub payment_signing_secret: Option<String>,
@@ -427,6 +435,9 @@ impl Config {
         }
         if let Some(url) = &args.payment_refund_url {
             config.payment.refund_url = url.clone();
+        }
+        if let Some(url) = &args.payment_refund_status_url {
+            config.payment.refund_status_url = url.clone();
         }
         if let Some(key) = &args.payment_signing_secret {
             config.payment.signing_secret = Secret::from(key.clone());
@@ -615,6 +626,7 @@ raft_addr = "127.0.0.1:9082"
 api_addr = "127.0.0.1:8082"
 [payment]
 refund_url = "http://127.0.0.1:1/refund"
+refund_status_url = "http://127.0.0.1:1/refunds"
 "#,
         )
         .unwrap();
@@ -628,6 +640,10 @@ refund_url = "http://127.0.0.1:1/refund"
         assert_eq!(config.max_batch, 1);
         assert_eq!(config.initialiser(), 1);
         assert_eq!(config.payment.refund_url, "http://127.0.0.1:1/refund");
+        assert_eq!(
+            config.payment.refund_status_url,
+            "http://127.0.0.1:1/refunds"
+        );
     }
 
     #[test]

@@ -22,6 +22,7 @@ use crate::clock_watch::ClockWatch;
 use crate::queue_handle::QueueHandle;
 use crate::queue_housekeeping::QueueHousekeeping;
 use crate::quorum_contact::QuorumContact;
+use crate::refund_status::RefundStatusLookup;
 use crate::scheduler::Scheduler;
 use crate::timer_service::{TimerLag, TimerService};
 
@@ -41,6 +42,9 @@ pub struct LeaderServices {
     pub queue: Arc<QueueHandle>,
     /// The payment provider's refund endpoint (`[payment] refund_url`), empty for none.
     pub refund_url: String,
+    /// Where the provider answers a refund's status (`[payment] refund_status_url`), empty for
+    /// none.
+    pub refund_status_url: String,
     /// Settled queue messages older than this are removed; 0 keeps them.
     pub queue_retention_ms: u64,
     /// Whether this leader still hears from a quorum (shared with `/readyz`).
@@ -125,6 +129,7 @@ impl LeaderServices {
             self.queue.clone(),
             self.refund_url.clone(),
             self.refund_signing_secret.clone(),
+            RefundStatusLookup::configured(&self.refund_status_url, &self.refund_signing_secret),
             self.receipt_key.clone(),
             self.webhook_policy.clone(),
             &self.extra_roots,

@@ -60,6 +60,7 @@ pub mod queue_housekeeping;
 pub mod quorum_contact;
 pub mod raft_cluster;
 pub mod receipt;
+pub mod refund_status;
 pub mod scheduler;
 pub mod secrets;
 pub mod serve;

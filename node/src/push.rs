@@ -1,7 +1,9 @@
 //! Push delivery: one HTTP POST of a message to a group's webhook, as the contract describes it,
 //! signed with the group's key when it has one (`webhook_signature`).
 //! A 2xx acknowledges; any other status, a connection error or no answer within the group's
-//! timeout is a failed attempt, described in a short error string kept with the dead letter.
+//! timeout is a failed attempt, described in a short error string kept with the dead letter
+//! ([`PushFailure`]'s text). Whether the answer was lost (no answer, or the connection broke)
+//! matters to refunds: the provider may have made the refund all the same (`refund_status`).
 
 use std::time::Duration;
 
@@ -9,6 +11,30 @@ use serde_json::json;
 use sm::order::REFUND_GROUP;
 use sm::queue::Message;
 use sm::queue::PushTarget;
+
+/// Why a push attempt failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PushFailure {
+    /// The webhook policy refuses the URL; nothing was sent.
+    #[error("refused: {0}")]
+    Refused(String),
+    /// The receiver answered with a status other than 2xx.
+    #[error("http status {0}")]
+    Status(u16),
+    /// No answer within the group's timeout: the receiver may have acted on it.
+    #[error("no answer within {0} ms")]
+    NoAnswer(u64),
+    /// The request could not be sent or its answer not read: it may have arrived.
+    #[error("request failed: {0}")]
+    Connection(String),
+}
+
+impl PushFailure {
+    /// Whether the attempt's answer was lost: the receiver may have acted on the call.
+    pub fn answer_lost(&self) -> bool {
+        matches!(self, PushFailure::NoAnswer(_) | PushFailure::Connection(_))
+    }
+}
 
 /// Posts `message` (its `attempt`-th delivery) for `group` to `target`, if `policy` lets a
 /// webhook reach it.
@@ -19,7 +45,7 @@ pub async fn deliver(
     target: &PushTarget,
     message: &Message,
     attempt: u32,
-) -> Result<(), String> {
+) -> Result<(), PushFailure> {
     let body = json!({
         "id": message.id,
         "topic": message.topic,
@@ -30,7 +56,7 @@ pub async fn deliver(
     });
     // Checked again at call time: a group put before link-local URLs were refused keeps its URL.
     if let Err(e) = policy.check_url(&target.url) {
-        return Err(format!("refused: {}", e.message));
+        return Err(PushFailure::Refused(e.message));
     }
     let body = body.to_string();
     let mut request = http
@@ -54,8 +80,8 @@ pub async fn deliver(
     }
     match request.body(body).send().await {
         Ok(response) if response.status().is_success() => Ok(()),
-        Ok(response) => Err(format!("http status {}", response.status().as_u16())),
-        Err(e) if e.is_timeout() => Err(format!("no answer within {} ms", target.timeout_ms)),
-        Err(e) => Err(format!("request failed: {e}")),
+        Ok(response) => Err(PushFailure::Status(response.status().as_u16())),
+        Err(e) if e.is_timeout() => Err(PushFailure::NoAnswer(target.timeout_ms)),
+        Err(e) => Err(PushFailure::Connection(e.to_string())),
     }
 }

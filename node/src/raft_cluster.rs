@@ -69,7 +69,8 @@ pub struct RaftCluster {
 }
 
 impl RaftCluster {
-    /// The cluster view over `raft`.
+    /// The cluster view over `raft`; forwarded requests leave from `raft_addr`'s IP.
+    #[allow(clippy::too_many_arguments)] // each is a separate part of the node
     pub fn new(
         raft: Raft,
         batcher: Batcher,
@@ -78,9 +79,12 @@ impl RaftCluster {
         quorum: Arc<QuorumContact>,
         clock: Arc<ClockWatch>,
         api_tls: crate::tls::ApiClientTls,
+        raft_addr: std::net::SocketAddr,
     ) -> Result<Self, reqwest::Error> {
+        // Forwarded requests leave from the Raft IP, like every other connection to a peer, so a
+        // partition cuts API forwarding too (`network::peer_client_builder`).
         let http = api_tls
-            .apply(reqwest::Client::builder())
+            .apply(crate::network::peer_client_builder(raft_addr))
             .connect_timeout(Duration::from_secs(1))
             .timeout(Duration::from_secs(30))
             .tcp_nodelay(true)

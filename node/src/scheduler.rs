@@ -43,6 +43,7 @@ use crate::clock::now_ms;
 use crate::consumer_lane::ConsumerLane;
 use crate::queue_handle::{PullRequest, QueueHandle};
 use crate::receipt::{Receipt, ReceiptKey};
+use crate::refund_status::{ProviderRefundStatus, RefundStatusLookup};
 use crate::settle_waiters::SettleWaiters;
 
 /// Loop period when nothing happens.
@@ -129,6 +130,8 @@ pub struct Scheduler {
     refund_url: String,
     /// The key refund calls are signed with; empty leaves the group's key as it is.
     refund_signing_secret: String,
+    /// Where the provider is asked whether it made a refund (`[payment] refund_status_url`).
+    refund_status: Option<Arc<RefundStatusLookup>>,
     /// Client for webhooks.
     http: reqwest::Client,
     /// What pull receipts are made and checked under.
@@ -147,6 +150,7 @@ impl Scheduler {
         handle: Arc<QueueHandle>,
         refund_url: String,
         refund_signing_secret: String,
+        refund_status: Option<RefundStatusLookup>,
         receipt_key: ReceiptKey,
         webhook_policy: WebhookPolicy,
         extra_roots: &[reqwest::Certificate],
@@ -170,6 +174,7 @@ impl Scheduler {
             handle,
             refund_url,
             refund_signing_secret,
+            refund_status: refund_status.map(Arc::new),
             http,
             receipt_key,
             webhook_policy: Arc::new(webhook_policy),
@@ -483,8 +488,11 @@ impl Scheduler {
                     let group = lane.sub.group.clone();
                     let target = target.clone();
                     let events = events.clone();
+                    let refund_status =
+                        self.refund_status.clone().filter(|_| group == REFUND_GROUP);
+                    let last_attempt = lease.failed + 1 >= lane.sub.max_attempts;
                     tokio::spawn(async move {
-                        let result = crate::push::deliver(
+                        let mut result = crate::push::deliver(
                             &http,
                             &policy,
                             &group,
@@ -493,6 +501,18 @@ impl Scheduler {
                             lease.failed + 1,
                         )
                         .await;
+                        if let (Err(failure), Some(lookup)) = (&result, refund_status) {
+                            // Before giving up, and when the answer was lost, the provider says
+                            // whether it made the refund: a made refund is never recorded failed.
+                            if (failure.answer_lost() || last_attempt)
+                                && lookup.ask(&http, &policy, &lease.message.key).await
+                                    == ProviderRefundStatus::Refunded
+                            {
+                                tracing::info!(order_id = %lease.message.key, %failure, "the provider made the refund whose attempt failed; recorded refunded");
+                                result = Ok(());
+                            }
+                        }
+                        let result = result.map_err(|failure| failure.to_string());
                         let _ = events
                             .send(Event::Pushed {
                                 group,

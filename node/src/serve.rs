@@ -183,6 +183,7 @@ pub async fn run(
         timer_lag: timer_lag.clone(),
         queue: queue.clone(),
         refund_url: config.payment.refund_url.clone(),
+        refund_status_url: config.payment.refund_status_url.clone(),
         refund_signing_secret: config.payment.signing_secret.expose().to_string(),
         webhook_policy: config.webhook_policy(),
         queue_retention_ms: config.queue_retention_secs.saturating_mul(1000),
@@ -202,6 +203,7 @@ pub async fn run(
             quorum,
             clock,
             api_client_tls,
+            socket(&config.raft_addr)?,
         )?
         .with_queue(queue),
     );

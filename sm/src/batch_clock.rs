@@ -13,6 +13,9 @@ use crate::txn::Txn;
 
 /// The time an entry stamped `stamped_ms` is applied at: never before the previous entry's.
 pub fn advance(txn: &mut Txn<'_>, stamped_ms: i64) -> Result<i64, StoreError> {
+    if let Some(skew) = crate::failpoints::value_point(crate::failpoints::APPLY_CLOCK_SKEW) {
+        return Ok(stamped_ms.saturating_add(skew.parse().unwrap_or(0)));
+    }
     match txn.meta::<BatchClock>()? {
         Some(last) if last >= stamped_ms => Ok(last),
         _ => {

@@ -11,6 +11,8 @@
 //! makes the log acknowledge appends without syncing them, which no `kill -9` can tell apart from
 //! the real thing but a power cut can. The chaos harness arms it to prove its power-loss faults
 //! and its durability checker catch a write path that is not durable before it acknowledges.
+//! [`APPLY_CLOCK_SKEW`] is the second mutant: `apply` decides with the entry's raw stamp moved
+//! by a skew, ignoring the batch clock, which the harness's `timers` checker must catch.
 
 /// After the log entries are written to RocksDB (unsynced) and before the WAL is synced: the
 /// entries may vanish; none was acknowledged.
@@ -29,6 +31,11 @@ pub const APPLY_AFTER_WRITE: &str = "apply-after-write";
 /// Not a crash point: when armed (with `return`), the log acknowledges appends without syncing
 /// the WAL. A deliberately broken build, for the harness to prove it notices.
 pub const LOG_SKIP_SYNC: &str = "log-skip-sync";
+
+/// Not a crash point: when armed with `return(MS)`, `apply` runs each entry at its raw stamp
+/// plus MS milliseconds, ignoring the batch clock. A deliberately broken build, for the timers
+/// checker to prove it notices deadlines decided with a wrong clock.
+pub const APPLY_CLOCK_SKEW: &str = "apply-clock-skew";
 
 /// Every crash point.
 pub const ALL: &[&str] = &[
@@ -56,4 +63,13 @@ pub fn crash_point(name: &str) {
 pub fn skip_point(name: &str) -> bool {
     fail::fail_point!(name, |_| true);
     false
+}
+
+/// The value the failpoint `name` fires with (`return(VALUE)`), if it is armed and fires; always
+/// `None` without the `failpoints` feature.
+#[cfg_attr(not(feature = "failpoints"), allow(unused_variables))]
+#[inline]
+pub fn value_point(name: &str) -> Option<String> {
+    fail::fail_point!(name, |value| Some(value.unwrap_or_default()));
+    None
 }

@@ -34,8 +34,8 @@ struct Args {
     /// Concurrent clients.
     #[arg(long, default_value_t = 12)]
     clients: u32,
-    /// Write the JSON report here (the history to FILE.history.jsonl, the webhook and provider
-    /// calls to FILE.deliveries.jsonl).
+    /// Write the JSON report here (the timeline picture to FILE.timeline.png, the history to
+    /// FILE.history.jsonl, the webhook and provider calls to FILE.deliveries.jsonl).
     #[arg(long)]
     report: Option<PathBuf>,
     /// Keep the nodes' data and logs even when every check passes (always kept on failure).

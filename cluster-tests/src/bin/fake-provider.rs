@@ -2,6 +2,9 @@
 //! fails the first `--fail-first` calls and then `--fail-rate` of them with 500, and prints one
 //! JSON line per call (message id, attempt, idempotency key, whether its signature verified,
 //! whether it was acknowledged). With `--signing-secret` it refuses calls not signed with it.
+//! `--lose-first N` acts on the first N calls (the refund is made) but answers them too late.
+//! It answers `GET /refunds/{order id}` truthfully with what it did about that order's refund,
+//! lost answers included: point `[payment] refund_status_url` at `http://127.0.0.1:PORT/refunds`.
 //!
 //! `cargo run --bin fake-provider -- --port 9900 --fail-rate 0.5`
 
@@ -23,6 +26,9 @@ struct Args {
     /// Answer the first N calls 500.
     #[arg(long, default_value_t = 0)]
     fail_first: u64,
+    /// Act on the first N calls (acknowledge them, make the refund) but lose their answer.
+    #[arg(long, default_value_t = 0)]
+    lose_first: u64,
     /// Delay before each answer, in milliseconds.
     #[arg(long, default_value_t = 0)]
     latency_ms: u64,
@@ -41,11 +47,16 @@ async fn main() -> Result<(), cluster::Error> {
             fail_rate: args.fail_rate,
             fail_first: args.fail_first,
             latency_ms: args.latency_ms,
+            lose_first: args.lose_first,
         },
     )
     .await?;
     receiver.require_signature(args.signing_secret.clone());
-    eprintln!("fake-provider listening: {}", receiver.url());
+    eprintln!(
+        "fake-provider listening: {} (refund status: {})",
+        receiver.url(),
+        receiver.status_url()
+    );
     let mut printed = 0;
     loop {
         tokio::select! {

@@ -50,6 +50,14 @@ pub enum FaultKind {
     /// Cut the power of all three nodes at once, restart them from what survived (Jepsen's
     /// NATS case). Needs FUSE, as [`FaultKind::PowerCut`]. Not in [`FaultKind::ALL`].
     PowerCutAll,
+    /// 1,000 orders created with their `expires_at` aimed at one instant, and the leader killed
+    /// 0-200 ms before the first of those deadlines: the new leader must close them all.
+    DeadlineBurst,
+    /// Pull consumers lease messages and die without acking: every message must come again.
+    ConsumerCrash,
+    /// The webhook receiver dies mid-request (calls in flight and arriving go unanswered and
+    /// are not acted on) and comes back: every delivery must be retried until acknowledged.
+    ReceiverKill,
 }
 
 impl FaultKind {
@@ -66,13 +74,16 @@ impl FaultKind {
     }
 
     /// Every kind.
-    pub const ALL: [FaultKind; 6] = [
+    pub const ALL: [FaultKind; 9] = [
         FaultKind::Kill,
         FaultKind::Pause,
         FaultKind::Partition,
         FaultKind::Link,
         FaultKind::RestartAll,
         FaultKind::Combined,
+        FaultKind::DeadlineBurst,
+        FaultKind::ConsumerCrash,
+        FaultKind::ReceiverKill,
     ];
 }
 
@@ -158,6 +169,19 @@ pub enum Fault {
     },
     /// Cut every node's power at once.
     PowerCutAll,
+    /// Create a burst of orders whose deadlines fall together, then `kill -9` the leader this
+    /// long before the first of them.
+    KillLeaderBeforeDeadlines {
+        /// Milliseconds between the kill and the first deadline (0-200).
+        lead_ms: u64,
+    },
+    /// This many pull consumers each lease messages and die without acking.
+    PullConsumersCrash {
+        /// How many consumers die.
+        consumers: u64,
+    },
+    /// The webhook receiver dies mid-request; healing brings it back.
+    WebhookReceiverDown,
 }
 
 /// The crash points of `orderq`'s write path, by [`Fault::CrashPoint::point`] (the names in
@@ -199,6 +223,9 @@ impl Fault {
             Fault::DiskFullLeader | Fault::DiskFull { .. } => FaultKind::DiskFull,
             Fault::PowerCutLeader | Fault::PowerCutNode { .. } => FaultKind::PowerCut,
             Fault::PowerCutAll => FaultKind::PowerCutAll,
+            Fault::KillLeaderBeforeDeadlines { .. } => FaultKind::DeadlineBurst,
+            Fault::PullConsumersCrash { .. } => FaultKind::ConsumerCrash,
+            Fault::WebhookReceiverDown => FaultKind::ReceiverKill,
         }
     }
 }
@@ -251,6 +278,13 @@ pub fn schedule(
             (FaultKind::PowerCut, 0) => Fault::PowerCutNode { node },
             (FaultKind::PowerCut, _) => Fault::PowerCutLeader,
             (FaultKind::PowerCutAll, _) => Fault::PowerCutAll,
+            (FaultKind::DeadlineBurst, _) => Fault::KillLeaderBeforeDeadlines {
+                lead_ms: rng.below(201),
+            },
+            (FaultKind::ConsumerCrash, _) => Fault::PullConsumersCrash {
+                consumers: rng.between(1, 3),
+            },
+            (FaultKind::ReceiverKill, _) => Fault::WebhookReceiverDown,
             (FaultKind::CrashPoint, _) => Fault::CrashPoint {
                 node,
                 point: rng.below(CRASH_POINTS.len() as u64) as u8,
@@ -320,7 +354,12 @@ pub async fn inject(
             }
             Ok((Active::PowerCut(nodes.clone()), nodes))
         }
-        Fault::KillLeader | Fault::KillNode { .. } => {
+        // The harness's own parts (the burst of orders, the consumers, the receiver) are done
+        // by the run; here the cluster is touched only by the burst's kill.
+        Fault::PullConsumersCrash { .. } | Fault::WebhookReceiverDown => {
+            Ok((Active::Many(Vec::new()), Vec::new()))
+        }
+        Fault::KillLeader | Fault::KillLeaderBeforeDeadlines { .. } | Fault::KillNode { .. } => {
             let node = match fault {
                 Fault::KillNode { node } => node,
                 _ => leader().await.unwrap_or(1),

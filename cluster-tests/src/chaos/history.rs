@@ -180,6 +180,9 @@ pub struct Operation {
 pub struct History {
     /// Time zero of the run.
     started: Instant,
+    /// Time zero as wall-clock milliseconds since the epoch: the bridge between the history's
+    /// run milliseconds and the times the cluster writes into orders.
+    started_epoch_ms: i64,
     /// Finished operations in completion order.
     operations: Mutex<Vec<Operation>>,
 }
@@ -189,6 +192,10 @@ impl History {
     pub fn new() -> Self {
         History {
             started: Instant::now(),
+            started_epoch_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+                .unwrap_or(0),
             operations: Mutex::new(Vec::new()),
         }
     }
@@ -196,6 +203,11 @@ impl History {
     /// Milliseconds since the run began: every timestamp in the history uses this clock.
     pub fn now_ms(&self) -> u64 {
         u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Wall-clock milliseconds since the epoch at time zero of the run.
+    pub fn started_epoch_ms(&self) -> i64 {
+        self.started_epoch_ms
     }
 
     /// Records a finished operation.

@@ -4,7 +4,10 @@
 //! Every node listens for peers on its own loopback IP (127.0.0.11, .12, ...) and, because
 //! `orderq` binds its outgoing peer connections to that IP, a connection arriving at node B's
 //! front tells by its source address that it comes from node A. Each node's peers are told to
-//! dial the front, not the node: all Raft traffic passes here, link by link.
+//! dial the front, not the node: all Raft traffic passes here, link by link. The nodes' API
+//! ports have fronts too ([`LinkProxy::add_api_fronts`]): a follower forwarding a client's
+//! request to the leader's API (it connects from its own IP as well) crosses the same links, so
+//! a partition cuts it; the harness's own clients come from 127.0.0.1 and always pass.
 //!
 //! A link is directional (connections A opens to B); partitions set both directions. Changing a
 //! link closes the connections it carries at once, as a real partition would stall them.
@@ -96,8 +99,10 @@ pub struct LinkProxy {
     links: Arc<Links>,
     /// Node id → the front address its peers dial.
     fronts: BTreeMap<u64, SocketAddr>,
+    /// Node id → the front of its API that its peers forward requests to.
+    api_fronts: BTreeMap<u64, SocketAddr>,
     /// Accept loops and connections; aborted when the proxy is dropped.
-    _tasks: JoinSet<()>,
+    tasks: JoinSet<()>,
 }
 
 impl LinkProxy {
@@ -110,7 +115,27 @@ impl LinkProxy {
             connections: AtomicU64::new(0),
             seed,
         });
-        let mut tasks = JoinSet::new();
+        let mut proxy = LinkProxy {
+            links,
+            fronts: BTreeMap::new(),
+            api_fronts: BTreeMap::new(),
+            tasks: JoinSet::new(),
+        };
+        proxy.fronts = proxy.add_fronts(targets).await?;
+        Ok(proxy)
+    }
+
+    /// Starts a front on 127.0.0.1 for each `(node id, real API address)`, under the same links.
+    pub async fn add_api_fronts(&mut self, targets: &BTreeMap<u64, SocketAddr>) -> Result<()> {
+        self.api_fronts = self.add_fronts(targets).await?;
+        Ok(())
+    }
+
+    /// Binds one front per target and starts proxying it; answers the fronts by node.
+    async fn add_fronts(
+        &mut self,
+        targets: &BTreeMap<u64, SocketAddr>,
+    ) -> Result<BTreeMap<u64, SocketAddr>> {
         let mut fronts = BTreeMap::new();
         for (&id, &target) in targets {
             let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
@@ -124,13 +149,15 @@ impl LinkProxy {
                 source,
             })?;
             fronts.insert(id, front);
-            tasks.spawn(accept_loop(listener, id, target, links.clone()));
+            self.tasks
+                .spawn(accept_loop(listener, id, target, self.links.clone()));
         }
-        Ok(LinkProxy {
-            links,
-            fronts,
-            _tasks: tasks,
-        })
+        Ok(fronts)
+    }
+
+    /// The address node `id`'s peers forward API requests to.
+    pub fn api_front(&self, id: u64) -> Option<SocketAddr> {
+        self.api_fronts.get(&id).copied()
     }
 
     /// The address node `id`'s peers must dial.

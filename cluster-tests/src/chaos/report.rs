@@ -66,6 +66,9 @@ pub struct Report {
     pub passed: bool,
     /// Where the nodes' data and logs were kept (on failure, or when asked).
     pub data_dir: Option<String>,
+    /// What the timeline picture beside the report shows (it has no text), when one was drawn.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeline: Option<super::timeline::TimelineLegend>,
 }
 
 impl Report {

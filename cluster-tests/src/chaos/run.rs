@@ -12,13 +12,14 @@ use std::time::{Duration, Instant};
 use super::check::progress::{first_ack_after, FaultWindow};
 use super::check::{self, FinalState, NodeState};
 use super::disk::SmallDisks;
-use super::faults::{self, FaultKind};
+use super::faults::{self, Fault, FaultKind};
 use super::history::History;
 use super::power::{locate_lazyfs, LazyMounts};
 use super::proxy::{node_ip, LinkProxy};
 use super::report::{InjectedFault, Report};
 use super::rng::Rng;
 use super::subscribers::Subscribers;
+use super::timeline::Timeline;
 use super::workload::{Target, Workload, WorkloadPlan, REQUEST_TIMEOUT};
 use crate::client::{build_http, NodeClient, Request};
 use crate::cluster::{Cluster, ClusterOptions, NodeAddrs};
@@ -89,7 +90,7 @@ pub async fn run(options: ChaosOptions) -> Result<Report> {
     }
     let started = Instant::now();
     let mut rng = Rng::new(options.seed);
-    let subscribers = Subscribers::start().await?;
+    let mut subscribers = Subscribers::start().await?;
     // Power cuts need every node's data on the power-loss filesystem from the start.
     let mut power = if power_cuts {
         Some(LazyMounts::new(locate_lazyfs()?))
@@ -99,7 +100,11 @@ pub async fn run(options: ChaosOptions) -> Result<Report> {
     let (mut cluster, proxy) = start_cluster(
         options.seed,
         subscribers.node_args(),
-        options.node_env.clone(),
+        subscribers
+            .node_env()
+            .into_iter()
+            .chain(options.node_env.clone())
+            .collect(),
         power.as_mut(),
     )
     .await?;
@@ -109,18 +114,36 @@ pub async fn run(options: ChaosOptions) -> Result<Report> {
 
     let history = Arc::new(History::new());
     let targets = targets(&cluster)?;
-    let workload = Workload::start(options.plan.clone(), targets, history.clone(), &rng);
+    let faults_end = Instant::now() + options.duration;
+    let workload = Workload::start(
+        options.plan.clone(),
+        targets,
+        history.clone(),
+        &rng,
+        faults_end,
+    );
     let schedule = faults::schedule(&mut rng, &options.faults, NODES, options.duration);
     let mut injected = Vec::new();
     let mut incidents = Vec::new();
     let mut disks = SmallDisks::default();
-    let faults_end = Instant::now() + options.duration;
     for step in schedule {
         let quiet_until = Instant::now() + Duration::from_millis(step.quiet_ms);
         if quiet_until + Duration::from_millis(step.hold_ms) > faults_end {
             break;
         }
         tokio::time::sleep_until(quiet_until.into()).await;
+        let mut note = harness_fault(
+            step.fault,
+            &cluster,
+            &workload,
+            &subscribers,
+            &history,
+            &rng,
+        )
+        .await;
+        // The fault starts as its injection does (a kill aimed just before a deadline counts
+        // from the kill, not from when the kill returned).
+        let injected_ms = history.now_ms();
         let injecting =
             faults::inject(&mut cluster, &proxy, &mut disks, power.as_mut(), step.fault);
         let (active, nodes) = match injecting.await {
@@ -131,13 +154,22 @@ pub async fn run(options: ChaosOptions) -> Result<Report> {
                 continue;
             }
         };
-        let injected_ms = history.now_ms();
         eprintln!(
             "chaos: {injected_ms} ms: inject {:?} on {nodes:?}",
             step.fault
         );
         tokio::time::sleep(Duration::from_millis(step.hold_ms)).await;
-        let note = faults::heal(&mut cluster, &proxy, &disks, power.as_mut(), active)?;
+        if step.fault == Fault::WebhookReceiverDown {
+            subscribers.restart_webhook_receiver();
+        }
+        let healed = faults::heal(&mut cluster, &proxy, &disks, power.as_mut(), active)?;
+        if !healed.is_empty() {
+            note = if note.is_empty() {
+                healed
+            } else {
+                format!("{note}; {healed}")
+            };
+        }
         let healed_ms = history.now_ms();
         let recovered_ms = match recover(&mut cluster, &mut incidents).await {
             Ok(()) => Some(history.now_ms()),
@@ -188,6 +220,7 @@ pub async fn run(options: ChaosOptions) -> Result<Report> {
         &mut incidents,
     )
     .await;
+    final_state.read_ms = history.now_ms();
     final_state.deliveries = subscribers.deliveries(groups);
     let windows: Vec<FaultWindow> = injected
         .iter()
@@ -217,7 +250,7 @@ pub async fn run(options: ChaosOptions) -> Result<Report> {
     } else {
         None
     };
-    let report = Report {
+    let mut report = Report {
         seed: options.seed,
         duration_secs: options.duration.as_secs(),
         elapsed_secs: started.elapsed().as_secs(),
@@ -229,8 +262,14 @@ pub async fn run(options: ChaosOptions) -> Result<Report> {
         incidents,
         passed,
         data_dir,
+        timeline: None,
     };
     if let Some(path) = &options.report {
+        let picture = PathBuf::from(format!("{}.timeline.png", path.display()));
+        match Timeline::new(&operations, &report.faults, history.now_ms()).draw(&picture) {
+            Ok(legend) => report.timeline = Some(legend),
+            Err(e) => eprintln!("chaos: no timeline picture: {e}"),
+        }
         report.write(path, &operations, &final_state.deliveries)?;
     }
     // The tmpfs mounts go after the nodes that use them, before the directory is removed.
@@ -248,7 +287,65 @@ pub async fn run(options: ChaosOptions) -> Result<Report> {
     Ok(report)
 }
 
-/// Starts three nodes, each on its own loopback IP, with every Raft port behind the proxy,
+/// How many orders a deadline burst creates.
+const BURST_ORDERS: u32 = 1_000;
+
+/// How many pseudo-clients create a burst's orders at once.
+const BURST_LANES: u32 = 32;
+
+/// How far ahead a burst aims its deadlines: time to create the orders first.
+const BURST_AIM_MS: i64 = 6_000;
+
+/// Does the harness's own part of `fault`, before the cluster is touched: creates the burst of
+/// orders and waits until the kill is due (0-200 ms before the first deadline), lets pull
+/// consumers crash, or kills the webhook receiver mid-request. Answers a note for the report.
+async fn harness_fault(
+    fault: Fault,
+    cluster: &Cluster,
+    workload: &Workload,
+    subscribers: &Subscribers,
+    history: &History,
+    rng: &Rng,
+) -> String {
+    let now_epoch =
+        || history.started_epoch_ms() + i64::try_from(history.now_ms()).unwrap_or(i64::MAX);
+    match fault {
+        Fault::KillLeaderBeforeDeadlines { lead_ms } => {
+            let aim = now_epoch() + BURST_AIM_MS;
+            let burst = rng.fork(history.now_ms());
+            let first = workload
+                .deadline_burst(BURST_ORDERS, BURST_LANES, aim, &burst)
+                .await;
+            match first {
+                Some(first) => {
+                    let wait = first - i64::try_from(lead_ms).unwrap_or(0) - now_epoch();
+                    if wait > 0 {
+                        tokio::time::sleep(Duration::from_millis(wait as u64)).await;
+                    }
+                    format!(
+                        "{BURST_ORDERS} orders due from {} ms into the run; the kill came {} ms \
+                         before",
+                        first - history.started_epoch_ms(),
+                        first - now_epoch()
+                    )
+                }
+                None => "the burst's creates were not acknowledged".to_owned(),
+            }
+        }
+        Fault::PullConsumersCrash { consumers } => {
+            let taken = subscribers.crash_pull_consumers(cluster, consumers).await;
+            format!("{consumers} pull consumer(s) died holding {taken} message(s)")
+        }
+        Fault::WebhookReceiverDown => {
+            subscribers.kill_webhook_receiver().await;
+            "the webhook receiver died mid-request".to_owned()
+        }
+        _ => String::new(),
+    }
+}
+
+/// Starts three nodes, each on its own loopback IP, with every Raft and API port behind the
+/// proxy (for peers; the harness's clients reach the APIs directly),
 /// `node_args` (the payment provider's URL) and `node_env` on every node, and their data on the
 /// power-loss filesystem when `power` is given.
 pub async fn start_cluster(
@@ -270,7 +367,9 @@ pub async fn start_cluster(
         );
     }
     let raft: BTreeMap<u64, _> = listen.iter().map(|(id, (_, raft))| (*id, *raft)).collect();
-    let proxy = LinkProxy::start(&raft, seed).await?;
+    let api: BTreeMap<u64, _> = listen.iter().map(|(id, (api, _))| (*id, *api)).collect();
+    let mut proxy = LinkProxy::start(&raft, seed).await?;
+    proxy.add_api_fronts(&api).await?;
     let addresses = listen
         .iter()
         .map(|(id, (api_addr, raft_addr))| {
@@ -280,6 +379,9 @@ pub async fn start_cluster(
                 advertised_raft_addr: proxy
                     .front(*id)
                     .ok_or_else(|| Error::Usage(format!("no proxy front for node {id}")))?,
+                advertised_api_addr: proxy
+                    .api_front(*id)
+                    .ok_or_else(|| Error::Usage(format!("no API front for node {id}")))?,
             })
         })
         .collect::<Result<Vec<_>>>()?;

@@ -1,7 +1,8 @@
 //! [`Subscribers`]: the harness's end of the durable queue. A webhook receiver subscribed to
 //! `order.paid` and to the workload's topic, and a fake payment provider behind the nodes'
 //! `[payment] refund_url`; both fail a share of their calls, so deliveries and refunds are
-//! retried while the faults play. After the run, [`Subscribers::drain`] waits until no group
+//! retried while the faults play. A pull group on the workload's topic is consumed by the
+//! harness's [`PullConsumers`]. After the run, [`Subscribers::drain`] waits until no group
 //! has anything left to deliver, and [`Subscribers::deliveries`] hands what arrived to the
 //! checkers.
 
@@ -11,6 +12,7 @@ use reqwest::Method;
 use serde_json::json;
 
 use super::check::Deliveries;
+use super::pull_consumers::{PullConsumers, PULL_GROUP};
 use crate::client::Request;
 use crate::cluster::Cluster;
 use crate::endpoint::Endpoint;
@@ -67,6 +69,10 @@ pub struct Subscribers {
     webhooks: Receiver,
     /// The nodes' `refund_url`: records every refund call, whether it answered 2xx.
     provider: Receiver,
+    /// The pull consumers of [`PULL_GROUP`], once subscribed.
+    pulls: Option<PullConsumers>,
+    /// How the webhook receiver answered before it went dark.
+    webhook_options: ReceiverOptions,
 }
 
 impl Subscribers {
@@ -88,7 +94,12 @@ impl Subscribers {
             },
         )
         .await?;
-        Ok(Subscribers { webhooks, provider })
+        Ok(Subscribers {
+            webhook_options: webhooks.options(),
+            webhooks,
+            provider,
+            pulls: None,
+        })
     }
 
     /// The node flags that point refunds at the provider (`[payment] refund_url`).
@@ -96,9 +107,19 @@ impl Subscribers {
         vec!["--payment-refund-url".to_owned(), self.provider.url()]
     }
 
+    /// The node environment that points refund status lookups at the provider (`[payment]
+    /// refund_status_url`); the environment rather than a flag, so a binary that predates the
+    /// setting still starts (and is judged without the lookup).
+    pub fn node_env(&self) -> Vec<(String, String)> {
+        vec![(
+            "ORDERQ_PAYMENT_REFUND_STATUS_URL".to_owned(),
+            self.provider.status_url(),
+        )]
+    }
+
     /// Creates the three push groups, `start: earliest`, before the workload begins: every
     /// `order.paid`, every published message and every refund of the run is theirs.
-    pub async fn subscribe(&self, cluster: &Cluster, topic: &str) -> Result<()> {
+    pub async fn subscribe(&mut self, cluster: &Cluster, topic: &str) -> Result<()> {
         let webhook = |topic: &str| {
             json!({
                 "topic": topic,
@@ -119,6 +140,10 @@ impl Subscribers {
             (PAID_GROUP, webhook(PAID_TOPIC)),
             (PUBLISHED_GROUP, webhook(topic)),
             (REFUND_GROUP, refunds),
+            (
+                PULL_GROUP,
+                json!({"topic": topic, "max_attempts": WEBHOOK_MAX_ATTEMPTS, "start": "earliest"}),
+            ),
         ] {
             let leader = cluster.wait_for_leader().await?;
             let request =
@@ -130,7 +155,34 @@ impl Subscribers {
             })
             .await?;
         }
+        self.pulls = Some(PullConsumers::start(cluster.clients()));
         Ok(())
+    }
+
+    /// The `consumer-crash` fault: `consumers` pull consumers lease messages and die without
+    /// acking; answers how many messages they took.
+    pub async fn crash_pull_consumers(&self, cluster: &Cluster, consumers: u64) -> usize {
+        match &self.pulls {
+            Some(pulls) => pulls.crash(&cluster.clients(), consumers).await,
+            None => 0,
+        }
+    }
+
+    /// The `receiver-kill` fault: the webhook receiver slows down so calls are in flight, then
+    /// dies with them (they are not acted on and get no answer).
+    pub async fn kill_webhook_receiver(&self) {
+        self.webhooks.set_options(ReceiverOptions {
+            latency_ms: 300,
+            ..self.webhook_options
+        });
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        self.webhooks.go_dark();
+    }
+
+    /// Heals `receiver-kill`: the webhook receiver is back, answering as before.
+    pub fn restart_webhook_receiver(&self) {
+        self.webhooks.set_options(self.webhook_options);
+        self.webhooks.come_back();
     }
 
     /// Waits until every group the harness made has nothing left to deliver (no backlog, nothing
@@ -154,10 +206,11 @@ impl Subscribers {
                 let ours: Vec<SubscriptionStats> = all
                     .into_iter()
                     .filter(|s| {
-                        [PAID_GROUP, PUBLISHED_GROUP, REFUND_GROUP].contains(&s.group.as_str())
+                        [PAID_GROUP, PUBLISHED_GROUP, REFUND_GROUP, PULL_GROUP]
+                            .contains(&s.group.as_str())
                     })
                     .collect();
-                if ours.len() < 3 {
+                if ours.len() < 4 {
                     return Err(format!("only these groups exist: {ours:?}"));
                 }
                 let pending: Vec<String> = ours
@@ -188,6 +241,11 @@ impl Subscribers {
             webhook_calls: self.webhooks.received(),
             provider_calls: self.provider.received(),
             groups: groups.unwrap_or_default(),
+            pull_leases: self
+                .pulls
+                .as_ref()
+                .map(PullConsumers::leases)
+                .unwrap_or_default(),
         }
     }
 }

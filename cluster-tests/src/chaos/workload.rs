@@ -8,11 +8,14 @@
 //!
 //! The durable queue is part of the mix: clients publish messages (with an idempotency key,
 //! retried with it) to [`WorkloadPlan::topic`] and refund paid orders; the run's
-//! [`super::subscribers::Subscribers`] receive what the cluster delivers.
+//! [`super::subscribers::Subscribers`] receive what the cluster delivers. No order gets more than
+//! [`MAX_OPS_PER_ORDER`] operations: clients rotate to fresher orders, so every per-order history
+//! stays decidable.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use tokio::task::JoinSet;
@@ -20,7 +23,7 @@ use tokio::task::JoinSet;
 use super::history::{History, OpKind, Operation, Outcome};
 use super::rng::Rng;
 use crate::client::{NodeClient, Request};
-use crate::model::SkuSettings;
+use crate::model::{epoch_ms, SkuSettings};
 
 /// How long a client keeps retrying one write before calling it unknown. Longer than an
 /// election, shorter than a pause fault, so both outcomes happen.
@@ -32,6 +35,12 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
 /// How many of the newest acknowledged orders clients pay, cancel and read: recent orders are
 /// the ones whose operations race.
 const RECENT_ORDERS: usize = 64;
+
+/// Most operations clients aim at one order (pay, cancel, refund, reads; its create aside).
+/// An order that had its share drops out of the choice, and fresher orders take its place, so
+/// every per-order history stays small enough for the linearizability search to decide (it
+/// takes 120 operations; a 30-minute run once had 72 orders past that).
+pub const MAX_OPS_PER_ORDER: u32 = 40;
 
 /// One SKU the workload uses and how it is loaded.
 #[derive(Debug, Clone)]
@@ -54,6 +63,8 @@ pub struct WorkloadPlan {
     pub skus: Vec<SkuPlan>,
     /// The flash-sale SKU bought with `POST /v1/seckill/{sku}`.
     pub seckill: SkuPlan,
+    /// The SKU of the deadline bursts ([`Workload::deadline_burst`]): only they order it.
+    pub burst: SkuPlan,
     /// Pay windows a create chooses from (seconds); short ones close during the run.
     pub pay_windows: Vec<u64>,
     /// The topic clients publish to (a push subscription on it is judged by the
@@ -79,6 +90,7 @@ impl Default for WorkloadPlan {
                     per_user_limit: 3,
                 },
             },
+            burst: sku("D", 1_000_000),
             pay_windows: vec![3, 6, 12, 600],
             topic: "chaos.events".to_owned(),
         }
@@ -95,7 +107,10 @@ impl WorkloadPlan {
 
     /// Every SKU the workload touches, flash-sale SKU included.
     pub fn all_skus(&self) -> Vec<&SkuPlan> {
-        self.skus.iter().chain([&self.seckill]).collect()
+        self.skus
+            .iter()
+            .chain([&self.seckill, &self.burst])
+            .collect()
     }
 }
 
@@ -126,9 +141,18 @@ struct Shared {
     known_orders: Mutex<Vec<String>>,
     /// Ids of orders whose pay was acknowledged, newest last, for refunds to choose from.
     paid_orders: Mutex<Vec<String>>,
+    /// Operations chosen per order so far, to retire an order at [`MAX_OPS_PER_ORDER`].
+    ops_per_order: Mutex<HashMap<String, u32>>,
+    /// When the run's faults end: no order's pay window reaches more than
+    /// [`DEADLINE_SLACK`] past it, so every close timer has fired soon after the run and the
+    /// final state can be read at a quiet applied index.
+    ends: Instant,
     /// Set when the run is over; clients finish their current operation and stop.
     stop: AtomicBool,
 }
+
+/// How far past the end of the run an order's `expires_at` may lie.
+const DEADLINE_SLACK: Duration = Duration::from_secs(12);
 
 /// Handle to the running clients.
 pub struct Workload {
@@ -139,12 +163,14 @@ pub struct Workload {
 }
 
 impl Workload {
-    /// Starts `plan.clients` client tasks against `targets`, their choices seeded from `rng`.
+    /// Starts `plan.clients` client tasks against `targets`, their choices seeded from `rng`;
+    /// the run's faults end at `ends` (pay windows are cut to end soon after it).
     pub fn start(
         plan: WorkloadPlan,
         targets: Vec<Target>,
         history: Arc<History>,
         rng: &Rng,
+        ends: Instant,
     ) -> Self {
         let shared = Arc::new(Shared {
             plan,
@@ -152,6 +178,8 @@ impl Workload {
             history,
             known_orders: Mutex::new(Vec::new()),
             paid_orders: Mutex::new(Vec::new()),
+            ops_per_order: Mutex::new(HashMap::new()),
+            ends,
             stop: AtomicBool::new(false),
         });
         let mut tasks = JoinSet::new();
@@ -161,6 +189,57 @@ impl Workload {
             tasks.spawn(run_client(shared, client, rng));
         }
         Workload { shared, tasks }
+    }
+
+    /// Creates `orders` orders of the burst SKU from `lanes` concurrent pseudo-clients (numbered
+    /// after the workload's own, each running its creates one after another), each with the pay
+    /// window that puts its `expires_at` nearest `aim_epoch_ms`; every create is recorded like
+    /// any operation, so the checkers judge these orders too. Answers the earliest `expires_at`
+    /// acknowledged (epoch ms), if any was.
+    pub async fn deadline_burst(
+        &self,
+        orders: u32,
+        lanes: u32,
+        aim_epoch_ms: i64,
+        rng: &Rng,
+    ) -> Option<i64> {
+        let mut tasks = JoinSet::new();
+        let burst = self.shared.history.now_ms();
+        for lane in 0..lanes {
+            let shared = self.shared.clone();
+            let mut rng = rng.fork(u64::from(lane));
+            tasks.spawn(async move {
+                let plan = &shared.plan;
+                let client = plan.clients + lane;
+                let mut earliest: Option<i64> = None;
+                for n in (lane..orders).step_by(lanes as usize) {
+                    let now = shared.history.started_epoch_ms()
+                        + i64::try_from(shared.history.now_ms()).unwrap_or(i64::MAX);
+                    let window = ((aim_epoch_ms - now) as f64 / 1000.0).round().max(1.0) as u64;
+                    let kind = OpKind::CreateOrder {
+                        key: format!("chaos-burst-{burst}-{n}"),
+                        user_id: user_id(n % plan.clients, n % plan.users_per_client),
+                        items: vec![(plan.burst.sku.clone(), 1)],
+                        pay_within_secs: window,
+                    };
+                    let operation = perform(&shared, client, &mut rng, kind).await;
+                    if let Outcome::Ok { body, .. } = &operation.outcome {
+                        if let Some(at) = body["expires_at"].as_str().and_then(epoch_ms) {
+                            earliest = Some(earliest.map_or(at, |e| e.min(at)));
+                        }
+                    }
+                    shared.history.record(operation);
+                }
+                earliest
+            });
+        }
+        let mut earliest: Option<i64> = None;
+        while let Some(joined) = tasks.join_next().await {
+            if let Ok(Some(at)) = joined {
+                earliest = Some(earliest.map_or(at, |e| e.min(at)));
+            }
+        }
+        earliest
     }
 
     /// Asks every client to stop and waits for their last operations to end.
@@ -219,7 +298,9 @@ fn choose(shared: &Shared, client: u32, rng: &mut Rng, keys_minted: &mut u64) ->
             key: format!("chaos-c{client}-{keys_minted}"),
             user_id: user,
             items,
-            pay_within_secs: *rng.pick(&plan.pay_windows)?,
+            pay_within_secs: (*rng.pick(&plan.pay_windows)?).min(
+                (shared.ends.saturating_duration_since(Instant::now()) + DEADLINE_SLACK).as_secs(),
+            ),
         });
     }
     if roll < 32 {
@@ -241,22 +322,14 @@ fn choose(shared: &Shared, client: u32, rng: &mut Rng, keys_minted: &mut u64) ->
     }
     if roll < 43 {
         *keys_minted += 1;
-        let order_id = {
-            let paid = lock(&shared.paid_orders);
-            let recent = &paid[paid.len().saturating_sub(RECENT_ORDERS)..];
-            rng.pick(recent)?.clone()
-        };
+        let order_id = pick_order(shared, &shared.paid_orders, rng)?;
         return Some(OpKind::Refund {
             key: format!("chaos-rf-c{client}-{keys_minted}"),
             order_id,
         });
     }
     if roll < 88 {
-        let order_id = {
-            let known = lock(&shared.known_orders);
-            let recent = &known[known.len().saturating_sub(RECENT_ORDERS)..];
-            rng.pick(recent)?.clone()
-        };
+        let order_id = pick_order(shared, &shared.known_orders, rng)?;
         return Some(match roll {
             43..=56 => OpKind::Pay {
                 order_id,
@@ -278,6 +351,28 @@ fn choose(shared: &Shared, client: u32, rng: &mut Rng, keys_minted: &mut u64) ->
         sku: rng.pick(&skus)?.sku.clone(),
         local: rng.chance(50),
     })
+}
+
+/// One of the [`RECENT_ORDERS`] newest orders of `orders` that has not had its
+/// [`MAX_OPS_PER_ORDER`] operations yet, counted as chosen; `None` when there is none.
+fn pick_order(shared: &Shared, orders: &Mutex<Vec<String>>, rng: &mut Rng) -> Option<String> {
+    let mut counts = lock(&shared.ops_per_order);
+    let candidates: Vec<String> = {
+        let orders = lock(orders);
+        let mut recent: Vec<String> = Vec::with_capacity(RECENT_ORDERS);
+        for id in orders.iter().rev() {
+            if counts.get(id).copied().unwrap_or(0) < MAX_OPS_PER_ORDER {
+                recent.push(id.clone());
+                if recent.len() == RECENT_ORDERS {
+                    break;
+                }
+            }
+        }
+        recent
+    };
+    let chosen = rng.pick(&candidates)?.clone();
+    *counts.entry(chosen.clone()).or_default() += 1;
+    Some(chosen)
 }
 
 /// The request an operation sends (the same on every attempt).

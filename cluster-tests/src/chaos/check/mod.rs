@@ -18,6 +18,11 @@
 //! - [`refunds`]: every refund requested ended `refunded` or `refund_failed`, and every
 //!   `refunded` order was acknowledged by the payment provider.
 //!
+//! - [`pulls`]: every message a crashed pull consumer leased came again, and every
+//!   acknowledged publish reached the pull group.
+//! - [`timers`]: no order closed before its deadline (by the cluster's clock and the client's),
+//!   every unpaid order closed within two seconds of it while the cluster is healthy, none lost.
+//!
 //! The queue checkers share [`delivery`]: what arrived per message, duplicates counted.
 
 pub mod convergence;
@@ -27,8 +32,10 @@ pub mod linearizable;
 pub mod paid_events;
 pub mod progress;
 pub mod publishes;
+pub mod pulls;
 pub mod refunds;
 pub mod stock;
+pub mod timers;
 pub mod transitions;
 
 use std::collections::BTreeMap;
@@ -117,6 +124,9 @@ pub struct FinalState {
     /// Whether the orders and SKUs below were read at all. When not, the checkers that compare
     /// against them say so instead of reporting every order lost.
     pub read: bool,
+    /// When (run milliseconds) the final state was read: deadlines long past by then must
+    /// have closed their orders.
+    pub read_ms: u64,
     /// Every order of every workload user, as the first node holds them at the settled index.
     pub orders: BTreeMap<String, Order>,
     /// Every workload SKU, at the same index.
@@ -142,6 +152,8 @@ pub struct Deliveries {
     pub provider_calls: Vec<Received>,
     /// The harness's groups as `GET /admin/subscriptions` last showed them.
     pub groups: Vec<SubscriptionStats>,
+    /// Every lease the harness's pull consumers got, crashed consumers' included.
+    pub pull_leases: Vec<crate::chaos::pull_consumers::Lease>,
 }
 
 /// Runs every checker; `faults` are the faults injected, in order, into a workload that ran
@@ -165,6 +177,7 @@ pub fn run_all(
             Verdict::not_judged("stock"),
         )
     };
+    let spans = progress::unhealthy_spans(&operations, faults, workload_end_ms);
     vec![
         durability,
         stock,
@@ -175,6 +188,15 @@ pub fn run_all(
         paid_events::check(&operations, final_state),
         publishes::check(&operations, plan, final_state),
         refunds::check(&operations, final_state),
+        pulls::check(&operations, final_state),
+        timers::check(
+            &operations,
+            final_state,
+            &spans,
+            history.started_epoch_ms(),
+            workload_end_ms,
+            final_state.read_ms,
+        ),
     ]
 }
 

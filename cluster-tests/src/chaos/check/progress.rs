@@ -34,6 +34,29 @@ pub fn first_ack_after(operations: &[Operation], after_ms: u64) -> Option<u64> {
         .min()
 }
 
+/// The spans of run time the cluster was not healthy: from each fault's injection until the
+/// first write acknowledged after it healed (or the next fault, or the end of the workload,
+/// whichever comes first). What a fault did is judged by its own recovery; what happened outside
+/// these spans is held to the healthy bounds.
+pub fn unhealthy_spans(
+    operations: &[Operation],
+    windows: &[FaultWindow],
+    workload_end_ms: u64,
+) -> Vec<(u64, u64)> {
+    windows
+        .iter()
+        .enumerate()
+        .map(|(i, window)| {
+            let next_fault = windows
+                .get(i + 1)
+                .map_or(workload_end_ms, |next| next.injected_ms);
+            let end = first_ack_after(operations, window.healed_ms)
+                .map_or(next_fault, |at| at.min(next_fault));
+            (window.injected_ms, end.max(window.healed_ms))
+        })
+        .collect()
+}
+
 /// Whether `op` is a write the cluster acknowledged.
 fn is_acked_write(op: &Operation) -> bool {
     op.kind.is_write() && matches!(op.outcome, Outcome::Ok { .. })

@@ -6,26 +6,18 @@
 //! drained, each such order must be `refunded` or `refund_failed`: the built-in refund group
 //! delivers it to the payment provider until it acknowledges or the attempts run out. Each
 //! `refunded` order must have been acknowledged by the provider (a 2xx to a call naming the
-//! order), and no order may be in a refund state without a refund request. Provider calls
-//! acknowledged more than once per order are counted (the provider deduplicates them by the
-//! `Idempotency-Key`), as are orders the provider acknowledged that still ended
-//! `refund_failed` (an acknowledgement lost with a leader, then every retry failed).
+//! order), and no order may be in a refund state without a refund request. An order the provider
+//! acknowledged must not end `refund_failed`: the customer has the money back, so orderq must
+//! say so (the provider's acknowledgement lost to a fault is found again by the refund status
+//! lookup, `[payment] refund_status_url`). Provider calls acknowledged more than once per order
+//! are counted (the provider deduplicates them by the `Idempotency-Key`).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{FinalState, Verdict};
 use crate::chaos::history::{OpKind, Operation, Outcome};
 use crate::model::OrderState;
-use crate::receiver::Received;
-
-/// The order a provider call is about: the payload's order id, else the idempotency key (the
-/// server sends the order id as both).
-fn order_of(call: &Received) -> Option<String> {
-    call.body["payload"]["id"]
-        .as_str()
-        .map(str::to_owned)
-        .or_else(|| call.idempotency_key.clone())
-}
+use crate::receiver::order_of;
 
 /// Runs the checker.
 pub fn check(operations: &[Operation], final_state: &FinalState) -> Verdict {
@@ -106,11 +98,10 @@ pub fn check(operations: &[Operation], final_state: &FinalState) -> Verdict {
         provider_acks.values().map(|a| a.saturating_sub(1)).sum(),
     );
     counts.insert("acked_but_refund_failed", acked_but_failed.len() as u64);
-    if !acked_but_failed.is_empty() {
-        verdict.note = format!(
-            "refund_failed although the provider acknowledged them: {:?}; ",
-            &acked_but_failed[..acked_but_failed.len().min(10)]
-        );
+    for id in acked_but_failed {
+        verdict.problem(format!(
+            "order {id} is refund_failed, but the provider acknowledged its refund"
+        ));
     }
     if !final_state.deliveries.drained {
         verdict
@@ -124,6 +115,7 @@ pub fn check(operations: &[Operation], final_state: &FinalState) -> Verdict {
 mod tests {
     use super::super::fixtures::*;
     use super::*;
+    use crate::receiver::Received;
     use serde_json::json;
 
     fn refund(id: &str, outcome: Outcome) -> Operation {
@@ -206,5 +198,16 @@ mod tests {
         );
         let unasked = check(&[], &final_state(&[in_state("o1", "refund_failed")]));
         assert!(!unasked.passed, "a refund state nobody asked for");
+    }
+
+    #[test]
+    fn a_refund_the_provider_made_recorded_failed_fails() {
+        let history = [refund("o1", ok(in_state("o1", "refund_requested")))];
+        let mut state = final_state(&[in_state("o1", "refund_failed")]);
+        state.deliveries.provider_calls =
+            vec![provider_call("o1", true), provider_call("o1", false)];
+        let verdict = check(&history, &state);
+        assert!(!verdict.passed, "the customer has the money back");
+        assert_eq!(verdict.counts["acked_but_refund_failed"], 1);
     }
 }

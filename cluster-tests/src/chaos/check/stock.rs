@@ -118,6 +118,13 @@ mod tests {
                 ..sku(0, 0, 0)
             },
         );
+        state.skus.insert(
+            "D".into(),
+            Sku {
+                sku: "D".into(),
+                ..sku(1_000_000, 0, 0)
+            },
+        );
         state.skus.insert("A".into(), sku(8, 2, 0));
         assert!(check(&[], &plan, &state).passed);
         state.skus.insert("A".into(), sku(8, 0, 2));
