@@ -80,6 +80,7 @@ pub mod client;
 pub mod cluster;
 pub mod endpoint;
 pub mod error;
+pub mod fake_clock;
 pub mod follower;
 pub mod lazyfs;
 pub mod load_stats;

@@ -6,32 +6,14 @@
 //! The faulty clock comes from libfaketime (Debian's `faketime`), preloaded into one node and
 //! driven through a timestamp file it re-reads every second; the monotonic clock is left alone.
 
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use cluster::fake_clock::FakeClock;
 use cluster::{holds, poll_until, Cluster, ClusterOptions, NewOrder, NodeClient, SkuSettings};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
 const SKEWED: u64 = 3;
-
-/// The environment that gives a node the clock written in `spec_file`.
-fn faketime_env(spec_file: &Path) -> Vec<(String, String)> {
-    [
-        ("LD_PRELOAD", LIBFAKETIME.to_owned()),
-        ("FAKETIME_TIMESTAMP_FILE", spec_file.display().to_string()),
-        ("FAKETIME_CACHE_DURATION", "1".to_owned()),
-        ("DONT_FAKE_MONOTONIC", "1".to_owned()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect()
-}
-
-fn set_clock(spec_file: &Path, offset: &str) {
-    std::fs::write(spec_file, format!("{offset}\n")).expect("write the faketime spec");
-}
 
 fn now_ms() -> i64 {
     (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
@@ -149,22 +131,15 @@ async fn wait_clock_skewed(node: &NodeClient, skewed: bool, what: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_with_a_bad_clock_never_leads_and_orders_close_on_time() {
-    assert!(
-        Path::new(LIBFAKETIME).exists(),
-        "{LIBFAKETIME} is missing: the README's set-up installs Debian's faketime"
-    );
     let mut cluster = Cluster::start(3, ClusterOptions::default()).await.unwrap();
-    let spec_file: PathBuf = cluster.dir().join("faketime-node-3");
+    let clock = FakeClock::new(&cluster.dir().join("faketime-node-3"), "+600").unwrap();
     cluster
         .put_sku(1, "T", &SkuSettings::new(1000, 100))
         .await
         .unwrap();
 
     eprintln!("--- node 3 restarts ten minutes ahead");
-    set_clock(&spec_file, "+600");
-    cluster
-        .restart_with_env(SKEWED, &faketime_env(&spec_file))
-        .unwrap();
+    cluster.restart_with_env(SKEWED, &clock.env()).unwrap();
     let skewed = cluster.client(SKEWED).clone();
     wait_clock_skewed(&skewed, true, "node 3 to find its clock off").await;
     assert!(
@@ -177,7 +152,7 @@ async fn a_node_with_a_bad_clock_never_leads_and_orders_close_on_time() {
     orders_close_on_time(&cluster, "ahead", 3).await;
 
     eprintln!("--- node 3's clock agrees again, then is stepped back ten minutes");
-    set_clock(&spec_file, "+0");
+    clock.set("+0").unwrap();
     wait_clock_skewed(&skewed, false, "node 3 to agree again").await;
     // Give node 3 the lead if an election or two hands it over, so its step back is a leader's.
     for _ in 0..6 {
@@ -201,7 +176,7 @@ async fn a_node_with_a_bad_clock_never_leads_and_orders_close_on_time() {
         "--- node {} leads when node 3's clock steps back",
         cluster.wait_for_leader().await.unwrap()
     );
-    set_clock(&spec_file, "-600");
+    clock.set("-600").unwrap();
     wait_clock_skewed(&skewed, true, "node 3 to find its clock off again").await;
     force_election(&cluster).await;
     orders_close_on_time(&cluster, "behind", 3).await;

@@ -19,6 +19,7 @@ use super::proxy::{LinkProxy, LinkState};
 use super::rng::Rng;
 use crate::cluster::Cluster;
 use crate::error::{Error, Result};
+use crate::fake_clock::FakeClock;
 
 /// A family of faults, as chosen on the command line (`--faults kill,pause,...`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, clap::ValueEnum)]
@@ -58,6 +59,9 @@ pub enum FaultKind {
     /// The webhook receiver dies mid-request (calls in flight and arriving go unanswered and
     /// are not acted on) and comes back: every delivery must be retried until acknowledged.
     ReceiverKill,
+    /// One node's wall clock jumps ten minutes ahead (libfaketime), then steps back ten minutes
+    /// while it runs; healing restarts it on the real clock. No order may close early.
+    ClockSkew,
 }
 
 impl FaultKind {
@@ -74,7 +78,7 @@ impl FaultKind {
     }
 
     /// Every kind.
-    pub const ALL: [FaultKind; 9] = [
+    pub const ALL: [FaultKind; 10] = [
         FaultKind::Kill,
         FaultKind::Pause,
         FaultKind::Partition,
@@ -84,6 +88,7 @@ impl FaultKind {
         FaultKind::DeadlineBurst,
         FaultKind::ConsumerCrash,
         FaultKind::ReceiverKill,
+        FaultKind::ClockSkew,
     ];
 }
 
@@ -182,6 +187,14 @@ pub enum Fault {
     },
     /// The webhook receiver dies mid-request; healing brings it back.
     WebhookReceiverDown,
+    /// `node` restarts with its clock ten minutes ahead; `back_after_ms` later the clock steps
+    /// back ten minutes, to the real time.
+    ClockAheadThenBack {
+        /// Which node.
+        node: u64,
+        /// How long the clock stays ahead.
+        back_after_ms: u64,
+    },
 }
 
 /// The crash points of `orderq`'s write path, by [`Fault::CrashPoint::point`] (the names in
@@ -226,6 +239,7 @@ impl Fault {
             Fault::KillLeaderBeforeDeadlines { .. } => FaultKind::DeadlineBurst,
             Fault::PullConsumersCrash { .. } => FaultKind::ConsumerCrash,
             Fault::WebhookReceiverDown => FaultKind::ReceiverKill,
+            Fault::ClockAheadThenBack { .. } => FaultKind::ClockSkew,
         }
     }
 }
@@ -285,16 +299,28 @@ pub fn schedule(
                 consumers: rng.between(1, 3),
             },
             (FaultKind::ReceiverKill, _) => Fault::WebhookReceiverDown,
+            (FaultKind::ClockSkew, _) => Fault::ClockAheadThenBack {
+                node,
+                back_after_ms: rng.between(2_000, 4_000),
+            },
             (FaultKind::CrashPoint, _) => Fault::CrashPoint {
                 node,
                 point: rng.below(CRASH_POINTS.len() as u64) as u8,
                 percent: rng.between(5, 30) as u8,
             },
         };
+        let quiet_ms = rng.between(1_500, 4_000);
+        let hold_ms = match fault {
+            // Long enough to be found off while ahead, and to run on after the step back.
+            Fault::ClockAheadThenBack { back_after_ms, .. } => {
+                back_after_ms + rng.between(2_000, 4_000)
+            }
+            _ => rng.between(2_500, 7_000),
+        };
         let step = FaultStep {
-            quiet_ms: rng.between(1_500, 4_000),
+            quiet_ms,
             fault,
-            hold_ms: rng.between(2_500, 7_000),
+            hold_ms,
         };
         planned += step.quiet_ms + step.hold_ms + 2_000;
         steps.push(step);
@@ -317,6 +343,13 @@ pub enum Active {
     DiskFull(u64),
     /// These nodes' power was cut: mount what survived and restart them.
     PowerCut(Vec<u64>),
+    /// A node runs on a fake clock (and a task will step it back): restart it on the real one.
+    FakeClock {
+        /// Which node.
+        node: u64,
+        /// The task that steps the clock back, stopped if it has not yet.
+        step_back: tokio::task::JoinHandle<Result<()>>,
+    },
     /// Several of the above, healed in order.
     Many(Vec<Active>),
 }
@@ -358,6 +391,19 @@ pub async fn inject(
         // by the run; here the cluster is touched only by the burst's kill.
         Fault::PullConsumersCrash { .. } | Fault::WebhookReceiverDown => {
             Ok((Active::Many(Vec::new()), Vec::new()))
+        }
+        Fault::ClockAheadThenBack {
+            node,
+            back_after_ms,
+        } => {
+            let clock =
+                FakeClock::new(&cluster.dir().join(format!("faketime-node-{node}")), "+600")?;
+            cluster.restart_with_env(node, &clock.env())?;
+            let step_back = tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(back_after_ms)).await;
+                clock.set("+0")
+            });
+            Ok((Active::FakeClock { node, step_back }, vec![node]))
         }
         Fault::KillLeader | Fault::KillLeaderBeforeDeadlines { .. } | Fault::KillNode { .. } => {
             let node = match fault {
@@ -525,6 +571,10 @@ pub fn heal(
                 format!("node {node} kept running on the full disk")
             };
             disks.free(node)?;
+            cluster.restart(node)?;
+        }
+        Active::FakeClock { node, step_back } => {
+            step_back.abort();
             cluster.restart(node)?;
         }
         Active::PowerCut(nodes) => {
