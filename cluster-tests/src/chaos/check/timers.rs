@@ -9,9 +9,11 @@
 //!   was acknowledged to a client, neither `expires_at` nor `closed_at` is before the moment the
 //!   client sent the create plus the `pay_within_secs` it asked for: the promise is kept by a
 //!   correct clock, not only by the cluster's own figures.
-//! - **Promptly when healthy.** The deadline counts from `expires_at`, or, when that falls
-//!   inside an unhealthy span (a fault, until the first write acknowledged after it healed, see
-//!   [`super::progress::unhealthy_spans`]), from the end of that span. An order closed `expired`
+//! - **Promptly when healthy.** The deadline counts from `expires_at`, or, when an unhealthy
+//!   span (a fault, until the first write acknowledged after it healed, see
+//!   [`super::progress::unhealthy_spans`]) begins before the close was due (within
+//!   [`LATE_BOUND_MS`] after `expires_at`: an order due 6 ms before all three nodes lose power
+//!   closes after they come back), from the end of that span. An order closed `expired`
 //!   must close within [`LATE_BOUND_MS`] of it. Deadlines whose bound falls after the workload
 //!   stopped are not judged for promptness (the harness heals and drains then), only for closing.
 //! - **Not lost.** An order still `pending_payment` when the final state was read, whose
@@ -60,12 +62,12 @@ fn promised_open_until(operations: &[Operation], started_epoch_ms: i64) -> BTree
 }
 
 /// The moment (run ms) from which an order due at `due` must close: `due`, or the end of the
-/// unhealthy span(s) it falls in.
+/// unhealthy span(s) that begin before its close was due (`from + LATE_BOUND_MS`).
 fn healthy_from(due: i64, spans: &[(u64, u64)]) -> i64 {
     let mut from = due;
     loop {
         let inside = spans.iter().find(|(start, end)| {
-            i64::try_from(*start).unwrap_or(i64::MAX) <= from
+            i64::try_from(*start).unwrap_or(i64::MAX) < from.saturating_add(LATE_BOUND_MS)
                 && from < i64::try_from(*end).unwrap_or(i64::MAX)
         });
         match inside {
@@ -213,6 +215,16 @@ mod tests {
         let verdict = check(&history, &state, &[(14_000, 20_000)], ZERO, 60_000, 70_000);
         assert!(verdict.passed, "{:?}", verdict.examples);
         assert_eq!(verdict.counts["expired_on_time"], 2);
+
+        // Due 6 ms before a fault began: its close could not commit before the fault.
+        let state = final_state(&[expired(
+            "o3",
+            "2026-01-01T00:00:13.994Z",
+            "2026-01-01T00:00:21Z",
+        )]);
+        let verdict = check(&[], &state, &[(14_000, 20_000)], ZERO, 60_000, 70_000);
+        assert!(verdict.passed, "{:?}", verdict.examples);
+        assert_eq!(verdict.counts["expired_on_time"], 1);
         assert_eq!(verdict.counts["due_in_a_fault"], 1);
     }
 
