@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use cluster::chaos::abuse;
+use cluster::chaos::mutant::seed_or;
 use cluster::chaos::run::{run, ChaosOptions};
 use cluster::within;
 
@@ -16,10 +17,7 @@ const DEFAULT_SEED: u64 = 60;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_promise_holds_under_a_minute_of_faults() {
-    let seed = std::env::var("ORDERQ_CHAOS_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(DEFAULT_SEED);
+    let seed = seed_or(DEFAULT_SEED);
     eprintln!("--- chaos run, seed {seed}");
     let report_path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("chaos-report.json");
     let options = ChaosOptions {

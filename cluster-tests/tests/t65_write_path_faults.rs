@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use cluster::chaos::faults::FaultKind;
+use cluster::chaos::mutant::seed_or;
 use cluster::chaos::run::{run, ChaosOptions};
 use cluster::process::{locate_binary, BINARY_ENV};
 use cluster::within;
@@ -50,10 +51,7 @@ async fn crash_points_and_a_full_disk_lose_nothing() {
     // Only this test runs in this process, so pointing every node at the failpoints build is
     // safe; in it the crash points stay inert unless a node is started with `FAILPOINTS`.
     std::env::set_var(BINARY_ENV, failpoints_binary());
-    let seed = std::env::var("ORDERQ_CHAOS_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(DEFAULT_SEED);
+    let seed = seed_or(DEFAULT_SEED);
     let mut faults = vec![FaultKind::CrashPoint];
     if can_mount_tmpfs() {
         faults.push(FaultKind::DiskFull);

@@ -4,15 +4,14 @@
 //! armed: the log acknowledges appends without syncing them) must fail the durability checker
 //! on the same seed, or the harness proves nothing.
 
-use std::path::PathBuf;
+use std::path::Path;
 use std::time::Duration;
 
 use cluster::chaos::faults::FaultKind;
+use cluster::chaos::mutant::{discard_data, run_on, seed_or, verdict, Binaries};
 use cluster::chaos::power::LAZYFS_ENV;
 use cluster::chaos::report::Report;
-use cluster::chaos::run::{run, ChaosOptions, SETTLE_TIMEOUT};
-use cluster::process::{locate_binary, BINARY_ENV};
-use cluster::within;
+use cluster::chaos::run::{ChaosOptions, SETTLE_TIMEOUT};
 
 /// The seed CI runs unless `ORDERQ_CHAOS_SEED` says otherwise.
 const DEFAULT_SEED: u64 = 66;
@@ -25,23 +24,11 @@ const DURATION: Duration = Duration::from_secs(25);
 const MUTANT_SETTLE: Duration = Duration::from_secs(15);
 
 /// One short power-cut run of `binary`, with `FAILPOINTS` set to `failpoints` on every node.
-async fn power_cut_run(
-    seed: u64,
-    binary: &PathBuf,
-    failpoints: Option<&str>,
-    name: &str,
-) -> Report {
-    // Only this test runs in this process, so pointing the harness at a binary is safe.
-    std::env::set_var(BINARY_ENV, binary);
-    let report_path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+async fn power_cut_run(seed: u64, binary: &Path, failpoints: Option<&str>, name: &str) -> Report {
     let options = ChaosOptions {
         seed,
         duration: DURATION,
         faults: vec![FaultKind::PowerCutAll, FaultKind::PowerCut],
-        report: Some(report_path.clone()),
-        node_env: failpoints
-            .map(|spec| vec![("FAILPOINTS".to_owned(), spec.to_owned())])
-            .unwrap_or_default(),
         settle_timeout: if failpoints.is_some() {
             MUTANT_SETTLE
         } else {
@@ -49,30 +36,18 @@ async fn power_cut_run(
         },
         ..ChaosOptions::default()
     };
-    let report = within(Duration::from_secs(180), run(options))
-        .await
-        .expect("the chaos harness runs");
-    eprintln!("{}\nreport: {}", report.summary(), report_path.display());
-    report
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    run_on(binary, failpoints, options, dir, name).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn power_cuts_lose_nothing_acknowledged_and_catch_a_log_that_skips_its_sync() {
     std::env::set_var(LAZYFS_ENV, env!("CARGO_BIN_EXE_lazyfs"));
-    let seed = std::env::var("ORDERQ_CHAOS_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(DEFAULT_SEED);
-    let real = locate_binary().expect("the orderq binary is built");
-    let mutant = real.with_file_name("orderq-failpoints");
-    assert!(
-        mutant.is_file(),
-        "{} is missing: `make test` builds it (cargo build -p orderq-node --features failpoints)",
-        mutant.display()
-    );
+    let seed = seed_or(DEFAULT_SEED);
+    let binaries = Binaries::locate().unwrap();
 
     eprintln!("--- the real orderq under power cuts, seed {seed}");
-    let report = power_cut_run(seed, &real, None, "power-cut-report.json").await;
+    let report = power_cut_run(seed, &binaries.real, None, "power-cut-report.json").await;
     let cuts = |report: &Report| {
         report
             .faults
@@ -90,7 +65,7 @@ async fn power_cuts_lose_nothing_acknowledged_and_catch_a_log_that_skips_its_syn
     eprintln!("--- the mutant (log-skip-sync) under the same power cuts");
     let report = power_cut_run(
         seed,
-        &mutant,
+        &binaries.mutant,
         Some("log-skip-sync=return"),
         "power-cut-mutant-report.json",
     )
@@ -100,11 +75,7 @@ async fn power_cuts_lose_nothing_acknowledged_and_catch_a_log_that_skips_its_syn
         "no power cut of all three: {:?}",
         report.faults
     );
-    let durability = report
-        .verdicts
-        .iter()
-        .find(|v| v.checker == "durability")
-        .expect("a durability verdict");
+    let durability = verdict(&report, "durability");
     assert!(
         !durability.passed && durability.problems > 0,
         "the durability checker missed a log that acknowledges unsynced appends: {}",
@@ -115,10 +86,5 @@ async fn power_cuts_lose_nothing_acknowledged_and_catch_a_log_that_skips_its_syn
         durability.problems,
         durability.examples.first()
     );
-    // The mutant was meant to fail: its data, kept as for any failing run, is of no use.
-    if let Some(dir) = &report.data_dir {
-        if let Err(e) = std::fs::remove_dir_all(dir) {
-            eprintln!("--- removing the mutant's data {dir}: {e}");
-        }
-    }
+    discard_data(&report);
 }

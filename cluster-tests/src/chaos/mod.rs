@@ -26,6 +26,7 @@ pub mod check;
 pub mod disk;
 pub mod faults;
 pub mod history;
+pub mod mutant;
 pub mod power;
 pub mod proxy;
 pub mod pull_consumers;
