@@ -38,7 +38,6 @@ use tokio::time::Instant;
 use api::ClusterError;
 
 use crate::admission::{Admission, Lane};
-use crate::clock::now_ms;
 use crate::clock_watch::ClockWatch;
 use crate::write_forwarder::{WriteForwarder, FORWARD_TIMEOUT};
 
@@ -85,7 +84,7 @@ struct Proposer {
     raft: Raft,
     /// Sends batches to the leader when this node follows.
     forwarder: WriteForwarder,
-    /// Whether this node's clock is off from the others': then it stamps no batch.
+    /// Stamps each batch, and refuses to while this node's clock is not confirmed by the others.
     clock: Arc<ClockWatch>,
 }
 
@@ -384,20 +383,20 @@ async fn propose(proposer: &Proposer, mut waiting: Vec<Pending>) {
 /// Proposes a batch to this node's Raft and answers each command; answers `Some` with the
 /// forwardable commands when Raft names another leader.
 async fn propose_here(proposer: &Proposer, waiting: Vec<Pending>) -> Option<Redirected> {
-    if proposer.clock.is_skewed() {
-        // Its clock would become every replica's time for this entry.
+    let Some(now_ms) = proposer.clock.stamp() else {
+        // Its clock would become every replica's time for this entry, and (the batch clock
+        // never goes back) for every entry after it.
         for pending in waiting {
             let _ = pending.reply.send(Err(ClusterError::NoLeader(
-                "this node's clock is off from the other voters'; it does not lead".into(),
+                "this node's clock is not confirmed by the other voters' (off, stepped, or not \
+                 read yet); it does not lead"
+                    .into(),
             )));
         }
         return None;
-    }
-    let commands = waiting.iter().map(|p| p.command.clone()).collect();
-    let batch = CommandBatch {
-        now_ms: now_ms(),
-        commands,
     };
+    let commands = waiting.iter().map(|p| p.command.clone()).collect();
+    let batch = CommandBatch { now_ms, commands };
     match proposer.raft.client_write(batch).await {
         Ok(written) => {
             let mut outcomes = written.data.0.into_iter();

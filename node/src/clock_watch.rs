@@ -8,10 +8,18 @@
 //! *skewed*.
 //!
 //! To ensure correctness:
-//! - A skewed node does not campaign, proposes nothing stamped with its clock (its batcher
-//!   answers `no_leader`, its leader services stop), stops sending heartbeats so that the others
-//!   elect a leader among themselves, and answers `/readyz` with 503; it says so in its log,
-//!   in `GET /admin/cluster` and in `orderq_clock_skewed`.
+//! - A node's clock is *trusted* only once at least half of the other voters have been read and
+//!   agree with it (a lone node trusts itself). An untrusted node does not campaign, proposes
+//!   nothing stamped with its clock (its batcher answers `no_leader`, its leader services stop)
+//!   and stops sending heartbeats so that the others elect a leader among themselves. A node
+//!   starts untrusted: one restarted with its clock ten minutes ahead must not win an election
+//!   before its first reading, or a single entry it stamps moves every replica's batch clock ten
+//!   minutes ahead for good (`apply` never lets the batch clock go back).
+//! - Between readings, every stamp is checked against the monotonic clock since the last
+//!   judgement: a wall clock stepped by more than `max_clock_offset_ms` stamps nothing until the
+//!   next reading judges it again.
+//! - A skewed node (measured off from more than half of them) answers `/readyz` with 503 and says
+//!   so in its log, in `GET /admin/cluster` and in `orderq_clock_skewed`.
 //! - An offset counts only beyond its measurement's uncertainty (half the round trip), so a slow
 //!   link does not make a good clock look bad.
 //! - A peer's last measurement is kept for [`MEASUREMENT_TTL`]: a node whose healthy peers just
@@ -53,6 +61,10 @@ pub struct ClockWatch {
     measured: Mutex<BTreeMap<NodeId, Measurement>>,
     /// Whether this node's clock is off from more than half of the other voters.
     skewed: AtomicBool,
+    /// Whether at least half of the other voters were read and agree with this node's clock.
+    trusted: AtomicBool,
+    /// The wall clock (ms) and the monotonic clock at the last judgement that trusted this node.
+    trusted_at: Mutex<Option<(i64, Instant)>>,
 }
 
 impl ClockWatch {
@@ -62,7 +74,36 @@ impl ClockWatch {
             max_offset_ms: i64::try_from(max_offset_ms).unwrap_or(i64::MAX),
             measured: Mutex::new(BTreeMap::new()),
             skewed: AtomicBool::new(false),
+            trusted: AtomicBool::new(false),
+            trusted_at: Mutex::new(None),
         }
+    }
+
+    /// Whether this node may lead: its clock was confirmed by the other voters at the last
+    /// judgement.
+    pub fn is_trusted(&self) -> bool {
+        self.trusted.load(Ordering::Relaxed)
+    }
+
+    /// The time to stamp an entry with, read now: `None` when this node's clock is not trusted,
+    /// or has moved by more than `max_clock_offset_ms` against the monotonic clock since it was
+    /// last judged (a step between two readings).
+    pub fn stamp(&self) -> Option<i64> {
+        self.stamp_at(crate::clock::now_ms())
+    }
+
+    /// [`ClockWatch::stamp`] with the wall clock read as `now_ms`.
+    fn stamp_at(&self, now_ms: i64) -> Option<i64> {
+        if !self.is_trusted() {
+            return None;
+        }
+        let (wall_ms, at) = (*self
+            .trusted_at
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner))?;
+        let elapsed = i64::try_from(at.elapsed().as_millis()).unwrap_or(i64::MAX);
+        let expected = wall_ms.saturating_add(elapsed);
+        (now_ms.saturating_sub(expected).abs() <= self.max_offset_ms).then_some(now_ms)
     }
 
     /// Whether this node's clock is off from the others'.
@@ -92,20 +133,30 @@ impl ClockWatch {
         );
     }
 
-    /// Decides again whether this node is skewed against `others`, the other voters; answers
-    /// whether that changed.
-    pub fn judge(&self, others: &[NodeId]) -> bool {
-        let off = {
+    /// Decides again whether this node is skewed against `others`, the other voters, and whether
+    /// its clock is trusted, its wall clock read as `now_ms`; answers whether trust changed.
+    pub fn judge(&self, others: &[NodeId], now_ms: i64) -> bool {
+        let (off, agree) = {
             let mut measured = self.lock();
             measured.retain(|_, m| m.at.elapsed() <= MEASUREMENT_TTL);
-            others
+            let read: Vec<&Measurement> = others.iter().filter_map(|id| measured.get(id)).collect();
+            let off = read
                 .iter()
-                .filter_map(|id| measured.get(id))
                 .filter(|m| m.offset_ms.abs() - m.uncertainty_ms > self.max_offset_ms)
-                .count()
+                .count();
+            (off, read.len() - off)
         };
-        let skewed = !others.is_empty() && off * 2 > others.len();
-        self.skewed.swap(skewed, Ordering::Relaxed) != skewed
+        self.skewed.store(
+            !others.is_empty() && off * 2 > others.len(),
+            Ordering::Relaxed,
+        );
+        let trusted = agree * 2 >= others.len();
+        *self
+            .trusted_at
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            trusted.then(|| (now_ms, Instant::now()));
+        self.trusted.swap(trusted, Ordering::Relaxed) != trusted
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<NodeId, Measurement>> {
@@ -139,6 +190,9 @@ pub async fn run(
     };
     let mut tick = tokio::time::interval(PROBE_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Untrusted until the first judgement: no campaign on a clock nobody has read yet.
+    raft.runtime_config().elect(watch.is_trusted());
+    raft.runtime_config().heartbeat(watch.is_trusted());
     loop {
         tokio::select! {
             _ = tick.tick() => {}
@@ -159,9 +213,14 @@ pub async fn run(
             .map(|(id, addr)| probe(&http, scheme, &secret, *id, addr, &watch));
         futures::future::join_all(probes).await;
         let ids: Vec<NodeId> = others.iter().map(|(id, _)| *id).collect();
-        if watch.judge(&ids) {
-            let skewed = watch.is_skewed();
-            if skewed {
+        if watch.judge(&ids, crate::clock::now_ms()) {
+            let trusted = watch.is_trusted();
+            if trusted {
+                tracing::info!(
+                    node_id = me,
+                    "this node's clock agrees with the other voters': it may lead"
+                );
+            } else if watch.is_skewed() {
                 tracing::warn!(
                     node_id = me,
                     leading,
@@ -173,11 +232,13 @@ pub async fn run(
             } else {
                 tracing::info!(
                     node_id = me,
-                    "this node's clock agrees with the other voters' again"
+                    leading,
+                    "too few other voters' clocks read: this node will not lead until half of \
+                     them agree with its clock"
                 );
             }
-            raft.runtime_config().elect(!skewed);
-            raft.runtime_config().heartbeat(!skewed);
+            raft.runtime_config().elect(trusted);
+            raft.runtime_config().heartbeat(trusted);
         }
     }
 }
@@ -231,13 +292,42 @@ mod tests {
         // Both peers read ten minutes behind us: we are the odd one out.
         watch.record(2, now, now - 600_000, now + 2);
         watch.record(3, now, now - 600_000, now + 2);
-        assert!(watch.judge(&[2, 3]));
+        watch.judge(&[2, 3], now);
         assert!(watch.is_skewed());
+        assert!(!watch.is_trusted());
+        assert_eq!(watch.stamp_at(now), None);
 
         // One peer agrees with us, the other is off: that one is the odd one, not us.
         watch.record(2, now, now + 1, now + 2);
-        watch.judge(&[2, 3]);
+        assert!(watch.judge(&[2, 3], now), "trust changed");
         assert!(!watch.is_skewed());
+        assert!(watch.is_trusted());
+        assert_eq!(watch.stamp_at(now), Some(now));
+    }
+
+    #[test]
+    fn a_node_is_not_trusted_before_its_clock_was_read_and_a_lone_node_is() {
+        let watch = ClockWatch::new(500);
+        assert!(!watch.is_trusted(), "untrusted before any judgement");
+        assert_eq!(watch.stamp_at(1_000), None);
+        watch.judge(&[2, 3], 1_000);
+        assert!(!watch.is_trusted(), "no peer read yet: not trusted");
+        assert!(!watch.is_skewed(), "nor known to be off");
+
+        let lone = ClockWatch::new(500);
+        lone.judge(&[], 1_000);
+        assert!(lone.is_trusted());
+    }
+
+    #[test]
+    fn a_clock_stepped_since_the_last_judgement_stamps_nothing() {
+        let watch = ClockWatch::new(500);
+        let now = 1_000_000;
+        watch.record(2, now, now, now + 2);
+        watch.judge(&[2], now);
+        assert_eq!(watch.stamp_at(now + 100), Some(now + 100));
+        assert_eq!(watch.stamp_at(now + 600_000), None, "ten minutes ahead");
+        assert_eq!(watch.stamp_at(now - 600_000), None, "ten minutes back");
     }
 
     #[test]
@@ -246,7 +336,8 @@ mod tests {
         // 800 ms apart, but the reading took two seconds: the offset is not known to be over.
         watch.record(2, 0, 1_800, 2_000);
         watch.record(3, 0, 1_800, 2_000);
-        watch.judge(&[2, 3]);
+        watch.judge(&[2, 3], 2_000);
         assert!(!watch.is_skewed());
+        assert!(watch.is_trusted());
     }
 }

@@ -77,7 +77,7 @@ impl LeaderServices {
                 let m = metrics.borrow_and_update();
                 m.state == ServerState::Leader
                     && self.quorum.in_contact(&m)
-                    && !self.clock.is_skewed()
+                    && self.clock.is_trusted()
             };
             match (leading, running.is_some()) {
                 (true, false) => running = Some(self.start()),
