@@ -129,13 +129,22 @@ async fn wait_clock_skewed(node: &NodeClient, skewed: bool, what: &str) {
     .unwrap();
 }
 
-/// Pauses whoever leads until another node does, up to ten times, so that `node` leads if the
-/// elections allow it (each pause gives it one chance in two).
-async fn hand_the_lead_to(cluster: &Cluster, node: u64) {
+/// Pauses whoever `node` names leader until it names another, up to ten times, so that `node`
+/// leads if the elections allow it (each pause gives it one chance in two). Answers whom `node`
+/// names leader at the end.
+async fn hand_the_lead_to(cluster: &Cluster, node: u64) -> u64 {
+    let named = || async {
+        poll_until("a leader named", Duration::from_secs(15), || async {
+            let status = cluster.status(node).await.map_err(|e| e.to_string())?;
+            status.leader_id.ok_or_else(|| "none yet".to_owned())
+        })
+        .await
+        .unwrap()
+    };
     for _ in 0..10 {
-        let leader = cluster.wait_for_leader().await.unwrap();
+        let leader = named().await;
         if leader == node {
-            return;
+            return leader;
         }
         let pid = cluster.pid(leader).unwrap();
         // SAFETY: a child process this fixture started.
@@ -148,7 +157,19 @@ async fn hand_the_lead_to(cluster: &Cluster, node: u64) {
         .unwrap();
         // SAFETY: as above.
         unsafe { libc::kill(pid, libc::SIGCONT) };
+        // The old leader hears the new term before it is paused again.
+        poll_until(
+            "the old leader to follow",
+            Duration::from_secs(15),
+            || async {
+                let status = cluster.status(leader).await.map_err(|e| e.to_string())?;
+                holds(status.leader_id.is_some_and(|l| l != leader))
+            },
+        )
+        .await
+        .unwrap();
     }
+    named().await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -204,8 +225,7 @@ async fn a_leader_whose_clock_jumps_ahead_stamps_nothing_with_it() {
         .unwrap();
     cluster.restart_with_env(SKEWED, &clock.env()).unwrap();
     cluster.wait_for_leader().await.unwrap();
-    hand_the_lead_to(&cluster, SKEWED).await;
-    let leader = cluster.wait_for_leader().await.unwrap();
+    let leader = hand_the_lead_to(&cluster, SKEWED).await;
     assert_eq!(leader, SKEWED, "ten elections did not hand node 3 the lead");
     eprintln!("--- node 3 leads; clients write through it while its clock jumps");
 
