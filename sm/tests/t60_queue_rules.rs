@@ -291,6 +291,50 @@ fn refunds_follow_their_delivery() {
     assert_eq!(f.queue().head("order.refunded").unwrap(), 1);
 }
 
+/// An attempt answered after its message was dead-lettered (a deposed scheduler's call still in
+/// flight, the 30-minute chaos run's seed 1313): the provider made the refund, so the order is
+/// refunded and the dead letter gone, not `refund_failed`.
+#[test]
+fn a_refund_acknowledged_after_it_was_given_up_is_recorded_refunded() {
+    let mut f = Fixture::new();
+    let id = f.paid_order();
+    f.action_at(
+        3,
+        subscribe(REFUND_GROUP, "order.refund_requested", 2, false),
+    )
+    .unwrap();
+    f.action_at(
+        4,
+        Action::RefundOrder(RefundOrder {
+            order_id: id.clone(),
+            reason: "broken".into(),
+        }),
+    )
+    .unwrap();
+    f.action_at(5, fail(REFUND_GROUP, 1)).unwrap();
+    f.action_at(6, fail(REFUND_GROUP, 1)).unwrap();
+    let state = |f: &Fixture| f.reader().order(&id).unwrap().unwrap().state;
+    assert_eq!(state(&f), OrderState::RefundFailed);
+    let done = match f.action_at(7, acks(REFUND_GROUP, &[1])) {
+        Ok(Applied::DeliveriesRecorded(done)) => done,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(done.acked, vec![1], "the late acknowledgement counts");
+    assert_eq!(state(&f), OrderState::Refunded);
+    assert_eq!(f.queue().head("order.refunded").unwrap(), 1);
+    let (dead, _) = f.queue().dead_letters(REFUND_GROUP, 0, 10).unwrap();
+    assert!(dead.is_empty(), "{dead:?}");
+    let sub = f.queue().subscription(REFUND_GROUP).unwrap().unwrap();
+    assert_eq!((sub.dead, sub.delivered), (0, 1));
+    // A second late acknowledgement changes nothing.
+    let done = match f.action_at(8, acks(REFUND_GROUP, &[1])) {
+        Ok(Applied::DeliveriesRecorded(done)) => done,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(done.ignored, vec![1]);
+    assert_eq!(f.queue().head("order.refunded").unwrap(), 1);
+}
+
 #[test]
 fn a_delayed_message_waits_in_the_wheel_until_its_timer_fires() {
     let mut f = Fixture::new();

@@ -117,7 +117,23 @@ pub fn record(
     let mut done = DeliveriesRecorded::default();
     for &offset in &results.acks {
         if !store::is_pending(txn, &sub, offset)? {
-            done.ignored.push(offset);
+            // An attempt answered after its message was dead-lettered (one still in flight from
+            // a scheduler that lost its lease, say): it was delivered after all. The letter goes
+            // and the hook hears of the delivery, so a refund the provider made is recorded
+            // refunded, never left refund_failed.
+            let dead = keys::delivery(DeliveryRecord::Dead, &sub.group, offset);
+            match txn.get::<DeadLetter>(CF_DELIVERIES, &dead)? {
+                Some(letter) => {
+                    txn.delete(CF_DELIVERIES, dead);
+                    sub.dead = sub.dead.saturating_sub(1);
+                    sub.delivered += 1;
+                    done.acked.push(offset);
+                    if hook.watches(&sub.group) {
+                        hook.delivered(txn, now_ms, &sub.group, &letter.message)?;
+                    }
+                }
+                None => done.ignored.push(offset),
+            }
             continue;
         }
         settle(txn, &mut sub, offset)?;
