@@ -37,7 +37,6 @@ use sm::outcome::Applied;
 use sm::queue::{DeliveriesRecorded, QueueReads, Subscription};
 use sm::StateReader;
 use tokio::sync::{mpsc, watch};
-use tokio::task::JoinSet;
 
 use crate::batcher::Batcher;
 use crate::clock::now_ms;
@@ -193,7 +192,6 @@ impl Scheduler {
             token: Jitter::seeded().0 >> 16,
             jitter: Jitter::seeded(),
             pushes: 0,
-            deliveries: JoinSet::new(),
             refreshed_at: 0,
             refund_proposed_at: 0,
             settling: SettleWaiters::default(),
@@ -214,7 +212,6 @@ impl Scheduler {
             while let Ok(pull) = pulls.try_recv() {
                 self.on_event(&mut state, Event::Pull(pull));
             }
-            while state.deliveries.try_join_next().is_some() {}
             let now = now_ms();
             if now - state.refreshed_at >= REFRESH_MS {
                 state.refreshed_at = now;
@@ -225,9 +222,7 @@ impl Scheduler {
             self.step(&mut state, now, &events_tx);
         }
         self.handle.detach(&pull_tx);
-        let cancelled = state.deliveries.len();
-        state.deliveries.abort_all();
-        tracing::info!(cancelled, "consumer scheduler stopped");
+        tracing::info!("consumer scheduler stopped");
     }
 
     fn reads(&self) -> QueueReads<'_> {
@@ -496,7 +491,7 @@ impl Scheduler {
                     let refund_status =
                         self.refund_status.clone().filter(|_| group == REFUND_GROUP);
                     let last_attempt = lease.failed + 1 >= lane.sub.max_attempts;
-                    state.deliveries.spawn(async move {
+                    tokio::spawn(async move {
                         let mut result = crate::push::deliver(
                             &http,
                             &policy,
@@ -610,11 +605,6 @@ struct LoopState {
     jitter: Jitter,
     /// Pushes in flight.
     pushes: usize,
-    /// The tasks making those pushes. They end with this incarnation of the scheduler: when
-    /// leadership is lost and comes back, the next incarnation leases the same messages again,
-    /// and a push of the old one still in flight would call the webhook a second time at once
-    /// and lose its answer (a refund the provider made, recorded `refund_failed`).
-    deliveries: JoinSet<()>,
     /// When subscriptions were last re-read.
     refreshed_at: i64,
     /// When the refund group was last proposed.
