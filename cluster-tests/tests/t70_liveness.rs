@@ -17,6 +17,10 @@ use cluster::{
 use reqwest::Method;
 use serde_json::json;
 
+/// The tests of this file run two at a time, except the one that measures timer lag under its
+/// own flood: it runs alone, so another test's load is not counted as its lag.
+static MACHINE: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
 /// The group's figures from `GET /admin/subscriptions` on `node`'s own applied state; `None`
 /// while the node does not answer or has no such group.
 async fn group_stats(cluster: &Cluster, node: u64, group: &str) -> Option<SubscriptionStats> {
@@ -37,6 +41,7 @@ fn signal(cluster: &Cluster, id: u64, signal: libc::c_int) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_isolated_leader_stops_calling_webhooks_and_is_not_ready() {
+    let _shared = MACHINE.read().await;
     let cluster = Cluster::start(3, ClusterOptions::default()).await.unwrap();
     let receiver = Receiver::acking().await.unwrap();
     let leader = cluster.wait_for_leader().await.unwrap();
@@ -96,6 +101,7 @@ async fn an_isolated_leader_stops_calling_webhooks_and_is_not_ready() {
 
 #[tokio::test]
 async fn membership_changes_that_cannot_work_are_refused_and_the_node_stays_up() {
+    let _shared = MACHINE.read().await;
     let cluster = Cluster::start(1, ClusterOptions::default()).await.unwrap();
     let node = cluster.client(1);
     let status = cluster.status(1).await.unwrap();
@@ -137,6 +143,7 @@ async fn membership_changes_that_cannot_work_are_refused_and_the_node_stays_up()
 
 #[tokio::test]
 async fn a_command_larger_than_an_entry_is_refused_with_413_and_stores_nothing() {
+    let _shared = MACHINE.read().await;
     let options = ClusterOptions {
         extra_args: vec!["--max-batch-bytes".into(), "8192".into()],
         ..Default::default()
@@ -162,6 +169,7 @@ async fn a_command_larger_than_an_entry_is_refused_with_413_and_stores_nothing()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redrive_of_more_letters_than_one_step_completes() {
+    let _shared = MACHINE.read().await;
     const LETTERS: usize = 40;
     let options = ClusterOptions {
         extra_args: vec!["--redrive-step".into(), "7".into()],
@@ -206,6 +214,7 @@ async fn a_redrive_of_more_letters_than_one_step_completes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_publishes_neither_starve_an_order_nor_cost_the_leader_its_office() {
+    let _shared = MACHINE.read().await;
     const PUBLISHES: usize = 300;
     let cluster = Cluster::start(3, ClusterOptions::default()).await.unwrap();
     let leader = cluster.wait_for_leader().await.unwrap();
@@ -299,6 +308,7 @@ impl Drop for BusyProcesses {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_saturated_by_a_flash_sale_keeps_its_office() {
+    let _shared = MACHINE.read().await;
     const SALES: usize = 10;
     const CLIENTS: usize = 60;
     const PER_CLIENT: usize = 50;
@@ -350,6 +360,7 @@ fn epoch_now_ms() -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timers_fire_on_time_while_clients_flood_past_the_queue_depth() {
+    let _alone = MACHINE.write().await;
     const ORDERS: usize = 10_000;
     const WRITERS: usize = 64;
     let options = ClusterOptions {
@@ -457,6 +468,7 @@ async fn timers_fire_on_time_while_clients_flood_past_the_queue_depth() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partition_cuts_forwarded_writes_too() {
+    let _shared = MACHINE.read().await;
     use cluster::chaos::proxy::LinkState;
     let (cluster, proxy) = cluster::chaos::run::start_cluster(11, Vec::new(), Vec::new(), None)
         .await
@@ -509,6 +521,7 @@ async fn a_partition_cuts_forwarded_writes_too() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_through_a_follower_while_leadership_moves_commit_at_most_once() {
+    let _shared = MACHINE.read().await;
     use cluster::chaos::proxy::LinkState;
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::{Arc, Mutex};
@@ -632,6 +645,7 @@ async fn writes_through_a_follower_while_leadership_moves_commit_at_most_once() 
 /// follower that still names the old leader never reaches it, so the old leader appends nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partition_cuts_api_forwarding_too() {
+    let _shared = MACHINE.read().await;
     use cluster::chaos::proxy::LinkState;
     let (cluster, proxy) = cluster::chaos::run::start_cluster(12, Vec::new(), Vec::new(), None)
         .await
