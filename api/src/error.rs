@@ -125,6 +125,19 @@ impl ApiError {
         }
     }
 
+    /// 503 `shutting_down`: this node is stopping (SIGTERM) and takes no new request, and a long
+    /// poll it was serving ended; retry after a second on another node.
+    pub fn shutting_down() -> Self {
+        ApiError {
+            retry_after: Some(1),
+            ..Self::new(
+                503,
+                "shutting_down",
+                "this node is shutting down; retry on another node",
+            )
+        }
+    }
+
     /// 409 `sold_out`: the flash sale has no unit left.
     pub fn sold_out(sku: &str) -> Self {
         Self::new(409, "sold_out", format!("sku {sku} is sold out"))

@@ -11,16 +11,19 @@ use sm::command::{Action, CancelOrder, Command, PayOrder};
 use sm::outcome::{Applied, Outcome};
 use sm::StateReader;
 
+use crate::access_log;
 use crate::audit;
 use crate::auth::Access;
 use crate::changes::{self, ChangeStream, ChangesQuery};
 use crate::cluster::{Cluster, ClusterError, ClusterStatus, HttpReply, HttpRequest};
+use crate::drain::Drain;
 use crate::error::ApiError;
 use crate::idempotency;
 use crate::metrics::HttpMetrics;
 use crate::request::{
     self, CancelBody, LearnerBody, OrderBody, PayBody, ReadQuery, SkuBody, VotersBody,
 };
+use crate::request_id;
 use crate::routes::Route;
 use crate::view;
 
@@ -54,6 +57,8 @@ pub struct Api<C: Cluster> {
     pub(crate) config: ApiConfig,
     /// Request counters and latencies.
     metrics: HttpMetrics,
+    /// Set once the node stops: no new request, long polls and streams end.
+    drain: Drain,
 }
 
 pub(crate) fn json_reply(status: u16, body: &Value) -> HttpReply {
@@ -106,20 +111,36 @@ impl<C: Cluster> Api<C> {
             cluster,
             config,
             metrics: HttpMetrics::default(),
+            drain: Drain::never(),
         }
     }
 
+    /// The same API, draining once `drain` starts: new requests get 503 `shutting_down`, long
+    /// polls and change streams end, requests in progress finish.
+    pub fn draining_on(self, drain: Drain) -> Self {
+        Api { drain, ..self }
+    }
+
+    /// The drain this API obeys (the server ends open streams with it).
+    pub fn drain(&self) -> &Drain {
+        &self.drain
+    }
+
     /// Answers one request; never panics on input and never answers 5xx for bad input.
-    pub async fn handle(&self, request: HttpRequest) -> HttpReply {
+    pub async fn handle(&self, mut request: HttpRequest) -> HttpReply {
         let started = Instant::now();
+        let request_id = request_id::take_or_make(&mut request);
         let (template, reply) = match Route::parse(&request.method, &request.path) {
             Ok(route) => {
                 let template = route.template();
                 let reply = match self.config.access.authorize(&route, &request) {
                     Err(e) => e.into_reply(),
+                    Ok(_) if self.drain.is_draining() && !route.answers_while_draining() => {
+                        ApiError::shutting_down().into_reply()
+                    }
                     Ok(caller) => {
                         let reply = self
-                            .dispatch(route.clone(), &request)
+                            .dispatch_until_drained(route.clone(), &request)
                             .await
                             .unwrap_or_else(ApiError::into_reply);
                         if audit::is_admin_write(&route) {
@@ -132,8 +153,14 @@ impl<C: Cluster> Api<C> {
             }
             Err(e) => ("unmatched", e.into_reply()),
         };
+        let took = started.elapsed();
         self.metrics
-            .observe(&request.method, template, reply.status, started.elapsed());
+            .observe(&request.method, template, reply.status, took);
+        access_log::record(&request.method, template, &reply, took, &request_id);
+        let mut reply = reply;
+        reply
+            .headers
+            .push((request_id::REQUEST_ID_HEADER.to_string(), request_id));
         reply
     }
 
@@ -155,19 +182,60 @@ impl<C: Cluster> Api<C> {
             .authorize(&Route::ChangeStream, request)
             .and_then(|_| ChangesQuery::parse(request.query.as_deref()))
             .and_then(|query| {
+                if self.drain.is_draining() {
+                    return Err(ApiError::shutting_down());
+                }
                 if reader.restoring()? {
                     return Err(ApiError::restoring());
                 }
                 changes::open_stream(reader, query)
             });
         let status = opened.as_ref().map_or_else(|e| e.status, |_| 200);
+        let took = started.elapsed();
         self.metrics.observe(
             &request.method,
             Route::ChangeStream.template(),
             status,
-            started.elapsed(),
+            took,
         );
-        Some(opened.map_err(ApiError::into_reply))
+        let request_id = request.header(request_id::REQUEST_ID_HEADER).unwrap_or("");
+        let opened = opened.map_err(|e| {
+            let mut reply = e.into_reply();
+            reply.headers.push((
+                request_id::REQUEST_ID_HEADER.to_string(),
+                request_id.to_string(),
+            ));
+            reply
+        });
+        let logged = opened.as_ref().err().cloned().unwrap_or(HttpReply {
+            status,
+            headers: Vec::new(),
+            body: Default::default(),
+        });
+        access_log::record(
+            &request.method,
+            Route::ChangeStream.template(),
+            &logged,
+            took,
+            request_id,
+        );
+        Some(opened)
+    }
+
+    /// [`Api::dispatch`], except that a long poll (which changes nothing) ends with 503
+    /// `shutting_down` once the node starts to stop; everything else runs to its end.
+    async fn dispatch_until_drained(
+        &self,
+        route: Route,
+        req: &HttpRequest,
+    ) -> Result<HttpReply, ApiError> {
+        if !route.is_long_poll() {
+            return self.dispatch(route, req).await;
+        }
+        tokio::select! {
+            reply = self.dispatch(route, req) => reply,
+            () = self.drain.started() => Err(ApiError::shutting_down()),
+        }
     }
 
     async fn dispatch(&self, route: Route, req: &HttpRequest) -> Result<HttpReply, ApiError> {

@@ -191,7 +191,20 @@ impl Route {
         }
     }
 
-    /// The OpenAPI template of this route, the label of its metrics.
+    /// A wait for something to happen that changes nothing itself (a pull receive, a change
+    /// page with `wait_ms`): what draining may end early.
+    pub fn is_long_poll(&self) -> bool {
+        matches!(self, Route::Receive(_) | Route::Changes)
+    }
+
+    /// What a draining node still answers: liveness and metrics, so a supervisor and a scraper
+    /// see it to the end. Everything else gets 503 `shutting_down`, `/readyz` included, so a
+    /// load balancer takes the node out.
+    pub fn answers_while_draining(&self) -> bool {
+        matches!(self, Route::Healthz | Route::Metrics)
+    }
+
+    /// The OpenAPI template of this route, the label of its metrics and access log lines.
     pub fn template(&self) -> &'static str {
         match self {
             Route::Healthz => "/healthz",

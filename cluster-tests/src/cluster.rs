@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
@@ -306,6 +307,21 @@ impl Cluster {
         }
     }
 
+    /// Stops node `id` as systemd does (`SIGTERM`), waiting up to `limit` for it to exit;
+    /// answers how it exited and how long the stop took. Its data stays for a restart.
+    pub fn stop(&mut self, id: u64, limit: Duration) -> Result<(ExitStatus, Duration)> {
+        match self.node_mut(id).process.take() {
+            Some(process) => {
+                eprintln!(
+                    "cluster-tests: kill -TERM node {id} (pid {})",
+                    process.pid()
+                );
+                process.terminate(limit)
+            }
+            None => Err(Error::Usage(format!("node {id} is not running"))),
+        }
+    }
+
     /// (Re)starts node `id` with its data directory and ports; kills it first if running.
     /// Does not wait for anything: follow with [`Cluster::wait_for_leader`] or a poll.
     pub fn restart(&mut self, id: u64) -> Result<()> {
@@ -601,6 +617,15 @@ impl Cluster {
             }
         }
         Err(Error::Usage("no running node to send to".to_owned()))
+    }
+
+    /// Everything node `id` has logged (all its starts), for tests of what logs hold.
+    pub fn log(&self, id: u64) -> Result<String> {
+        let path = self.node(id).log_path();
+        std::fs::read_to_string(&path).map_err(|source| Error::Io {
+            context: format!("reading {}", path.display()),
+            source,
+        })
     }
 
     /// The last `lines` lines of node `id`'s log.

@@ -5,13 +5,17 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 
 /// Environment variable naming the `orderq` binary to test.
 pub const BINARY_ENV: &str = "ORDERQ_BIN";
+
+/// How often [`NodeProcess::terminate`] looks whether the process has exited.
+const EXIT_POLL_INTERVAL: Duration = Duration::from_millis(10);
 
 /// How much of the end of a log file [`log_tail`] reads.
 const TAIL_BYTES: u64 = 64 * 1024;
@@ -151,6 +155,42 @@ impl NodeProcess {
                 status,
                 log_tail: log_tail(log_path, 30),
             }),
+        }
+    }
+
+    /// Sends `SIGTERM` (what systemd's stop sends) and waits up to `limit` for the process to
+    /// exit on its own; answers how it exited and how long that took. A process still running
+    /// at `limit` is killed, and that is [`Error::Timeout`].
+    pub fn terminate(self, limit: Duration) -> Result<(ExitStatus, Duration)> {
+        let started = Instant::now();
+        // SAFETY: as in `kill_and_reap`: our own unreaped child, no memory preconditions.
+        if unsafe { libc::kill(self.pid, libc::SIGTERM) } == -1 {
+            return Err(Error::Io {
+                context: format!("kill -TERM node {} (pid {})", self.node_id, self.pid),
+                source: std::io::Error::last_os_error(),
+            });
+        }
+        loop {
+            let exited = self
+                .child
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .try_wait()
+                .map_err(|source| Error::Io {
+                    context: format!("waiting for node {} (pid {})", self.node_id, self.pid),
+                    source,
+                })?;
+            if let Some(status) = exited {
+                return Ok((status, started.elapsed()));
+            }
+            if started.elapsed() >= limit {
+                return Err(Error::Timeout {
+                    what: format!("node {} to exit after SIGTERM", self.node_id),
+                    waited: started.elapsed(),
+                    last: "still running; killed".to_owned(),
+                });
+            }
+            std::thread::sleep(EXIT_POLL_INTERVAL);
         }
     }
 

@@ -9,6 +9,7 @@
 //!   time.
 //! - [`exposure`]: the start-up guard: no reachable node or cluster without its secrets.
 //! - [`serve`]: start-up and shutdown of a node; cluster initialisation.
+//! - [`readiness`]: systemd readiness (`READY=1` once serving, `STOPPING=1` on a stop).
 //! - [`batcher`]: group commit of concurrent writes into one Raft entry.
 //! - [`admission`]: per-lane budgets of queued writes (normal, flash sale); 429 when spent.
 //! - [`change_retention`]: node-local pruning of the change stream by age and count.
@@ -59,6 +60,7 @@ pub mod queue_handle;
 pub mod queue_housekeeping;
 pub mod quorum_contact;
 pub mod raft_cluster;
+pub mod readiness;
 pub mod receipt;
 pub mod scheduler;
 pub mod secrets;

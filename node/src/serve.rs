@@ -205,20 +205,23 @@ pub async fn run(
         )?
         .with_queue(queue),
     );
-    let api = Arc::new(api::Api::new(
-        cluster,
-        api::ApiConfig {
-            access: api::Access::new(
-                config.admin_token.configured(),
-                config.client_tokens(),
-                config.metrics_token.configured(),
-            ),
-            default_pay_within_secs: config.default_pay_within_secs,
-            seckill_pay_within_secs: config.seckill_pay_within_secs,
-            redrive_step: config.redrive_step,
-            webhook_policy: config.webhook_policy(),
-        },
-    ));
+    let api = Arc::new(
+        api::Api::new(
+            cluster,
+            api::ApiConfig {
+                access: api::Access::new(
+                    config.admin_token.configured(),
+                    config.client_tokens(),
+                    config.metrics_token.configured(),
+                ),
+                default_pay_within_secs: config.default_pay_within_secs,
+                seckill_pay_within_secs: config.seckill_pay_within_secs,
+                redrive_step: config.redrive_step,
+                webhook_policy: config.webhook_policy(),
+            },
+        )
+        .draining_on(api::Drain::on(shutdown.clone())),
+    );
     let (api_bound, api_server) = {
         // Bound inside the API runtime, so its sockets are driven there.
         let _api_context = api_runtime.enter();
@@ -245,6 +248,7 @@ pub async fn run(
     };
     let api_task = api_runtime.spawn(api_server);
     tracing::info!(node_id = config.node_id, api = %api_bound, raft = %raft_bound, "orderq serving");
+    crate::readiness::serving();
     let open = crate::exposure::open_parts(&config);
     if !open.is_empty() {
         tracing::warn!(
@@ -296,7 +300,8 @@ pub async fn run(
             return Err(ServeError::Raft(reason));
         }
     }
-    tracing::info!("shutting down");
+    crate::readiness::stopping();
+    tracing::info!("shutting down: draining requests, ending long polls and streams");
     let _ = leader_task.await;
     let _ = api_task.await;
     let _ = peer_task.await;
