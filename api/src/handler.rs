@@ -18,17 +18,16 @@ use crate::changes::{self, ChangeStream, ChangesQuery};
 use crate::cluster::{Cluster, ClusterError, ClusterStatus, HttpReply, HttpRequest};
 use crate::drain::Drain;
 use crate::error::ApiError;
+use crate::http_metrics::HttpMetrics;
 use crate::idempotency;
-use crate::metrics::HttpMetrics;
+use crate::metrics::Metrics;
 use crate::request::{
     self, CancelBody, LearnerBody, OrderBody, PayBody, ReadQuery, SkuBody, VotersBody,
 };
 use crate::request_id;
 use crate::routes::Route;
+use crate::state_metrics::StateMetrics;
 use crate::view;
-
-/// Most SKUs whose stock `/metrics` lists (label cardinality stays bounded).
-const STOCK_METRIC_SKUS: usize = 1_000;
 
 pub use crate::cluster::FORWARDED_HEADER;
 
@@ -55,8 +54,10 @@ pub struct Api<C: Cluster> {
     pub(crate) cluster: Arc<C>,
     /// Settings.
     pub(crate) config: ApiConfig,
-    /// Request counters and latencies.
-    metrics: HttpMetrics,
+    /// Request counters and latencies (also registered in `registry`).
+    http_metrics: HttpMetrics,
+    /// The node's one registry, rendered by `/metrics`.
+    registry: Metrics,
     /// Set once the node stops: no new request, long polls and streams end.
     drain: Drain,
 }
@@ -107,10 +108,19 @@ pub(crate) fn outcome_reply(outcome: Outcome) -> Result<HttpReply, ApiError> {
 impl<C: Cluster> Api<C> {
     /// The API over `cluster`.
     pub fn new(cluster: Arc<C>, config: ApiConfig) -> Self {
+        let http_metrics = HttpMetrics::default();
+        let mut registry = Metrics::default();
+        registry.register_build_info();
+        http_metrics.register(registry.orderq());
+        registry
+            .orderq()
+            .register_collector(Box::new(StateMetrics::new(cluster.clone())));
+        cluster.register_metrics(&mut registry);
         Api {
             cluster,
             config,
-            metrics: HttpMetrics::default(),
+            http_metrics,
+            registry,
             drain: Drain::never(),
         }
     }
@@ -154,7 +164,7 @@ impl<C: Cluster> Api<C> {
             Err(e) => ("unmatched", e.into_reply()),
         };
         let took = started.elapsed();
-        self.metrics
+        self.http_metrics
             .observe(&request.method, template, reply.status, took);
         access_log::record(&request.method, template, &reply, took, &request_id);
         let mut reply = reply;
@@ -192,7 +202,7 @@ impl<C: Cluster> Api<C> {
             });
         let status = opened.as_ref().map_or_else(|e| e.status, |_| 200);
         let took = started.elapsed();
-        self.metrics.observe(
+        self.http_metrics.observe(
             &request.method,
             Route::ChangeStream.template(),
             status,
@@ -259,16 +269,15 @@ impl<C: Cluster> Api<C> {
             },
             Route::Metrics => Ok(HttpReply {
                 status: 200,
-                headers: vec![("content-type".into(), "text/plain; version=0.0.4".into())],
-                body: format!(
-                    "{}{}{}{}{}",
-                    self.cluster.node_metrics(),
-                    self.timer_metrics()?,
-                    self.state_metrics()?,
-                    self.queue_metrics()?,
-                    self.metrics.render()
-                )
-                .into(),
+                headers: vec![(
+                    "content-type".into(),
+                    crate::metrics::CONTENT_TYPE.into(),
+                )],
+                body: self
+                    .registry
+                    .render()
+                    .map_err(|_| ApiError::internal("the metrics could not be rendered"))?
+                    .into(),
             }),
             Route::ClusterStatus => Ok(json_reply(200, &json!(self.cluster.status()))),
             Route::Timers => {
@@ -411,52 +420,6 @@ impl<C: Cluster> Api<C> {
                 .await
             }
         }
-    }
-
-    fn timer_metrics(&self) -> Result<String, ApiError> {
-        let stats = self.cluster.reader().timer_stats()?;
-        let mut out = format!(
-            "# HELP orderq_timers_pending Timers armed and not yet fired or cancelled.\n\
-             # TYPE orderq_timers_pending gauge\norderq_timers_pending {}\n\
-             # HELP orderq_timers_fired_total Timers fired since the cluster began.\n\
-             # TYPE orderq_timers_fired_total counter\norderq_timers_fired_total {}\n",
-            stats.pending, stats.fired
-        );
-        if let Some(lag) = self.cluster.timer_lag_p99_ms() {
-            out.push_str(&format!(
-                "# HELP orderq_timer_lag_p99_ms Recent timer firing lag (due to applied), 99th percentile.\n\
-                 # TYPE orderq_timer_lag_p99_ms gauge\norderq_timer_lag_p99_ms {lag}\n"
-            ));
-        }
-        Ok(out)
-    }
-
-    /// Orders by state and stock per SKU (the first [`STOCK_METRIC_SKUS`]), from this node's state.
-    fn state_metrics(&self) -> Result<String, ApiError> {
-        use std::fmt::Write;
-        let reader = self.cluster.reader();
-        let mut out =
-            String::from("# HELP orderq_orders Orders by state.\n# TYPE orderq_orders gauge\n");
-        for (state, count) in reader.order_counts()? {
-            let _ = writeln!(out, "orderq_orders{{state=\"{state}\"}} {count}");
-        }
-        out.push_str(
-            "# HELP orderq_stock Units of a SKU by where they are.\n# TYPE orderq_stock gauge\n",
-        );
-        for sku in reader.skus(STOCK_METRIC_SKUS)? {
-            let name = sku.sku.replace('\\', "\\\\").replace('"', "\\\"");
-            for (kind, units) in [
-                ("available", sku.available),
-                ("reserved", sku.reserved),
-                ("sold", sku.sold),
-            ] {
-                let _ = writeln!(
-                    out,
-                    "orderq_stock{{sku=\"{name}\",kind=\"{kind}\"}} {units}"
-                );
-            }
-        }
-        Ok(out)
     }
 
     /// Proposes `action` with the request's idempotency key.

@@ -22,7 +22,9 @@
 //!   as its payload: one shape for both.
 //! - [`changes`]: the change stream's query, long poll and NDJSON stream.
 //! - [`error`]: the contract's error codes, mapped in one place.
-//! - [`metrics`]: HTTP request metrics in Prometheus text.
+//! - [`metrics`]: the node's one metrics registry and the `/metrics` text.
+//! - [`http_metrics`]: HTTP requests and latency by route template and status.
+//! - [`state_metrics`]: orders, stock, timers and consumer groups, read from the applied state.
 //! - [`cluster`]: the trait the node implements (writes, reads, forwarding, the node's clock).
 //! - [`server`]: the warp glue (1 MiB body cap).
 //! - [`drain`]: stopping cleanly: no new request, long polls and streams ended, writes finished.
@@ -37,6 +39,7 @@ pub mod cluster;
 pub mod drain;
 pub mod error;
 pub mod handler;
+pub mod http_metrics;
 pub mod idempotency;
 pub mod metrics;
 pub mod queue;
@@ -46,6 +49,7 @@ pub mod routes;
 pub mod seckill;
 pub mod server;
 pub mod signing_key;
+pub mod state_metrics;
 pub mod view;
 pub mod webhook_target;
 

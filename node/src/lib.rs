@@ -36,6 +36,9 @@
 //! - [`settle_waiters`]: pull consumers' `ack`/`nack` calls waiting for their outcomes to
 //!   commit.
 //! - [`queue_housekeeping`]: the leader's retention trims and group-removal steps.
+//! - [`raft_metrics`], [`storage_metrics`], [`process_metrics`], [`delivery_metrics`]: what
+//!   `/metrics` shows of Raft, the disk, the process and the scheduler's deliveries (registered
+//!   in the API's registry by [`raft_cluster`]).
 //! - [`tls`]: https on the API port and mutual TLS on the Raft port (rustls).
 //! - [`network`], [`peer_server`], [`peer_wire`]: the Raft peer protocol (prost over HTTP,
 //!   authenticated by the cluster secret).
@@ -49,23 +52,27 @@ pub mod clock;
 pub mod clock_watch;
 pub mod config;
 pub mod consumer_lane;
+pub mod delivery_metrics;
 pub mod exposure;
 pub mod leadership;
 pub mod membership_check;
 pub mod network;
 pub mod peer_server;
 pub mod peer_wire;
+pub mod process_metrics;
 pub mod push;
 pub mod queue_handle;
 pub mod queue_housekeeping;
 pub mod quorum_contact;
 pub mod raft_cluster;
+pub mod raft_metrics;
 pub mod readiness;
 pub mod receipt;
 pub mod scheduler;
 pub mod secrets;
 pub mod serve;
 pub mod settle_waiters;
+pub mod storage_metrics;
 pub mod timer_service;
 pub mod timing_wheel;
 pub mod tls;

@@ -41,6 +41,7 @@ use tokio::sync::{mpsc, watch};
 use crate::batcher::Batcher;
 use crate::clock::now_ms;
 use crate::consumer_lane::ConsumerLane;
+use crate::delivery_metrics::DeliveryMetrics;
 use crate::queue_handle::{PullRequest, QueueHandle};
 use crate::receipt::{Receipt, ReceiptKey};
 use crate::settle_waiters::SettleWaiters;
@@ -135,6 +136,8 @@ pub struct Scheduler {
     receipt_key: ReceiptKey,
     /// Where webhooks may go.
     webhook_policy: Arc<WebhookPolicy>,
+    /// Webhook call durations and delivery latencies, per group.
+    metrics: DeliveryMetrics,
 }
 
 impl Scheduler {
@@ -150,6 +153,7 @@ impl Scheduler {
         receipt_key: ReceiptKey,
         webhook_policy: WebhookPolicy,
         extra_roots: &[reqwest::Certificate],
+        metrics: DeliveryMetrics,
     ) -> Result<Self, reqwest::Error> {
         // https with the system's roots plus `[tls] ca_file`.
         let http = crate::tls::with_roots(reqwest::Client::builder(), extra_roots)
@@ -173,6 +177,7 @@ impl Scheduler {
             http,
             receipt_key,
             webhook_policy: Arc::new(webhook_policy),
+            metrics,
         })
     }
 
@@ -483,7 +488,9 @@ impl Scheduler {
                     let group = lane.sub.group.clone();
                     let target = target.clone();
                     let events = events.clone();
+                    let metrics = self.metrics.clone();
                     tokio::spawn(async move {
+                        let started = std::time::Instant::now();
                         let result = crate::push::deliver(
                             &http,
                             &policy,
@@ -493,6 +500,13 @@ impl Scheduler {
                             lease.failed + 1,
                         )
                         .await;
+                        metrics.record_push(
+                            &group,
+                            started.elapsed().as_secs_f64(),
+                            result.is_ok(),
+                            lease.message.deliver_at_ms,
+                            now_ms(),
+                        );
                         let _ = events
                             .send(Event::Pushed {
                                 group,

@@ -103,6 +103,8 @@ pub async fn run(
     );
     std::fs::create_dir_all(&config.data_dir).map_err(sm::StoreError::from)?;
     let storage = Storage::open(&config.data_dir)?;
+    let store_metrics = storage.metrics.clone();
+    let delivery_metrics = crate::delivery_metrics::DeliveryMetrics::default();
     crate::wipe_guard::check(&config, &storage.log).await?;
     let state_machine = storage.state.clone();
     let network = PeerNetwork::new(
@@ -191,6 +193,7 @@ pub async fn run(
         receipt_key: crate::receipt::ReceiptKey::generate()
             .map_err(|e| ServeError::Random(e.to_string()))?,
         extra_roots,
+        delivery_metrics: delivery_metrics.clone(),
     };
     let leader_task = tokio::spawn(leader_services.run(shutdown.clone()));
     let cluster = Arc::new(
@@ -203,7 +206,12 @@ pub async fn run(
             clock,
             api_client_tls,
         )?
-        .with_queue(queue),
+        .with_queue(queue)
+        .with_observed(crate::raft_cluster::Observed {
+            store: store_metrics,
+            deliveries: delivery_metrics,
+            data_dir: config.data_dir.clone(),
+        }),
     );
     let api = Arc::new(
         api::Api::new(

@@ -44,3 +44,25 @@ pub fn cf<'a>(db: &'a DB, name: &'static str) -> Result<&'a ColumnFamily, StoreE
     db.cf_handle(name)
         .ok_or_else(|| StoreError::corrupt("column family", format!("{name} missing")))
 }
+
+/// RocksDB's own size estimates over every column family, for `/metrics`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DbSizes {
+    /// `rocksdb.estimate-live-data-size`, summed: bytes of data that is not yet obsolete.
+    pub live_data_bytes: u64,
+    /// `rocksdb.estimate-pending-compaction-bytes`, summed: bytes compaction must rewrite to
+    /// bring every level under its target (a rising value means writes outrun compaction).
+    pub pending_compaction_bytes: u64,
+}
+
+/// Reads [`DbSizes`] from `db`'s properties.
+pub fn sizes(db: &DB) -> Result<DbSizes, StoreError> {
+    let mut sizes = DbSizes::default();
+    for name in ALL_CFS {
+        let handle = cf(db, name)?;
+        let property = |p: &str| db.property_int_value_cf(handle, p).map(|v| v.unwrap_or(0));
+        sizes.live_data_bytes += property("rocksdb.estimate-live-data-size")?;
+        sizes.pending_compaction_bytes += property("rocksdb.estimate-pending-compaction-bytes")?;
+    }
+    Ok(sizes)
+}
