@@ -1,6 +1,7 @@
 //! The contract's errors, `{"error": {"code", "message"}}`, and the one place that maps internal
 //! errors to them.
 
+use sm::backup::BackupError;
 use sm::changes::ChangesError;
 use sm::outcome::Rejection;
 use sm::StoreError;
@@ -217,6 +218,15 @@ impl From<ChangesError> for ApiError {
         match e {
             ChangesError::Expired { .. } => Self::offset_expired(e.to_string()),
             ChangesError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<BackupError> for ApiError {
+    fn from(e: BackupError) -> Self {
+        match e {
+            BackupError::Store(e) => e.into(),
+            refused => Self::invalid(refused.to_string()),
         }
     }
 }

@@ -22,7 +22,7 @@ use crate::http_metrics::HttpMetrics;
 use crate::idempotency;
 use crate::metrics::Metrics;
 use crate::request::{
-    self, CancelBody, LearnerBody, OrderBody, PayBody, ReadQuery, SkuBody, VotersBody,
+    self, BackupBody, CancelBody, LearnerBody, OrderBody, PayBody, ReadQuery, SkuBody, VotersBody,
 };
 use crate::request_id;
 use crate::routes::Route;
@@ -302,6 +302,23 @@ impl<C: Cluster> Api<C> {
             Route::Snapshot => {
                 let index = self.cluster.snapshot().await?;
                 Ok(json_reply(200, &json!({"index": index})))
+            }
+            Route::Backup => {
+                let dir = request::parse_body::<BackupBody>(&req.body)?.dir;
+                let db = self.cluster.reader().db().clone();
+                let target = std::path::PathBuf::from(&dir);
+                let manifest =
+                    tokio::task::spawn_blocking(move || sm::backup::create(&db, &target))
+                        .await
+                        .map_err(|e| ApiError::internal(format!("the backup task failed: {e}")))??;
+                Ok(json_reply(
+                    200,
+                    &json!({
+                        "dir": dir,
+                        "applied_index": manifest.applied_index,
+                        "digest": manifest.digest,
+                    }),
+                ))
             }
             Route::PutSku(sku) => {
                 let put = request::parse_body::<SkuBody>(&req.body)?.into_command(&sku)?;

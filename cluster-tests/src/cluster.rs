@@ -12,7 +12,7 @@ use crate::client::{build_http, ApiResponse, NodeClient, Request};
 use crate::error::{Error, Result};
 use crate::model::{ClusterStatus, NewOrder, Order, Sku, SkuSettings};
 use crate::ports::reserve_ports_on;
-use crate::process::{locate_binary, log_tail, NodeProcess};
+use crate::process::{locate_binary, log_tail, run_to_end, NodeProcess};
 use crate::wait::{poll_until, POLL_INTERVAL};
 
 /// How long [`Cluster::send_to_any`] retries through unavailable nodes.
@@ -346,6 +346,19 @@ impl Cluster {
         );
         self.node_mut(id).process = Some(process);
         Ok(())
+    }
+
+    /// Seeds node `id`'s empty data directory from the backup in `backup` with `orderq restore`,
+    /// given the flags the node is served with (its id, addresses and peers); answers what the
+    /// command printed. Restore every node before [`Cluster::start_all`].
+    pub async fn restore_node(&self, id: u64, backup: &Path) -> Result<String> {
+        let mut args = vec![
+            "restore".to_owned(),
+            "--from".to_owned(),
+            backup.display().to_string(),
+        ];
+        args.extend(self.serve_args(id).into_iter().skip(1));
+        run_to_end(&self.binary, &args, &self.node(id).log_path()).await
     }
 
     /// Starts a new node with the next free id as `orderq serve --join`, adds it through node

@@ -2,14 +2,9 @@
 //! within 5 s; a rolling restart of all three nodes under idempotent retrying writers loses no
 //! acknowledged order and fails no request, and the longest write pause is reported.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use cluster::{
-    create_order_retrying, within, Cluster, ClusterOptions, Endpoint, NewOrder, NodeClient,
-    SkuSettings,
-};
+use cluster::{within, Cluster, ClusterOptions, Endpoint, OrderWriters, SkuSettings};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// The contract: a stop drains and exits within this.
@@ -112,42 +107,6 @@ async fn sigterm_ends_streams_and_long_polls_and_exits_zero() {
     .await;
 }
 
-/// What the writers saw.
-#[derive(Default)]
-struct Writes {
-    /// Every acknowledged order: (user, order id).
-    acked: Vec<(String, String)>,
-    /// When each acknowledgement arrived.
-    acked_at: Vec<Instant>,
-    /// Writes that failed after all their retries.
-    failed: Vec<String>,
-}
-
-/// Creates orders one after another as `user`, each under its own `Idempotency-Key`, retried
-/// across the nodes on 503s, 429s and timeouts, until `stop`.
-async fn write_orders(
-    clients: Vec<NodeClient>,
-    user: String,
-    stop: Arc<AtomicBool>,
-    writes: Arc<Mutex<Writes>>,
-) {
-    let mut i = 0usize;
-    while !stop.load(Ordering::Relaxed) {
-        let key = format!("t35-{user}-{i}");
-        let order = NewOrder::single(user.clone(), SKU, 1);
-        let result = create_order_retrying(&clients, i, &order, &key, WRITE_RETRY_LIMIT).await;
-        let mut writes = writes.lock().expect("writes");
-        match result {
-            Ok(order) => {
-                writes.acked.push((user.clone(), order.id));
-                writes.acked_at.push(Instant::now());
-            }
-            Err(e) => writes.failed.push(format!("{key}: {e}")),
-        }
-        i += 1;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rolling_restart_under_load_loses_nothing() {
     let mut cluster = Cluster::start(3, ClusterOptions::default())
@@ -159,21 +118,10 @@ async fn rolling_restart_under_load_loses_nothing() {
             .await
             .expect("load the sku");
         eprintln!("--- {WRITERS} idempotent retrying writers");
-        let stop = Arc::new(AtomicBool::new(false));
-        let writes = Arc::new(Mutex::new(Writes::default()));
-        let writers: Vec<_> = (0..WRITERS)
-            .map(|w| {
-                tokio::spawn(write_orders(
-                    cluster.clients(),
-                    format!("t35-user-{w}"),
-                    stop.clone(),
-                    writes.clone(),
-                ))
-            })
-            .collect();
-        let acked_count = || writes.lock().expect("writes").acked.len();
+        let users: Vec<String> = (0..WRITERS).map(|w| format!("t35-user-{w}")).collect();
+        let writers = OrderWriters::start(cluster.clients(), SKU, &users, WRITE_RETRY_LIMIT);
         cluster::poll_until("the writers to get going", REJOIN_LIMIT, || async {
-            cluster::holds(acked_count() >= 20)
+            cluster::holds(writers.acked() >= 20)
         })
         .await
         .expect("writes before the restarts");
@@ -190,37 +138,26 @@ async fn rolling_restart_under_load_loses_nothing() {
                 .wait_caught_up(id, REJOIN_LIMIT)
                 .await
                 .expect("the node rejoins and catches up");
-            let before = acked_count();
+            let before = writers.acked();
             cluster::poll_until("writes to go on", REJOIN_LIMIT, || async {
-                cluster::holds(acked_count() >= before + 10)
+                cluster::holds(writers.acked() >= before + 10)
             })
             .await
             .expect("writes after the restart");
         }
 
         eprintln!("--- stop the writers and check every acknowledged order");
-        stop.store(true, Ordering::Relaxed);
-        for writer in writers {
-            writer.await.expect("writer");
-        }
-        let writes = std::mem::take(&mut *writes.lock().expect("writes"));
+        let writes = writers.stop().await;
         assert!(
             writes.failed.is_empty(),
             "requests failed after their retries: {:?}",
             writes.failed
         );
-        let mut pause = Duration::ZERO;
-        let mut acked_at = writes.acked_at.clone();
-        acked_at.sort();
-        for pair in acked_at.windows(2) {
-            pause = pause.max(pair[1] - pair[0]);
-        }
         let leader = cluster.wait_for_leader().await.expect("leader");
-        for w in 0..WRITERS {
-            let user = format!("t35-user-{w}");
+        for user in &users {
             let stored: std::collections::HashSet<String> = cluster
                 .client(leader)
-                .all_orders_of(&user)
+                .all_orders_of(user)
                 .await
                 .expect("list orders")
                 .into_iter()
@@ -229,15 +166,16 @@ async fn rolling_restart_under_load_loses_nothing() {
             let lost: Vec<&String> = writes
                 .acked
                 .iter()
-                .filter(|(u, id)| *u == user && !stored.contains(id))
-                .map(|(_, id)| id)
+                .filter(|a| a.order.user_id == *user && !stored.contains(&a.order.id))
+                .map(|a| &a.order.id)
                 .collect();
             assert!(lost.is_empty(), "acknowledged orders lost: {lost:?}");
         }
         eprintln!(
             "rolling restart: {} orders acknowledged, none lost, none failed; longest write \
-             pause {pause:?}",
-            writes.acked.len()
+             pause {:?}",
+            writes.acked.len(),
+            writes.longest_pause()
         );
     })
     .await;

@@ -9,6 +9,8 @@
 //!   time.
 //! - [`exposure`]: the start-up guard: no reachable node or cluster without its secrets.
 //! - [`serve`]: start-up and shutdown of a node; cluster initialisation.
+//! - [`backup`]: `orderq backup` (asks a node for a backup) and `orderq restore` (seeds a new
+//!   node's data directory from one).
 //! - [`readiness`]: systemd readiness (`READY=1` once serving, `STOPPING=1` on a stop).
 //! - [`batcher`]: group commit of concurrent writes into one Raft entry.
 //! - [`admission`]: per-lane budgets of queued writes (normal, flash sale); 429 when spent.
@@ -46,6 +48,7 @@
 #![warn(missing_docs)]
 
 pub mod admission;
+pub mod backup;
 pub mod batcher;
 pub mod change_retention;
 pub mod clock;

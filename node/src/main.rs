@@ -1,6 +1,7 @@
 //! `orderq`: orders, stock and a durable queue in one replicated binary.
 
 use clap::{Parser, Subcommand};
+use node::backup::{BackupArgs, RestoreArgs};
 use node::config::{Config, ServeArgs};
 use tokio::sync::watch;
 use tracing_subscriber::EnvFilter;
@@ -38,6 +39,12 @@ enum LogFormat {
 enum Command {
     /// Run a node. With no arguments: a single-node cluster in ./orderq-data on 127.0.0.1:8080.
     Serve(ServeArgs),
+    /// Back up a running node: a consistent copy of its state into a new directory on its
+    /// machine (`POST /admin/backup`).
+    Backup(BackupArgs),
+    /// Seed the empty data directory of a node of a new cluster from a backup, offline. Give the
+    /// node's configuration as to `serve`; seed every voter from the same backup, then start them.
+    Restore(RestoreArgs),
 }
 
 /// Worker threads of each of the node's two runtimes.
@@ -89,9 +96,14 @@ async fn run(api: tokio::runtime::Handle) -> i32 {
     let _failpoints = fail::FailScenario::setup();
     let Cli {
         log_format,
-        command: Command::Serve(args),
+        command,
     } = Cli::parse();
     init_logs(log_format);
+    let args = match command {
+        Command::Serve(args) => args,
+        Command::Backup(args) => return report(node::backup::backup(&args).await),
+        Command::Restore(args) => return report(node::backup::restore(&args).await),
+    };
     fail_fast_on_panic();
     // A bad configuration, or one that would leave a reachable node unprotected, exits 2 (which
     // the systemd unit does not restart).
@@ -117,6 +129,20 @@ async fn run(api: tokio::runtime::Handle) -> i32 {
         Err(e) => {
             eprintln!("orderq: {e}");
             1
+        }
+    }
+}
+
+/// Prints what a one-shot command did, or why it failed; answers the exit status.
+fn report(done: Result<String, node::backup::BackupCliError>) -> i32 {
+    match done {
+        Ok(said) => {
+            println!("{said}");
+            0
+        }
+        Err(e) => {
+            eprintln!("orderq: {e}");
+            e.exit_code()
         }
     }
 }

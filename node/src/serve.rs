@@ -2,7 +2,6 @@
 //! change-stream retention, and initialises a new cluster from the node with the lowest id
 //! (unless the node joins an existing cluster).
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,7 +9,7 @@ use std::time::Duration;
 use futures::FutureExt;
 use openraft::SnapshotPolicy;
 use sm::changes::Retention;
-use sm::raft_types::{PeerAddr, Raft};
+use sm::raft_types::Raft;
 use sm::Storage;
 use tokio::sync::watch;
 
@@ -274,19 +273,7 @@ pub async fn run(
         );
     }
     if config.initialises() && !raft.is_initialized().await.unwrap_or(true) {
-        let members: BTreeMap<u64, PeerAddr> = config
-            .peers
-            .iter()
-            .map(|p| {
-                (
-                    p.id,
-                    PeerAddr {
-                        raft_addr: p.raft_addr.clone(),
-                        api_addr: p.api_addr.clone(),
-                    },
-                )
-            })
-            .collect();
+        let members = config.members();
         tracing::info!(voters = ?members.keys().collect::<Vec<_>>(), "initialising a new cluster");
         if let Err(e) = raft.initialize(members).await {
             tracing::warn!(error = %e, "initialise refused");

@@ -19,6 +19,22 @@ const BLOCK_CACHE: usize = 32 << 20;
 /// memtables share [`MEMTABLE_BUDGET`] and reads share one [`BLOCK_CACHE`], so millions of
 /// orders and timers live on disk and the node's resident memory stays small.
 pub fn open(path: &Path) -> Result<Arc<DB>, StoreError> {
+    let (opts, cfs) = options();
+    Ok(Arc::new(DB::open_cf_descriptors(&opts, path, cfs)?))
+}
+
+/// Opens the database at `path` (a backup's checkpoint) for reading only: nothing is written
+/// to its directory, and a missing database is an error.
+pub fn open_read_only(path: &Path) -> Result<Arc<DB>, StoreError> {
+    let (mut opts, cfs) = options();
+    opts.create_if_missing(false);
+    Ok(Arc::new(DB::open_cf_descriptors_read_only(
+        &opts, path, cfs, false,
+    )?))
+}
+
+/// The options [`open`] uses, and the descriptor of every column family.
+fn options() -> (Options, Vec<ColumnFamilyDescriptor>) {
     let mut opts = Options::default();
     opts.create_if_missing(true);
     opts.create_missing_column_families(true);
@@ -29,13 +45,16 @@ pub fn open(path: &Path) -> Result<Arc<DB>, StoreError> {
     table.set_block_cache(&cache);
     table.set_bloom_filter(10.0, false);
     table.set_cache_index_and_filter_blocks(true);
-    let cfs = ALL_CFS.iter().map(|name| {
-        let mut cf_opts = Options::default();
-        cf_opts.set_block_based_table_factory(&table);
-        cf_opts.set_write_buffer_size(MEMTABLE_BUDGET / 4);
-        ColumnFamilyDescriptor::new(*name, cf_opts)
-    });
-    Ok(Arc::new(DB::open_cf_descriptors(&opts, path, cfs)?))
+    let cfs = ALL_CFS
+        .iter()
+        .map(|name| {
+            let mut cf_opts = Options::default();
+            cf_opts.set_block_based_table_factory(&table);
+            cf_opts.set_write_buffer_size(MEMTABLE_BUDGET / 4);
+            ColumnFamilyDescriptor::new(*name, cf_opts)
+        })
+        .collect();
+    (opts, cfs)
 }
 
 /// The handle of column family `name`; every CF is created by [`open`], so a missing one means

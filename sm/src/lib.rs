@@ -37,13 +37,15 @@
 //! - [`raft_types`]: the openraft type configuration; [`log_codec`]: binary form of entries and
 //!   votes, on disk and on the peer wire; [`log_store`]: the Raft log and vote, synced before
 //!   acknowledged; [`state_machine`]: openraft's `RaftStateMachine` over the state; [`snapshot`]:
-//!   consistent capture and atomic restore.
+//!   consistent capture and atomic restore; [`backup`]: a checkpoint of a running node's state
+//!   with its manifest, and seeding a new node's data directory from one.
 //! - [`reader`]: every read of the applied state for the API and the node (queue reads too).
 //! - [`store_metrics`]: WAL sync and apply durations and the committed index, for `/metrics`.
 
 #![warn(missing_docs)]
 
 mod apply;
+pub mod backup;
 mod batch_clock;
 pub mod changes;
 pub mod command;
