@@ -25,6 +25,7 @@ pub fn is_admin_write(route: &Route) -> bool {
             | Route::AddLearner
             | Route::ChangeVoters
             | Route::Snapshot
+            | Route::Backup
     )
 }
 

@@ -188,6 +188,7 @@ impl Permission {
             Route::Metrics => Permission::Metrics,
             Route::ClusterStatus
             | Route::Snapshot
+            | Route::Backup
             | Route::Timers
             | Route::Digest
             | Route::PutSku(_)

@@ -207,8 +207,11 @@ pub trait Cluster: Send + Sync + 'static {
     /// node led; `None` when it has fired none.
     fn timer_lag_p99_ms(&self) -> Option<u64>;
 
-    /// Prometheus text of the node's own metrics (Raft state, replication).
-    fn node_metrics(&self) -> String;
+    /// Registers the node's own metrics (Raft state, replication, storage, latencies, process)
+    /// in the node's registry, once, before the API serves. The default registers none.
+    fn register_metrics(&self, metrics: &mut crate::metrics::Metrics) {
+        let _ = metrics;
+    }
 
     /// Leases up to `limits.max` messages of pull group `group` (long poll). Served by the leader's
     /// scheduler; a follower answers `ForwardTo`. The default refuses.

@@ -1,6 +1,7 @@
 //! The contract's errors, `{"error": {"code", "message"}}`, and the one place that maps internal
 //! errors to them.
 
+use sm::backup::BackupError;
 use sm::changes::ChangesError;
 use sm::outcome::Rejection;
 use sm::StoreError;
@@ -125,6 +126,19 @@ impl ApiError {
         }
     }
 
+    /// 503 `shutting_down`: this node is stopping (SIGTERM) and takes no new request, and a long
+    /// poll it was serving ended; retry after a second on another node.
+    pub fn shutting_down() -> Self {
+        ApiError {
+            retry_after: Some(1),
+            ..Self::new(
+                503,
+                "shutting_down",
+                "this node is shutting down; retry on another node",
+            )
+        }
+    }
+
     /// 409 `sold_out`: the flash sale has no unit left.
     pub fn sold_out(sku: &str) -> Self {
         Self::new(409, "sold_out", format!("sku {sku} is sold out"))
@@ -204,6 +218,15 @@ impl From<ChangesError> for ApiError {
         match e {
             ChangesError::Expired { .. } => Self::offset_expired(e.to_string()),
             ChangesError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<BackupError> for ApiError {
+    fn from(e: BackupError) -> Self {
+        match e {
+            BackupError::Store(e) => e.into(),
+            refused => Self::invalid(refused.to_string()),
         }
     }
 }

@@ -11,21 +11,23 @@ use sm::command::{Action, CancelOrder, Command, PayOrder};
 use sm::outcome::{Applied, Outcome};
 use sm::StateReader;
 
+use crate::access_log;
 use crate::audit;
 use crate::auth::Access;
 use crate::changes::{self, ChangeStream, ChangesQuery};
 use crate::cluster::{Cluster, ClusterError, ClusterStatus, HttpReply, HttpRequest};
+use crate::drain::Drain;
 use crate::error::ApiError;
+use crate::http_metrics::HttpMetrics;
 use crate::idempotency;
-use crate::metrics::HttpMetrics;
+use crate::metrics::Metrics;
 use crate::request::{
-    self, CancelBody, LearnerBody, OrderBody, PayBody, ReadQuery, SkuBody, VotersBody,
+    self, BackupBody, CancelBody, LearnerBody, OrderBody, PayBody, ReadQuery, SkuBody, VotersBody,
 };
+use crate::request_id;
 use crate::routes::Route;
+use crate::state_metrics::StateMetrics;
 use crate::view;
-
-/// Most SKUs whose stock `/metrics` lists (label cardinality stays bounded).
-const STOCK_METRIC_SKUS: usize = 1_000;
 
 pub use crate::cluster::FORWARDED_HEADER;
 
@@ -52,8 +54,12 @@ pub struct Api<C: Cluster> {
     pub(crate) cluster: Arc<C>,
     /// Settings.
     pub(crate) config: ApiConfig,
-    /// Request counters and latencies.
-    metrics: HttpMetrics,
+    /// Request counters and latencies (also registered in `registry`).
+    http_metrics: HttpMetrics,
+    /// The node's one registry, rendered by `/metrics`.
+    registry: Metrics,
+    /// Set once the node stops: no new request, long polls and streams end.
+    drain: Drain,
 }
 
 pub(crate) fn json_reply(status: u16, body: &Value) -> HttpReply {
@@ -102,24 +108,49 @@ pub(crate) fn outcome_reply(outcome: Outcome) -> Result<HttpReply, ApiError> {
 impl<C: Cluster> Api<C> {
     /// The API over `cluster`.
     pub fn new(cluster: Arc<C>, config: ApiConfig) -> Self {
+        let http_metrics = HttpMetrics::default();
+        let mut registry = Metrics::default();
+        registry.register_build_info();
+        http_metrics.register(registry.orderq());
+        registry
+            .orderq()
+            .register_collector(Box::new(StateMetrics::new(cluster.clone())));
+        cluster.register_metrics(&mut registry);
         Api {
             cluster,
             config,
-            metrics: HttpMetrics::default(),
+            http_metrics,
+            registry,
+            drain: Drain::never(),
         }
     }
 
+    /// The same API, draining once `drain` starts: new requests get 503 `shutting_down`, long
+    /// polls and change streams end, requests in progress finish.
+    pub fn draining_on(self, drain: Drain) -> Self {
+        Api { drain, ..self }
+    }
+
+    /// The drain this API obeys (the server ends open streams with it).
+    pub fn drain(&self) -> &Drain {
+        &self.drain
+    }
+
     /// Answers one request; never panics on input and never answers 5xx for bad input.
-    pub async fn handle(&self, request: HttpRequest) -> HttpReply {
+    pub async fn handle(&self, mut request: HttpRequest) -> HttpReply {
         let started = Instant::now();
+        let request_id = request_id::take_or_make(&mut request);
         let (template, reply) = match Route::parse(&request.method, &request.path) {
             Ok(route) => {
                 let template = route.template();
                 let reply = match self.config.access.authorize(&route, &request) {
                     Err(e) => e.into_reply(),
+                    Ok(_) if self.drain.is_draining() && !route.answers_while_draining() => {
+                        ApiError::shutting_down().into_reply()
+                    }
                     Ok(caller) => {
                         let reply = self
-                            .dispatch(route.clone(), &request)
+                            .dispatch_until_drained(route.clone(), &request)
                             .await
                             .unwrap_or_else(ApiError::into_reply);
                         if audit::is_admin_write(&route) {
@@ -132,8 +163,14 @@ impl<C: Cluster> Api<C> {
             }
             Err(e) => ("unmatched", e.into_reply()),
         };
-        self.metrics
-            .observe(&request.method, template, reply.status, started.elapsed());
+        let took = started.elapsed();
+        self.http_metrics
+            .observe(&request.method, template, reply.status, took);
+        access_log::record(&request.method, template, &reply, took, &request_id);
+        let mut reply = reply;
+        reply
+            .headers
+            .push((request_id::REQUEST_ID_HEADER.to_string(), request_id));
         reply
     }
 
@@ -155,19 +192,60 @@ impl<C: Cluster> Api<C> {
             .authorize(&Route::ChangeStream, request)
             .and_then(|_| ChangesQuery::parse(request.query.as_deref()))
             .and_then(|query| {
+                if self.drain.is_draining() {
+                    return Err(ApiError::shutting_down());
+                }
                 if reader.restoring()? {
                     return Err(ApiError::restoring());
                 }
                 changes::open_stream(reader, query)
             });
         let status = opened.as_ref().map_or_else(|e| e.status, |_| 200);
-        self.metrics.observe(
+        let took = started.elapsed();
+        self.http_metrics.observe(
             &request.method,
             Route::ChangeStream.template(),
             status,
-            started.elapsed(),
+            took,
         );
-        Some(opened.map_err(ApiError::into_reply))
+        let request_id = request.header(request_id::REQUEST_ID_HEADER).unwrap_or("");
+        let opened = opened.map_err(|e| {
+            let mut reply = e.into_reply();
+            reply.headers.push((
+                request_id::REQUEST_ID_HEADER.to_string(),
+                request_id.to_string(),
+            ));
+            reply
+        });
+        let logged = opened.as_ref().err().cloned().unwrap_or(HttpReply {
+            status,
+            headers: Vec::new(),
+            body: Default::default(),
+        });
+        access_log::record(
+            &request.method,
+            Route::ChangeStream.template(),
+            &logged,
+            took,
+            request_id,
+        );
+        Some(opened)
+    }
+
+    /// [`Api::dispatch`], except that a long poll (which changes nothing) ends with 503
+    /// `shutting_down` once the node starts to stop; everything else runs to its end.
+    async fn dispatch_until_drained(
+        &self,
+        route: Route,
+        req: &HttpRequest,
+    ) -> Result<HttpReply, ApiError> {
+        if !route.is_long_poll() {
+            return self.dispatch(route, req).await;
+        }
+        tokio::select! {
+            reply = self.dispatch(route, req) => reply,
+            () = self.drain.started() => Err(ApiError::shutting_down()),
+        }
     }
 
     async fn dispatch(&self, route: Route, req: &HttpRequest) -> Result<HttpReply, ApiError> {
@@ -191,16 +269,15 @@ impl<C: Cluster> Api<C> {
             },
             Route::Metrics => Ok(HttpReply {
                 status: 200,
-                headers: vec![("content-type".into(), "text/plain; version=0.0.4".into())],
-                body: format!(
-                    "{}{}{}{}{}",
-                    self.cluster.node_metrics(),
-                    self.timer_metrics()?,
-                    self.state_metrics()?,
-                    self.queue_metrics()?,
-                    self.metrics.render()
-                )
-                .into(),
+                headers: vec![(
+                    "content-type".into(),
+                    crate::metrics::CONTENT_TYPE.into(),
+                )],
+                body: self
+                    .registry
+                    .render()
+                    .map_err(|_| ApiError::internal("the metrics could not be rendered"))?
+                    .into(),
             }),
             Route::ClusterStatus => Ok(json_reply(200, &json!(self.cluster.status()))),
             Route::Timers => {
@@ -225,6 +302,23 @@ impl<C: Cluster> Api<C> {
             Route::Snapshot => {
                 let index = self.cluster.snapshot().await?;
                 Ok(json_reply(200, &json!({"index": index})))
+            }
+            Route::Backup => {
+                let dir = request::parse_body::<BackupBody>(&req.body)?.dir;
+                let db = self.cluster.reader().db().clone();
+                let target = std::path::PathBuf::from(&dir);
+                let manifest =
+                    tokio::task::spawn_blocking(move || sm::backup::create(&db, &target))
+                        .await
+                        .map_err(|e| ApiError::internal(format!("the backup task failed: {e}")))??;
+                Ok(json_reply(
+                    200,
+                    &json!({
+                        "dir": dir,
+                        "applied_index": manifest.applied_index,
+                        "digest": manifest.digest,
+                    }),
+                ))
             }
             Route::PutSku(sku) => {
                 let put = request::parse_body::<SkuBody>(&req.body)?.into_command(&sku)?;
@@ -343,52 +437,6 @@ impl<C: Cluster> Api<C> {
                 .await
             }
         }
-    }
-
-    fn timer_metrics(&self) -> Result<String, ApiError> {
-        let stats = self.cluster.reader().timer_stats()?;
-        let mut out = format!(
-            "# HELP orderq_timers_pending Timers armed and not yet fired or cancelled.\n\
-             # TYPE orderq_timers_pending gauge\norderq_timers_pending {}\n\
-             # HELP orderq_timers_fired_total Timers fired since the cluster began.\n\
-             # TYPE orderq_timers_fired_total counter\norderq_timers_fired_total {}\n",
-            stats.pending, stats.fired
-        );
-        if let Some(lag) = self.cluster.timer_lag_p99_ms() {
-            out.push_str(&format!(
-                "# HELP orderq_timer_lag_p99_ms Recent timer firing lag (due to applied), 99th percentile.\n\
-                 # TYPE orderq_timer_lag_p99_ms gauge\norderq_timer_lag_p99_ms {lag}\n"
-            ));
-        }
-        Ok(out)
-    }
-
-    /// Orders by state and stock per SKU (the first [`STOCK_METRIC_SKUS`]), from this node's state.
-    fn state_metrics(&self) -> Result<String, ApiError> {
-        use std::fmt::Write;
-        let reader = self.cluster.reader();
-        let mut out =
-            String::from("# HELP orderq_orders Orders by state.\n# TYPE orderq_orders gauge\n");
-        for (state, count) in reader.order_counts()? {
-            let _ = writeln!(out, "orderq_orders{{state=\"{state}\"}} {count}");
-        }
-        out.push_str(
-            "# HELP orderq_stock Units of a SKU by where they are.\n# TYPE orderq_stock gauge\n",
-        );
-        for sku in reader.skus(STOCK_METRIC_SKUS)? {
-            let name = sku.sku.replace('\\', "\\\\").replace('"', "\\\"");
-            for (kind, units) in [
-                ("available", sku.available),
-                ("reserved", sku.reserved),
-                ("sold", sku.sold),
-            ] {
-                let _ = writeln!(
-                    out,
-                    "orderq_stock{{sku=\"{name}\",kind=\"{kind}\"}} {units}"
-                );
-            }
-        }
-        Ok(out)
     }
 
     /// Proposes `action` with the request's idempotency key.

@@ -8,6 +8,8 @@
 //! - [`request`]: every request body and query (orders, SKUs, the queue's) with its validation.
 //! - [`idempotency`]: `Idempotency-Key` checks and request hashing.
 //! - [`auth`]: who may do what: admin, client and metrics tokens, scopes, constant-time checks.
+//! - [`access_log`]: one line per request (target `access`), 5xx with their cause, no secret.
+//! - [`request_id`]: `X-Request-Id` taken or made, returned, carried when forwarding.
 //! - [`audit`]: the audit log of admin writes (target `audit`), secrets hidden.
 //! - [`handler`]: the one route dispatch from request to reply (after [`auth`]), forwarding.
 //! - [`seckill`]: the flash sale's purchase, with its sold-out answer from memory.
@@ -20,26 +22,34 @@
 //!   as its payload: one shape for both.
 //! - [`changes`]: the change stream's query, long poll and NDJSON stream.
 //! - [`error`]: the contract's error codes, mapped in one place.
-//! - [`metrics`]: HTTP request metrics in Prometheus text.
+//! - [`metrics`]: the node's one metrics registry and the `/metrics` text.
+//! - [`http_metrics`]: HTTP requests and latency by route template and status.
+//! - [`state_metrics`]: orders, stock, timers and consumer groups, read from the applied state.
 //! - [`cluster`]: the trait the node implements (writes, reads, forwarding, the node's clock).
 //! - [`server`]: the warp glue (1 MiB body cap).
+//! - [`drain`]: stopping cleanly: no new request, long polls and streams ended, writes finished.
 
 #![warn(missing_docs)]
 
+pub mod access_log;
 pub mod audit;
 pub mod auth;
 pub mod changes;
 pub mod cluster;
+pub mod drain;
 pub mod error;
 pub mod handler;
+pub mod http_metrics;
 pub mod idempotency;
 pub mod metrics;
 pub mod queue;
 pub mod request;
+pub mod request_id;
 pub mod routes;
 pub mod seckill;
 pub mod server;
 pub mod signing_key;
+pub mod state_metrics;
 pub mod view;
 pub mod webhook_target;
 
@@ -48,5 +58,6 @@ pub use cluster::{
     Cluster, ClusterError, ClusterStatus, HttpReply, HttpRequest, LiveDeliveries, NodeStatus,
     PulledMessage, ReceiveLimits,
 };
+pub use drain::Drain;
 pub use error::ApiError;
 pub use handler::{Api, ApiConfig};

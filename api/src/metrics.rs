@@ -1,82 +1,155 @@
-//! HTTP metrics in Prometheus text: requests and a latency histogram by route and status.
+//! The node's one metrics registry and the `/metrics` text rendered from it.
+//!
+//! Families are registered once at start: the API's own (HTTP requests, state and queue gauges,
+//! build info), then the node's through [`crate::Cluster::register_metrics`]. Values that are
+//! read at scrape time (Raft state, counts in RocksDB, `/proc`) are collectors; values measured
+//! as things happen (latencies) are histograms the code observes into. Every family has a
+//! `# HELP`, and the encoder writes each family's samples together.
+//!
+//! The text is the Prometheus text format 0.0.4, which `promtool check metrics` lints and every
+//! scraper reads (OpenMetrics names a counter's family without its `_total`, which the 0.0.4
+//! linters reject).
 
-use std::collections::BTreeMap;
-use std::fmt::Write;
-use std::sync::Mutex;
-use std::time::Duration;
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeGaugeValue, EncodeLabelSet, EncodeMetric,
+};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
 
-/// Upper bounds (seconds) of the latency buckets.
-const BUCKETS: &[f64] = &[
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-];
+/// The `Content-Type` of `/metrics`.
+pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 
-/// Counts of one (route, status).
-#[derive(Default)]
-struct Series {
-    /// Per bucket of [`BUCKETS`], requests at or under its bound.
-    buckets: [u64; BUCKETS.len()],
-    /// All requests.
-    count: u64,
-    /// Sum of latencies in seconds.
-    sum: f64,
+/// The prefix of every orderq family (process families are the standard unprefixed ones).
+pub const PREFIX: &str = "orderq";
+
+/// The registry of one node. Registration needs `&mut`, so it happens before the API serves;
+/// rendering only reads.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// The root registry: standard families at the root, orderq's under [`PREFIX`].
+    registry: Registry,
 }
 
-/// The HTTP metrics of one node.
-#[derive(Default)]
-pub struct HttpMetrics {
-    /// Series keyed by (method, route template, status).
-    series: Mutex<BTreeMap<(String, &'static str, u16), Series>>,
-}
-
-impl HttpMetrics {
-    /// Records one answered request.
-    pub fn observe(&self, method: &str, route: &'static str, status: u16, latency: Duration) {
-        let secs = latency.as_secs_f64();
-        let Ok(mut series) = self.series.lock() else {
-            return;
-        };
-        let s = series
-            .entry((method.to_string(), route, status))
-            .or_default();
-        s.count += 1;
-        s.sum += secs;
-        for (bucket, bound) in s.buckets.iter_mut().zip(BUCKETS) {
-            if secs <= *bound {
-                *bucket += 1;
-            }
-        }
+impl Metrics {
+    /// The root registry, for registering unprefixed standard families (`process_*`).
+    pub fn root(&mut self) -> &mut Registry {
+        &mut self.registry
     }
 
-    /// Prometheus text of every series.
-    pub fn render(&self) -> String {
+    /// A registry whose families are named `orderq_*`.
+    pub fn orderq(&mut self) -> &mut Registry {
+        self.registry.sub_registry_with_prefix(PREFIX)
+    }
+
+    /// Registers `orderq_build_info{version, profile} 1`: which build a node runs, to join onto
+    /// other series in queries and to see a rolling upgrade's progress.
+    pub fn register_build_info(&mut self) {
+        let info: prometheus_client::metrics::family::Family<BuildLabels, Gauge> =
+            Default::default();
+        info.get_or_create(&BuildLabels {
+            version: env!("CARGO_PKG_VERSION"),
+            profile: if cfg!(debug_assertions) {
+                "debug"
+            } else {
+                "release"
+            },
+        })
+        .set(1);
+        self.orderq().register(
+            "build_info",
+            "The orderq build this node runs, always 1",
+            info,
+        );
+    }
+
+    /// The Prometheus text of every registered family.
+    pub fn render(&self) -> Result<String, std::fmt::Error> {
         let mut out = String::new();
-        out.push_str("# TYPE orderq_http_requests_total counter\n");
-        out.push_str("# TYPE orderq_http_request_duration_seconds histogram\n");
-        let Ok(series) = self.series.lock() else {
-            return out;
-        };
-        for ((method, route, status), s) in series.iter() {
-            let labels = format!("method=\"{method}\",route=\"{route}\",status=\"{status}\"");
-            let _ = writeln!(out, "orderq_http_requests_total{{{labels}}} {}", s.count);
-            for (bucket, bound) in s.buckets.iter().zip(BUCKETS) {
-                let _ = writeln!(out, "orderq_http_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {bucket}");
-            }
-            let _ = writeln!(
-                out,
-                "orderq_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
-                s.count
-            );
-            let _ = writeln!(
-                out,
-                "orderq_http_request_duration_seconds_sum{{{labels}}} {}",
-                s.sum
-            );
-            let _ = writeln!(
-                out,
-                "orderq_http_request_duration_seconds_count{{{labels}}} {}",
-                s.count
-            );
-        }
-        out
+        prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry)?;
+        Ok(out)
     }
+}
+
+/// Labels of `orderq_build_info`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+struct BuildLabels {
+    /// The crate version (the workspace's).
+    version: &'static str,
+    /// `debug` or `release`: debug builds carry assertions and run slower.
+    profile: &'static str,
+}
+
+/// Writes one unlabelled gauge from a collector.
+pub fn gauge(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    value: impl EncodeGaugeValue + Clone + std::fmt::Debug + Send + Sync + 'static,
+) -> Result<(), std::fmt::Error> {
+    let metric = ConstGauge::new(value);
+    metric.encode(encoder.encode_descriptor(name, help, None, MetricType::Gauge)?)
+}
+
+/// Writes one unlabelled counter from a collector (the encoder adds `_total` to `name`).
+pub fn counter(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    value: u64,
+) -> Result<(), std::fmt::Error> {
+    ConstCounter::new(value).encode(encoder.encode_descriptor(
+        name,
+        help,
+        None,
+        MetricType::Counter,
+    )?)
+}
+
+/// Writes one unlabelled counter of seconds or another fraction (the encoder adds `_total`).
+pub fn counter_float(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    value: f64,
+) -> Result<(), std::fmt::Error> {
+    ConstCounter::new(value).encode(encoder.encode_descriptor(
+        name,
+        help,
+        None,
+        MetricType::Counter,
+    )?)
+}
+
+/// Writes one gauge family from a collector, a sample per row (no row: only its HELP and TYPE).
+pub fn gauge_family<L, V>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    rows: impl IntoIterator<Item = (L, V)>,
+) -> Result<(), std::fmt::Error>
+where
+    L: EncodeLabelSet,
+    V: EncodeGaugeValue + Clone + std::fmt::Debug + Send + Sync + 'static,
+{
+    let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    for (labels, value) in rows {
+        ConstGauge::new(value).encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+/// Writes one counter family from a collector (the encoder adds `_total` to `name`).
+pub fn counter_family<L: EncodeLabelSet>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    rows: impl IntoIterator<Item = (L, u64)>,
+) -> Result<(), std::fmt::Error> {
+    let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+    for (labels, value) in rows {
+        ConstCounter::new(value).encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
 }

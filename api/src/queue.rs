@@ -249,58 +249,6 @@ impl<C: Cluster> Api<C> {
         }
     }
 
-    /// Prometheus text of every group's backlog, in-flight count (leader only), dead letters,
-    /// deliveries and failed attempts, from this node's applied state.
-    pub(crate) fn queue_metrics(&self) -> Result<String, ApiError> {
-        let reads = self.cluster.reader().queue();
-        let live = self.cluster.live_deliveries();
-        let families: [(&str, &str, &str); 5] = [
-            (
-                "orderq_queue_backlog",
-                "gauge",
-                "Messages published and not yet settled.",
-            ),
-            (
-                "orderq_queue_in_flight",
-                "gauge",
-                "Deliveries unsettled in the leader's memory.",
-            ),
-            ("orderq_queue_dead", "gauge", "Dead letters held."),
-            (
-                "orderq_queue_delivered_total",
-                "counter",
-                "Messages acknowledged.",
-            ),
-            (
-                "orderq_queue_failures_total",
-                "counter",
-                "Failed delivery attempts.",
-            ),
-        ];
-        let mut rows: Vec<[u64; 5]> = Vec::new();
-        let subs = reads.subscriptions()?;
-        for sub in &subs {
-            let head = reads.head(&sub.topic)?;
-            let settled = reads.settled_beyond_cursor(sub)?;
-            rows.push([
-                head.saturating_sub(sub.cursor).saturating_sub(settled),
-                live.get(&sub.group).map_or(0, |l| l.in_flight),
-                sub.dead,
-                sub.delivered,
-                sub.failures,
-            ]);
-        }
-        let mut out = String::new();
-        for (i, (name, kind, help)) in families.iter().enumerate() {
-            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
-            for (sub, row) in subs.iter().zip(&rows) {
-                let group = sub.group.replace('\\', "\\\\").replace('"', "\\\"");
-                out.push_str(&format!("{name}{{group=\"{group}\"}} {}\n", row[i]));
-            }
-        }
-        Ok(out)
-    }
-
     /// Proposes one bounded step of a redrive; answers how many letters it moved.
     async fn redrive_step(&self, group: &str, offsets: Vec<u64>) -> Result<u64, ApiError> {
         let command = sm::Command::new(Action::Redrive(Redrive {

@@ -221,6 +221,15 @@ impl LearnerBody {
     }
 }
 
+/// Body of `POST /admin/backup`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackupBody {
+    /// Where the backup goes on the node's machine: a new directory, by absolute path (checked
+    /// by `sm::backup::create`).
+    pub dir: String,
+}
+
 /// Body of `POST /admin/cluster/voters`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

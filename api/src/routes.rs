@@ -12,6 +12,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/metrics"),
     ("GET", "/admin/cluster"),
     ("POST", "/admin/snapshot"),
+    ("POST", "/admin/backup"),
     ("GET", "/admin/timers"),
     ("GET", "/admin/digest"),
     ("PUT", "/admin/skus/{sku}"),
@@ -51,6 +52,8 @@ pub enum Route {
     ClusterStatus,
     /// `POST /admin/snapshot`
     Snapshot,
+    /// `POST /admin/backup`: a consistent copy of this node's state into a new directory.
+    Backup,
     /// `GET /admin/timers`
     Timers,
     /// `GET /admin/digest`: a hash of the replicated state, to compare replicas.
@@ -122,6 +125,7 @@ impl Route {
             ["metrics"] => Some(only("GET", method, || Ok(Route::Metrics))),
             ["admin", "cluster"] => Some(only("GET", method, || Ok(Route::ClusterStatus))),
             ["admin", "snapshot"] => Some(only("POST", method, || Ok(Route::Snapshot))),
+            ["admin", "backup"] => Some(only("POST", method, || Ok(Route::Backup))),
             ["admin", "timers"] => Some(only("GET", method, || Ok(Route::Timers))),
             ["admin", "digest"] => Some(only("GET", method, || Ok(Route::Digest))),
             ["admin", "skus", sku] => Some(only("PUT", method, || param(sku).map(Route::PutSku))),
@@ -191,7 +195,20 @@ impl Route {
         }
     }
 
-    /// The OpenAPI template of this route, the label of its metrics.
+    /// A wait for something to happen that changes nothing itself (a pull receive, a change
+    /// page with `wait_ms`): what draining may end early.
+    pub fn is_long_poll(&self) -> bool {
+        matches!(self, Route::Receive(_) | Route::Changes)
+    }
+
+    /// What a draining node still answers: liveness and metrics, so a supervisor and a scraper
+    /// see it to the end. Everything else gets 503 `shutting_down`, `/readyz` included, so a
+    /// load balancer takes the node out.
+    pub fn answers_while_draining(&self) -> bool {
+        matches!(self, Route::Healthz | Route::Metrics)
+    }
+
+    /// The OpenAPI template of this route, the label of its metrics and access log lines.
     pub fn template(&self) -> &'static str {
         match self {
             Route::Healthz => "/healthz",
@@ -199,6 +216,7 @@ impl Route {
             Route::Metrics => "/metrics",
             Route::ClusterStatus => "/admin/cluster",
             Route::Snapshot => "/admin/snapshot",
+            Route::Backup => "/admin/backup",
             Route::Timers => "/admin/timers",
             Route::Digest => "/admin/digest",
             Route::PutSku(_) => "/admin/skus/{sku}",

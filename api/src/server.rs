@@ -26,6 +26,7 @@ const KEPT_HEADERS: &[&str] = &[
     "idempotency-key",
     "content-type",
     crate::handler::FORWARDED_HEADER,
+    crate::request_id::REQUEST_ID_HEADER,
 ];
 
 async fn collect_body(
@@ -71,14 +72,19 @@ fn into_response(reply: HttpReply) -> Response<Body> {
     response
 }
 
-/// A 200 whose NDJSON body is `stream`, sent chunk by chunk as it yields.
-fn stream_response(stream: crate::changes::ChangeStream) -> Response<Body> {
+/// A 200 whose NDJSON body is `stream`, sent chunk by chunk as it yields, with its request id.
+fn stream_response(stream: crate::changes::ChangeStream, request_id: &str) -> Response<Body> {
     let body = Body::wrap_stream(stream.map(Ok::<Bytes, std::convert::Infallible>));
     let mut response = Response::new(body);
     response.headers_mut().insert(
         warp::http::header::CONTENT_TYPE,
         warp::http::HeaderValue::from_static("application/x-ndjson"),
     );
+    if let Ok(value) = warp::http::HeaderValue::from_str(request_id) {
+        response
+            .headers_mut()
+            .insert(crate::request_id::REQUEST_ID_HEADER, value);
+    }
     response
 }
 
@@ -117,16 +123,20 @@ pub fn filter<C: Cluster>(
                             })
                         })
                         .collect();
-                    let request = HttpRequest {
+                    let mut request = HttpRequest {
                         method: method.as_str().to_string(),
                         path: path.as_str().to_string(),
                         query,
                         headers: kept,
                         body,
                     };
+                    let request_id = crate::request_id::take_or_make(&mut request);
                     if let Some(opened) = api.open_change_stream(&request) {
                         return match opened {
-                            Ok(stream) => stream_response(stream),
+                            Ok(stream) => stream_response(
+                                Box::pin(stream.take_until(api.drain().started())),
+                                &request_id,
+                            ),
                             Err(reply) => into_response(reply),
                         };
                     }

@@ -16,8 +16,8 @@ use serde_json::value::RawValue;
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
 use crate::model::{
-    ChangePage, ClusterStatus, NewOrder, Order, OrderPage, Sku, SkuSettings, SnapshotTaken,
-    TimerStats,
+    BackupTaken, ChangePage, ClusterStatus, NewOrder, Order, OrderPage, Sku, SkuSettings,
+    SnapshotTaken, StateDigest, TimerStats,
 };
 use crate::requests;
 
@@ -357,6 +357,16 @@ impl NodeClient {
             &serde_json::json!({"node_id": node_id, "api_addr": api_addr, "raft_addr": raft_addr}),
         ))
         .await
+    }
+
+    /// `POST /admin/backup`: a backup of this node's state into the new directory `dir`.
+    pub async fn backup(&self, dir: &std::path::Path) -> Result<BackupTaken> {
+        self.call(crate::requests::backup(dir)).await
+    }
+
+    /// `GET /admin/digest`: a hash of this node's replicated state, with its applied index.
+    pub async fn digest(&self) -> Result<StateDigest> {
+        self.call(crate::requests::digest()).await
     }
 
     /// `POST /admin/snapshot`: builds a snapshot now.

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
@@ -11,7 +12,7 @@ use crate::client::{build_http, ApiResponse, NodeClient, Request};
 use crate::error::{Error, Result};
 use crate::model::{ClusterStatus, NewOrder, Order, Sku, SkuSettings};
 use crate::ports::reserve_ports_on;
-use crate::process::{locate_binary, log_tail, NodeProcess};
+use crate::process::{locate_binary, log_tail, run_to_end, NodeProcess};
 use crate::wait::{poll_until, POLL_INTERVAL};
 
 /// How long [`Cluster::send_to_any`] retries through unavailable nodes.
@@ -315,6 +316,21 @@ impl Cluster {
         }
     }
 
+    /// Stops node `id` as systemd does (`SIGTERM`), waiting up to `limit` for it to exit;
+    /// answers how it exited and how long the stop took. Its data stays for a restart.
+    pub fn stop(&mut self, id: u64, limit: Duration) -> Result<(ExitStatus, Duration)> {
+        match self.node_mut(id).process.take() {
+            Some(process) => {
+                eprintln!(
+                    "cluster-tests: kill -TERM node {id} (pid {})",
+                    process.pid()
+                );
+                process.terminate(limit)
+            }
+            None => Err(Error::Usage(format!("node {id} is not running"))),
+        }
+    }
+
     /// (Re)starts node `id` with its data directory and ports; kills it first if running.
     /// Does not wait for anything: follow with [`Cluster::wait_for_leader`] or a poll.
     pub fn restart(&mut self, id: u64) -> Result<()> {
@@ -339,6 +355,19 @@ impl Cluster {
         );
         self.node_mut(id).process = Some(process);
         Ok(())
+    }
+
+    /// Seeds node `id`'s empty data directory from the backup in `backup` with `orderq restore`,
+    /// given the flags the node is served with (its id, addresses and peers); answers what the
+    /// command printed. Restore every node before [`Cluster::start_all`].
+    pub async fn restore_node(&self, id: u64, backup: &Path) -> Result<String> {
+        let mut args = vec![
+            "restore".to_owned(),
+            "--from".to_owned(),
+            backup.display().to_string(),
+        ];
+        args.extend(self.serve_args(id).into_iter().skip(1));
+        run_to_end(&self.binary, &args, &self.node(id).log_path()).await
     }
 
     /// Starts a new node with the next free id as `orderq serve --join`, adds it through node
@@ -611,6 +640,15 @@ impl Cluster {
             }
         }
         Err(Error::Usage("no running node to send to".to_owned()))
+    }
+
+    /// Everything node `id` has logged (all its starts), for tests of what logs hold.
+    pub fn log(&self, id: u64) -> Result<String> {
+        let path = self.node(id).log_path();
+        std::fs::read_to_string(&path).map_err(|source| Error::Io {
+            context: format!("reading {}", path.display()),
+            source,
+        })
     }
 
     /// The last `lines` lines of node `id`'s log.

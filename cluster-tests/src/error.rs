@@ -66,6 +66,15 @@ pub enum Error {
         /// The end of its log, which usually says why.
         log_tail: String,
     },
+    /// A one-shot `orderq` command (`orderq restore`) exited with a failure.
+    CommandFailed {
+        /// The command line.
+        command: String,
+        /// How it exited.
+        status: String,
+        /// What it printed to stderr, which says why.
+        stderr: String,
+    },
     /// The caller asked for something the fixture cannot do (unknown node id, ...).
     Usage(String),
 }
@@ -126,6 +135,11 @@ impl fmt::Display for Error {
                 f,
                 "node {node_id} exited unexpectedly ({status}); its log ends:\n{log_tail}"
             ),
+            Error::CommandFailed {
+                command,
+                status,
+                stderr,
+            } => write!(f, "`{command}` failed ({status}): {stderr}"),
             Error::Usage(message) => f.write_str(message),
         }
     }

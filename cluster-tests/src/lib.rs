@@ -42,7 +42,8 @@
 //! - [`chaos`]: the chaos harness: faults on a seeded schedule under a mixed workload, the
 //!   link proxy, the history and its checkers (behind `src/bin/chaos.rs` and `tests/t60_chaos.rs`).
 //! - [`cluster`]: [`Cluster`], n `orderq serve` processes with their ports, directories and
-//!   verbs (`start`, `kill`, `restart`, `wait_for_leader`, typed requests to one node).
+//!   verbs (`start`, `kill`, `restart`, `restore_node`, `wait_for_leader`, typed requests to one
+//!   node).
 //! - [`endpoint`]: [`Endpoint`], one node's client or any running node of a [`Cluster`], with
 //!   the queue and refund verbs written once for both (`publish`, `publish_numbered`,
 //!   `subscribe`, `subscribe_pull`, `receive`, `ack`, `nack`, `dead_letters`, `redrive`,
@@ -60,6 +61,8 @@
 //! - [`model`]: the contract's JSON bodies (orders, SKUs, cluster status).
 //! - [`queue`]: the queue's JSON bodies (messages, subscriptions, leases, dead letters).
 //! - [`wait`]: polling a condition until a deadline; bounding a whole scenario.
+//! - [`writers`]: [`OrderWriters`], idempotent retrying clients creating orders while a test
+//!   restarts nodes or takes a backup, and what they saw ([`Writes`]).
 //! - [`follower`]: [`ChangeFollower`], a change-stream consumer that keeps its offset in a file
 //!   and resumes without gaps or repeats (behind `src/bin/follow-changes.rs` and the tests).
 //! - [`load_stats`]: the load generator's counts, latency percentiles and rates per outcome.
@@ -92,6 +95,7 @@ pub mod receiver;
 pub mod requests;
 pub mod signature;
 pub mod wait;
+pub mod writers;
 
 pub use client::{create_order_retrying, ApiResponse, NodeClient, Request};
 pub use cluster::{Cluster, ClusterOptions, NodeAddrs};
@@ -99,8 +103,8 @@ pub use endpoint::Endpoint;
 pub use error::{Error, Result};
 pub use follower::ChangeFollower;
 pub use model::{
-    entry_end_offset, epoch_ms, stock_held, Change, ChangePage, NewItem, NewOrder, Order,
-    OrderState, Sku, SkuSettings, TimerStats,
+    entry_end_offset, epoch_ms, stock_held, BackupTaken, Change, ChangePage, NewItem, NewOrder,
+    Order, OrderState, Sku, SkuSettings, StateDigest, TimerStats,
 };
 pub use queue::{
     DeadLetter, DeadLetterPage, Leased, LeasedMessage, NewMessage, Published, Receive, Start,
@@ -108,3 +112,4 @@ pub use queue::{
 };
 pub use receiver::{Received, Receiver, ReceiverOptions};
 pub use wait::{holds, poll_until, retry_while_unavailable, within};
+pub use writers::{AckedOrder, OrderWriters, Writes};

@@ -207,6 +207,25 @@ pub struct MemberStatus {
     pub matched_index: Option<u64>,
 }
 
+/// `GET /admin/digest` answer, and what `POST /admin/backup` says it backed up.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct StateDigest {
+    /// The index the state is the result of.
+    pub applied_index: u64,
+    /// SHA-256 (hex) of the replicated state.
+    pub digest: String,
+}
+
+/// `POST /admin/backup` answer.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct BackupTaken {
+    /// The backup directory on the node's machine.
+    pub dir: String,
+    /// The state it holds: the index it is the state after, and its digest.
+    #[serde(flatten)]
+    pub state: StateDigest,
+}
+
 /// `POST /admin/snapshot` answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 pub struct SnapshotTaken {

@@ -1,20 +1,62 @@
 //! One real `orderq serve` process: finding the binary, spawning it with its log captured to a
-//! file, and killing it with `SIGKILL` by pid.
+//! file, and killing it with `SIGKILL` by pid; and one-shot `orderq` commands run to their end.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 
 /// Environment variable naming the `orderq` binary to test.
 pub const BINARY_ENV: &str = "ORDERQ_BIN";
 
+/// How often [`NodeProcess::terminate`] looks whether the process has exited.
+const EXIT_POLL_INTERVAL: Duration = Duration::from_millis(10);
+
 /// How much of the end of a log file [`log_tail`] reads.
 const TAIL_BYTES: u64 = 64 * 1024;
+
+/// Runs `binary args...` to its end (a one-shot command such as `orderq restore`), without our
+/// `ORDERQ_*` environment, appending the command line and its output to `log_path`; answers its
+/// stdout, or [`Error::CommandFailed`] with its stderr. The child is killed if the caller stops
+/// waiting (a test's time limit).
+pub async fn run_to_end(binary: &Path, args: &[String], log_path: &Path) -> Result<String> {
+    let command_line = format!("{} {}", binary.display(), args.join(" "));
+    let mut command = tokio::process::Command::new(binary);
+    command.args(args).stdin(Stdio::null()).kill_on_drop(true);
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("ORDERQ_") {
+            command.env_remove(key);
+        }
+    }
+    let output = command.output().await.map_err(|source| Error::Io {
+        context: format!("running {command_line}"),
+        source,
+    })?;
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    let logged = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log_path)
+        .and_then(|mut log| write!(log, "=== cluster-tests: {command_line}\n{stdout}{stderr}"));
+    logged.map_err(|source| Error::Io {
+        context: format!("writing {}", log_path.display()),
+        source,
+    })?;
+    if !output.status.success() {
+        return Err(Error::CommandFailed {
+            command: command_line,
+            status: output.status.to_string(),
+            stderr,
+        });
+    }
+    Ok(stdout)
+}
 
 /// Finds the `orderq` binary: `$ORDERQ_BIN`, else `orderq` in the target directory this test
 /// executable was built in (`target/debug/deps/t10-abc` → `target/debug/orderq`).
@@ -151,6 +193,42 @@ impl NodeProcess {
                 status,
                 log_tail: log_tail(log_path, 30),
             }),
+        }
+    }
+
+    /// Sends `SIGTERM` (what systemd's stop sends) and waits up to `limit` for the process to
+    /// exit on its own; answers how it exited and how long that took. A process still running
+    /// at `limit` is killed, and that is [`Error::Timeout`].
+    pub fn terminate(self, limit: Duration) -> Result<(ExitStatus, Duration)> {
+        let started = Instant::now();
+        // SAFETY: as in `kill_and_reap`: our own unreaped child, no memory preconditions.
+        if unsafe { libc::kill(self.pid, libc::SIGTERM) } == -1 {
+            return Err(Error::Io {
+                context: format!("kill -TERM node {} (pid {})", self.node_id, self.pid),
+                source: std::io::Error::last_os_error(),
+            });
+        }
+        loop {
+            let exited = self
+                .child
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .try_wait()
+                .map_err(|source| Error::Io {
+                    context: format!("waiting for node {} (pid {})", self.node_id, self.pid),
+                    source,
+                })?;
+            if let Some(status) = exited {
+                return Ok((status, started.elapsed()));
+            }
+            if started.elapsed() >= limit {
+                return Err(Error::Timeout {
+                    what: format!("node {} to exit after SIGTERM", self.node_id),
+                    waited: started.elapsed(),
+                    last: "still running; killed".to_owned(),
+                });
+            }
+            std::thread::sleep(EXIT_POLL_INTERVAL);
         }
     }
 

@@ -12,6 +12,16 @@ use crate::client::Request;
 use crate::model::{NewOrder, SkuSettings};
 use crate::queue::{NewMessage, Receipts, Receive, Redrive, Subscription};
 
+/// `POST /admin/backup`.
+pub fn backup(dir: &std::path::Path) -> Request {
+    Request::json(Method::POST, "/admin/backup", &json!({ "dir": dir }))
+}
+
+/// `GET /admin/digest`.
+pub fn digest() -> Request {
+    Request::get("/admin/digest")
+}
+
 /// `PUT /admin/skus/{sku}`.
 pub fn put_sku(sku: &str, settings: &SkuSettings) -> Request {
     Request::json(Method::PUT, format!("/admin/skus/{sku}"), settings)

@@ -22,7 +22,6 @@
 //! - Refusing admits nothing: an overloaded request was never proposed, so a retry with the same
 //!   `Idempotency-Key` is safe.
 
-use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -71,14 +70,6 @@ impl Lane {
         }
     }
 }
-
-/// A metric rendered per lane: name, Prometheus type, help, and its value for a lane.
-type MetricSeries = (
-    &'static str,
-    &'static str,
-    &'static str,
-    fn(&Admission, Lane) -> u64,
-);
 
 /// One lane's budget.
 #[derive(Debug)]
@@ -155,41 +146,9 @@ impl Admission {
             .saturating_sub(budget.permits.available_permits())
     }
 
-    /// Prometheus text: depth in use, configured depth and refusals per lane.
-    pub fn render_metrics(&self) -> String {
-        let mut out = String::new();
-        let series: [MetricSeries; 3] = [
-            (
-                "orderq_admission_queue_depth",
-                "gauge",
-                "Writes queued or in flight, per lane.",
-                |a, lane| a.in_use(lane) as u64,
-            ),
-            (
-                "orderq_admission_queue_capacity",
-                "gauge",
-                "Configured admission depth, per lane.",
-                |a, lane| a.depth(lane) as u64,
-            ),
-            (
-                "orderq_admission_refused_total",
-                "counter",
-                "Writes answered 429 overloaded, per lane.",
-                |a, lane| a.budget(lane).refused.load(Ordering::Relaxed),
-            ),
-        ];
-        for (name, kind, help, value) in series {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-            for lane in Lane::ALL {
-                let _ = writeln!(
-                    out,
-                    "{name}{{lane=\"{}\"}} {}",
-                    lane.label(),
-                    value(self, lane)
-                );
-            }
-        }
-        out
+    /// Writes of `lane` answered 429 overloaded since the node started.
+    pub fn refused(&self, lane: Lane) -> u64 {
+        self.budget(lane).refused.load(Ordering::Relaxed)
     }
 }
 
@@ -215,9 +174,7 @@ mod tests {
         drop(sale);
         assert_eq!(admission.in_use(Lane::Normal), 0);
         assert!(admission.admit(Lane::Normal).is_ok());
-        assert!(admission
-            .render_metrics()
-            .contains("orderq_admission_refused_total{lane=\"normal\"} 1"));
+        assert_eq!(admission.refused(Lane::Normal), 1);
     }
 
     #[test]

@@ -29,6 +29,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::error::{ClientWriteError, RaftError};
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
 use sm::command::{Command, CommandBatch};
 use sm::outcome::Outcome;
 use sm::raft_types::{NodeId, PeerAddr, Raft};
@@ -74,6 +76,9 @@ pub struct Batcher {
     admission: Arc<Admission>,
     /// Most bytes of commands per entry; a larger command is refused.
     max_batch_bytes: usize,
+    /// Seconds from proposing an entry to its being applied here (leader only), shared with the
+    /// proposer.
+    commit_latency: Histogram,
 }
 
 /// Where the batcher proposes: Raft here, or the leader through the forwarder when this node
@@ -86,6 +91,8 @@ struct Proposer {
     forwarder: WriteForwarder,
     /// Stamps each batch, and refuses to while this node's clock is not confirmed by the others.
     clock: Arc<ClockWatch>,
+    /// Where each proposal's time to commit and apply is observed.
+    commit_latency: Histogram,
 }
 
 /// How the batcher forms and proposes batches.
@@ -120,11 +127,14 @@ impl Batcher {
         let (normal, normal_rx) = mpsc::channel(admission.depth(Lane::Normal));
         let (seckill, seckill_rx) = mpsc::channel(admission.depth(Lane::Seckill));
         let (leader, leader_rx) = mpsc::channel(admission.depth(Lane::Leader));
+        // 100 µs to about 6.5 s.
+        let commit_latency = Histogram::new(exponential_buckets(0.0001, 2.0, 17));
         tokio::spawn(run(
             Proposer {
                 raft,
                 forwarder,
                 clock,
+                commit_latency: commit_latency.clone(),
             },
             Lanes {
                 normal: normal_rx,
@@ -144,7 +154,17 @@ impl Batcher {
             leader,
             admission,
             max_batch_bytes: config.max_batch_bytes,
+            commit_latency,
         }
+    }
+
+    /// Registers `orderq_commit_latency_seconds` in `registry` (the `orderq` registry).
+    pub fn register_metrics(&self, registry: &mut Registry) {
+        registry.register(
+            "commit_latency_seconds",
+            "Seconds from proposing an entry to its being committed and applied, on the leader",
+            self.commit_latency.clone(),
+        );
     }
 
     /// Proposes `command` and waits for its outcome; [`ClusterError::Overloaded`] at once when
@@ -397,8 +417,12 @@ async fn propose_here(proposer: &Proposer, waiting: Vec<Pending>) -> Option<Redi
     };
     let commands = waiting.iter().map(|p| p.command.clone()).collect();
     let batch = CommandBatch { now_ms, commands };
+    let proposed = Instant::now();
     match proposer.raft.client_write(batch).await {
         Ok(written) => {
+            proposer
+                .commit_latency
+                .observe(proposed.elapsed().as_secs_f64());
             let mut outcomes = written.data.0.into_iter();
             for pending in waiting {
                 let outcome = outcomes.next().ok_or_else(|| {

@@ -1,6 +1,7 @@
 //! Configuration: one struct with defaults, filled from a TOML file, then `ORDERQ_*` environment
 //! variables, then flags (each later source wins).
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -8,6 +9,7 @@ use api::webhook_target::Cidr;
 use api::{ClientToken, Scope};
 use clap::Args;
 use serde::Deserialize;
+use sm::raft_types::PeerAddr;
 
 use crate::secrets::{Secret, SecretError};
 
@@ -589,6 +591,22 @@ impl Config {
     /// has the lowest id among the peers.
     pub fn initialises(&self) -> bool {
         !self.join && self.node_id == self.initialiser()
+    }
+
+    /// The initial voters with their addresses, as a membership names them.
+    pub fn members(&self) -> BTreeMap<u64, PeerAddr> {
+        self.peers
+            .iter()
+            .map(|p| {
+                (
+                    p.id,
+                    PeerAddr {
+                        raft_addr: p.raft_addr.clone(),
+                        api_addr: p.api_addr.clone(),
+                    },
+                )
+            })
+            .collect()
     }
 
     /// The node that initialises a new cluster: the lowest id among the peers.

@@ -59,6 +59,8 @@ pub struct LeaderServices {
     pub receipt_key: crate::receipt::ReceiptKey,
     /// Extra roots for outbound https (`[tls] ca_file`).
     pub extra_roots: Vec<reqwest::Certificate>,
+    /// The scheduler's per-group histograms (shared with `/metrics`, kept across terms).
+    pub delivery_metrics: crate::delivery_metrics::DeliveryMetrics,
 }
 
 /// How often leadership and quorum contact are looked at when nothing else changes.
@@ -133,6 +135,7 @@ impl LeaderServices {
             self.receipt_key.clone(),
             self.webhook_policy.clone(),
             &self.extra_roots,
+            self.delivery_metrics.clone(),
         ) {
             Ok(scheduler) => {
                 tokio::spawn(scheduler.run(stopped));

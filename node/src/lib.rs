@@ -9,6 +9,9 @@
 //!   time.
 //! - [`exposure`]: the start-up guard: no reachable node or cluster without its secrets.
 //! - [`serve`]: start-up and shutdown of a node; cluster initialisation.
+//! - [`backup`]: `orderq backup` (asks a node for a backup) and `orderq restore` (seeds a new
+//!   node's data directory from one).
+//! - [`readiness`]: systemd readiness (`READY=1` once serving, `STOPPING=1` on a stop).
 //! - [`batcher`]: group commit of concurrent writes into one Raft entry.
 //! - [`admission`]: per-lane budgets of queued writes (normal, flash sale); 429 when spent.
 //! - [`change_retention`]: node-local pruning of the change stream by age and count.
@@ -35,6 +38,9 @@
 //! - [`settle_waiters`]: pull consumers' `ack`/`nack` calls waiting for their outcomes to
 //!   commit.
 //! - [`queue_housekeeping`]: the leader's retention trims and group-removal steps.
+//! - [`raft_metrics`], [`storage_metrics`], [`process_metrics`], [`delivery_metrics`]: what
+//!   `/metrics` shows of Raft, the disk, the process and the scheduler's deliveries (registered
+//!   in the API's registry by [`raft_cluster`]).
 //! - [`tls`]: https on the API port and mutual TLS on the Raft port (rustls).
 //! - [`network`], [`peer_server`], [`peer_wire`]: the Raft peer protocol (prost over HTTP,
 //!   authenticated by the cluster secret).
@@ -42,29 +48,35 @@
 #![warn(missing_docs)]
 
 pub mod admission;
+pub mod backup;
 pub mod batcher;
 pub mod change_retention;
 pub mod clock;
 pub mod clock_watch;
 pub mod config;
 pub mod consumer_lane;
+pub mod delivery_metrics;
 pub mod exposure;
 pub mod leadership;
 pub mod membership_check;
 pub mod network;
 pub mod peer_server;
 pub mod peer_wire;
+pub mod process_metrics;
 pub mod push;
 pub mod queue_handle;
 pub mod queue_housekeeping;
 pub mod quorum_contact;
 pub mod raft_cluster;
+pub mod raft_metrics;
+pub mod readiness;
 pub mod receipt;
 pub mod refund_status;
 pub mod scheduler;
 pub mod secrets;
 pub mod serve;
 pub mod settle_waiters;
+pub mod storage_metrics;
 pub mod timer_service;
 pub mod timing_wheel;
 pub mod tls;

@@ -1,6 +1,7 @@
 //! `orderq`: orders, stock and a durable queue in one replicated binary.
 
 use clap::{Parser, Subcommand};
+use node::backup::{BackupArgs, RestoreArgs};
 use node::config::{Config, ServeArgs};
 use tokio::sync::watch;
 use tracing_subscriber::EnvFilter;
@@ -9,9 +10,28 @@ use tracing_subscriber::EnvFilter;
 #[derive(Parser)]
 #[command(name = "orderq", version, about)]
 struct Cli {
+    /// How log lines are written to stderr: `text` for people, `json` (one object per line,
+    /// fields as keys) for a log pipeline.
+    #[arg(
+        long,
+        global = true,
+        env = "ORDERQ_LOG_FORMAT",
+        value_enum,
+        default_value_t = LogFormat::Text
+    )]
+    log_format: LogFormat,
     /// What to do.
     #[command(subcommand)]
     command: Command,
+}
+
+/// The shape of log lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// Subcommands.
@@ -19,6 +39,12 @@ struct Cli {
 enum Command {
     /// Run a node. With no arguments: a single-node cluster in ./orderq-data on 127.0.0.1:8080.
     Serve(ServeArgs),
+    /// Back up a running node: a consistent copy of its state into a new directory on its
+    /// machine (`POST /admin/backup`).
+    Backup(BackupArgs),
+    /// Seed the empty data directory of a node of a new cluster from a backup, offline. Give the
+    /// node's configuration as to `serve`; seed every voter from the same backup, then start them.
+    Restore(RestoreArgs),
 }
 
 /// Worker threads of each of the node's two runtimes.
@@ -68,17 +94,17 @@ async fn run(api: tokio::runtime::Handle) -> i32 {
     // Arms the crash points named in `FAILPOINTS`; does nothing unless built with the
     // `failpoints` feature.
     let _failpoints = fail::FailScenario::setup();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| EnvFilter::new("info,openraft=warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    fail_fast_on_panic();
     let Cli {
-        command: Command::Serve(args),
+        log_format,
+        command,
     } = Cli::parse();
+    init_logs(log_format);
+    let args = match command {
+        Command::Serve(args) => args,
+        Command::Backup(args) => return report(node::backup::backup(&args).await),
+        Command::Restore(args) => return report(node::backup::restore(&args).await),
+    };
+    fail_fast_on_panic();
     // A bad configuration, or one that would leave a reachable node unprotected, exits 2 (which
     // the systemd unit does not restart).
     let config = match Config::load(&args) {
@@ -96,6 +122,7 @@ async fn run(api: tokio::runtime::Handle) -> i32 {
     tokio::spawn(async move {
         wait_for_signal().await;
         let _ = stop.send(true);
+        exit_if_stop_hangs();
     });
     match node::serve::run(config, api, stopped).await {
         Ok(()) => 0,
@@ -103,6 +130,33 @@ async fn run(api: tokio::runtime::Handle) -> i32 {
             eprintln!("orderq: {e}");
             1
         }
+    }
+}
+
+/// Prints what a one-shot command did, or why it failed; answers the exit status.
+fn report(done: Result<String, node::backup::BackupCliError>) -> i32 {
+    match done {
+        Ok(said) => {
+            println!("{said}");
+            0
+        }
+        Err(e) => {
+            eprintln!("orderq: {e}");
+            e.exit_code()
+        }
+    }
+}
+
+/// Logs to stderr in `format`, filtered by `RUST_LOG` (default: info, openraft's warnings).
+fn init_logs(format: LogFormat) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,openraft=warn"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().init(),
     }
 }
 
@@ -116,6 +170,21 @@ fn fail_fast_on_panic() {
         eprintln!("orderq: panic; exiting so the node restarts from its data");
         std::process::exit(101);
     }));
+}
+
+/// Longest a stop may take before the process exits anyway: under the 5 s the contract allows
+/// (and far under the systemd unit's `TimeoutStopSec`), so a stop never ends in `SIGKILL`.
+const STOP_DEADLINE: std::time::Duration = std::time::Duration::from_millis(4500);
+
+/// Exits with status 1 if the drain has not finished by [`STOP_DEADLINE`]. A plain thread, so a
+/// stuck runtime cannot hold it up. Everything acknowledged is already durable (the log is synced
+/// before any 2xx), so exiting here loses nothing; status 1 says the stop was not clean.
+fn exit_if_stop_hangs() {
+    std::thread::spawn(|| {
+        std::thread::sleep(STOP_DEADLINE);
+        eprintln!("orderq: the stop did not finish within {STOP_DEADLINE:?}; exiting");
+        std::process::exit(1);
+    });
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -3,7 +3,6 @@
 //! status and metrics from Raft's metrics.
 
 use std::collections::BTreeSet;
-use std::fmt::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -66,6 +65,18 @@ pub struct RaftCluster {
     clock: Arc<ClockWatch>,
     /// `http` or `https`: how members' APIs are reached.
     api_scheme: &'static str,
+    /// What this node measures beyond Raft's own state, registered with the API's registry.
+    observed: Option<Observed>,
+}
+
+/// The node's series measured outside this type, handed in by `serve` for registration.
+pub struct Observed {
+    /// WAL sync and apply durations, committed index.
+    pub store: sm::StoreMetrics,
+    /// The scheduler's per-group histograms.
+    pub deliveries: crate::delivery_metrics::DeliveryMetrics,
+    /// The data directory, whose filesystem's free space is reported.
+    pub data_dir: std::path::PathBuf,
 }
 
 impl RaftCluster {
@@ -99,7 +110,16 @@ impl RaftCluster {
             quorum,
             clock,
             api_scheme: api_tls.scheme(),
+            observed: None,
         })
+    }
+
+    /// Registers `observed` with the rest of the node's metrics.
+    pub fn with_observed(self, observed: Observed) -> Self {
+        RaftCluster {
+            observed: Some(observed),
+            ..self
+        }
     }
 
     /// Serves pull requests through `queue` (shared with the leader's scheduler).
@@ -361,95 +381,27 @@ impl Cluster for RaftCluster {
         self.timer_lag.p99_ms()
     }
 
-    fn node_metrics(&self) -> String {
-        let m = self.raft.metrics().borrow().clone();
-        let mut out = self.batcher.admission().render_metrics();
-        let gauge = |out: &mut String, name: &str, help: &str, value: u64| {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
-            );
-        };
-        gauge(
-            &mut out,
-            "orderq_raft_term",
-            "Current Raft term.",
-            m.current_term,
-        );
-        gauge(
-            &mut out,
-            "orderq_raft_leader_id",
-            "Known leader id, 0 when none.",
-            m.current_leader.unwrap_or(0),
-        );
-        gauge(
-            &mut out,
-            "orderq_raft_is_leader",
-            "1 on the leader.",
-            u64::from(m.current_leader == Some(m.id)),
-        );
-        gauge(
-            &mut out,
-            "orderq_raft_last_log_index",
-            "Index of the last log entry.",
-            m.last_log_index.unwrap_or(0),
-        );
-        gauge(
-            &mut out,
-            "orderq_clock_skewed",
-            "1 while this node's clock is off from the other voters' (it does not lead).",
-            u64::from(self.clock.is_skewed()),
-        );
-        gauge(
-            &mut out,
-            "orderq_leader_quorum_lost",
-            "1 while this node leads without a quorum's acknowledgement within an election timeout.",
-            u64::from(!self.quorum.in_contact(&m)),
-        );
-        let _ = writeln!(
-            out,
-            "# HELP orderq_clock_offset_seconds Each voter's clock minus this node's, as last measured.\n\
-             # TYPE orderq_clock_offset_seconds gauge"
-        );
-        for (peer, offset_ms) in self.clock.offsets() {
-            let _ = writeln!(
-                out,
-                "orderq_clock_offset_seconds{{peer=\"{peer}\"}} {}",
-                offset_ms as f64 / 1000.0
-            );
+    fn register_metrics(&self, metrics: &mut api::metrics::Metrics) {
+        metrics
+            .root()
+            .register_collector(Box::new(crate::process_metrics::ProcessMetrics));
+        let orderq = metrics.orderq();
+        orderq.register_collector(Box::new(crate::raft_metrics::RaftMetrics {
+            raft: self.raft.clone(),
+            batcher: self.batcher.clone(),
+            reader: self.reader.clone(),
+            clock: self.clock.clone(),
+            quorum: self.quorum.clone(),
+        }));
+        self.batcher.register_metrics(orderq);
+        self.timer_lag.register(orderq);
+        if let Some(observed) = &self.observed {
+            observed.store.register(orderq);
+            observed.deliveries.register(orderq);
+            orderq.register_collector(Box::new(crate::storage_metrics::StorageMetrics {
+                reader: self.reader.clone(),
+                data_dir: observed.data_dir.clone(),
+            }));
         }
-        let applied = m.last_applied.map(|l| l.index).unwrap_or(0);
-        gauge(
-            &mut out,
-            "orderq_raft_applied_index",
-            "Index of the last applied entry.",
-            applied,
-        );
-        gauge(
-            &mut out,
-            "orderq_seckill_sold_out_skus",
-            "SKUs this node answers sold_out from memory.",
-            self.reader.sold_out().len() as u64,
-        );
-        gauge(
-            &mut out,
-            "orderq_raft_snapshot_index",
-            "Last index in the current snapshot.",
-            m.snapshot.map(|l| l.index).unwrap_or(0),
-        );
-        if let Some(replication) = &m.replication {
-            out.push_str("# HELP orderq_raft_replication_lag Entries a follower is behind the leader's log.\n");
-            out.push_str("# TYPE orderq_raft_replication_lag gauge\n");
-            let last = m.last_log_index.unwrap_or(0);
-            for (id, matched) in replication {
-                let matched = matched.map(|l| l.index).unwrap_or(0);
-                let _ = writeln!(
-                    out,
-                    "orderq_raft_replication_lag{{node=\"{id}\"}} {}",
-                    last.saturating_sub(matched)
-                );
-            }
-        }
-        out
     }
 }

@@ -41,6 +41,7 @@ use tokio::sync::{mpsc, watch};
 use crate::batcher::Batcher;
 use crate::clock::now_ms;
 use crate::consumer_lane::ConsumerLane;
+use crate::delivery_metrics::DeliveryMetrics;
 use crate::queue_handle::{PullRequest, QueueHandle};
 use crate::receipt::{Receipt, ReceiptKey};
 use crate::refund_status::{ProviderRefundStatus, RefundStatusLookup};
@@ -138,6 +139,8 @@ pub struct Scheduler {
     receipt_key: ReceiptKey,
     /// Where webhooks may go.
     webhook_policy: Arc<WebhookPolicy>,
+    /// Webhook call durations and delivery latencies, per group.
+    metrics: DeliveryMetrics,
 }
 
 impl Scheduler {
@@ -154,6 +157,7 @@ impl Scheduler {
         receipt_key: ReceiptKey,
         webhook_policy: WebhookPolicy,
         extra_roots: &[reqwest::Certificate],
+        metrics: DeliveryMetrics,
     ) -> Result<Self, reqwest::Error> {
         // https with the system's roots plus `[tls] ca_file`.
         let http = crate::tls::with_roots(reqwest::Client::builder(), extra_roots)
@@ -178,6 +182,7 @@ impl Scheduler {
             http,
             receipt_key,
             webhook_policy: Arc::new(webhook_policy),
+            metrics,
         })
     }
 
@@ -491,7 +496,9 @@ impl Scheduler {
                     let refund_status =
                         self.refund_status.clone().filter(|_| group == REFUND_GROUP);
                     let last_attempt = lease.failed + 1 >= lane.sub.max_attempts;
+                    let metrics = self.metrics.clone();
                     tokio::spawn(async move {
+                        let started = std::time::Instant::now();
                         let mut result = crate::push::deliver(
                             &http,
                             &policy,
@@ -501,6 +508,7 @@ impl Scheduler {
                             lease.failed + 1,
                         )
                         .await;
+                        let call_secs = started.elapsed().as_secs_f64();
                         if let (Err(failure), Some(lookup)) = (&result, refund_status) {
                             // Before giving up, and when the answer was lost, the provider says
                             // whether it made the refund: a made refund is never recorded failed.
@@ -512,6 +520,13 @@ impl Scheduler {
                                 result = Ok(());
                             }
                         }
+                        metrics.record_push(
+                            &group,
+                            call_secs,
+                            result.is_ok(),
+                            lease.message.deliver_at_ms,
+                            now_ms(),
+                        );
                         let result = result.map_err(|failure| failure.to_string());
                         let _ = events
                             .send(Event::Pushed {

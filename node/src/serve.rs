@@ -2,7 +2,6 @@
 //! change-stream retention, and initialises a new cluster from the node with the lowest id
 //! (unless the node joins an existing cluster).
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,7 +9,7 @@ use std::time::Duration;
 use futures::FutureExt;
 use openraft::SnapshotPolicy;
 use sm::changes::Retention;
-use sm::raft_types::{PeerAddr, Raft};
+use sm::raft_types::Raft;
 use sm::Storage;
 use tokio::sync::watch;
 
@@ -103,6 +102,8 @@ pub async fn run(
     );
     std::fs::create_dir_all(&config.data_dir).map_err(sm::StoreError::from)?;
     let storage = Storage::open(&config.data_dir)?;
+    let store_metrics = storage.metrics.clone();
+    let delivery_metrics = crate::delivery_metrics::DeliveryMetrics::default();
     crate::wipe_guard::check(&config, &storage.log).await?;
     let state_machine = storage.state.clone();
     let network = PeerNetwork::new(
@@ -192,6 +193,7 @@ pub async fn run(
         receipt_key: crate::receipt::ReceiptKey::generate()
             .map_err(|e| ServeError::Random(e.to_string()))?,
         extra_roots,
+        delivery_metrics: delivery_metrics.clone(),
     };
     let leader_task = tokio::spawn(leader_services.run(shutdown.clone()));
     let cluster = Arc::new(
@@ -205,22 +207,30 @@ pub async fn run(
             api_client_tls,
             socket(&config.raft_addr)?,
         )?
-        .with_queue(queue),
+        .with_queue(queue)
+        .with_observed(crate::raft_cluster::Observed {
+            store: store_metrics,
+            deliveries: delivery_metrics,
+            data_dir: config.data_dir.clone(),
+        }),
     );
-    let api = Arc::new(api::Api::new(
-        cluster,
-        api::ApiConfig {
-            access: api::Access::new(
-                config.admin_token.configured(),
-                config.client_tokens(),
-                config.metrics_token.configured(),
-            ),
-            default_pay_within_secs: config.default_pay_within_secs,
-            seckill_pay_within_secs: config.seckill_pay_within_secs,
-            redrive_step: config.redrive_step,
-            webhook_policy: config.webhook_policy(),
-        },
-    ));
+    let api = Arc::new(
+        api::Api::new(
+            cluster,
+            api::ApiConfig {
+                access: api::Access::new(
+                    config.admin_token.configured(),
+                    config.client_tokens(),
+                    config.metrics_token.configured(),
+                ),
+                default_pay_within_secs: config.default_pay_within_secs,
+                seckill_pay_within_secs: config.seckill_pay_within_secs,
+                redrive_step: config.redrive_step,
+                webhook_policy: config.webhook_policy(),
+            },
+        )
+        .draining_on(api::Drain::on(shutdown.clone())),
+    );
     let (api_bound, api_server) = {
         // Bound inside the API runtime, so its sockets are driven there.
         let _api_context = api_runtime.enter();
@@ -247,6 +257,7 @@ pub async fn run(
     };
     let api_task = api_runtime.spawn(api_server);
     tracing::info!(node_id = config.node_id, api = %api_bound, raft = %raft_bound, "orderq serving");
+    crate::readiness::serving();
     let open = crate::exposure::open_parts(&config);
     if !open.is_empty() {
         tracing::warn!(
@@ -264,19 +275,7 @@ pub async fn run(
         );
     }
     if config.initialises() && !raft.is_initialized().await.unwrap_or(true) {
-        let members: BTreeMap<u64, PeerAddr> = config
-            .peers
-            .iter()
-            .map(|p| {
-                (
-                    p.id,
-                    PeerAddr {
-                        raft_addr: p.raft_addr.clone(),
-                        api_addr: p.api_addr.clone(),
-                    },
-                )
-            })
-            .collect();
+        let members = config.members();
         tracing::info!(voters = ?members.keys().collect::<Vec<_>>(), "initialising a new cluster");
         if let Err(e) = raft.initialize(members).await {
             tracing::warn!(error = %e, "initialise refused");
@@ -298,7 +297,8 @@ pub async fn run(
             return Err(ServeError::Raft(reason));
         }
     }
-    tracing::info!("shutting down");
+    crate::readiness::stopping();
+    tracing::info!("shutting down: draining requests, ending long polls and streams");
     let _ = leader_task.await;
     let _ = api_task.await;
     let _ = peer_task.await;

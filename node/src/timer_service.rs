@@ -14,6 +14,8 @@ use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
 use sm::command::{Action, Command, FireTimers};
 use sm::keys::parse_timer;
 use sm::outcome::Applied;
@@ -41,19 +43,42 @@ const RETRY_MS: i64 = 500;
 /// Firing lags kept for the p99.
 const LAG_SAMPLES: usize = 10_000;
 
-/// Firing lag (due → applied) as measured by the leader, for `/admin/timers` and the metrics.
-#[derive(Default)]
+/// Firing lag (due → applied) as measured by the node that fired the timers while it led: a
+/// histogram for `/metrics` (kept across terms, so every node that ever fired has one) and the
+/// recent samples behind `/admin/timers`' p99.
 pub struct TimerLag {
     /// The most recent lags in milliseconds.
     samples: Mutex<VecDeque<u64>>,
+    /// Every lag, in seconds.
+    histogram: Histogram,
+}
+
+impl Default for TimerLag {
+    fn default() -> Self {
+        TimerLag {
+            samples: Mutex::default(),
+            // 1 ms to about 65 s.
+            histogram: Histogram::new(exponential_buckets(0.001, 2.0, 17)),
+        }
+    }
 }
 
 impl TimerLag {
+    /// Registers `orderq_timer_lag_seconds` in `registry` (the `orderq` registry).
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "timer_lag_seconds",
+            "Seconds from a timer's due time to its firing being applied, on the node that fired it",
+            self.histogram.clone(),
+        );
+    }
+
     fn record(&self, lags: impl IntoIterator<Item = u64>) {
         let Ok(mut samples) = self.samples.lock() else {
             return;
         };
         for lag in lags {
+            self.histogram.observe(lag as f64 / 1000.0);
             if samples.len() == LAG_SAMPLES {
                 samples.pop_front();
             }

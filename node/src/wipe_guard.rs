@@ -9,6 +9,9 @@
 //! never received anything (a cluster's first start, where the initialiser lists every voter at
 //! once) has no matched index and starts normally.
 //!
+//! `orderq restore` asks the same question before it seeds a data directory: a restored node
+//! starts with a vote and a log position of its own, so the check at start would not catch it.
+//!
 //! Peers that cannot be reached say nothing: on a cluster's very first start nobody answers yet,
 //! and the check must not block it.
 
@@ -69,6 +72,13 @@ pub async fn check(config: &Config, log: &LogStore) -> Result<(), WipedMember> {
     if !is_empty(log).await {
         return Ok(());
     }
+    ask_peers(config).await
+}
+
+/// Fails when a peer's leader reports having replicated entries to this node id: a live cluster
+/// counts it as a member. Asked before a node starts with no Raft state, and before a restore
+/// gives a node id data of its own.
+pub async fn ask_peers(config: &Config) -> Result<(), WipedMember> {
     let Ok(api_tls) = crate::tls::ApiClientTls::from_config(&config.tls) else {
         return Ok(());
     };

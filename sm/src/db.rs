@@ -19,6 +19,22 @@ const BLOCK_CACHE: usize = 32 << 20;
 /// memtables share [`MEMTABLE_BUDGET`] and reads share one [`BLOCK_CACHE`], so millions of
 /// orders and timers live on disk and the node's resident memory stays small.
 pub fn open(path: &Path) -> Result<Arc<DB>, StoreError> {
+    let (opts, cfs) = options();
+    Ok(Arc::new(DB::open_cf_descriptors(&opts, path, cfs)?))
+}
+
+/// Opens the database at `path` (a backup's checkpoint) for reading only: nothing is written
+/// to its directory, and a missing database is an error.
+pub fn open_read_only(path: &Path) -> Result<Arc<DB>, StoreError> {
+    let (mut opts, cfs) = options();
+    opts.create_if_missing(false);
+    Ok(Arc::new(DB::open_cf_descriptors_read_only(
+        &opts, path, cfs, false,
+    )?))
+}
+
+/// The options [`open`] uses, and the descriptor of every column family.
+fn options() -> (Options, Vec<ColumnFamilyDescriptor>) {
     let mut opts = Options::default();
     opts.create_if_missing(true);
     opts.create_missing_column_families(true);
@@ -29,13 +45,16 @@ pub fn open(path: &Path) -> Result<Arc<DB>, StoreError> {
     table.set_block_cache(&cache);
     table.set_bloom_filter(10.0, false);
     table.set_cache_index_and_filter_blocks(true);
-    let cfs = ALL_CFS.iter().map(|name| {
-        let mut cf_opts = Options::default();
-        cf_opts.set_block_based_table_factory(&table);
-        cf_opts.set_write_buffer_size(MEMTABLE_BUDGET / 4);
-        ColumnFamilyDescriptor::new(*name, cf_opts)
-    });
-    Ok(Arc::new(DB::open_cf_descriptors(&opts, path, cfs)?))
+    let cfs = ALL_CFS
+        .iter()
+        .map(|name| {
+            let mut cf_opts = Options::default();
+            cf_opts.set_block_based_table_factory(&table);
+            cf_opts.set_write_buffer_size(MEMTABLE_BUDGET / 4);
+            ColumnFamilyDescriptor::new(*name, cf_opts)
+        })
+        .collect();
+    (opts, cfs)
 }
 
 /// The handle of column family `name`; every CF is created by [`open`], so a missing one means
@@ -43,4 +62,26 @@ pub fn open(path: &Path) -> Result<Arc<DB>, StoreError> {
 pub fn cf<'a>(db: &'a DB, name: &'static str) -> Result<&'a ColumnFamily, StoreError> {
     db.cf_handle(name)
         .ok_or_else(|| StoreError::corrupt("column family", format!("{name} missing")))
+}
+
+/// RocksDB's own size estimates over every column family, for `/metrics`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DbSizes {
+    /// `rocksdb.estimate-live-data-size`, summed: bytes of data that is not yet obsolete.
+    pub live_data_bytes: u64,
+    /// `rocksdb.estimate-pending-compaction-bytes`, summed: bytes compaction must rewrite to
+    /// bring every level under its target (a rising value means writes outrun compaction).
+    pub pending_compaction_bytes: u64,
+}
+
+/// Reads [`DbSizes`] from `db`'s properties.
+pub fn sizes(db: &DB) -> Result<DbSizes, StoreError> {
+    let mut sizes = DbSizes::default();
+    for name in ALL_CFS {
+        let handle = cf(db, name)?;
+        let property = |p: &str| db.property_int_value_cf(handle, p).map(|v| v.unwrap_or(0));
+        sizes.live_data_bytes += property("rocksdb.estimate-live-data-size")?;
+        sizes.pending_compaction_bytes += property("rocksdb.estimate-pending-compaction-bytes")?;
+    }
+    Ok(sizes)
 }

@@ -81,6 +81,9 @@ pub const META_CHANGES_FLOOR: &[u8] = b"changes_floor";
 pub const SM_LAST_APPLIED: &[u8] = b"last_applied";
 /// `sm_meta` key of the last applied membership.
 pub const SM_MEMBERSHIP: &[u8] = b"membership";
+/// The `sm_meta` keys that are Raft's bookkeeping rather than orders, stock or queue state:
+/// the state digest leaves them out (see `StateReader::state_digest`).
+pub const RAFT_STATE_KEYS: &[&[u8]] = &[SM_LAST_APPLIED, SM_MEMBERSHIP];
 /// `sm_meta` key of the number of pending timers.
 pub const SM_TIMERS_PENDING: &[u8] = b"timers_pending";
 /// Prefix of the `sm_meta` keys counting orders per state ([`order_count`]).

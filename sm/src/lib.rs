@@ -37,12 +37,15 @@
 //! - [`raft_types`]: the openraft type configuration; [`log_codec`]: binary form of entries and
 //!   votes, on disk and on the peer wire; [`log_store`]: the Raft log and vote, synced before
 //!   acknowledged; [`state_machine`]: openraft's `RaftStateMachine` over the state; [`snapshot`]:
-//!   consistent capture and atomic restore.
+//!   consistent capture and atomic restore; [`backup`]: a checkpoint of a running node's state
+//!   with its manifest, and seeding a new node's data directory from one.
 //! - [`reader`]: every read of the applied state for the API and the node (queue reads too).
+//! - [`store_metrics`]: WAL sync and apply durations and the committed index, for `/metrics`.
 
 #![warn(missing_docs)]
 
 mod apply;
+pub mod backup;
 mod batch_clock;
 pub mod changes;
 pub mod command;
@@ -62,6 +65,7 @@ pub mod raft_types;
 mod reader;
 pub mod snapshot;
 mod state_machine;
+pub mod store_metrics;
 mod timers;
 pub mod txn;
 
@@ -76,6 +80,7 @@ pub use outcome::{Applied, BatchOutcome, Outcome, Rejection};
 pub use queue::{DeadLetter, DeliveriesRecorded, Message, PushTarget, QueueReads, Subscription};
 pub use reader::StateReader;
 pub use state_machine::StateMachine;
+pub use store_metrics::StoreMetrics;
 
 /// Everything a node keeps on disk, opened from its data directory.
 pub struct Storage {
@@ -85,6 +90,8 @@ pub struct Storage {
     pub state: StateMachine,
     /// Reads of the applied state.
     pub reader: StateReader,
+    /// The storage's own timings and committed index, shared with the log and the state machine.
+    pub metrics: StoreMetrics,
 }
 
 impl Storage {
@@ -93,10 +100,14 @@ impl Storage {
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
         let db = db::open(&data_dir.join("db"))?;
         let state = StateMachine::new(db.clone(), &data_dir.join("snapshot"))?;
+        let log = LogStore::new(db.clone(), state.snapshots())?;
+        let metrics = log.metrics();
+        let state = state.with_metrics(metrics.clone());
         Ok(Storage {
-            log: LogStore::new(db.clone(), state.snapshots())?,
+            log,
             reader: StateReader::live(db, state.watch_applied(), state.sold_out()),
             state,
+            metrics,
         })
     }
 }

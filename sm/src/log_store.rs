@@ -12,6 +12,9 @@ use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
 use std::sync::mpsc;
 use std::sync::Arc;
+use std::time::Instant;
+
+use prometheus_client::metrics::histogram::Histogram;
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{OptionalSend, RaftLogReader, StorageIOError};
@@ -26,6 +29,7 @@ use crate::raft_types::{
     Committed, Entry, LastPurged, LogId, SavedVote, StorageError, TypeConfig, Vote,
 };
 use crate::snapshot::{self, PurgeLimit, SnapshotStore};
+use crate::store_metrics::StoreMetrics;
 
 /// The WAL flusher thread and the queue feeding it. Dropped with the last [`LogStore`] clone: the
 /// queue closes, the thread finishes what is queued and exits, and the drop waits for it, so the
@@ -55,6 +59,9 @@ pub struct LogStore {
     snapshots: Arc<SnapshotStore>,
     /// The WAL flusher.
     flusher: Arc<WalSyncer>,
+    /// Where the committed index is published for `/metrics`; the flusher thread times its
+    /// syncs into the same series.
+    metrics: StoreMetrics,
 }
 
 fn log_err(e: impl std::error::Error + 'static) -> StorageError {
@@ -70,9 +77,11 @@ impl LogStore {
     pub fn new(db: Arc<DB>, snapshots: Arc<SnapshotStore>) -> Result<Self, StoreError> {
         let (queue, pending) = mpsc::channel::<LogFlushed<TypeConfig>>();
         let flush_db = db.clone();
+        let metrics = StoreMetrics::default();
+        let sync_time = metrics.log_sync.clone();
         let thread = std::thread::Builder::new()
             .name("orderq-wal-sync".into())
-            .spawn(move || sync_appends(&flush_db, &pending))?;
+            .spawn(move || sync_appends(&flush_db, &pending, &sync_time))?;
         let flusher = Arc::new(WalSyncer {
             queue: Some(queue),
             thread: Some(thread),
@@ -81,9 +90,16 @@ impl LogStore {
             db,
             snapshots,
             flusher,
+            metrics,
         };
         store.finish_held_back_purge()?;
         Ok(store)
+    }
+
+    /// The store's timings and committed index (the flusher thread observes into the same
+    /// series), shared with the state machine by [`crate::Storage::open`].
+    pub fn metrics(&self) -> StoreMetrics {
+        self.metrics.clone()
     }
 
     /// Finishes a purge that [`SnapshotStore::purge_limit`] held back while a snapshot was
@@ -200,16 +216,18 @@ impl LogStore {
 
 /// The flusher thread: waits for appends, syncs the WAL once for all that are waiting, then
 /// acknowledges them in order.
-fn sync_appends(db: &DB, pending: &mpsc::Receiver<LogFlushed<TypeConfig>>) {
+fn sync_appends(db: &DB, pending: &mpsc::Receiver<LogFlushed<TypeConfig>>, sync_time: &Histogram) {
     while let Ok(first) = pending.recv() {
         let mut waiting = vec![first];
         waiting.extend(pending.try_iter());
         crate::failpoints::crash_point(crate::failpoints::LOG_BEFORE_SYNC);
+        let started = Instant::now();
         let result = if crate::failpoints::skip_point(crate::failpoints::LOG_SKIP_SYNC) {
             Ok(())
         } else {
             db.flush_wal(true).map_err(std::io::Error::other)
         };
+        sync_time.observe(started.elapsed().as_secs_f64());
         crate::failpoints::crash_point(crate::failpoints::LOG_AFTER_SYNC);
         for callback in waiting {
             let result = match &result {
@@ -265,6 +283,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
+        if let Some(committed) = committed {
+            self.metrics
+                .committed_index
+                .set(i64::try_from(committed.index).unwrap_or(i64::MAX));
+        }
         meta::write::<Committed>(&self.db, &committed, false).map_err(log_err)
     }
 

@@ -129,7 +129,11 @@ impl StateReader {
     /// A SHA-256 over every key and value of the replicated state column families
     /// ([`keys::STATE_CFS`]: what a snapshot carries), read from one RocksDB snapshot together
     /// with the applied index, so two replicas at the same index must give the same digest.
-    /// Node-local data (the log, the vote, the change stream and its retention) is left out.
+    /// Node-local data (the log, the vote, the change stream and its retention) is left out, and
+    /// so is Raft's own bookkeeping kept with the state (the applied log id and the membership,
+    /// [`keys::RAFT_STATE_KEYS`]): blank and membership entries leave the digest as it was, and a
+    /// cluster restored from a backup, with its own members, answers the digest of the state it
+    /// was restored from.
     pub fn state_digest(&self) -> Result<StateDigest, StoreError> {
         use sha2::{Digest, Sha256};
         let view = self.db.snapshot();
@@ -142,6 +146,9 @@ impl StateReader {
             hasher.update(name.as_bytes());
             for item in view.iterator_cf(cf(&self.db, name)?, IteratorMode::Start) {
                 let (key, value) = item?;
+                if *name == CF_SM_META && keys::RAFT_STATE_KEYS.contains(&&*key) {
+                    continue;
+                }
                 hasher.update((key.len() as u64).to_be_bytes());
                 hasher.update(&key);
                 hasher.update((value.len() as u64).to_be_bytes());

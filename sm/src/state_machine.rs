@@ -23,6 +23,7 @@ use crate::raft_types::{
     Entry, LastApplied, LogId, Membership, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
 };
 use crate::snapshot::SnapshotStore;
+use crate::store_metrics::StoreMetrics;
 use crate::txn::Txn;
 
 /// Applied batches whose armed timers a slow wheel may fall behind by before it must reload.
@@ -43,6 +44,8 @@ pub struct StateMachine {
     applied: Arc<watch::Sender<u64>>,
     /// SKUs with nothing available, updated after each applied batch (shared with the reader).
     sold_out: SoldOut,
+    /// How long each apply takes, for `/metrics`.
+    metrics: StoreMetrics,
 }
 
 fn sm_read_err(e: impl std::error::Error + 'static) -> StorageError {
@@ -69,10 +72,16 @@ impl StateMachine {
             sold_out,
             armed_timers: broadcast::channel(ARMED_TIMER_BACKLOG).0,
             applied: Arc::new(watch::Sender::new(0)),
+            metrics: StoreMetrics::default(),
         };
         let index = sm.applied()?.0.map_or(0, |id| id.index);
         sm.applied = Arc::new(watch::Sender::new(index));
         Ok(sm)
+    }
+
+    /// This state machine timing its applies into `metrics` (the node's shared series).
+    pub fn with_metrics(self, metrics: StoreMetrics) -> Self {
+        StateMachine { metrics, ..self }
     }
 
     /// The snapshot store, shared with the log store (which never purges past the current
@@ -109,6 +118,7 @@ impl StateMachine {
         &self,
         entries: impl IntoIterator<Item = Entry>,
     ) -> Result<Vec<BatchOutcome>, StoreError> {
+        let started = std::time::Instant::now();
         let mut txn = Txn::new(&self.db);
         let mut replies = Vec::new();
         let mut last = None;
@@ -144,6 +154,9 @@ impl StateMachine {
                 // No receiver (not the leader, or shutting down) is fine: the wheel reloads from disk.
                 let _ = self.armed_timers.send(Arc::new(armed));
             }
+            self.metrics
+                .apply_batch
+                .observe(started.elapsed().as_secs_f64());
         }
         Ok(replies)
     }

@@ -112,8 +112,4 @@ impl Cluster for LocalCluster {
     fn timer_lag_p99_ms(&self) -> Option<u64> {
         None
     }
-
-    fn node_metrics(&self) -> String {
-        String::new()
-    }
 }
