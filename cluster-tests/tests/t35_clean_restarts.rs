@@ -22,7 +22,7 @@ const SKU: &str = "t35-widget";
 /// way before anything else the test does reaches the node.
 async fn start_long_poll(api: &str, group: &str, token: &str) -> tokio::net::TcpStream {
     let addr = api.trim_start_matches("http://");
-    let body = r#"{"max":1,"wait_ms":30000}"#;
+    let body = r#"{"max":1,"wait_ms":20000}"#;
     let request = format!(
         "POST /v1/subscriptions/{group}/receive HTTP/1.1\r\nhost: {addr}\r\n\
          authorization: Bearer {token}\r\ncontent-type: application/json\r\n\
