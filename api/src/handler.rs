@@ -91,6 +91,7 @@ pub(crate) fn outcome_reply(outcome: Outcome) -> Result<HttpReply, ApiError> {
             &json!({"acked": done.acked.len(), "retrying": done.retrying.len(), "dead": done.dead.len()}),
         )),
         Applied::Redriven(n) => Ok(json_reply(200, &json!({"redriven": n}))),
+        Applied::Purged(n) => Ok(json_reply(200, &json!({"purged": n}))),
         Applied::Trimmed(floor) => Ok(json_reply(200, &json!({"trimmed_through": floor}))),
         Applied::SubscriptionRemoved(_) => Ok(json_reply(200, &json!({"removed": true}))),
         Applied::RefundRequested(order) => Ok(json_reply(202, &view::order(&order))),
@@ -259,6 +260,14 @@ impl<C: Cluster> Api<C> {
             Route::Redrive(group) => self.redrive(req, group).await,
             Route::Receive(group) => self.receive(req, group).await,
             Route::Ack(group) | Route::Nack(group) => self.settle(req, group).await,
+            Route::Topics => self.topics(req).await,
+            Route::ListSkus => self.list_skus(req).await,
+            Route::OrderTrace(order_id) => self.order_trace(req, order_id).await,
+            Route::Purge(group) => self.purge(req, group).await,
+            Route::Pause(group) => self.pause(req, group, true).await,
+            Route::Resume(group) => self.pause(req, group, false).await,
+            Route::Reset(group) => self.reset(req, group).await,
+            Route::Console => Ok(crate::console::page()),
             Route::GetSku(sku) => {
                 request::check_id("sku", &sku)?;
                 self.read(req, |reader| match reader.sku(&sku)? {

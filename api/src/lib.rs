@@ -13,6 +13,9 @@
 //! - [`seckill`]: the flash sale's purchase, with its sold-out answer from memory.
 //! - [`queue`]: the queue's handlers: publishing, subscriptions, dead letters, pull
 //!   receive/ack/nack, refunds.
+//! - [`operator`]: the operators' routes: topics, the stock list, an order's trace, a group's
+//!   pause, resume and position reset.
+//! - [`console`]: the operator console, one HTML page embedded in the binary.
 //! - [`signing_key`]: a push group's signing key, given in its PUT or drawn here.
 //! - [`webhook_target`]: where a push URL may point (never link-local).
 //! - [`view`]: the JSON shapes of SKUs, changes, subscriptions and dead letters. The order's
@@ -30,10 +33,12 @@ pub mod audit;
 pub mod auth;
 pub mod changes;
 pub mod cluster;
+pub mod console;
 pub mod error;
 pub mod handler;
 pub mod idempotency;
 pub mod metrics;
+pub mod operator;
 pub mod queue;
 pub mod request;
 pub mod routes;

@@ -39,6 +39,7 @@
 //!   acknowledged; [`state_machine`]: openraft's `RaftStateMachine` over the state; [`snapshot`]:
 //!   consistent capture and atomic restore.
 //! - [`reader`]: every read of the applied state for the API and the node (queue reads too).
+//! - [`trace`]: an order's story (its changes and the messages it caused) from the change stream.
 
 #![warn(missing_docs)]
 
@@ -63,6 +64,7 @@ mod reader;
 pub mod snapshot;
 mod state_machine;
 mod timers;
+pub mod trace;
 pub mod txn;
 
 use std::path::Path;
