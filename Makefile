@@ -12,8 +12,9 @@ SHELL := bash
 # Build dependencies from Debian: librocksdb-sys generates its bindings with libclang; the clock
 # fault test preloads libfaketime. The chaos harness's power-loss filesystem runs on FUSE:
 # `fuse3` brings `fusermount3` (mounting without root) and the kernel module's set-up; the
-# filesystem itself needs no libfuse.
-APT_PACKAGES := clang libclang-dev faketime fuse3
+# filesystem itself needs no libfuse. The console's browser test drives Debian's headless
+# Chromium through `chromedriver` (cluster-tests/tests/t69_console_browser.rs).
+APT_PACKAGES := clang libclang-dev faketime fuse3 chromium chromium-driver
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # The API fuzz test (cluster-tests/tests/t80_api_fuzz.rs) runs schemathesis from PyPI, pinned: a

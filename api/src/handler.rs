@@ -16,6 +16,7 @@ use crate::cluster::{Cluster, ClusterError, ClusterStatus, HttpReply, HttpReques
 use crate::error::ApiError;
 use crate::idempotency;
 use crate::metrics::HttpMetrics;
+use crate::seckill_answers::SeckillAnswers;
 use crate::request::{
     self, CancelBody, LearnerBody, OrderBody, PayBody, ReadQuery, SkuBody, VotersBody,
 };
@@ -52,6 +53,8 @@ pub struct Api<C: Cluster> {
     pub(crate) config: ApiConfig,
     /// Request counters and latencies.
     metrics: HttpMetrics,
+    /// This node's flash-sale answers by outcome, for `GET /admin/seckill`.
+    pub(crate) seckill_answers: SeckillAnswers,
 }
 
 pub(crate) fn json_reply(status: u16, body: &Value) -> HttpReply {
@@ -105,6 +108,7 @@ impl<C: Cluster> Api<C> {
             cluster,
             config,
             metrics: HttpMetrics::default(),
+            seckill_answers: SeckillAnswers::default(),
         }
     }
 
@@ -325,31 +329,39 @@ impl<C: Cluster> Api<C> {
                     Err(e) => self.forward_or_fail(req, e).await,
                 }
             }
-            Route::ListOrders => {
-                let query = ReadQuery::parse(req.query.as_deref())?;
-                let user_id = query
-                    .user_id
-                    .clone()
-                    .ok_or_else(|| ApiError::invalid("user_id is required"))?;
-                request::check_id("user_id", &user_id)?;
-                let limit = query.limit.unwrap_or(50);
-                if !(1..=1000).contains(&limit) {
-                    return Err(ApiError::invalid("limit must be between 1 and 1000"));
-                }
-                if let Some(after) = &query.after {
-                    request::check_id("after", after)?;
-                }
-                self.read(req, |reader| {
-                    let page = reader.orders_of_user(&user_id, query.after.as_deref(), limit)?;
-                    let orders: Vec<Value> = page.orders.iter().map(view::order).collect();
-                    Ok(json_reply(
-                        200,
-                        &json!({"orders": orders, "next": page.next}),
-                    ))
-                })
-                .await
-            }
+            Route::ListOrders | Route::AdminListOrders => self.list_orders(req).await,
+            Route::SeckillAnswers => Ok(json_reply(
+                200,
+                &self.seckill_answers.view(self.cluster.status().node_id),
+            )),
+            Route::ConsoleAsset(name) => crate::console::asset(&name),
         }
+    }
+
+    /// `GET /v1/orders` and `GET /admin/orders`: a page of a user's orders.
+    async fn list_orders(&self, req: &HttpRequest) -> Result<HttpReply, ApiError> {
+            let query = ReadQuery::parse(req.query.as_deref())?;
+            let user_id = query
+                .user_id
+                .clone()
+                .ok_or_else(|| ApiError::invalid("user_id is required"))?;
+            request::check_id("user_id", &user_id)?;
+            let limit = query.limit.unwrap_or(50);
+            if !(1..=1000).contains(&limit) {
+                return Err(ApiError::invalid("limit must be between 1 and 1000"));
+            }
+            if let Some(after) = &query.after {
+                request::check_id("after", after)?;
+            }
+            self.read(req, |reader| {
+                let page = reader.orders_of_user(&user_id, query.after.as_deref(), limit)?;
+                let orders: Vec<Value> = page.orders.iter().map(view::order).collect();
+                Ok(json_reply(
+                    200,
+                    &json!({"orders": orders, "next": page.next}),
+                ))
+            })
+            .await
     }
 
     fn timer_metrics(&self) -> Result<String, ApiError> {

@@ -54,7 +54,8 @@ impl<C: Cluster> Api<C> {
         .await
     }
 
-    /// `GET /admin/skus?after=&limit=`: a page of SKUs in id order with their stock.
+    /// `GET /admin/skus?after=&limit=&q=`: a page of SKUs in id order with their stock; with
+    /// `q`, only SKUs whose id starts with it.
     pub(crate) async fn list_skus(&self, req: &HttpRequest) -> Result<HttpReply, ApiError> {
         let query = ReadQuery::parse(req.query.as_deref())?;
         let limit = query.limit.unwrap_or(100);
@@ -64,13 +65,14 @@ impl<C: Cluster> Api<C> {
         if let Some(after) = &query.after {
             request::check_id("after", after)?;
         }
-        if query.user_id.is_some() || query.q.is_some() {
+        if query.user_id.is_some() {
             return Err(ApiError::invalid(
-                "skus take only after, limit and consistency",
+                "skus take only after, limit, q and consistency",
             ));
         }
+        let prefix = query.q.clone().unwrap_or_default();
         self.read(req, |reader| {
-            let (skus, more) = reader.skus_after(query.after.as_deref(), limit)?;
+            let (skus, more) = reader.skus_after(query.after.as_deref(), &prefix, limit)?;
             let next = if more {
                 skus.last().map(|s| s.sku.clone())
             } else {

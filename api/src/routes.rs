@@ -44,6 +44,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/admin/subscriptions/{group}/resume"),
     ("POST", "/admin/subscriptions/{group}/reset"),
     ("GET", "/console"),
+    ("GET", "/console/{asset}"),
+    ("GET", "/admin/orders"),
+    ("GET", "/admin/seckill"),
 ];
 
 /// A parsed route with its path parameters (percent-decoded).
@@ -123,6 +126,13 @@ pub enum Route {
     Reset(String),
     /// `GET /console`: the operator console (one HTML page; it asks for the admin token).
     Console,
+    /// `GET /console/{asset}`: the console's script and styles, embedded in the binary.
+    ConsoleAsset(String),
+    /// `GET /admin/orders?user_id=`: a user's orders, for operators (`/v1/orders` needs a
+    /// client's `orders:read`).
+    AdminListOrders,
+    /// `GET /admin/seckill`: this node's flash-sale answers by outcome since it started.
+    SeckillAnswers,
 }
 
 impl Route {
@@ -223,7 +233,12 @@ impl Route {
             ["admin", "subscriptions", group, "reset"] => {
                 Some(only("POST", method, || param(group).map(Route::Reset)))
             }
-            ["console"] => Some(only("GET", method, || Ok(Route::Console))),
+            ["console"] | ["console", ""] => Some(only("GET", method, || Ok(Route::Console))),
+            ["console", asset] => Some(only("GET", method, || {
+                param(asset).map(Route::ConsoleAsset)
+            })),
+            ["admin", "orders"] => Some(only("GET", method, || Ok(Route::AdminListOrders))),
+            ["admin", "seckill"] => Some(only("GET", method, || Ok(Route::SeckillAnswers))),
             _ => None,
         };
         match by_path {
@@ -273,6 +288,9 @@ impl Route {
             Route::Resume(_) => "/admin/subscriptions/{group}/resume",
             Route::Reset(_) => "/admin/subscriptions/{group}/reset",
             Route::Console => "/console",
+            Route::ConsoleAsset(_) => "/console/{asset}",
+            Route::AdminListOrders => "/admin/orders",
+            Route::SeckillAnswers => "/admin/seckill",
         }
     }
 }

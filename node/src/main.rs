@@ -1,6 +1,7 @@
 //! `orderq`: orders, stock and a durable queue in one replicated binary.
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
+use node::admin_cli::AdminArgs;
 use node::config::{Config, ServeArgs};
 use tokio::sync::watch;
 use tracing_subscriber::EnvFilter;
@@ -19,6 +20,13 @@ struct Cli {
 enum Command {
     /// Run a node. With no arguments: a single-node cluster in ./orderq-data on 127.0.0.1:8080.
     Serve(ServeArgs),
+    /// Look at a running cluster and act on it through any node's admin API.
+    Admin(AdminArgs),
+    /// Print shell completions for orderq (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
 }
 
 /// Worker threads of each of the node's two runtimes.
@@ -31,6 +39,14 @@ const API_NICENESS: libc::c_int = 5;
 /// serves HTTP at a lower scheduling priority. A leader saturated by clients (a flash sale)
 /// keeps sending heartbeats and syncing its log, and keeps its office.
 fn main() {
+    let args = match Cli::parse().command {
+        Command::Serve(args) => args,
+        Command::Admin(args) => std::process::exit(node::admin_cli::main(args)),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "orderq", &mut std::io::stdout());
+            return;
+        }
+    };
     let core = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(WORKER_THREADS)
         .thread_name("orderq-core")
@@ -49,7 +65,7 @@ fn main() {
             std::process::exit(1);
         }
     };
-    let code = core.block_on(run(api.handle().clone()));
+    let code = core.block_on(run(args, api.handle().clone()));
     api.shutdown_timeout(std::time::Duration::from_secs(1));
     std::process::exit(code);
 }
@@ -64,7 +80,7 @@ fn lower_priority() {
     }
 }
 
-async fn run(api: tokio::runtime::Handle) -> i32 {
+async fn run(args: ServeArgs, api: tokio::runtime::Handle) -> i32 {
     // Arms the crash points named in `FAILPOINTS`; does nothing unless built with the
     // `failpoints` feature.
     let _failpoints = fail::FailScenario::setup();
@@ -76,9 +92,6 @@ async fn run(api: tokio::runtime::Handle) -> i32 {
         .with_writer(std::io::stderr)
         .init();
     fail_fast_on_panic();
-    let Cli {
-        command: Command::Serve(args),
-    } = Cli::parse();
     // A bad configuration, or one that would leave a reachable node unprotected, exits 2 (which
     // the systemd unit does not restart).
     let config = match Config::load(&args) {

@@ -243,23 +243,29 @@ impl StateReader {
         Ok(skus)
     }
 
-    /// Up to `limit` SKUs with ids after `after` (from the first when `None`), in id order, and
-    /// whether more follow: the operators' paged stock list.
+    /// Up to `limit` SKUs with ids after `after` (from the first when `None`) that start with
+    /// `prefix`, in id order, and whether more follow: the operators' paged, searchable stock
+    /// list.
     pub fn skus_after(
         &self,
         after: Option<&str>,
+        prefix: &str,
         limit: usize,
     ) -> Result<(Vec<Sku>, bool), StoreError> {
-        let start = after.map_or_else(Vec::new, |a| keys::key_after(a.as_bytes().to_vec()));
+        let after = after.map_or_else(Vec::new, |a| keys::key_after(a.as_bytes().to_vec()));
+        let start = after.max(prefix.as_bytes().to_vec());
         let mut skus = Vec::new();
         for item in self.db.iterator_cf(
             cf(&self.db, CF_SKUS)?,
             IteratorMode::From(&start, Direction::Forward),
         ) {
+            let (key, value) = item?;
+            if !key.starts_with(prefix.as_bytes()) {
+                break;
+            }
             if skus.len() == limit {
                 return Ok((skus, true));
             }
-            let (_, value) = item?;
             skus.push(serde_json::from_slice(&value).map_err(|e| StoreError::corrupt("sku", e))?);
         }
         Ok((skus, false))
