@@ -327,19 +327,23 @@ async function loadCluster() {
     if (behind === null) return badge('no contact', 'bad');
     return behind <= 100 ? badge('in sync', 'ok') : badge(behind + ' behind', 'warn');
   };
+  // Replication progress is the leader's knowledge: a follower's answer has none to show.
+  const progress = leaderView ? [
+    ['Matched index', (n) => dash(n.matched_index), 'num'],
+    ['Replication lag', (n) => dash(lag(n)), 'num'],
+  ] : [];
   table($('cluster-members'), [
     ['Node', (n) => n.id, 'num'],
     ['Role', role],
     ['API', (n) => el('span', { class: 'mono' }, n.api_addr)],
     ['Raft', (n) => el('span', { class: 'mono' }, n.raft_addr)],
-    ['Matched index', (n) => dash(n.matched_index), 'num'],
-    ['Replication lag', (n) => dash(lag(n)), 'num'],
+    ...progress,
     ['Clock offset', (n) => (n.clock_offset_ms === null ? '—' : n.clock_offset_ms + ' ms'), 'num'],
     ['Health', health],
   ], status.nodes || [], { key: (n) => n.id });
   $('cluster-note').textContent = leaderView
     ? 'Replication progress as the leader sees it.'
-    : `Node ${status.node_id} is not the leader: replication progress is known to the leader (node ${dash(status.leader_id)}); open the console on it to see lag.`;
+    : `Node ${status.node_id} is a follower: replication progress and lag are known to the leader (node ${dash(status.leader_id)}); open the console on the leader to see them.`;
 }
 
 // ---- Order story
@@ -631,7 +635,7 @@ async function loadDead() {
     },
   });
   const columns = [
-    [all, (x) => el('input', {
+    [page.dead.length ? all : '', (x) => el('input', {
       type: 'checkbox',
       class: 'pick',
       'aria-label': 'select ' + x.id,

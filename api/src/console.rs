@@ -67,6 +67,9 @@ mod tests {
             assert_eq!(asset(name).map(|r| r.status), Ok(200));
         }
         assert!(!PAGE.contains("<script>"), "no inline script");
-        assert_eq!(asset("../Cargo.toml").map(|r| r.status), Err(ApiError::not_found("no console asset ../Cargo.toml")));
+        assert_eq!(
+            asset("../Cargo.toml").map(|r| r.status),
+            Err(ApiError::not_found("no console asset ../Cargo.toml"))
+        );
     }
 }

@@ -16,11 +16,11 @@ use crate::cluster::{Cluster, ClusterError, ClusterStatus, HttpReply, HttpReques
 use crate::error::ApiError;
 use crate::idempotency;
 use crate::metrics::HttpMetrics;
-use crate::seckill_answers::SeckillAnswers;
 use crate::request::{
     self, CancelBody, LearnerBody, OrderBody, PayBody, ReadQuery, SkuBody, VotersBody,
 };
 use crate::routes::Route;
+use crate::seckill_answers::SeckillAnswers;
 use crate::view;
 
 /// Most SKUs whose stock `/metrics` lists (label cardinality stays bounded).
@@ -340,28 +340,28 @@ impl<C: Cluster> Api<C> {
 
     /// `GET /v1/orders` and `GET /admin/orders`: a page of a user's orders.
     async fn list_orders(&self, req: &HttpRequest) -> Result<HttpReply, ApiError> {
-            let query = ReadQuery::parse(req.query.as_deref())?;
-            let user_id = query
-                .user_id
-                .clone()
-                .ok_or_else(|| ApiError::invalid("user_id is required"))?;
-            request::check_id("user_id", &user_id)?;
-            let limit = query.limit.unwrap_or(50);
-            if !(1..=1000).contains(&limit) {
-                return Err(ApiError::invalid("limit must be between 1 and 1000"));
-            }
-            if let Some(after) = &query.after {
-                request::check_id("after", after)?;
-            }
-            self.read(req, |reader| {
-                let page = reader.orders_of_user(&user_id, query.after.as_deref(), limit)?;
-                let orders: Vec<Value> = page.orders.iter().map(view::order).collect();
-                Ok(json_reply(
-                    200,
-                    &json!({"orders": orders, "next": page.next}),
-                ))
-            })
-            .await
+        let query = ReadQuery::parse(req.query.as_deref())?;
+        let user_id = query
+            .user_id
+            .clone()
+            .ok_or_else(|| ApiError::invalid("user_id is required"))?;
+        request::check_id("user_id", &user_id)?;
+        let limit = query.limit.unwrap_or(50);
+        if !(1..=1000).contains(&limit) {
+            return Err(ApiError::invalid("limit must be between 1 and 1000"));
+        }
+        if let Some(after) = &query.after {
+            request::check_id("after", after)?;
+        }
+        self.read(req, |reader| {
+            let page = reader.orders_of_user(&user_id, query.after.as_deref(), limit)?;
+            let orders: Vec<Value> = page.orders.iter().map(view::order).collect();
+            Ok(json_reply(
+                200,
+                &json!({"orders": orders, "next": page.next}),
+            ))
+        })
+        .await
     }
 
     fn timer_metrics(&self) -> Result<String, ApiError> {

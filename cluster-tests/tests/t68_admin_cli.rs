@@ -96,7 +96,10 @@ async fn t68_admin_cli_every_subcommand_on_a_three_node_cluster() {
             .iter()
             .filter_map(|t| t["topic"].as_str())
             .collect();
-        assert!(listed.contains(&"order.paid") && listed.contains(&"jobs"), "{listed:?}");
+        assert!(
+            listed.contains(&"order.paid") && listed.contains(&"jobs"),
+            "{listed:?}"
+        );
         let subs = admin_json(&via_follower, &["subs"]).await;
         let jobs = subs["subscriptions"]
             .as_array()
@@ -121,7 +124,11 @@ async fn t68_admin_cli_every_subcommand_on_a_three_node_cluster() {
         assert_eq!(paid["deliveries"][0]["status"], "settled");
 
         eprintln!("--- dead letters: search, redrive one to a mended webhook, purge the rest");
-        let found = admin_json(&via_follower, &["dead", "list", JOBS_GROUP, "--q", "needle"]).await;
+        let found = admin_json(
+            &via_follower,
+            &["dead", "list", JOBS_GROUP, "--q", "needle"],
+        )
+        .await;
         assert_eq!(found["dead"].as_array().map(Vec::len), Some(1));
         assert_eq!(found["dead"][0]["id"], scene.needle_id.as_str());
         scene.jobs.set_options(ReceiverOptions::default());
@@ -145,27 +152,51 @@ async fn t68_admin_cli_every_subcommand_on_a_three_node_cluster() {
         let timers = admin_json(&via_follower, &["timers"]).await;
         assert!(timers["pending"].is_u64(), "{timers}");
         let snapshot = admin_json(&via_leader, &["snapshot"]).await;
-        assert!(snapshot["index"].as_u64().is_some_and(|i| i > 0), "{snapshot}");
+        assert!(
+            snapshot["index"].as_u64().is_some_and(|i| i > 0),
+            "{snapshot}"
+        );
 
         eprintln!("--- tables by default; the URL and token from the environment");
         let token = token();
         let out = orderq(
             &["admin", "subs"],
-            &[("ORDERQ_URL", &via_follower), ("ORDERQ_ADMIN_TOKEN", &token)],
+            &[
+                ("ORDERQ_URL", &via_follower),
+                ("ORDERQ_ADMIN_TOKEN", &token),
+            ],
         )
         .await;
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let table = String::from_utf8_lossy(&out.stdout).to_string();
         let header = table.lines().next().unwrap_or_default();
-        assert!(header.starts_with("GROUP") && header.contains("BACKLOG"), "{table}");
-        assert!(table.lines().any(|l| l.starts_with(POINTS_GROUP)), "{table}");
+        assert!(
+            header.starts_with("GROUP") && header.contains("BACKLOG"),
+            "{table}"
+        );
+        assert!(
+            table.lines().any(|l| l.starts_with(POINTS_GROUP)),
+            "{table}"
+        );
 
         eprintln!("--- failures: one line each, a distinct exit code");
         let no_token = orderq(&["admin", "cluster", "--url", &via_follower], &[]).await;
         assert_eq!(no_token.status.code(), Some(4));
         assert!(one_line_error(&no_token).contains("401 unauthorized"));
         let unknown = orderq(
-            &["admin", "trace", "no-such-order", "--url", &via_follower, "--token", &token],
+            &[
+                "admin",
+                "trace",
+                "no-such-order",
+                "--url",
+                &via_follower,
+                "--token",
+                &token,
+            ],
             &[],
         )
         .await;
@@ -182,7 +213,10 @@ async fn t68_admin_cli_every_subcommand_on_a_three_node_cluster() {
         let completions = orderq(&["completions", "bash"], &[]).await;
         assert!(completions.status.success());
         let script = String::from_utf8_lossy(&completions.stdout);
-        assert!(script.contains("orderq") && script.contains("admin"), "{script}");
+        assert!(
+            script.contains("orderq") && script.contains("admin"),
+            "{script}"
+        );
     })
     .await;
 }

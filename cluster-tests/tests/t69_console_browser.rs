@@ -66,7 +66,12 @@ async fn story(browser: &Client, console: &str, scene: &OperatorScene, token: &s
         .for_element(Locator::Css("#token"))
         .await
         .expect("the sign-in form");
-    wait_until(browser, "the sign-in form shown", "!document.getElementById('login').hidden").await;
+    wait_until(
+        browser,
+        "the sign-in form shown",
+        "!document.getElementById('login').hidden",
+    )
+    .await;
     screenshot(browser, "0-sign-in").await;
     field.send_keys(token).await.expect("type the token");
     browser
@@ -98,13 +103,21 @@ async fn story(browser: &Client, console: &str, scene: &OperatorScene, token: &s
     wait_until(
         browser,
         "the timeline from pending_payment to paid",
-        &format!("{}.includes('pending_payment → paid')", text_of("#story-timeline")),
+        &format!(
+            "{}.includes('pending_payment → paid')",
+            text_of("#story-timeline")
+        ),
     )
     .await;
     screenshot(browser, "2-order-story").await;
 
     eprintln!("--- stock and queues");
-    open_view(browser, "#stock", "document.querySelector(\"#stock-table tr[data-key='A']\")").await;
+    open_view(
+        browser,
+        "#stock",
+        "document.querySelector(\"#stock-table tr[data-key='A']\")",
+    )
+    .await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     screenshot(browser, "3-stock").await;
     open_view(
@@ -180,7 +193,12 @@ async fn story(browser: &Client, console: &str, scene: &OperatorScene, token: &s
     screenshot(browser, "6-dead-letters-after-redrive").await;
 
     eprintln!("--- timers");
-    open_view(browser, "#timers", "document.querySelectorAll('#timer-figures .figure').length > 0").await;
+    open_view(
+        browser,
+        "#timers",
+        "document.querySelectorAll('#timer-figures .figure').length > 0",
+    )
+    .await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     screenshot(browser, "7-timers").await;
 

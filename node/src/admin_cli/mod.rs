@@ -32,7 +32,12 @@ pub struct AdminArgs {
     #[arg(long, global = true, env = "ORDERQ_URL", default_value = DEFAULT_URL)]
     pub url: String,
     /// The admin token (or a client token with the `admin` scope).
-    #[arg(long, global = true, env = "ORDERQ_ADMIN_TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "ORDERQ_ADMIN_TOKEN",
+        hide_env_values = true
+    )]
     pub token: Option<String>,
     /// Print the node's JSON answer instead of tables.
     #[arg(long, global = true)]
@@ -228,7 +233,11 @@ async fn dead(
             )
         }
         DeadAction::Purge { group, ids, all } => {
-            let body = if *all { json!({}) } else { json!({ "ids": ids }) };
+            let body = if *all {
+                json!({})
+            } else {
+                json!({ "ids": ids })
+            };
             (
                 client
                     .post(client.url(&dead_path(group, "purge"), &[]), body)

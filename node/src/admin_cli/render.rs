@@ -127,7 +127,10 @@ pub fn topics(answer: &Value) -> String {
             field(topic, "floor"),
             field(topic, "held"),
             field(topic, "published_last_minute"),
-            format!("{:.2}", topic["publish_rate_per_sec"].as_f64().unwrap_or(0.0)),
+            format!(
+                "{:.2}",
+                topic["publish_rate_per_sec"].as_f64().unwrap_or(0.0)
+            ),
             groups.join(","),
         ]);
     }
@@ -179,14 +182,7 @@ fn last_error(attempts: &[Value]) -> String {
 
 /// `GET /admin/subscriptions/{group}/dead`.
 pub fn dead_letters(page: &Value) -> String {
-    let mut table = Table::new(&[
-        "ID",
-        "KEY",
-        "ATTEMPTS",
-        "LAST_ERROR",
-        "DEAD_AT",
-        "PAYLOAD",
-    ]);
+    let mut table = Table::new(&["ID", "KEY", "ATTEMPTS", "LAST_ERROR", "DEAD_AT", "PAYLOAD"]);
     for dead in items(page, "dead") {
         let attempts = items(dead, "attempts");
         table.row(vec![
@@ -313,7 +309,10 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert!(lines[0].starts_with("node 2 answering · leader 1 · term 3"));
         assert!(lines[2].starts_with("1   leader"), "{text}");
-        assert!(lines[3].contains("follower") && lines[3].contains(" 3 "), "{text}");
+        assert!(
+            lines[3].contains("follower") && lines[3].contains(" 3 "),
+            "{text}"
+        );
         assert!(lines[4].contains("learner"), "{text}");
     }
 
