@@ -44,6 +44,18 @@ async fn wait_until(browser: &Client, what: &str, condition: &str) {
     }
 }
 
+/// Clicks the element matching `css`.
+async fn click(browser: &Client, css: &str, what: &str) {
+    let element = browser
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    element
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("clicking {what}: {e}"));
+}
+
 /// The text of the first element matching `css`, or "" when none does.
 fn text_of(css: &str) -> String {
     format!("(document.querySelector({css:?}) || {{textContent: ''}}).textContent")
@@ -74,13 +86,7 @@ async fn story(browser: &Client, console: &str, scene: &OperatorScene, token: &s
     .await;
     screenshot(browser, "0-sign-in").await;
     field.send_keys(token).await.expect("type the token");
-    browser
-        .find(Locator::Css("#login-button"))
-        .await
-        .expect("sign-in button")
-        .click()
-        .await
-        .expect("sign in");
+    click(browser, "#login-button", "sign-in button").await;
     wait_until(
         browser,
         "three members with a leader",
@@ -140,13 +146,7 @@ async fn story(browser: &Client, console: &str, scene: &OperatorScene, token: &s
         .await
         .expect("search field");
     search.send_keys("needle").await.expect("type the search");
-    browser
-        .find(Locator::Css("#dead-search"))
-        .await
-        .expect("search button")
-        .click()
-        .await
-        .expect("search");
+    click(browser, "#dead-search", "search button").await;
     let needle_row = format!("#dead-table tr[data-key='{}']", scene.needle_id);
     wait_until(
         browser,
@@ -159,20 +159,13 @@ async fn story(browser: &Client, console: &str, scene: &OperatorScene, token: &s
     .await;
     screenshot(browser, "5-dead-letters").await;
     scene.jobs.set_options(ReceiverOptions::default());
-    browser
-        .find(Locator::Css(&format!("{needle_row} input.pick")))
-        .await
-        .expect("the needle's checkbox")
-        .click()
-        .await
-        .expect("select it");
-    browser
-        .find(Locator::Css("#dead-redrive-selected"))
-        .await
-        .expect("redrive button")
-        .click()
-        .await
-        .expect("redrive");
+    click(
+        browser,
+        &format!("{needle_row} input.pick"),
+        "the needle's checkbox",
+    )
+    .await;
+    click(browser, "#dead-redrive-selected", "redrive button").await;
     wait_until(
         browser,
         "the redrive's count",

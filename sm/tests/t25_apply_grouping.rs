@@ -377,40 +377,14 @@ fn leader_log(ops: &[Op], per_entry: &[usize]) -> (Vec<Entry>, Vec<BatchOutcome>
                 Op::Deliver { group, ack, dead } => {
                     deliveries(&log.leader, group_name(*group), now_ms, *ack, *dead)
                 }
-                Op::Redrive { group, all } => {
-                    let group = group_name(*group);
-                    let (letters, _) = log
-                        .leader
-                        .reads()
-                        .dead_letters(group, 0, usize::MAX)
-                        .expect("dead letters");
-                    let take = if *all { letters.len() } else { 1 };
-                    Action::Redrive(Redrive {
-                        group: group.into(),
-                        offsets: letters
-                            .iter()
-                            .take(take)
-                            .map(|d| d.message.offset)
-                            .collect(),
-                    })
-                }
-                Op::Purge { group, all } => {
-                    let group = group_name(*group);
-                    let (letters, _) = log
-                        .leader
-                        .reads()
-                        .dead_letters(group, 0, usize::MAX)
-                        .expect("dead letters");
-                    let take = if *all { letters.len() } else { 1 };
-                    Action::PurgeDead(PurgeDead {
-                        group: group.into(),
-                        offsets: letters
-                            .iter()
-                            .take(take)
-                            .map(|d| d.message.offset)
-                            .collect(),
-                    })
-                }
+                Op::Redrive { group, all } => Action::Redrive(Redrive {
+                    group: group_name(*group).into(),
+                    offsets: dead_offsets(&log.leader, group_name(*group), *all),
+                }),
+                Op::Purge { group, all } => Action::PurgeDead(PurgeDead {
+                    group: group_name(*group).into(),
+                    offsets: dead_offsets(&log.leader, group_name(*group), *all),
+                }),
                 Op::Pause { group, paused } => Action::PauseSubscription(PauseSubscription {
                     group: GROUPS[*group].into(),
                     paused: *paused,
@@ -461,6 +435,20 @@ fn group_name(group: usize) -> &'static str {
 }
 
 /// The outcome of delivering a few of `group`'s pending messages, as the scheduler reports it.
+/// The offsets of `group`'s dead letters on the leader: all of them, or the first.
+fn dead_offsets(leader: &Replica, group: &str, all: bool) -> Vec<u64> {
+    let (letters, _) = leader
+        .reads()
+        .dead_letters(group, 0, usize::MAX)
+        .expect("dead letters");
+    let take = if all { letters.len() } else { 1 };
+    letters
+        .iter()
+        .take(take)
+        .map(|d| d.message.offset)
+        .collect()
+}
+
 fn deliveries(leader: &Replica, group: &str, now_ms: i64, ack: bool, dead: bool) -> Action {
     let reads = leader.reads();
     let mut offsets = Vec::new();

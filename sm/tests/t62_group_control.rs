@@ -5,26 +5,12 @@
 mod support;
 
 use sm::command::{
-    Action, FailedDelivery, PauseSubscription, Publish, PurgeDead, PutSubscription,
-    RecordDeliveries, ResetSubscription,
+    Action, FailedDelivery, PauseSubscription, Publish, PurgeDead, RecordDeliveries,
+    ResetSubscription,
 };
 use sm::outcome::{Applied, Rejection};
 use sm::queue::{DeliveryStatus, Subscription, MAX_REDRIVE};
-use support::Fixture;
-
-fn subscribe(group: &str, max_attempts: u32) -> Action {
-    Action::PutSubscription(PutSubscription {
-        group: group.into(),
-        topic: "t".into(),
-        push_url: "http://127.0.0.1:1/hook".into(),
-        timeout_ms: 100,
-        max_attempts,
-        backoff_initial_ms: 10,
-        backoff_max_ms: 100,
-        max_in_flight: 8,
-        ..Default::default()
-    })
-}
+use support::{subscribe, Fixture};
 
 fn publish(key: &str, text: &str) -> Action {
     Action::Publish(Publish {
@@ -75,7 +61,7 @@ impl Fixture {
 /// 2 and 3 dead, 4 pending after a failure waiting on a retry timer.
 fn group_with_history() -> Fixture {
     let mut f = Fixture::new();
-    f.action_at(0, subscribe("g", 1)).unwrap();
+    f.action_at(0, subscribe("g", "t", 1, false)).unwrap();
     for (i, text) in ["apple", "Banana split", "cherry", "date"]
         .iter()
         .enumerate()
@@ -84,7 +70,7 @@ fn group_with_history() -> Fixture {
             .unwrap();
     }
     f.action_at(50, outcomes("g", &[1], &[2, 3], 0)).unwrap();
-    f.action_at(50, subscribe("g", 5)).unwrap();
+    f.action_at(50, subscribe("g", "t", 5, false)).unwrap();
     f.action_at(51, outcomes("g", &[], &[4], 10_000)).unwrap();
     f
 }
@@ -161,7 +147,7 @@ fn a_reset_clears_the_groups_records_and_clamps_to_the_topic() {
     // Dead letters stay the operator's; dying again counts once.
     assert_eq!(f.sub("g").dead, 2);
     f.action_at(61, outcomes("g", &[], &[2], 0)).unwrap();
-    f.action_at(61, subscribe("g", 1)).unwrap();
+    f.action_at(61, subscribe("g", "t", 1, false)).unwrap();
     f.action_at(62, outcomes("g", &[], &[2], 0)).unwrap();
     assert_eq!(f.sub("g").dead, 2);
 

@@ -219,36 +219,31 @@ async fn dead(
                 render::dead_letters,
             )
         }
-        DeadAction::Redrive { group, ids } => {
-            let body = if ids.is_empty() {
-                json!({})
-            } else {
-                json!({ "ids": ids })
-            };
-            (
-                client
-                    .post(client.url(&dead_path(group, "redrive"), &[]), body)
-                    .await?,
-                render::redriven,
-            )
-        }
-        DeadAction::Purge { group, ids, all } => {
-            let body = if *all {
-                json!({})
-            } else {
-                json!({ "ids": ids })
-            };
-            (
-                client
-                    .post(client.url(&dead_path(group, "purge"), &[]), body)
-                    .await?,
-                render::purged,
-            )
-        }
+        DeadAction::Redrive { group, ids } => (
+            dead_write(client, group, "redrive", ids).await?,
+            render::redriven,
+        ),
+        // `--all` comes with no ids (clap refuses both), and no ids means all.
+        DeadAction::Purge { group, ids, .. } => (
+            dead_write(client, group, "purge", ids).await?,
+            render::purged,
+        ),
     })
 }
 
-/// `/admin/subscriptions/{group}/dead/{verb}`.
-fn dead_path<'a>(group: &'a str, verb: &'a str) -> [&'a str; 5] {
-    ["admin", "subscriptions", group, "dead", verb]
+/// `POST /admin/subscriptions/{group}/dead/{verb}` with the chosen `ids`, or with `{}` (every
+/// dead letter of the group) when there are none.
+async fn dead_write(
+    client: &AdminClient,
+    group: &str,
+    verb: &str,
+    ids: &[String],
+) -> Result<Value, CliError> {
+    let body = if ids.is_empty() {
+        json!({})
+    } else {
+        json!({ "ids": ids })
+    };
+    let url = client.url(&["admin", "subscriptions", group, "dead", verb], &[]);
+    client.post(url, body).await
 }
