@@ -13,8 +13,9 @@ SHELL := bash
 # fault test preloads libfaketime. The chaos harness's power-loss filesystem runs on FUSE:
 # `fuse3` brings `fusermount3` (mounting without root) and the kernel module's set-up; the
 # filesystem itself needs no libfuse. `prometheus` brings `prometheus` and `promtool`, which the
-# metrics and alerting tests run (t85_metrics, t86_prometheus).
-APT_PACKAGES := clang libclang-dev faketime fuse3 prometheus
+# metrics and alerting tests run (t85_metrics, t86_prometheus). The console's browser test drives
+# Debian's headless Chromium through `chromedriver` (cluster-tests/tests/t69_console_browser.rs).
+APT_PACKAGES := clang libclang-dev faketime fuse3 prometheus chromium chromium-driver
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # The API fuzz test (cluster-tests/tests/t80_api_fuzz.rs) runs schemathesis from PyPI, pinned: a

@@ -22,6 +22,10 @@ pub fn is_admin_write(route: &Route) -> bool {
             | Route::PutSubscription(_)
             | Route::RemoveSubscription(_)
             | Route::Redrive(_)
+            | Route::Purge(_)
+            | Route::Pause(_)
+            | Route::Resume(_)
+            | Route::Reset(_)
             | Route::AddLearner
             | Route::ChangeVoters
             | Route::Snapshot

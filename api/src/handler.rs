@@ -26,6 +26,7 @@ use crate::request::{
 };
 use crate::request_id;
 use crate::routes::Route;
+use crate::seckill_answers::SeckillAnswers;
 use crate::state_metrics::StateMetrics;
 use crate::view;
 
@@ -60,6 +61,8 @@ pub struct Api<C: Cluster> {
     registry: Metrics,
     /// Set once the node stops: no new request, long polls and streams end.
     drain: Drain,
+    /// This node's flash-sale answers by outcome, for `GET /admin/seckill`.
+    pub(crate) seckill_answers: SeckillAnswers,
 }
 
 pub(crate) fn json_reply(status: u16, body: &Value) -> HttpReply {
@@ -99,6 +102,7 @@ pub(crate) fn outcome_reply(outcome: Outcome) -> Result<HttpReply, ApiError> {
             &json!({"acked": done.acked.len(), "retrying": done.retrying.len(), "dead": done.dead.len()}),
         )),
         Applied::Redriven(n) => Ok(json_reply(200, &json!({"redriven": n}))),
+        Applied::Purged(n) => Ok(json_reply(200, &json!({"purged": n}))),
         Applied::Trimmed(floor) => Ok(json_reply(200, &json!({"trimmed_through": floor}))),
         Applied::SubscriptionRemoved(_) => Ok(json_reply(200, &json!({"removed": true}))),
         Applied::RefundRequested(order) => Ok(json_reply(202, &view::order(&order))),
@@ -122,6 +126,7 @@ impl<C: Cluster> Api<C> {
             http_metrics,
             registry,
             drain: Drain::never(),
+            seckill_answers: SeckillAnswers::default(),
         }
     }
 
@@ -355,6 +360,14 @@ impl<C: Cluster> Api<C> {
             Route::Redrive(group) => self.redrive(req, group).await,
             Route::Receive(group) => self.receive(req, group).await,
             Route::Ack(group) | Route::Nack(group) => self.settle(req, group).await,
+            Route::Topics => self.topics(req).await,
+            Route::ListSkus => self.list_skus(req).await,
+            Route::OrderTrace(order_id) => self.order_trace(req, order_id).await,
+            Route::Purge(group) => self.purge(req, group).await,
+            Route::Pause(group) => self.pause(req, group, true).await,
+            Route::Resume(group) => self.pause(req, group, false).await,
+            Route::Reset(group) => self.reset(req, group).await,
+            Route::Console => Ok(crate::console::page()),
             Route::GetSku(sku) => {
                 request::check_id("sku", &sku)?;
                 self.read(req, |reader| match reader.sku(&sku)? {
@@ -412,31 +425,39 @@ impl<C: Cluster> Api<C> {
                     Err(e) => self.forward_or_fail(req, e).await,
                 }
             }
-            Route::ListOrders => {
-                let query = ReadQuery::parse(req.query.as_deref())?;
-                let user_id = query
-                    .user_id
-                    .clone()
-                    .ok_or_else(|| ApiError::invalid("user_id is required"))?;
-                request::check_id("user_id", &user_id)?;
-                let limit = query.limit.unwrap_or(50);
-                if !(1..=1000).contains(&limit) {
-                    return Err(ApiError::invalid("limit must be between 1 and 1000"));
-                }
-                if let Some(after) = &query.after {
-                    request::check_id("after", after)?;
-                }
-                self.read(req, |reader| {
-                    let page = reader.orders_of_user(&user_id, query.after.as_deref(), limit)?;
-                    let orders: Vec<Value> = page.orders.iter().map(view::order).collect();
-                    Ok(json_reply(
-                        200,
-                        &json!({"orders": orders, "next": page.next}),
-                    ))
-                })
-                .await
-            }
+            Route::ListOrders | Route::AdminListOrders => self.list_orders(req).await,
+            Route::SeckillAnswers => Ok(json_reply(
+                200,
+                &self.seckill_answers.view(self.cluster.status().node_id),
+            )),
+            Route::ConsoleAsset(name) => crate::console::asset(&name),
         }
+    }
+
+    /// `GET /v1/orders` and `GET /admin/orders`: a page of a user's orders.
+    async fn list_orders(&self, req: &HttpRequest) -> Result<HttpReply, ApiError> {
+        let query = ReadQuery::parse(req.query.as_deref())?;
+        let user_id = query
+            .user_id
+            .clone()
+            .ok_or_else(|| ApiError::invalid("user_id is required"))?;
+        request::check_id("user_id", &user_id)?;
+        let limit = query.limit.unwrap_or(50);
+        if !(1..=1000).contains(&limit) {
+            return Err(ApiError::invalid("limit must be between 1 and 1000"));
+        }
+        if let Some(after) = &query.after {
+            request::check_id("after", after)?;
+        }
+        self.read(req, |reader| {
+            let page = reader.orders_of_user(&user_id, query.after.as_deref(), limit)?;
+            let orders: Vec<Value> = page.orders.iter().map(view::order).collect();
+            Ok(json_reply(
+                200,
+                &json!({"orders": orders, "next": page.next}),
+            ))
+        })
+        .await
     }
 
     /// Proposes `action` with the request's idempotency key.

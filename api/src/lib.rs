@@ -13,8 +13,12 @@
 //! - [`audit`]: the audit log of admin writes (target `audit`), secrets hidden.
 //! - [`handler`]: the one route dispatch from request to reply (after [`auth`]), forwarding.
 //! - [`seckill`]: the flash sale's purchase, with its sold-out answer from memory.
+//! - [`seckill_answers`]: this node's flash-sale answers by outcome (the console's live rates).
 //! - [`queue`]: the queue's handlers: publishing, subscriptions, dead letters, pull
 //!   receive/ack/nack, refunds.
+//! - [`operator`]: the operators' routes: topics, the stock list, an order's trace, a group's
+//!   pause, resume and position reset.
+//! - [`console`]: the operator console: its page, script and styles, embedded in the binary.
 //! - [`signing_key`]: a push group's signing key, given in its PUT or drawn here.
 //! - [`webhook_target`]: where a push URL may point (never link-local).
 //! - [`view`]: the JSON shapes of SKUs, changes, subscriptions and dead letters. The order's
@@ -36,17 +40,20 @@ pub mod audit;
 pub mod auth;
 pub mod changes;
 pub mod cluster;
+pub mod console;
 pub mod drain;
 pub mod error;
 pub mod handler;
 pub mod http_metrics;
 pub mod idempotency;
 pub mod metrics;
+pub mod operator;
 pub mod queue;
 pub mod request;
 pub mod request_id;
 pub mod routes;
 pub mod seckill;
+pub mod seckill_answers;
 pub mod server;
 pub mod signing_key;
 pub mod state_metrics;

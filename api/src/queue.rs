@@ -8,16 +8,21 @@
 //! the leader and forwarded there from a follower.
 
 use serde_json::{json, Value};
-use sm::command::{Action, Redrive, RefundOrder, RemoveSubscription};
+use sm::command::{Action, PurgeDead, Redrive, RefundOrder, RemoveSubscription};
 
 use crate::cluster::{Cluster, HttpReply, HttpRequest};
 use crate::error::ApiError;
 use crate::handler::{json_reply, Api};
 use crate::request::{
-    self, message_offset, parse_body, PublishBody, ReadQuery, ReceiptsBody, ReceiveBody,
+    self, message_offset, parse_body, PublishBody, PurgeBody, ReadQuery, ReceiptsBody, ReceiveBody,
     RedriveBody, RefundBody, SubscriptionBody, MAX_REASON_LEN, MAX_RECEIVE, MAX_VISIBILITY_MS,
 };
 use crate::view;
+
+/// Dead letters one search request examines: the bound on its work, whatever the group holds.
+const DEAD_SEARCH_BUDGET: usize = 10_000;
+/// Longest search text.
+const MAX_SEARCH_LEN: usize = 200;
 
 impl<C: Cluster> Api<C> {
     /// `POST /v1/topics/{topic}/messages`: publishes one message (never into a reserved topic).
@@ -123,7 +128,8 @@ impl<C: Cluster> Api<C> {
         .await
     }
 
-    /// `GET /admin/subscriptions/{group}/dead`: a page of a group's dead letters.
+    /// `GET /admin/subscriptions/{group}/dead`: a page of a group's dead letters; with `q`, only
+    /// those whose key or payload contains the text.
     pub(crate) async fn dead_letters(
         &self,
         req: &HttpRequest,
@@ -144,11 +150,30 @@ impl<C: Cluster> Api<C> {
                 None => 0,
                 Some(id) => message_offset(&sub.topic, id)?,
             };
-            let (dead, more) = reads.dead_letters(&group, after, limit)?;
-            let next = if more {
-                dead.last().map(|d| d.message.id.clone())
-            } else {
-                None
+            let (dead, next) = match &query.q {
+                None => {
+                    let (dead, more) = reads.dead_letters(&group, after, limit)?;
+                    let next = more.then(|| dead.last().map(|d| d.message.id.clone()));
+                    (dead, next.flatten())
+                }
+                // A search examines a bounded run of letters; `next` goes on from where it
+                // stopped, even when this page found nothing.
+                Some(needle) => {
+                    if needle.chars().count() > MAX_SEARCH_LEN {
+                        return Err(ApiError::invalid(format!(
+                            "q is limited to {MAX_SEARCH_LEN} characters"
+                        )));
+                    }
+                    let found = reads.search_dead_letters(
+                        &group,
+                        needle,
+                        after,
+                        limit,
+                        DEAD_SEARCH_BUDGET,
+                    )?;
+                    let next = found.next.map(|o| sm::queue::message_id(&sub.topic, o));
+                    (found.letters, next)
+                }
             };
             let dead: Vec<Value> = dead.iter().map(view::dead_letter).collect();
             Ok(json_reply(200, &json!({"dead": dead, "next": next})))
@@ -165,40 +190,84 @@ impl<C: Cluster> Api<C> {
     ) -> Result<HttpReply, ApiError> {
         request::check_id("group", &group)?;
         let body = parse_body::<RedriveBody>(&req.body)?;
+        let redriven = match self
+            .dead_letter_steps(req, &group, body.ids, |group, offsets| {
+                Action::Redrive(Redrive { group, offsets })
+            })
+            .await?
+        {
+            Stepped::Done(n) => n,
+            Stepped::Forwarded(reply) => return Ok(reply),
+        };
+        Ok(json_reply(200, &json!({"redriven": redriven})))
+    }
+
+    /// `POST .../dead/purge`: deletes the named dead letters (or all) for good, in bounded steps
+    /// resolved against the leader's state.
+    pub(crate) async fn purge(
+        &self,
+        req: &HttpRequest,
+        group: String,
+    ) -> Result<HttpReply, ApiError> {
+        request::check_id("group", &group)?;
+        let body = parse_body::<PurgeBody>(&req.body)?;
+        let purged = match self
+            .dead_letter_steps(req, &group, body.ids, |group, offsets| {
+                Action::PurgeDead(PurgeDead { group, offsets })
+            })
+            .await?
+        {
+            Stepped::Done(n) => n,
+            Stepped::Forwarded(reply) => return Ok(reply),
+        };
+        Ok(json_reply(200, &json!({"purged": purged})))
+    }
+
+    /// Resolves `ids` (or, when absent, every dead letter of `group`, a bounded page at a time)
+    /// on the leader and proposes one `step` command per chunk; answers how many letters the
+    /// steps changed. Each step removes the letters it handles, so the next page of "all"
+    /// starts after the last one seen.
+    async fn dead_letter_steps(
+        &self,
+        req: &HttpRequest,
+        group: &str,
+        ids: Option<Vec<String>>,
+        step: impl Fn(String, Vec<u64>) -> Action,
+    ) -> Result<Stepped, ApiError> {
         // Ids are resolved against the leader's state, so "all" means all it holds.
         if let Err(e) = self.cluster.linearizable().await {
-            return self.forward_or_fail(req, e).await;
+            return self.forward_or_fail(req, e).await.map(Stepped::Forwarded);
         }
         let reads = self.cluster.reader().queue();
         let sub = reads
-            .subscription(&group)?
+            .subscription(group)?
             .ok_or_else(|| ApiError::not_found(format!("subscription {group} not found")))?;
-        let step = self.config.redrive_step.clamp(1, sm::queue::MAX_REDRIVE);
-        let mut redriven = 0;
-        match body.ids {
+        let chunk = self.config.redrive_step.clamp(1, sm::queue::MAX_REDRIVE);
+        let mut changed = 0;
+        match ids {
             Some(ids) => {
                 let offsets = ids
                     .iter()
                     .map(|id| message_offset(&sub.topic, id))
                     .collect::<Result<Vec<u64>, ApiError>>()?;
-                for offsets in offsets.chunks(step) {
-                    redriven += self.redrive_step(&group, offsets.to_vec()).await?;
+                for offsets in offsets.chunks(chunk) {
+                    changed += self
+                        .dead_letter_step(step(group.into(), offsets.to_vec()))
+                        .await?;
                 }
             }
-            // Every letter, a bounded page at a time: each step removes the letters it
-            // moves, so the next page starts after the last one seen.
             None => {
                 let mut after = 0;
                 loop {
-                    let (letters, _) = reads.dead_letters(&group, after, step)?;
+                    let (letters, _) = reads.dead_letters(group, after, chunk)?;
                     let Some(last) = letters.last() else { break };
                     after = last.message.offset;
                     let offsets = letters.iter().map(|d| d.message.offset).collect();
-                    redriven += self.redrive_step(&group, offsets).await?;
+                    changed += self.dead_letter_step(step(group.into(), offsets)).await?;
                 }
             }
         }
-        Ok(json_reply(200, &json!({"redriven": redriven})))
+        Ok(Stepped::Done(changed))
     }
 
     /// `POST /v1/subscriptions/{group}/receive`: leases messages of a pull group (long poll),
@@ -249,16 +318,22 @@ impl<C: Cluster> Api<C> {
         }
     }
 
-    /// Proposes one bounded step of a redrive; answers how many letters it moved.
-    async fn redrive_step(&self, group: &str, offsets: Vec<u64>) -> Result<u64, ApiError> {
-        let command = sm::Command::new(Action::Redrive(Redrive {
-            group: group.to_string(),
-            offsets,
-        }));
-        match self.cluster.write(command).await? {
-            Ok(sm::Applied::Redriven(moved)) => Ok(moved),
-            Ok(other) => Err(ApiError::internal(format!("a redrive answered {other:?}"))),
+    /// Proposes one bounded step of a redrive or purge; answers how many letters it changed.
+    async fn dead_letter_step(&self, action: Action) -> Result<u64, ApiError> {
+        match self.cluster.write(sm::Command::new(action)).await? {
+            Ok(sm::Applied::Redriven(n) | sm::Applied::Purged(n)) => Ok(n),
+            Ok(other) => Err(ApiError::internal(format!(
+                "a dead-letter step answered {other:?}"
+            ))),
             Err(refused) => Err(refused.into()),
         }
     }
+}
+
+/// How a stepped dead-letter operation ended on this node.
+enum Stepped {
+    /// This node led: the letters changed.
+    Done(u64),
+    /// A follower passed the request to the leader: its answer.
+    Forwarded(HttpReply),
 }

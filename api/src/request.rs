@@ -264,8 +264,11 @@ pub struct ReadQuery {
     pub user_id: Option<String>,
     /// `GET /v1/orders`: page size, 1 to 1000.
     pub limit: Option<usize>,
-    /// `GET /v1/orders`: the last id of the previous page.
+    /// `GET /v1/orders`: the last id of the previous page (the last SKU for `/admin/skus`, the
+    /// last message id for dead letters, the last change offset for a trace).
     pub after: Option<String>,
+    /// Dead letters: text the key or payload must contain.
+    pub q: Option<String>,
 }
 
 impl ReadQuery {
@@ -467,6 +470,70 @@ pub struct RedriveBody {
     /// Message ids; absent for every dead letter of the group.
     #[serde(default, deserialize_with = "non_null")]
     pub ids: Option<Vec<String>>,
+}
+
+/// Body of `POST .../dead/purge`: the dead letters' ids, or none for all.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PurgeBody {
+    /// Message ids; absent for every dead letter of the group.
+    #[serde(default, deserialize_with = "non_null")]
+    pub ids: Option<Vec<String>>,
+}
+
+/// Body of `POST .../pause` and `.../resume`: nothing (an empty object).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmptyBody {}
+
+/// Body of `POST /admin/subscriptions/{group}/reset`: exactly one of `to`, `offset`, `time`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResetBody {
+    /// `earliest` (the oldest message retention kept) or `latest` (the topic's head).
+    #[serde(default, deserialize_with = "non_null")]
+    pub to: Option<String>,
+    /// The next message delivered is the one after this offset.
+    #[serde(default, deserialize_with = "non_null")]
+    pub offset: Option<u64>,
+    /// The next message delivered is the first published at or after this RFC 3339 time.
+    #[serde(default, deserialize_with = "non_null")]
+    pub time: Option<String>,
+}
+
+/// Where a reset moves a group, once its body is checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResetTarget {
+    /// The oldest message still held.
+    Earliest,
+    /// The topic's head: only later messages are delivered.
+    Latest,
+    /// A cursor: every offset up to it counts as settled.
+    Offset(u64),
+    /// The first message published at or after this time (ms since the epoch).
+    Time(i64),
+}
+
+impl ResetBody {
+    /// The target, or 400 unless exactly one form is given.
+    pub fn target(self) -> Result<ResetTarget, ApiError> {
+        match (self.to.as_deref(), self.offset, self.time) {
+            (Some("earliest"), None, None) => Ok(ResetTarget::Earliest),
+            (Some("latest"), None, None) => Ok(ResetTarget::Latest),
+            (Some(other), None, None) => Err(ApiError::invalid(format!(
+                "to must be earliest or latest, not {other:?}"
+            ))),
+            (None, Some(offset), None) => Ok(ResetTarget::Offset(offset)),
+            (None, None, Some(time)) => {
+                let at = OffsetDateTime::parse(&time, &Rfc3339)
+                    .map_err(|_| ApiError::invalid("time must be an RFC 3339 time"))?;
+                let ms = i64::try_from(at.unix_timestamp_nanos() / 1_000_000)
+                    .map_err(|_| ApiError::invalid("time out of range"))?;
+                Ok(ResetTarget::Time(ms))
+            }
+            _ => Err(ApiError::invalid("give exactly one of to, offset or time")),
+        }
+    }
 }
 
 /// Body of `POST /v1/subscriptions/{group}/receive`.

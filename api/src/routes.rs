@@ -37,6 +37,17 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/subscriptions/{group}/receive"),
     ("POST", "/v1/subscriptions/{group}/ack"),
     ("POST", "/v1/subscriptions/{group}/nack"),
+    ("GET", "/admin/topics"),
+    ("GET", "/admin/skus"),
+    ("GET", "/admin/orders/{id}/trace"),
+    ("POST", "/admin/subscriptions/{group}/dead/purge"),
+    ("POST", "/admin/subscriptions/{group}/pause"),
+    ("POST", "/admin/subscriptions/{group}/resume"),
+    ("POST", "/admin/subscriptions/{group}/reset"),
+    ("GET", "/console"),
+    ("GET", "/console/{asset}"),
+    ("GET", "/admin/orders"),
+    ("GET", "/admin/seckill"),
 ];
 
 /// A parsed route with its path parameters (percent-decoded).
@@ -102,6 +113,29 @@ pub enum Route {
     Ack(String),
     /// `POST /v1/subscriptions/{group}/nack`
     Nack(String),
+    /// `GET /admin/topics`: every topic's head, retention floor and recent publish rate.
+    Topics,
+    /// `GET /admin/skus`: a page of SKUs with their stock.
+    ListSkus,
+    /// `GET /admin/orders/{id}/trace`: the order's changes, messages and their deliveries.
+    OrderTrace(String),
+    /// `POST /admin/subscriptions/{group}/dead/purge`
+    Purge(String),
+    /// `POST /admin/subscriptions/{group}/pause`
+    Pause(String),
+    /// `POST /admin/subscriptions/{group}/resume`
+    Resume(String),
+    /// `POST /admin/subscriptions/{group}/reset`: moves the group's position.
+    Reset(String),
+    /// `GET /console`: the operator console (one HTML page; it asks for the admin token).
+    Console,
+    /// `GET /console/{asset}`: the console's script and styles, embedded in the binary.
+    ConsoleAsset(String),
+    /// `GET /admin/orders?user_id=`: a user's orders, for operators (`/v1/orders` needs a
+    /// client's `orders:read`).
+    AdminListOrders,
+    /// `GET /admin/seckill`: this node's flash-sale answers by outcome since it started.
+    SeckillAnswers,
 }
 
 impl Route {
@@ -186,6 +220,29 @@ impl Route {
             ["v1", "subscriptions", group, "nack"] => {
                 Some(only("POST", method, || param(group).map(Route::Nack)))
             }
+            ["admin", "topics"] => Some(only("GET", method, || Ok(Route::Topics))),
+            ["admin", "skus"] => Some(only("GET", method, || Ok(Route::ListSkus))),
+            ["admin", "orders", id, "trace"] => {
+                Some(only("GET", method, || param(id).map(Route::OrderTrace)))
+            }
+            ["admin", "subscriptions", group, "dead", "purge"] => {
+                Some(only("POST", method, || param(group).map(Route::Purge)))
+            }
+            ["admin", "subscriptions", group, "pause"] => {
+                Some(only("POST", method, || param(group).map(Route::Pause)))
+            }
+            ["admin", "subscriptions", group, "resume"] => {
+                Some(only("POST", method, || param(group).map(Route::Resume)))
+            }
+            ["admin", "subscriptions", group, "reset"] => {
+                Some(only("POST", method, || param(group).map(Route::Reset)))
+            }
+            ["console"] | ["console", ""] => Some(only("GET", method, || Ok(Route::Console))),
+            ["console", asset] => Some(only("GET", method, || {
+                param(asset).map(Route::ConsoleAsset)
+            })),
+            ["admin", "orders"] => Some(only("GET", method, || Ok(Route::AdminListOrders))),
+            ["admin", "seckill"] => Some(only("GET", method, || Ok(Route::SeckillAnswers))),
             _ => None,
         };
         match by_path {
@@ -241,6 +298,17 @@ impl Route {
             Route::Receive(_) => "/v1/subscriptions/{group}/receive",
             Route::Ack(_) => "/v1/subscriptions/{group}/ack",
             Route::Nack(_) => "/v1/subscriptions/{group}/nack",
+            Route::Topics => "/admin/topics",
+            Route::ListSkus => "/admin/skus",
+            Route::OrderTrace(_) => "/admin/orders/{id}/trace",
+            Route::Purge(_) => "/admin/subscriptions/{group}/dead/purge",
+            Route::Pause(_) => "/admin/subscriptions/{group}/pause",
+            Route::Resume(_) => "/admin/subscriptions/{group}/resume",
+            Route::Reset(_) => "/admin/subscriptions/{group}/reset",
+            Route::Console => "/console",
+            Route::ConsoleAsset(_) => "/console/{asset}",
+            Route::AdminListOrders => "/admin/orders",
+            Route::SeckillAnswers => "/admin/seckill",
         }
     }
 }

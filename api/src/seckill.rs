@@ -23,12 +23,19 @@ pub struct SeckillBody {
 }
 
 impl<C: Cluster> Api<C> {
-    /// Buys one unit of `sku`: 201 order, 409 `sold_out` / `limit_exceeded`, 429 `overloaded`.
+    /// Buys one unit of `sku`: 201 order, 409 `sold_out` / `limit_exceeded`, 429 `overloaded`;
+    /// each answer counted in [`crate::seckill_answers`].
     pub(crate) async fn seckill(
         &self,
         req: &HttpRequest,
         sku: String,
     ) -> Result<HttpReply, ApiError> {
+        let answer = self.buy_one(req, sku).await;
+        self.seckill_answers.record(&answer);
+        answer
+    }
+
+    async fn buy_one(&self, req: &HttpRequest, sku: String) -> Result<HttpReply, ApiError> {
         request::check_id("sku", &sku)?;
         let body = parse_body::<SeckillBody>(&req.body)?;
         request::check_id("user_id", &body.user_id)?;

@@ -5,7 +5,7 @@ use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use sm::changes::{Change, Table};
 use sm::order::OrderView;
-use sm::queue::{DeadLetter, Subscription};
+use sm::queue::{Attempt, DeadLetter, DeliveryStatus, Message, Subscription};
 use sm::{Order, Sku};
 
 use sm::StoreError;
@@ -135,7 +135,62 @@ pub fn subscription(sub: &Subscription) -> Value {
         "rate_per_sec": sub.rate_per_sec,
         "ordered_by_key": sub.ordered_by_key,
         "start": sub.start,
+        "paused": sub.paused,
     })
+}
+
+/// A SKU in the operators' stock list: its API shape and whether it is sold out.
+pub fn sku_stock(sku: &Sku) -> Value {
+    let mut view = self::sku(sku);
+    view["sold_out"] = Value::Bool(sku.available == 0);
+    view
+}
+
+/// A message as an order's trace shows it, with where it stands with each group.
+pub fn traced_message(message: &Message, deliveries: Vec<Value>) -> Value {
+    json!({
+        "id": message.id,
+        "topic": message.topic,
+        "offset": message.offset,
+        "key": message.key,
+        "published_at": rfc3339(message.published_at_ms),
+        "payload": message.payload,
+        "deliveries": deliveries,
+    })
+}
+
+/// Where a message stands with `group`: `pending` (with its failed attempts, and whether the
+/// leader has it in flight), `settled` or `dead`.
+pub fn delivery_status(group: &str, status: &DeliveryStatus) -> Value {
+    let attempts = |list: &[Attempt]| -> Vec<Value> {
+        list.iter()
+            .map(|a| json!({"at": rfc3339(a.at_ms), "error": a.error}))
+            .collect()
+    };
+    match status {
+        DeliveryStatus::Pending(tried) => {
+            let list = tried.as_ref().map_or(&[][..], |t| &t.attempts[..]);
+            json!({
+                "group": group,
+                "status": "pending",
+                "attempts": attempts(list),
+                "last_error": list.last().map(|a| &a.error),
+            })
+        }
+        DeliveryStatus::Settled => json!({
+            "group": group,
+            "status": "settled",
+            "attempts": [],
+            "last_error": null,
+        }),
+        DeliveryStatus::Dead(dead) => json!({
+            "group": group,
+            "status": "dead",
+            "attempts": attempts(&dead.attempts),
+            "last_error": dead.attempts.last().map(|a| &a.error),
+            "dead_at": rfc3339(dead.dead_at_ms),
+        }),
+    }
 }
 
 /// A dead letter as the contract shows it: the message, its failed attempts, when it died.

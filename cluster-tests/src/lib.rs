@@ -54,6 +54,8 @@
 //!   is killed (behind `src/bin/lazyfs.rs`, used by the chaos harness's power cuts).
 //! - [`process`]: one child process: locating the binary, spawning it with its log captured,
 //!   `SIGKILL` by pid.
+//! - [`chromedriver`]: [`Chromedriver`], chromedriver on a free port driving headless
+//!   Chromium, for the console's browser test.
 //! - [`client`]: [`NodeClient`], typed HTTP calls to one node, and raw [`Request`]s for
 //!   malformed input.
 //! - [`requests`]: one [`Request`] constructor per endpoint, what every typed verb sends and
@@ -68,6 +70,8 @@
 //! - [`load_stats`]: the load generator's counts, latency percentiles and rates per outcome.
 //! - [`receiver`]: [`Receiver`], a real webhook receiver / fake payment provider with failure
 //!   rate, fail-first-N and latency, recording every call (behind `src/bin/fake-provider.rs`).
+//! - [`scene`]: [`OperatorScene`], a paid order delivered and a group's dead letters: what the
+//!   admin-route, CLI and console tests look at.
 //! - [`signature`]: verifying `X-Orderq-Signature` as a webhook receiver does.
 //! - [`error`]: the one [`Error`] type.
 //! - `src/bin/loadgen.rs`: the benchmark's load generator.
@@ -79,6 +83,7 @@
 
 mod any_node;
 pub mod chaos;
+pub mod chromedriver;
 pub mod client;
 pub mod cluster;
 pub mod endpoint;
@@ -93,10 +98,12 @@ pub mod process;
 pub mod queue;
 pub mod receiver;
 pub mod requests;
+pub mod scene;
 pub mod signature;
 pub mod wait;
 pub mod writers;
 
+pub use chromedriver::Chromedriver;
 pub use client::{create_order_retrying, ApiResponse, NodeClient, Request};
 pub use cluster::{Cluster, ClusterOptions, NodeAddrs};
 pub use endpoint::Endpoint;
@@ -111,5 +118,6 @@ pub use queue::{
     Subscribed, Subscription, SubscriptionStats,
 };
 pub use receiver::{Received, Receiver, ReceiverOptions};
+pub use scene::OperatorScene;
 pub use wait::{holds, poll_until, retry_while_unavailable, within};
 pub use writers::{AckedOrder, OrderWriters, Writes};

@@ -263,7 +263,8 @@ impl ConsumerLane {
         let slots = (self.sub.max_in_flight as usize)
             .saturating_sub(self.in_flight.len())
             .min(max);
-        if slots == 0 {
+        // A paused group hands nothing out; what is in flight settles as usual.
+        if slots == 0 || self.sub.paused {
             return Vec::new();
         }
         let chosen = if self.sub.ordered_by_key {
@@ -485,6 +486,8 @@ mod tests {
             failures: 0,
             redrives: 0,
             ready_marks: 0,
+            paused: false,
+            resets: 0,
         }
     }
 

@@ -2,6 +2,7 @@
 //! glue between the API and Raft. The binary (`src/main.rs`) is a thin CLI over [`serve::run`].
 //!
 //! # Layout
+//! - [`admin_cli`]: `orderq admin ...`, the operator's command line over the admin API.
 //! - [`clock`]: the wall clock leader-side code stamps time with.
 //! - [`clock_watch`]: clock offsets to the other voters; a node whose clock is off does not lead.
 //! - [`config`]: the one configuration struct, from file, environment and flags.
@@ -47,6 +48,7 @@
 
 #![warn(missing_docs)]
 
+pub mod admin_cli;
 pub mod admission;
 pub mod backup;
 pub mod batcher;

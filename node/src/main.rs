@@ -1,6 +1,7 @@
 //! `orderq`: orders, stock and a durable queue in one replicated binary.
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
+use node::admin_cli::AdminArgs;
 use node::backup::{BackupArgs, RestoreArgs};
 use node::config::{Config, ServeArgs};
 use tokio::sync::watch;
@@ -45,6 +46,13 @@ enum Command {
     /// Seed the empty data directory of a node of a new cluster from a backup, offline. Give the
     /// node's configuration as to `serve`; seed every voter from the same backup, then start them.
     Restore(RestoreArgs),
+    /// Look at a running cluster and act on it through any node's admin API.
+    Admin(AdminArgs),
+    /// Print shell completions for orderq (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
 }
 
 /// Worker threads of each of the node's two runtimes.
@@ -57,6 +65,27 @@ const API_NICENESS: libc::c_int = 5;
 /// serves HTTP at a lower scheduling priority. A leader saturated by clients (a flash sale)
 /// keeps sending heartbeats and syncing its log, and keeps its office.
 fn main() {
+    let Cli {
+        log_format,
+        command,
+    } = Cli::parse();
+    let args = match command {
+        Command::Serve(args) => args,
+        Command::Backup(args) => {
+            init_logs(log_format);
+            exit_now(one_shot(node::backup::backup(&args)))
+        }
+        Command::Restore(args) => {
+            init_logs(log_format);
+            exit_now(one_shot(node::backup::restore(&args)))
+        }
+        Command::Admin(args) => std::process::exit(node::admin_cli::main(args)),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "orderq", &mut std::io::stdout());
+            return;
+        }
+    };
+    init_logs(log_format);
     let core = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(WORKER_THREADS)
         .thread_name("orderq-core")
@@ -75,7 +104,7 @@ fn main() {
             std::process::exit(1);
         }
     };
-    let code = core.block_on(run(api.handle().clone()));
+    let code = core.block_on(run(args, api.handle().clone()));
     api.shutdown_timeout(std::time::Duration::from_secs(1));
     // Dropping the core runtime's tasks releases the database, which closes with its last handle.
     core.shutdown_timeout(std::time::Duration::from_secs(2));
@@ -105,20 +134,10 @@ fn lower_priority() {
     }
 }
 
-async fn run(api: tokio::runtime::Handle) -> i32 {
+async fn run(args: ServeArgs, api: tokio::runtime::Handle) -> i32 {
     // Arms the crash points named in `FAILPOINTS`; does nothing unless built with the
     // `failpoints` feature.
     let _failpoints = fail::FailScenario::setup();
-    let Cli {
-        log_format,
-        command,
-    } = Cli::parse();
-    init_logs(log_format);
-    let args = match command {
-        Command::Serve(args) => args,
-        Command::Backup(args) => return report(node::backup::backup(&args).await),
-        Command::Restore(args) => return report(node::backup::restore(&args).await),
-    };
     fail_fast_on_panic();
     // A bad configuration, or one that would leave a reachable node unprotected, exits 2 (which
     // the systemd unit does not restart).
@@ -143,6 +162,22 @@ async fn run(api: tokio::runtime::Handle) -> i32 {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("orderq: {e}");
+            1
+        }
+    }
+}
+
+/// Runs a one-shot command (`backup`, `restore`) on a runtime of its own and reports it.
+fn one_shot(
+    command: impl std::future::Future<Output = Result<String, node::backup::BackupCliError>>,
+) -> i32 {
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => report(runtime.block_on(command)),
+        Err(e) => {
+            eprintln!("orderq: starting a runtime: {e}");
             1
         }
     }

@@ -268,6 +268,15 @@ impl Scheduler {
             .settling
             .drop_groups(|group| state.lanes.contains_key(group));
         for sub in subs {
+            // A reset moved the group's position: what the lane read past the old one goes
+            // (anything it had in flight is delivered again: at least once).
+            if state
+                .lanes
+                .get(&sub.group)
+                .is_some_and(|lane| lane.sub.resets != sub.resets)
+            {
+                state.lanes.remove(&sub.group);
+            }
             let lane = state
                 .lanes
                 .entry(sub.group.clone())

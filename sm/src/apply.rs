@@ -110,6 +110,9 @@ fn dispatch(
             queue::delivery::record(txn, now_ms, results, &refund::RefundHook)
         }
         Action::Redrive(redrive) => queue::delivery::redrive(txn, redrive),
+        Action::PurgeDead(purge) => queue::delivery::purge(txn, purge),
+        Action::PauseSubscription(pause) => queue::group_control::pause(txn, pause),
+        Action::ResetSubscription(reset) => queue::group_control::reset(txn, reset),
         Action::TrimMessages(trim) => queue::retention::trim(txn, now_ms, trim),
         Action::RemoveSubscription(remove) => match refund::refuse_removal(remove) {
             Some(refused) => Ok(Err(refused)),

@@ -28,7 +28,10 @@ pub struct Command {
     #[prost(bytes = "vec", tag = "2")]
     pub request_hash: Vec<u8>,
     /// What to do.
-    #[prost(oneof = "Action", tags = "3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15")]
+    #[prost(
+        oneof = "Action",
+        tags = "3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18"
+    )]
     pub action: Option<Action>,
 }
 
@@ -74,6 +77,52 @@ pub enum Action {
     /// Remove a consumer group and its delivery records (see `crate::group_removal`).
     #[prost(message, tag = "15")]
     RemoveSubscription(RemoveSubscription),
+    /// Delete dead letters of a group for good (an operator's purge).
+    #[prost(message, tag = "16")]
+    PurgeDead(PurgeDead),
+    /// Stop or restart deliveries of a group without losing its position.
+    #[prost(message, tag = "17")]
+    PauseSubscription(PauseSubscription),
+    /// Move a group's position to another offset of its topic.
+    #[prost(message, tag = "18")]
+    ResetSubscription(ResetSubscription),
+}
+
+/// Deletes dead letters of a group: an operator decided they will never be delivered.
+#[derive(Clone, PartialEq, prost::Message, Serialize, Deserialize)]
+pub struct PurgeDead {
+    /// The consumer group.
+    #[prost(string, tag = "1")]
+    pub group: String,
+    /// Offsets of the dead letters (the API resolves "all" to pages it read), at most
+    /// `queue::MAX_REDRIVE` per command.
+    #[prost(uint64, repeated, tag = "2")]
+    pub offsets: Vec<u64>,
+}
+
+/// Pauses or resumes a group: a paused group keeps its position and records, and the leader's
+/// scheduler hands none of its messages out until it is resumed.
+#[derive(Clone, PartialEq, prost::Message, Serialize, Deserialize)]
+pub struct PauseSubscription {
+    /// The consumer group.
+    #[prost(string, tag = "1")]
+    pub group: String,
+    /// `true` pauses, `false` resumes.
+    #[prost(bool, tag = "2")]
+    pub paused: bool,
+}
+
+/// Moves a group's cursor: every offset up to `cursor` counts as settled, every later one as
+/// pending. The API resolves earliest, latest and a time to an offset against the leader's state;
+/// `apply` clamps it to what the topic holds.
+#[derive(Clone, PartialEq, prost::Message, Serialize, Deserialize)]
+pub struct ResetSubscription {
+    /// The consumer group.
+    #[prost(string, tag = "1")]
+    pub group: String,
+    /// The new cursor: the last offset counted as settled (0 for the topic's beginning).
+    #[prost(uint64, tag = "2")]
+    pub cursor: u64,
 }
 
 /// Publishes one message. The offset is the topic's next one, decided in log order.

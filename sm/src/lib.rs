@@ -41,6 +41,7 @@
 //!   with its manifest, and seeding a new node's data directory from one.
 //! - [`reader`]: every read of the applied state for the API and the node (queue reads too).
 //! - [`store_metrics`]: WAL sync and apply durations and the committed index, for `/metrics`.
+//! - [`trace`]: an order's story (its changes and the messages it caused) from the change stream.
 
 #![warn(missing_docs)]
 
@@ -67,6 +68,7 @@ pub mod snapshot;
 mod state_machine;
 pub mod store_metrics;
 mod timers;
+pub mod trace;
 pub mod txn;
 
 use std::path::Path;

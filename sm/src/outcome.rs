@@ -43,6 +43,8 @@ pub enum Applied {
     DeliveriesRecorded(DeliveriesRecorded),
     /// Dead letters moved back to delivery.
     Redriven(u64),
+    /// Dead letters deleted for good.
+    Purged(u64),
     /// The order is waiting for the provider's refund.
     RefundRequested(Order),
     /// Messages removed by retention: the topic's last removed offset now.

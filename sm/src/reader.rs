@@ -250,6 +250,44 @@ impl StateReader {
         Ok(skus)
     }
 
+    /// Up to `limit` SKUs with ids after `after` (from the first when `None`) that start with
+    /// `prefix`, in id order, and whether more follow: the operators' paged, searchable stock
+    /// list.
+    pub fn skus_after(
+        &self,
+        after: Option<&str>,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<(Vec<Sku>, bool), StoreError> {
+        let after = after.map_or_else(Vec::new, |a| keys::key_after(a.as_bytes().to_vec()));
+        let start = after.max(prefix.as_bytes().to_vec());
+        let mut skus = Vec::new();
+        for item in self.db.iterator_cf(
+            cf(&self.db, CF_SKUS)?,
+            IteratorMode::From(&start, Direction::Forward),
+        ) {
+            let (key, value) = item?;
+            if !key.starts_with(prefix.as_bytes()) {
+                break;
+            }
+            if skus.len() == limit {
+                return Ok((skus, true));
+            }
+            skus.push(serde_json::from_slice(&value).map_err(|e| StoreError::corrupt("sku", e))?);
+        }
+        Ok((skus, false))
+    }
+
+    /// An order's story from the change stream: see [`crate::trace`].
+    pub fn order_trace(
+        &self,
+        order_id: &str,
+        after: Option<u64>,
+        budget: usize,
+    ) -> Result<crate::trace::OrderTrace, StoreError> {
+        crate::trace::order_trace(&self.db, order_id, after, budget)
+    }
+
     /// Timer counts for operators: pending, fired so far, and the earliest due time (ms).
     pub fn timer_stats(&self) -> Result<TimerStats, StoreError> {
         let txn = Txn::new(&self.db);

@@ -15,8 +15,8 @@ use openraft::{CommittedLeaderId, EntryPayload, RaftSnapshotBuilder};
 use proptest::prelude::*;
 use sm::command::{
     Action, CancelOrder, Command, CommandBatch, CreateOrder, FailedDelivery, FireTimers, OrderLine,
-    PayOrder, Publish, PutSku, PutSubscription, RecordDeliveries, Redrive, RefundOrder,
-    RemoveSubscription, Seckill, TrimMessages,
+    PauseSubscription, PayOrder, Publish, PurgeDead, PutSku, PutSubscription, RecordDeliveries,
+    Redrive, RefundOrder, RemoveSubscription, ResetSubscription, Seckill, TrimMessages,
 };
 use sm::order::REFUND_GROUP;
 use sm::outcome::{Applied, BatchOutcome};
@@ -118,6 +118,18 @@ enum Op {
         group: usize,
         all: bool,
     },
+    Purge {
+        group: usize,
+        all: bool,
+    },
+    Pause {
+        group: usize,
+        paused: bool,
+    },
+    Reset {
+        group: usize,
+        cursor: u64,
+    },
     FireDue,
     Trim {
         topic: usize,
@@ -168,6 +180,9 @@ fn op() -> impl Strategy<Value = Op> {
         (0..GROUPS.len() + 1, any::<bool>(), any::<bool>())
             .prop_map(|(group, ack, dead)| Op::Deliver { group, ack, dead }),
         (0..GROUPS.len() + 1, any::<bool>()).prop_map(|(group, all)| Op::Redrive { group, all }),
+        (0..GROUPS.len() + 1, any::<bool>()).prop_map(|(group, all)| Op::Purge { group, all }),
+        (0..GROUPS.len(), any::<bool>()).prop_map(|(group, paused)| Op::Pause { group, paused }),
+        (0..GROUPS.len(), 0u64..12).prop_map(|(group, cursor)| Op::Reset { group, cursor }),
         Just(Op::FireDue),
         (0..TOPICS.len()).prop_map(|topic| Op::Trim { topic }),
         (0..GROUPS.len()).prop_map(|group| Op::Remove { group }),
@@ -362,23 +377,22 @@ fn leader_log(ops: &[Op], per_entry: &[usize]) -> (Vec<Entry>, Vec<BatchOutcome>
                 Op::Deliver { group, ack, dead } => {
                     deliveries(&log.leader, group_name(*group), now_ms, *ack, *dead)
                 }
-                Op::Redrive { group, all } => {
-                    let group = group_name(*group);
-                    let (letters, _) = log
-                        .leader
-                        .reads()
-                        .dead_letters(group, 0, usize::MAX)
-                        .expect("dead letters");
-                    let take = if *all { letters.len() } else { 1 };
-                    Action::Redrive(Redrive {
-                        group: group.into(),
-                        offsets: letters
-                            .iter()
-                            .take(take)
-                            .map(|d| d.message.offset)
-                            .collect(),
-                    })
-                }
+                Op::Redrive { group, all } => Action::Redrive(Redrive {
+                    group: group_name(*group).into(),
+                    offsets: dead_offsets(&log.leader, group_name(*group), *all),
+                }),
+                Op::Purge { group, all } => Action::PurgeDead(PurgeDead {
+                    group: group_name(*group).into(),
+                    offsets: dead_offsets(&log.leader, group_name(*group), *all),
+                }),
+                Op::Pause { group, paused } => Action::PauseSubscription(PauseSubscription {
+                    group: GROUPS[*group].into(),
+                    paused: *paused,
+                }),
+                Op::Reset { group, cursor } => Action::ResetSubscription(ResetSubscription {
+                    group: GROUPS[*group].into(),
+                    cursor: *cursor,
+                }),
                 Op::FireDue => Action::FireTimers(FireTimers {
                     keys: log
                         .leader
@@ -421,6 +435,20 @@ fn group_name(group: usize) -> &'static str {
 }
 
 /// The outcome of delivering a few of `group`'s pending messages, as the scheduler reports it.
+/// The offsets of `group`'s dead letters on the leader: all of them, or the first.
+fn dead_offsets(leader: &Replica, group: &str, all: bool) -> Vec<u64> {
+    let (letters, _) = leader
+        .reads()
+        .dead_letters(group, 0, usize::MAX)
+        .expect("dead letters");
+    let take = if all { letters.len() } else { 1 };
+    letters
+        .iter()
+        .take(take)
+        .map(|d| d.message.offset)
+        .collect()
+}
+
 fn deliveries(leader: &Replica, group: &str, now_ms: i64, ack: bool, dead: bool) -> Action {
     let reads = leader.reads();
     let mut offsets = Vec::new();
@@ -809,6 +837,14 @@ fn any_action() -> impl Strategy<Value = Action> {
             })
         }),
         name().prop_map(|group| Action::RemoveSubscription(RemoveSubscription { group })),
+        (name(), prop::collection::vec(number(), 0..6))
+            .prop_map(|(group, offsets)| Action::PurgeDead(PurgeDead { group, offsets })),
+        (name(), any::<bool>()).prop_map(|(group, paused)| Action::PauseSubscription(
+            PauseSubscription { group, paused }
+        )),
+        (name(), number()).prop_map(|(group, cursor)| Action::ResetSubscription(
+            ResetSubscription { group, cursor }
+        )),
     ]
 }
 

@@ -14,7 +14,7 @@ use sm::order::REFUND_GROUP;
 use sm::outcome::{Applied, Rejection};
 use sm::queue::{delivery_timer, retry_timer};
 use sm::queue::{DeliveriesRecorded, Subscription};
-use support::Fixture;
+use support::{subscribe, Fixture};
 
 /// The queue tests' verbs on the shared fixture.
 impl Fixture {
@@ -93,23 +93,6 @@ impl Fixture {
         .unwrap();
         id
     }
-}
-
-fn subscribe(group: &str, topic: &str, max_attempts: u32, latest: bool) -> Action {
-    Action::PutSubscription(PutSubscription {
-        group: group.into(),
-        topic: topic.into(),
-        push_url: "http://127.0.0.1:1/hook".into(),
-        timeout_ms: 100,
-        max_attempts,
-        backoff_initial_ms: 10,
-        backoff_max_ms: 100,
-        max_in_flight: 8,
-        rate_per_sec: 0,
-        ordered_by_key: false,
-        start_latest: latest,
-        ..Default::default()
-    })
 }
 
 fn publish(topic: &str) -> Action {

@@ -14,7 +14,7 @@
 //!   not decided here: the dispatcher passes a [`SettleHook`], and the queue tells it which
 //!   messages a group acknowledged or gave up on.
 
-use crate::command::{RecordDeliveries, Redrive};
+use crate::command::{PurgeDead, RecordDeliveries, Redrive};
 use crate::error::StoreError;
 use crate::keys::{self, DeliveryRecord, CF_DELIVERIES, CF_MESSAGES};
 use crate::outcome::{Applied, Outcome, Rejection};
@@ -193,13 +193,13 @@ pub fn record(
             attempts: attempts.attempts,
             dead_at_ms: now_ms,
         };
-        txn.put(
-            CF_DELIVERIES,
-            keys::delivery(DeliveryRecord::Dead, &sub.group, offset),
-            &dead,
-        )?;
+        let dead_key = keys::delivery(DeliveryRecord::Dead, &sub.group, offset);
+        // A reset can make a dead letter's message pending again: dying twice counts once.
+        if txn.get_raw(CF_DELIVERIES, &dead_key)?.is_none() {
+            sub.dead += 1;
+        }
+        txn.put(CF_DELIVERIES, dead_key, &dead)?;
         settle(txn, &mut sub, offset)?;
-        sub.dead += 1;
         done.dead.push(offset);
         if hook.watches(&sub.group) {
             hook.dead(txn, now_ms, &sub.group, &dead.message)?;
@@ -251,4 +251,31 @@ pub fn redrive(txn: &mut Txn<'_>, redrive: &Redrive) -> Result<Outcome, StoreErr
         store::save(txn, &sub)?;
     }
     Ok(Ok(Applied::Redriven(moved)))
+}
+
+/// Deletes the named dead letters of a group for good; answers how many went. Offsets that are
+/// not dead letters (redriven or purged meanwhile) are skipped, so a repeat changes nothing.
+pub fn purge(txn: &mut Txn<'_>, purge: &PurgeDead) -> Result<Outcome, StoreError> {
+    if purge.offsets.len() > MAX_REDRIVE {
+        return Ok(Err(Rejection::Invalid(format!(
+            "a purge removes at most {MAX_REDRIVE} dead letters; propose larger ones in steps"
+        ))));
+    }
+    let Some(mut sub) = store::subscription(txn, &purge.group)? else {
+        return Ok(Err(store::not_found(&purge.group)));
+    };
+    let mut purged = 0;
+    for &offset in &purge.offsets {
+        let dead = keys::delivery(DeliveryRecord::Dead, &sub.group, offset);
+        if txn.get_raw(CF_DELIVERIES, &dead)?.is_none() {
+            continue;
+        }
+        txn.delete(CF_DELIVERIES, dead);
+        sub.dead = sub.dead.saturating_sub(1);
+        purged += 1;
+    }
+    if purged > 0 {
+        store::save(txn, &sub)?;
+    }
+    Ok(Ok(Applied::Purged(purged)))
 }

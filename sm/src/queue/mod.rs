@@ -13,12 +13,14 @@
 //! - [`topic`]: publishing with gapless per-topic offsets; a topic's head; a client's publish.
 //! - [`subscribe`]: creating and changing a group; loading and storing its record.
 //! - [`delivery`]: acks, failed attempts, dead letters and redrives; the [`SettleHook`] seam.
+//! - [`group_control`]: an operator's pause, resume and position reset of a group.
 //! - [`timers`]: delay and retry timers marking messages ready when they fire.
 //! - [`retention`]: removing old messages every group has settled.
 //! - [`group_removal`]: removing a group and its records in bounded steps.
 //! - [`reads`]: reads of the applied queue state for the scheduler and the admin API.
 
 pub(crate) mod delivery;
+pub(crate) mod group_control;
 pub(crate) mod group_removal;
 pub(crate) mod message;
 mod reads;
@@ -31,9 +33,10 @@ pub(crate) mod timers;
 pub(crate) mod topic;
 
 pub use delivery::{SettleHook, MAX_REDRIVE};
+pub use group_control::RESET_RECORDS;
 pub use group_removal::RECORDS_PER_STEP;
-pub use message::{parse_message_id, Message};
-pub use reads::{PendingMessage, QueueReads, Scanned, SKIP_BUDGET};
+pub use message::{message_id, parse_message_id, Message};
+pub use reads::{DeadSearch, DeliveryStatus, PendingMessage, QueueReads, Scanned, SKIP_BUDGET};
 pub use retention::MAX_TRIM;
 pub use signing_secret::SigningSecret;
 pub use subscription::{

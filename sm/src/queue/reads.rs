@@ -28,6 +28,27 @@ pub struct Scanned {
     pub complete: bool,
 }
 
+/// Where one message stands with one group, for an order's trace.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DeliveryStatus {
+    /// Not settled yet; its failed attempts so far (if any).
+    Pending(Option<Attempts>),
+    /// Settled without a dead letter: acknowledged, or behind where the group started or was
+    /// reset to (the state keeps no per-message ack record, only the cursor).
+    Settled,
+    /// Given up on: the dead letter with its attempts.
+    Dead(DeadLetter),
+}
+
+/// A page of a dead-letter search.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeadSearch {
+    /// The letters that matched, in offset order.
+    pub letters: Vec<DeadLetter>,
+    /// Where the next page starts (the last offset examined), when the scan stopped early.
+    pub next: Option<u64>,
+}
+
 /// A message waiting for delivery to a group, with its failed attempts so far.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PendingMessage {
@@ -326,6 +347,93 @@ impl<'a> QueueReads<'a> {
             Ok(true)
         })?;
         Ok((dead, more))
+    }
+
+    /// Up to `limit` dead letters of `group` after offset `after` whose key or payload text
+    /// contains `needle` (case-insensitive), examining at most `budget` letters: a search of a
+    /// huge dead-letter set answers in pages, `next` saying where to go on.
+    pub fn search_dead_letters(
+        &self,
+        group: &str,
+        needle: &str,
+        after: u64,
+        limit: usize,
+        budget: usize,
+    ) -> Result<DeadSearch, StoreError> {
+        let needle = needle.to_lowercase();
+        let prefix = keys::delivery_prefix(DeliveryRecord::Dead, group);
+        let from = keys::delivery(DeliveryRecord::Dead, group, after.saturating_add(1));
+        let mut found = DeadSearch {
+            letters: Vec::new(),
+            next: None,
+        };
+        let mut examined = 0;
+        let mut last = after;
+        scan_prefix(self.db, CF_DELIVERIES, &from, &prefix, |key, value| {
+            if found.letters.len() >= limit || examined >= budget {
+                found.next = Some(last);
+                return Ok(false);
+            }
+            examined += 1;
+            last = keys::trailing_offset(key).unwrap_or(last);
+            let letter: DeadLetter =
+                serde_json::from_slice(value).map_err(|e| StoreError::corrupt("dead letter", e))?;
+            if letter.message.key.to_lowercase().contains(&needle)
+                || letter
+                    .message
+                    .payload
+                    .to_string()
+                    .to_lowercase()
+                    .contains(&needle)
+            {
+                found.letters.push(letter);
+            }
+            Ok(true)
+        })?;
+        Ok(found)
+    }
+
+    /// Where the message at `offset` stands with `sub`.
+    pub fn delivery_status(
+        &self,
+        sub: &Subscription,
+        offset: u64,
+    ) -> Result<DeliveryStatus, StoreError> {
+        let txn = self.txn();
+        if let Some(dead) = txn.get::<DeadLetter>(
+            CF_DELIVERIES,
+            &keys::delivery(DeliveryRecord::Dead, &sub.group, offset),
+        )? {
+            return Ok(DeliveryStatus::Dead(dead));
+        }
+        if store::is_pending(&txn, sub, offset)? {
+            let attempts = txn.get(
+                CF_DELIVERIES,
+                &keys::delivery(DeliveryRecord::Attempts, &sub.group, offset),
+            )?;
+            return Ok(DeliveryStatus::Pending(attempts));
+        }
+        Ok(DeliveryStatus::Settled)
+    }
+
+    /// The cursor that puts `topic`'s messages published at or after `at_ms` next in line: the
+    /// last offset published before it. Publish times never go backwards along a topic (the
+    /// batch clock does not), so this is a binary search of point lookups.
+    pub fn offset_before_time(&self, topic: &str, at_ms: i64) -> Result<u64, StoreError> {
+        let txn = self.txn();
+        let (mut lo, mut hi) = (store::floor(&txn, topic)?, store::head(&txn, topic)?);
+        // Invariant: every offset <= lo is before `at_ms`; every offset > hi is at or after it.
+        while lo < hi {
+            let mid = lo + (hi - lo).div_ceil(2);
+            let before =
+                store::message(&txn, topic, mid)?.is_none_or(|m| m.published_at_ms < at_ms);
+            if before {
+                lo = mid;
+            } else {
+                hi = mid - 1;
+            }
+        }
+        Ok(lo)
     }
 
     /// How many offsets beyond the cursor of `sub` are already settled (for the backlog).

@@ -65,6 +65,13 @@ pub struct Subscription {
     /// knows to look for ready messages.
     #[serde(default)]
     pub ready_marks: u64,
+    /// An operator paused the group: the scheduler hands none of its messages out.
+    #[serde(default)]
+    pub paused: bool,
+    /// Bumped by every reset of the cursor, so the scheduler drops what it had read past the
+    /// old position and reads again from the new one.
+    #[serde(default)]
+    pub resets: u64,
 }
 
 /// One attempt that failed.

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use sm::apply_batch;
-use sm::command::{Action, Command, CommandBatch};
+use sm::command::{Action, Command, CommandBatch, PutSubscription};
 use sm::outcome::Outcome;
 use sm::txn::Txn;
 use sm::{QueueReads, SoldOut, StateReader};
@@ -86,4 +86,21 @@ impl Fixture {
     pub fn queue(&self) -> QueueReads<'_> {
         self.reader.queue()
     }
+}
+
+/// A push subscription of `group` to `topic` at an unreachable hook, with fast backoff: the
+/// scheduler's outcomes are what the tests propose themselves.
+pub fn subscribe(group: &str, topic: &str, max_attempts: u32, latest: bool) -> Action {
+    Action::PutSubscription(PutSubscription {
+        group: group.into(),
+        topic: topic.into(),
+        push_url: "http://127.0.0.1:1/hook".into(),
+        timeout_ms: 100,
+        max_attempts,
+        backoff_initial_ms: 10,
+        backoff_max_ms: 100,
+        max_in_flight: 8,
+        start_latest: latest,
+        ..Default::default()
+    })
 }
