@@ -7,7 +7,7 @@ mod support;
 
 use sm::command::{
     Action, CreateOrder, FailedDelivery, FireTimers, OrderLine, PayOrder, Publish, PutSku,
-    PutSubscription, RecordDeliveries, Redrive, RefundOrder, RemoveSubscription, TrimMessages,
+    RecordDeliveries, Redrive, RefundOrder, RemoveSubscription, TrimMessages,
 };
 use sm::order::OrderState;
 use sm::order::REFUND_GROUP;
