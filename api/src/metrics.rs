@@ -11,7 +11,7 @@
 //! linters reject).
 
 use prometheus_client::encoding::{
-    DescriptorEncoder, EncodeGaugeValue, EncodeLabelSet, EncodeMetric,
+    DescriptorEncoder, EncodeCounterValue, EncodeGaugeValue, EncodeLabelSet, EncodeMetric,
 };
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
@@ -92,27 +92,13 @@ pub fn gauge(
     metric.encode(encoder.encode_descriptor(name, help, None, MetricType::Gauge)?)
 }
 
-/// Writes one unlabelled counter from a collector (the encoder adds `_total` to `name`).
-pub fn counter(
+/// Writes one unlabelled counter from a collector, of a count or of seconds (the encoder adds
+/// `_total` to `name`).
+pub fn counter<N: EncodeCounterValue>(
     encoder: &mut DescriptorEncoder,
     name: &str,
     help: &str,
-    value: u64,
-) -> Result<(), std::fmt::Error> {
-    ConstCounter::new(value).encode(encoder.encode_descriptor(
-        name,
-        help,
-        None,
-        MetricType::Counter,
-    )?)
-}
-
-/// Writes one unlabelled counter of seconds or another fraction (the encoder adds `_total`).
-pub fn counter_float(
-    encoder: &mut DescriptorEncoder,
-    name: &str,
-    help: &str,
-    value: f64,
+    value: N,
 ) -> Result<(), std::fmt::Error> {
     ConstCounter::new(value).encode(encoder.encode_descriptor(
         name,

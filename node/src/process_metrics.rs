@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-use api::metrics::{counter_float, gauge};
+use api::metrics::{counter, gauge};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::DescriptorEncoder;
 
@@ -81,7 +81,7 @@ impl Collector for ProcessMetrics {
             return Ok(());
         };
         let e = &mut encoder;
-        counter_float(
+        counter(
             e,
             "process_cpu_seconds",
             "Total user and system CPU time spent in seconds.",
