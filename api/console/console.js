@@ -432,6 +432,7 @@ async function loadStory(id) {
       ['Status', deliveryBadge],
       ['Attempts', (d) => d.attempts.length, 'num'],
       ['Last error', (d) => dash(d.last_error)],
+      ['Acked', (d) => when(d.acked_at)],
       ['Dead since', (d) => when(d.dead_at)],
     ], m.deliveries, { empty: 'No subscription reads this topic.', key: (d) => d.group });
     return el('div', { class: 'message card', dataset: { topic: m.topic, id: m.id } },
@@ -720,6 +721,14 @@ async function loadTimers() {
     figure('Firing lag p99', timers.lag_ms_p99 === null ? '—' : timers.lag_ms_p99 + ' ms'),
     figure('Orders closed, last minute', closed ? closed.published_last_minute : 0, 'closes'),
     figure('Orders closed in all', closed ? closed.head : 0));
+  const recent = el('table', { id: 'timer-recent-closes' });
+  table(recent, [
+    ['Order', (c) => el('a', { href: '#order/' + enc(c.order_id) }, c.order_id)],
+    ['User', (c) => dash(c.user_id)],
+    ['Closed', (c) => when(c.closed_at)],
+    ['Reason', (c) => badge(dash(c.reason), c.reason === 'expired' ? 'warn' : '')],
+  ], timers.recent_closes || [], { empty: 'No order has been closed yet.', key: (c) => c.order_id });
+  show($('timer-closes'), el('h3', {}, 'Recent closes'), recent);
 }
 
 // ---- start

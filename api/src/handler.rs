@@ -30,6 +30,9 @@ use crate::seckill_answers::SeckillAnswers;
 use crate::state_metrics::StateMetrics;
 use crate::view;
 
+/// How many of the latest closed orders `GET /admin/timers` lists.
+const RECENT_CLOSES: u64 = 10;
+
 pub use crate::cluster::FORWARDED_HEADER;
 
 /// Settings of the API layer.
@@ -286,7 +289,14 @@ impl<C: Cluster> Api<C> {
             }),
             Route::ClusterStatus => Ok(json_reply(200, &json!(self.cluster.status()))),
             Route::Timers => {
-                let stats = self.cluster.reader().timer_stats()?;
+                let reader = self.cluster.reader();
+                let stats = reader.timer_stats()?;
+                let recent_closes: Vec<Value> = reader
+                    .queue()
+                    .latest(sm::order::CLOSED, RECENT_CLOSES)?
+                    .iter()
+                    .map(view::closed_order)
+                    .collect();
                 Ok(json_reply(
                     200,
                     &json!({
@@ -294,6 +304,7 @@ impl<C: Cluster> Api<C> {
                         "next_due_at": stats.next_due_ms.map(view::rfc3339),
                         "fired": stats.fired,
                         "lag_ms_p99": self.cluster.timer_lag_p99_ms(),
+                        "recent_closes": recent_closes,
                     }),
                 ))
             }

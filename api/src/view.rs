@@ -160,7 +160,8 @@ pub fn traced_message(message: &Message, deliveries: Vec<Value>) -> Value {
 }
 
 /// Where a message stands with `group`: `pending` (with its failed attempts, and whether the
-/// leader has it in flight), `settled` or `dead`.
+/// leader has it in flight), `settled` (with when it was acknowledged, when the state knows) or
+/// `dead`.
 pub fn delivery_status(group: &str, status: &DeliveryStatus) -> Value {
     let attempts = |list: &[Attempt]| -> Vec<Value> {
         list.iter()
@@ -177,11 +178,12 @@ pub fn delivery_status(group: &str, status: &DeliveryStatus) -> Value {
                 "last_error": list.last().map(|a| &a.error),
             })
         }
-        DeliveryStatus::Settled => json!({
+        DeliveryStatus::Settled(acked_at_ms) => json!({
             "group": group,
             "status": "settled",
             "attempts": [],
             "last_error": null,
+            "acked_at": acked_at_ms.map(rfc3339),
         }),
         DeliveryStatus::Dead(dead) => json!({
             "group": group,
@@ -191,6 +193,19 @@ pub fn delivery_status(group: &str, status: &DeliveryStatus) -> Value {
             "dead_at": rfc3339(dead.dead_at_ms),
         }),
     }
+}
+
+/// An `order.closed` message as `GET /admin/timers` lists it: which order, when and why. The
+/// message's payload is the order itself.
+pub fn closed_order(message: &Message) -> Value {
+    let order = &message.payload;
+    json!({
+        "order_id": order["id"],
+        "user_id": order["user_id"],
+        "closed_at": order["closed_at"],
+        "reason": order["close_reason"],
+        "offset": message.offset,
+    })
 }
 
 /// A dead letter as the contract shows it: the message, its failed attempts, when it died.

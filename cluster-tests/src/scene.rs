@@ -35,6 +35,8 @@ pub struct OperatorScene {
     pub points: Receiver,
     /// Fails every call (until a test changes its options): the `jobs-hook` group's webhook.
     pub jobs: Receiver,
+    /// An order the buyer cancelled (user `u2`): the latest close.
+    pub closed_order_id: String,
     /// The id of the dead letter whose payload holds [`NEEDLE_TEXT`].
     pub needle_id: String,
     /// Every dead letter's message id, in publish order.
@@ -63,6 +65,11 @@ impl OperatorScene {
             .pay_order(&order.id, "p-1", Some("scene-pay"))
             .await?;
         points.wait_acked(1, SETTLE_LIMIT).await?;
+        let cancelled = cluster
+            .place_order(&NewOrder::single("u2", SKUS[0], 1), Some("scene-cancelled"))
+            .await?;
+        let leader = cluster.wait_for_leader().await?;
+        cluster.cancel(leader, &cancelled.id).await?;
         cluster
             .subscribe(
                 JOBS_GROUP,
@@ -94,6 +101,7 @@ impl OperatorScene {
             .ok_or_else(|| Error::Usage("no needle published".into()))?;
         Ok(OperatorScene {
             order_id: order.id,
+            closed_order_id: cancelled.id,
             points,
             jobs,
             needle_id,

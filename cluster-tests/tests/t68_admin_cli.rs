@@ -1,6 +1,6 @@
 //! `orderq admin` against three real nodes, each subcommand through a follower as well as the
 //! leader, with `--json` parsed: cluster, skus, topics, subs, dead list/redrive/purge, trace,
-//! timers, snapshot; the environment in place of flags; one-line errors with their exit codes;
+//! timers, snapshot, backup; the environment in place of flags; one-line errors with their exit codes;
 //! `orderq completions`.
 
 use std::process::Output;
@@ -10,6 +10,8 @@ use cluster::process::locate_binary;
 use cluster::scene::{JOBS_GROUP, POINTS_GROUP};
 use cluster::{within, Cluster, ClusterOptions, OperatorScene, ReceiverOptions};
 use serde_json::Value;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
 
 /// The token [`ClusterOptions::default`] starts the nodes with.
 fn token() -> String {
@@ -122,6 +124,15 @@ async fn t68_admin_cli_every_subcommand_on_a_three_node_cluster() {
             .expect("order.paid in the trace");
         assert_eq!(paid["deliveries"][0]["group"], POINTS_GROUP);
         assert_eq!(paid["deliveries"][0]["status"], "settled");
+        let time = |v: &Value| {
+            v.as_str()
+                .and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok())
+                .unwrap_or_else(|| panic!("an RFC 3339 time, got {v}"))
+        };
+        assert!(
+            time(&paid["deliveries"][0]["acked_at"]) >= time(&trace["order"]["paid_at"]),
+            "acknowledged after it was paid: {paid}"
+        );
 
         eprintln!("--- dead letters: search, redrive one to a mended webhook, purge the rest");
         let found = admin_json(
@@ -151,10 +162,55 @@ async fn t68_admin_cli_every_subcommand_on_a_three_node_cluster() {
         eprintln!("--- timers and a snapshot");
         let timers = admin_json(&via_follower, &["timers"]).await;
         assert!(timers["pending"].is_u64(), "{timers}");
+        assert_eq!(
+            timers["recent_closes"][0]["order_id"], scene.closed_order_id,
+            "the latest close first: {timers}"
+        );
+        assert_eq!(
+            timers["recent_closes"][0]["reason"], "cancelled",
+            "{timers}"
+        );
         let snapshot = admin_json(&via_leader, &["snapshot"]).await;
         assert!(
             snapshot["index"].as_u64().is_some_and(|i| i > 0),
             "{snapshot}"
+        );
+
+        eprintln!("--- a backup through a follower, then the same one refused");
+        let backup_dir = cluster.dir().join("cli-backup");
+        let backup_path = backup_dir.to_string_lossy().to_string();
+        let backup = admin_json(&via_follower, &["backup", "--dir", &backup_path]).await;
+        assert_eq!(backup["dir"], backup_path.as_str(), "{backup}");
+        assert!(
+            backup["applied_index"].as_u64().is_some_and(|i| i > 0),
+            "{backup}"
+        );
+        assert!(
+            backup_dir.join("backup.json").is_file(),
+            "the backup's manifest in {backup_dir:?}"
+        );
+        let again = orderq(
+            &[
+                "admin",
+                "backup",
+                "--dir",
+                &backup_path,
+                "--url",
+                &via_follower,
+                "--token",
+                &token(),
+            ],
+            &[],
+        )
+        .await;
+        assert!(
+            !again.status.success(),
+            "a second backup into the same directory is refused"
+        );
+        assert!(
+            one_line_error(&again).contains("backup"),
+            "{}",
+            one_line_error(&again)
         );
 
         eprintln!("--- tables by default; the URL and token from the environment");

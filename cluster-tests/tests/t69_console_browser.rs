@@ -115,6 +115,17 @@ async fn story(browser: &Client, console: &str, scene: &OperatorScene, token: &s
         ),
     )
     .await;
+    wait_until(
+        browser,
+        "the paid event's ack time",
+        &format!(
+            "!['', '—'].includes({}.trim())",
+            text_of(&format!(
+                ".message[data-topic='order.paid'] tr[data-key='{POINTS_GROUP}'] td:nth-child(5)"
+            ))
+        ),
+    )
+    .await;
     screenshot(browser, "2-order-story").await;
 
     eprintln!("--- stock and queues");
@@ -189,7 +200,23 @@ async fn story(browser: &Client, console: &str, scene: &OperatorScene, token: &s
     open_view(
         browser,
         "#timers",
-        "document.querySelectorAll('#timer-figures .figure').length > 0",
+        &format!(
+            "document.querySelectorAll('#timer-figures .figure').length > 0 \
+             && document.querySelector(\"#timer-recent-closes tr[data-key='{}']\")",
+            scene.closed_order_id
+        ),
+    )
+    .await;
+    wait_until(
+        browser,
+        "the cancelled order among the recent closes",
+        &format!(
+            "{}.includes('cancelled')",
+            text_of(&format!(
+                "#timer-recent-closes tr[data-key='{}']",
+                scene.closed_order_id
+            ))
+        ),
     )
     .await;
     tokio::time::sleep(Duration::from_secs(3)).await;

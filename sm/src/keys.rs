@@ -270,6 +270,11 @@ pub enum DeliveryRecord {
     TopicFloor = 8,
     /// A group being removed whose records are not all gone yet: `9 group`.
     Removing = 9,
+    /// When a group's cursor reached an offset (`queue::ack_time`): `10 group 0x00 cursor`.
+    CursorPassed = 10,
+    /// When a group acknowledged a message behind its cursor (a redriven dead letter):
+    /// `11 group 0x00 offset`.
+    AckedBehind = 11,
 }
 
 /// Key of a subscription record in `deliveries`.

@@ -5,7 +5,7 @@
 mod support;
 
 use sm::command::{
-    Action, FailedDelivery, PauseSubscription, Publish, PurgeDead, RecordDeliveries,
+    Action, FailedDelivery, PauseSubscription, Publish, PurgeDead, RecordDeliveries, Redrive,
     ResetSubscription,
 };
 use sm::outcome::{Applied, Rejection};
@@ -187,7 +187,7 @@ fn operator_reads_find_letters_statuses_and_times() {
     let sub = f.sub("g");
     assert_eq!(
         reads.delivery_status(&sub, 1).unwrap(),
-        DeliveryStatus::Settled
+        DeliveryStatus::Settled(Some(50))
     );
     assert!(matches!(
         reads.delivery_status(&sub, 2).unwrap(),
@@ -203,4 +203,67 @@ fn operator_reads_find_letters_statuses_and_times() {
     assert_eq!(reads.offset_before_time("t", 30).unwrap(), 2);
     assert_eq!(reads.offset_before_time("t", 1_000).unwrap(), 4);
     assert_eq!(reads.offset_before_time("none", 1_000).unwrap(), 0);
+}
+
+fn status(f: &Fixture, offset: u64) -> DeliveryStatus {
+    f.queue().delivery_status(&f.sub("g"), offset).unwrap()
+}
+
+#[test]
+fn each_ack_keeps_when_it_was_recorded_in_order_out_of_order_redriven_and_after_a_reset() {
+    let mut f = Fixture::new();
+    f.action_at(0, subscribe("g", "t", 1, false)).unwrap();
+    for i in 1..=5 {
+        f.action_at(i, publish(&format!("k{i}"), "x")).unwrap();
+    }
+    f.action_at(100, outcomes("g", &[3], &[], 0)).unwrap();
+    assert_eq!(
+        status(&f, 3),
+        DeliveryStatus::Settled(Some(100)),
+        "beyond the cursor"
+    );
+    f.action_at(200, outcomes("g", &[1, 2], &[], 0)).unwrap();
+    assert_eq!(f.sub("g").cursor, 3);
+    assert_eq!(status(&f, 1), DeliveryStatus::Settled(Some(200)));
+    assert_eq!(status(&f, 2), DeliveryStatus::Settled(Some(200)));
+    assert_eq!(
+        status(&f, 3),
+        DeliveryStatus::Settled(Some(100)),
+        "its own time, not the cursor's passing"
+    );
+
+    f.action_at(300, outcomes("g", &[], &[4], 0)).unwrap();
+    assert!(matches!(status(&f, 4), DeliveryStatus::Dead(_)));
+    f.action_at(
+        400,
+        Action::Redrive(Redrive {
+            group: "g".into(),
+            offsets: vec![4],
+        }),
+    )
+    .unwrap();
+    assert!(matches!(status(&f, 4), DeliveryStatus::Pending(_)));
+    f.action_at(500, outcomes("g", &[4, 5], &[], 0)).unwrap();
+    assert_eq!(
+        status(&f, 4),
+        DeliveryStatus::Settled(Some(500)),
+        "redriven"
+    );
+    assert_eq!(status(&f, 5), DeliveryStatus::Settled(Some(500)));
+    assert_eq!(status(&f, 1), DeliveryStatus::Settled(Some(200)));
+
+    f.action_at(600, reset("g", 0)).unwrap();
+    f.action_at(700, outcomes("g", &[1], &[], 0)).unwrap();
+    assert_eq!(
+        status(&f, 1),
+        DeliveryStatus::Settled(Some(700)),
+        "acked again"
+    );
+    assert!(matches!(status(&f, 2), DeliveryStatus::Pending(_)));
+    f.action_at(800, reset("g", 5)).unwrap();
+    assert_eq!(
+        status(&f, 3),
+        DeliveryStatus::Settled(None),
+        "skipped by a reset: no ack time, not the one from before it"
+    );
 }

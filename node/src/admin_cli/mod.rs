@@ -83,6 +83,13 @@ pub enum AdminCommand {
     Timers,
     /// Builds a snapshot on the answering node now.
     Snapshot,
+    /// Writes a consistent copy of the answering node's state to a new directory on its machine
+    /// (the same as `orderq backup`; restore it with `orderq restore`).
+    Backup {
+        /// The new directory, by absolute path on the node's machine.
+        #[arg(long)]
+        dir: String,
+    },
 }
 
 /// `orderq admin dead ...`.
@@ -184,6 +191,12 @@ pub async fn run(args: &AdminArgs) -> Result<String, CliError> {
                 .post(client.url(&["admin", "snapshot"], &[]), json!({}))
                 .await?,
             render::snapshot,
+        ),
+        AdminCommand::Backup { dir } => (
+            client
+                .post(client.url(&["admin", "backup"], &[]), json!({ "dir": dir }))
+                .await?,
+            render::backup,
         ),
     };
     if args.json {

@@ -236,6 +236,7 @@ pub fn trace(answer: &Value) -> String {
         "PUBLISHED_AT",
         "GROUP",
         "STATUS",
+        "SINCE",
         "ATTEMPTS",
         "LAST_ERROR",
     ]);
@@ -256,6 +257,12 @@ pub fn trace(answer: &Value) -> String {
             row.extend([
                 field(delivery, "group"),
                 field(delivery, "status"),
+                // When it was acknowledged, or when it died.
+                if delivery["acked_at"].is_string() {
+                    field(delivery, "acked_at")
+                } else {
+                    field(delivery, "dead_at")
+                },
                 items(delivery, "attempts").len().to_string(),
                 cell(&delivery["last_error"], WIDE_CELL),
             ]);
@@ -281,12 +288,37 @@ pub fn timers(answer: &Value) -> String {
             .map(|k| field(answer, k))
             .collect(),
     );
-    table.render()
+    let mut out = table.render();
+    let closes = items(answer, "recent_closes");
+    if !closes.is_empty() {
+        out.push_str("\nRECENT CLOSES\n");
+        let mut recent = Table::new(&["ORDER", "USER", "CLOSED_AT", "REASON"]);
+        for close in closes {
+            recent.row(
+                ["order_id", "user_id", "closed_at", "reason"]
+                    .iter()
+                    .map(|k| field(close, k))
+                    .collect(),
+            );
+        }
+        out.push_str(&recent.render());
+    }
+    out
 }
 
 /// `POST /admin/snapshot`.
 pub fn snapshot(answer: &Value) -> String {
     format!("snapshot at index {}\n", field(answer, "index"))
+}
+
+/// `POST /admin/backup`.
+pub fn backup(answer: &Value) -> String {
+    format!(
+        "backup in {} at index {} (digest {})\n",
+        cell(&answer["dir"], usize::MAX),
+        field(answer, "applied_index"),
+        cell(&answer["digest"], usize::MAX)
+    )
 }
 
 #[cfg(test)]
@@ -322,14 +354,17 @@ mod tests {
             "order": {"id": "o1", "user_id": "u1", "state": "paid"},
             "changes": [{"offset": 4, "op": "update", "before": {"state": "pending_payment"}, "after": {"state": "paid"}}],
             "messages": [{"id": "m1", "topic": "order.paid", "deliveries": [
-                {"group": "points", "status": "settled", "attempts": []},
+                {"group": "points", "status": "settled", "attempts": [], "acked_at": "2026-11-30T17:00:00Z"},
                 {"group": "sms", "status": "dead", "attempts": [{"error": "HTTP 500"}], "last_error": "HTTP 500"},
             ]}],
             "complete": true,
         });
         let text = trace(&answer);
         assert!(text.contains("pending_payment  paid"), "{text}");
-        assert!(text.contains("points  settled"), "{text}");
+        assert!(
+            text.contains("points  settled  2026-11-30T17:00:00Z"),
+            "{text}"
+        );
         assert!(text.contains("HTTP 500"), "{text}");
         assert!(!text.contains("incomplete"), "{text}");
     }

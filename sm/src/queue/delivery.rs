@@ -21,6 +21,7 @@ use crate::outcome::{Applied, Outcome, Rejection};
 use crate::timers;
 use crate::txn::Txn;
 
+use super::ack_time;
 use super::message::Message;
 use super::store;
 use super::subscription::{Attempt, Attempts, DeadLetter, DeliveriesRecorded, Subscription};
@@ -58,7 +59,12 @@ pub trait SettleHook {
 /// Marks `offset` settled for `sub` and moves the cursor past every settled offset after it;
 /// its retry timer, attempts and markers go. The common case, settling the offset right after
 /// the cursor, writes no marker at all.
-fn settle(txn: &mut Txn<'_>, sub: &mut Subscription, offset: u64) -> Result<(), StoreError> {
+fn settle(
+    txn: &mut Txn<'_>,
+    sub: &mut Subscription,
+    offset: u64,
+    now_ms: i64,
+) -> Result<(), StoreError> {
     let group = sub.group.clone();
     store::delete_if_present(
         txn,
@@ -84,22 +90,19 @@ fn settle(txn: &mut Txn<'_>, sub: &mut Subscription, offset: u64) -> Result<(), 
     }
     if offset != sub.cursor + 1 {
         if offset > sub.cursor {
-            txn.put_raw(
-                CF_DELIVERIES,
-                keys::delivery(DeliveryRecord::Settled, &group, offset),
-                Vec::new(),
-            );
+            ack_time::settled_beyond(txn, sub, offset, now_ms)?;
         }
         return Ok(());
     }
     sub.cursor = offset;
     loop {
         let next = keys::delivery(DeliveryRecord::Settled, &group, sub.cursor + 1);
-        if txn.get_raw(CF_DELIVERIES, &next)?.is_none() {
+        let Some(marker) = txn.get_raw(CF_DELIVERIES, &next)? else {
             return Ok(());
-        }
+        };
         txn.delete(CF_DELIVERIES, next);
         sub.cursor += 1;
+        ack_time::keep_marker_time(txn, sub, sub.cursor, &marker)?;
     }
 }
 
@@ -115,6 +118,7 @@ pub fn record(
         return Ok(Err(store::not_found(&results.group)));
     };
     let mut done = DeliveriesRecorded::default();
+    let cursor_before = sub.cursor;
     for &offset in &results.acks {
         if !store::is_pending(txn, &sub, offset)? {
             // An attempt answered after its message was dead-lettered (one still in flight from
@@ -125,6 +129,7 @@ pub fn record(
             match txn.get::<DeadLetter>(CF_DELIVERIES, &dead)? {
                 Some(letter) => {
                     txn.delete(CF_DELIVERIES, dead);
+                    ack_time::acked_behind(txn, &sub, offset, now_ms)?;
                     sub.dead = sub.dead.saturating_sub(1);
                     sub.delivered += 1;
                     done.acked.push(offset);
@@ -136,7 +141,11 @@ pub fn record(
             }
             continue;
         }
-        settle(txn, &mut sub, offset)?;
+        if offset <= sub.cursor {
+            // A redriven dead letter: the cursor passed it long ago.
+            ack_time::acked_behind(txn, &sub, offset, now_ms)?;
+        }
+        settle(txn, &mut sub, offset, now_ms)?;
         sub.delivered += 1;
         done.acked.push(offset);
         // Only a watched group's messages are read; others need not be.
@@ -199,11 +208,14 @@ pub fn record(
             sub.dead += 1;
         }
         txn.put(CF_DELIVERIES, dead_key, &dead)?;
-        settle(txn, &mut sub, offset)?;
+        settle(txn, &mut sub, offset, now_ms)?;
         done.dead.push(offset);
         if hook.watches(&sub.group) {
             hook.dead(txn, now_ms, &sub.group, &dead.message)?;
         }
+    }
+    if sub.cursor > cursor_before {
+        ack_time::cursor_passed(txn, &sub, now_ms)?;
     }
     store::save(txn, &sub)?;
     Ok(Ok(Applied::DeliveriesRecorded(done)))

@@ -24,8 +24,10 @@ use super::timers as queue_timers;
 pub const RECORDS_PER_STEP: usize = 10_000;
 
 /// The per-message record kinds a group owns.
-const GROUP_RECORDS: [DeliveryRecord; 5] = [
+const GROUP_RECORDS: [DeliveryRecord; 7] = [
     DeliveryRecord::Settled,
+    DeliveryRecord::CursorPassed,
+    DeliveryRecord::AckedBehind,
     DeliveryRecord::Attempts,
     DeliveryRecord::Dead,
     DeliveryRecord::Ready,

@@ -12,6 +12,7 @@
 //! - [`store`]: the wing's ground floor: reading and writing its records through the batch.
 //! - [`topic`]: publishing with gapless per-topic offsets; a topic's head; a client's publish.
 //! - [`subscribe`]: creating and changing a group; loading and storing its record.
+//! - [`ack_time`]: when a group acknowledged a message, kept per cursor move, not per message.
 //! - [`delivery`]: acks, failed attempts, dead letters and redrives; the [`SettleHook`] seam.
 //! - [`group_control`]: an operator's pause, resume and position reset of a group.
 //! - [`timers`]: delay and retry timers marking messages ready when they fire.
@@ -19,6 +20,7 @@
 //! - [`group_removal`]: removing a group and its records in bounded steps.
 //! - [`reads`]: reads of the applied queue state for the scheduler and the admin API.
 
+pub(crate) mod ack_time;
 pub(crate) mod delivery;
 pub(crate) mod group_control;
 pub(crate) mod group_removal;
@@ -32,6 +34,7 @@ pub(crate) mod subscription;
 pub(crate) mod timers;
 pub(crate) mod topic;
 
+pub use ack_time::AckMark;
 pub use delivery::{SettleHook, MAX_REDRIVE};
 pub use group_control::RESET_RECORDS;
 pub use group_removal::RECORDS_PER_STEP;

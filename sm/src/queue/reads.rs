@@ -8,6 +8,7 @@ use crate::error::StoreError;
 use crate::keys::{self, DeliveryRecord, CF_DELIVERIES, CF_MESSAGES};
 use crate::txn::Txn;
 
+use super::ack_time;
 use super::message::Message;
 use super::store;
 use super::subscription::{Attempts, DeadLetter, Subscription};
@@ -34,8 +35,8 @@ pub enum DeliveryStatus {
     /// Not settled yet; its failed attempts so far (if any).
     Pending(Option<Attempts>),
     /// Settled without a dead letter: acknowledged, or behind where the group started or was
-    /// reset to (the state keeps no per-message ack record, only the cursor).
-    Settled,
+    /// reset to. With when it was acknowledged, when the state knows (`queue::ack_time`).
+    Settled(Option<i64>),
     /// Given up on: the dead letter with its attempts.
     Dead(DeadLetter),
 }
@@ -187,6 +188,22 @@ impl<'a> QueueReads<'a> {
     /// The message at `offset` of `topic`.
     pub fn message(&self, topic: &str, offset: u64) -> Result<Option<Message>, StoreError> {
         store::message(&self.txn(), topic, offset)
+    }
+
+    /// The newest messages of `topic` still held, newest first, at most `limit` (a topic's
+    /// offsets have no gaps, so this is `limit` point reads back from its head).
+    pub fn latest(&self, topic: &str, limit: u64) -> Result<Vec<Message>, StoreError> {
+        let txn = self.txn();
+        let head = store::head(&txn, topic)?;
+        let floor = store::floor(&txn, topic)?;
+        let oldest = head.saturating_sub(limit).max(floor) + 1;
+        let mut messages = Vec::new();
+        for offset in (oldest..=head).rev() {
+            if let Some(message) = store::message(&txn, topic, offset)? {
+                messages.push(message);
+            }
+        }
+        Ok(messages)
     }
 
     /// Up to `limit` messages of `sub`'s topic after `after` (and after its cursor) that are not
@@ -413,7 +430,9 @@ impl<'a> QueueReads<'a> {
             )?;
             return Ok(DeliveryStatus::Pending(attempts));
         }
-        Ok(DeliveryStatus::Settled)
+        Ok(DeliveryStatus::Settled(ack_time::settled_at(
+            &txn, sub, offset,
+        )?))
     }
 
     /// The cursor that puts `topic`'s messages published at or after `at_ms` next in line: the

@@ -11,7 +11,9 @@
 //! - A topic's floor (the last offset removed) is kept beside its head: the next trim starts
 //!   after it, and a subscription created with `start: earliest` begins at the oldest message
 //!   still held. Messages go in offset order, at most [`MAX_TRIM`] per command.
+//! - The groups' ack times at or below the new floor go with the messages (`ack_time::prune`).
 
+use super::ack_time;
 use super::message::Message;
 use super::store;
 use super::timers as queue_timers;
@@ -56,6 +58,13 @@ pub fn trim(txn: &mut Txn<'_>, now_ms: i64, trim: &TrimMessages) -> Result<Outco
     }
     if new_floor != old_floor {
         txn.put(CF_DELIVERIES, keys::topic_floor(&trim.topic), &new_floor)?;
+        let limit = usize::try_from(MAX_TRIM).unwrap_or(usize::MAX);
+        for sub in store::subscriptions(txn)?
+            .iter()
+            .filter(|sub| sub.topic == trim.topic)
+        {
+            ack_time::prune(txn, &sub.group, new_floor, limit)?;
+        }
     }
     Ok(Ok(Applied::Trimmed(new_floor)))
 }
