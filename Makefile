@@ -30,7 +30,7 @@ export PATH := $(HOME)/.local/bin:$(PATH)
 ADMIN_TOKEN := $(shell sed -n 's/^admin_token *= *"\(.*\)"/\1/p' ops/node1.toml)
 BENCH_TARGETS := http://127.0.0.1:8081,http://127.0.0.1:8082,http://127.0.0.1:8083
 
-.PHONY: deps build run test bench bench-seckill cluster-start cluster-stop
+.PHONY: deps build run test bench bench-seckill bench-peers bench-sm cluster-start cluster-stop
 
 deps:
 	@if ! dpkg -s $(APT_PACKAGES) >/dev/null 2>&1; then \
@@ -75,6 +75,18 @@ bench-seckill: deps build
 	trap 'ops/local-cluster.sh stop' EXIT; \
 	cargo run --bin loadgen -- --targets $(BENCH_TARGETS) --scenario seckill --clients 256 \
 		--requests 200000 --units 10000 --users 100000 --admin-token $(ADMIN_TOKEN)
+
+# orderq beside etcd, NATS JetStream and Redis on this machine, interleaved pairs on fresh
+# clusters, with CPU per operation and the ratios (bench/peers.sh; installs the peers when
+# missing). Not part of `make test`. Quick run: make bench-peers BENCH_ARGS="--duration 5 --pairs 1"
+bench-peers: deps build
+	bench/peers.sh $(BENCH_ARGS)
+
+# Micro-benchmarks of apply per command kind and of the codecs (sm/benches). The dev profile is
+# the one the workspace optimises and `make run` serves; plain `cargo bench` would build RocksDB
+# a second time in the release profile.
+bench-sm: deps
+	cargo bench -p orderq-sm --profile dev $(BENCH_ARGS)
 
 cluster-start: build
 	ops/local-cluster.sh start
