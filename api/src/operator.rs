@@ -71,6 +71,13 @@ impl<C: Cluster> Api<C> {
             ));
         }
         let prefix = query.q.clone().unwrap_or_default();
+        if prefix.chars().count() > request::MAX_ID_LEN {
+            // No SKU id is longer, so a longer prefix is a mistake, not an empty page.
+            return Err(ApiError::invalid(format!(
+                "q is limited to {} characters",
+                request::MAX_ID_LEN
+            )));
+        }
         self.read(req, |reader| {
             let (skus, more) = reader.skus_after(query.after.as_deref(), &prefix, limit)?;
             let next = if more {

@@ -39,13 +39,18 @@ pub const MAX_WAIT_MS: u64 = 25_000;
 /// Longest visibility lease and nack delay: twelve hours.
 pub const MAX_VISIBILITY_MS: u64 = 12 * 3_600_000;
 
-/// Parses a JSON body into `T`, refusing unknown fields and wrong types with 400.
+/// Parses a JSON body into `T`, refusing unknown fields and wrong types with 400. Every body of
+/// the contract is an object: serde would also read a struct from an array of its fields in
+/// order (`[]` as a body with every field absent), so anything else is refused first.
 pub fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     let body = if body.iter().all(u8::is_ascii_whitespace) {
         b"{}".as_slice()
     } else {
         body
     };
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError::invalid("invalid JSON body: expected an object"));
+    }
     serde_json::from_slice(body).map_err(|e| ApiError::invalid(format!("invalid JSON body: {e}")))
 }
 
@@ -667,6 +672,18 @@ mod tests {
             .unwrap()
             .into_command(60)
             .is_err());
+    }
+
+    #[test]
+    fn a_body_is_an_object_never_an_array_of_its_fields() {
+        assert!(parse_body::<EmptyBody>(b" {} ").is_ok());
+        assert!(
+            parse_body::<EmptyBody>(b"").is_ok(),
+            "no body: every field absent"
+        );
+        let array = parse_body::<EmptyBody>(b"[]").unwrap_err();
+        assert_eq!(array.code, "invalid_request");
+        assert!(parse_body::<BackupBody>(br#"["/backups/a"]"#).is_err());
     }
 
     #[test]
