@@ -8,6 +8,7 @@
 //! - [`config`]: the one configuration struct, from file, environment and flags.
 //! - [`secrets`]: secrets that never print, read from `*_file` settings, compared in constant
 //!   time.
+//! - [`logs`]: log lines on stderr through a buffered writer thread, flushed on every exit.
 //! - [`exposure`]: the start-up guard: no reachable node or cluster without its secrets.
 //! - [`serve`]: start-up and shutdown of a node; cluster initialisation.
 //! - [`backup`]: `orderq backup` (asks a node for a backup) and `orderq restore` (seeds a new
@@ -60,6 +61,7 @@ pub mod consumer_lane;
 pub mod delivery_metrics;
 pub mod exposure;
 pub mod leadership;
+pub mod logs;
 pub mod membership_check;
 pub mod network;
 pub mod peer_server;

@@ -4,8 +4,8 @@ use clap::{CommandFactory, Parser, Subcommand};
 use node::admin_cli::AdminArgs;
 use node::backup::{BackupArgs, RestoreArgs};
 use node::config::{Config, ServeArgs};
+use node::logs::{self, LogFormat};
 use tokio::sync::watch;
-use tracing_subscriber::EnvFilter;
 
 /// orderq: orders, stock and a durable message queue, replicated by Raft.
 #[derive(Parser)]
@@ -24,15 +24,6 @@ struct Cli {
     /// What to do.
     #[command(subcommand)]
     command: Command,
-}
-
-/// The shape of log lines.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line.
-    Json,
 }
 
 /// Subcommands.
@@ -72,11 +63,11 @@ fn main() {
     let args = match command {
         Command::Serve(args) => args,
         Command::Backup(args) => {
-            init_logs(log_format);
+            logs::init(log_format);
             exit_now(one_shot(node::backup::backup(&args)))
         }
         Command::Restore(args) => {
-            init_logs(log_format);
+            logs::init(log_format);
             exit_now(one_shot(node::backup::restore(&args)))
         }
         Command::Admin(args) => std::process::exit(node::admin_cli::main(args)),
@@ -85,7 +76,7 @@ fn main() {
             return;
         }
     };
-    init_logs(log_format);
+    logs::init(log_format);
     let core = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(WORKER_THREADS)
         .thread_name("orderq-core")
@@ -101,7 +92,7 @@ fn main() {
         (Ok(core), Ok(api)) => (core, api),
         (Err(e), _) | (_, Err(e)) => {
             eprintln!("orderq: starting the runtimes: {e}");
-            std::process::exit(1);
+            exit_now(1);
         }
     };
     let code = core.block_on(run(args, api.handle().clone()));
@@ -118,6 +109,7 @@ fn main() {
 /// whatever the state had not flushed.
 fn exit_now(code: i32) -> ! {
     use std::io::Write;
+    logs::flush();
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();
     // SAFETY: `_exit` ends the process at once; no Rust state is used after it.
@@ -145,12 +137,12 @@ async fn run(args: ServeArgs, api: tokio::runtime::Handle) -> i32 {
         Ok(config) => config,
         Err(e) => {
             eprintln!("orderq: {e}");
-            std::process::exit(2);
+            exit_now(2);
         }
     };
     if let Err(e) = node::exposure::check(&config) {
         eprintln!("orderq: {e}");
-        std::process::exit(2);
+        exit_now(2);
     }
     let (stop, stopped) = watch::channel(false);
     tokio::spawn(async move {
@@ -197,19 +189,6 @@ fn report(done: Result<String, node::backup::BackupCliError>) -> i32 {
     }
 }
 
-/// Logs to stderr in `format`, filtered by `RUST_LOG` (default: info, openraft's warnings).
-fn init_logs(format: LogFormat) {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,openraft=warn"));
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => logs.init(),
-        LogFormat::Json => logs.json().init(),
-    }
-}
-
 /// A panic anywhere means an invariant broke (openraft panics on a corrupted replication state):
 /// the process exits at once instead of serving HTTP with a dead Raft core, so a supervisor
 /// restarts it from its data.
@@ -218,7 +197,7 @@ fn fail_fast_on_panic() {
     std::panic::set_hook(Box::new(move |info| {
         default(info);
         eprintln!("orderq: panic; exiting so the node restarts from its data");
-        std::process::exit(101);
+        exit_now(101);
     }));
 }
 
@@ -233,7 +212,7 @@ fn exit_if_stop_hangs() {
     std::thread::spawn(|| {
         std::thread::sleep(STOP_DEADLINE);
         eprintln!("orderq: the stop did not finish within {STOP_DEADLINE:?}; exiting");
-        std::process::exit(1);
+        exit_now(1);
     });
 }
 

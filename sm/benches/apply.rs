@@ -7,6 +7,7 @@
 //! stored answer is part of the cost. The state grows while a benchmark runs, as it does in a
 //! node.
 
+use std::cell::RefCell;
 use std::hint::black_box;
 use std::sync::Arc;
 
@@ -161,15 +162,17 @@ fn apply_per_command(c: &mut Criterion) {
 
     let mut b = Bench::new();
     b.apply(put_sku("B", 1_000_000_000)).expect("the SKU");
+    // Setup and routine both use the bench: one borrows it at a time.
+    let b = RefCell::new(b);
     let mut n = 0;
     group.bench_function("pay_order", |i| {
         i.iter_batched(
             || {
                 n += 1;
-                b.order(n)
+                b.borrow_mut().order(n)
             },
             |order_id| {
-                black_box(b.apply(Action::PayOrder(PayOrder {
+                black_box(b.borrow_mut().apply(Action::PayOrder(PayOrder {
                     order_id,
                     payment_ref: "pay-1".into(),
                 })))
@@ -211,6 +214,7 @@ fn apply_per_command(c: &mut Criterion) {
     // One ack and one failure per entry, over messages published beforehand.
     let mut b = Bench::new();
     b.apply(subscribe("g")).expect("the group");
+    let b = RefCell::new(b);
     let mut n = 0;
     group.bench_function("record_deliveries", |i| {
         i.iter_batched(
@@ -218,7 +222,7 @@ fn apply_per_command(c: &mut Criterion) {
                 let mut pair = [0; 2];
                 for slot in &mut pair {
                     n += 1;
-                    *slot = match b.apply(publish(n)) {
+                    *slot = match b.borrow_mut().apply(publish(n)) {
                         Ok(Applied::Published(message)) => message.offset,
                         other => panic!("a message: {other:?}"),
                     };
@@ -226,15 +230,18 @@ fn apply_per_command(c: &mut Criterion) {
                 pair
             },
             |[acked, failed]| {
-                black_box(b.apply(Action::RecordDeliveries(RecordDeliveries {
-                    group: "g".into(),
-                    acks: vec![acked],
-                    failures: vec![FailedDelivery {
-                        offset: failed,
-                        error: "http status 500".into(),
-                        retry_at_ms: NOW_MS + 10,
-                    }],
-                })))
+                black_box(
+                    b.borrow_mut()
+                        .apply(Action::RecordDeliveries(RecordDeliveries {
+                            group: "g".into(),
+                            acks: vec![acked],
+                            failures: vec![FailedDelivery {
+                                offset: failed,
+                                error: "http status 500".into(),
+                                retry_at_ms: NOW_MS + 10,
+                            }],
+                        })),
+                )
             },
             BatchSize::SmallInput,
         )
@@ -248,13 +255,14 @@ fn apply_per_command(c: &mut Criterion) {
     // timer fired, and its own timer fires `PAY_WITHIN_SECS` later.
     let pay_within_ms = PAY_WITHIN_SECS as i64 * 1_000;
     let mut clock = NOW_MS;
+    let b = RefCell::new(b);
     let mut n = 0;
     group.bench_function("fire_close_timer", |i| {
         i.iter_batched(
             || {
                 n += 1;
                 let created = clock;
-                b.order_at(created, n);
+                b.borrow_mut().order_at(created, n);
                 clock = created + pay_within_ms;
                 let key = reader
                     .timers_due(created, clock + 1, 1)
@@ -263,7 +271,10 @@ fn apply_per_command(c: &mut Criterion) {
                 (clock, key)
             },
             |(due_ms, key)| {
-                black_box(b.apply_at(due_ms, Action::FireTimers(FireTimers { keys: vec![key] })))
+                black_box(
+                    b.borrow_mut()
+                        .apply_at(due_ms, Action::FireTimers(FireTimers { keys: vec![key] })),
+                )
             },
             BatchSize::SmallInput,
         )

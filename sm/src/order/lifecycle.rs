@@ -55,7 +55,11 @@ pub(crate) fn save_order(
         }
         counters::add(txn, &keys::order_count(order.state.name()), 1)?;
     }
-    txn.put(CF_ORDERS, order.id.as_bytes().to_vec(), order)
+    match was {
+        // A new order's id names the log position that created it: never written before.
+        None => txn.put_new(CF_ORDERS, order.id.as_bytes().to_vec(), order),
+        Some(_) => txn.put(CF_ORDERS, order.id.as_bytes().to_vec(), order),
+    }
 }
 
 /// The refusal for an order that does not exist.

@@ -46,7 +46,8 @@ pub fn publish(txn: &mut Txn<'_>, now_ms: i64, new: NewMessage<'_>) -> Result<Me
         published_at_ms: now_ms,
         deliver_at_ms: new.deliver_at_ms.max(now_ms),
     };
-    txn.put(CF_MESSAGES, keys::message(new.topic, offset), &message)?;
+    // The offset after the head: no message was ever stored under it.
+    txn.put_new(CF_MESSAGES, keys::message(new.topic, offset), &message)?;
     if message.deliver_at_ms > now_ms {
         queue_timers::arm_delivery(txn, &message)?;
     }
