@@ -250,9 +250,13 @@ impl<C: Cluster> Api<C> {
         if !route.is_long_poll() {
             return self.dispatch(route, req).await;
         }
+        // Biased, drain first: the stop also ends the leader's services, which fails a waiting
+        // receive with `no_leader`; both are ready in the same poll, and the client must hear
+        // why (t35 saw `no_leader` in one run of four when the choice was random).
         tokio::select! {
-            reply = self.dispatch(route, req) => reply,
+            biased;
             () = self.drain.started() => Err(ApiError::shutting_down()),
+            reply = self.dispatch(route, req) => reply,
         }
     }
 

@@ -648,7 +648,7 @@ mod tests {
             .collect();
         kinds.sort_unstable();
         kinds.dedup();
-        assert_eq!(kinds.len(), 22, "one outcome of each of the 12 + 10 kinds");
+        assert_eq!(kinds.len(), 23, "one outcome of each of the 13 + 10 kinds");
         let answers: Vec<_> = outcomes.into_iter().map(Ok).collect();
         let back = over_the_wire(&answers);
         assert_eq!(back.len(), answers.len());
