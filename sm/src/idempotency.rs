@@ -10,7 +10,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::StoreError;
-use crate::keys::{self, CF_IDEMPOTENCY, IDEMPOTENCY_EXPIRY_PREFIX};
+use crate::keys::{self, CF_IDEMPOTENCY};
+use crate::meta::IdempotencyForgotten;
 use crate::outcome::Outcome;
 use crate::txn::Txn;
 
@@ -51,14 +52,96 @@ pub fn remember(
 }
 
 /// Forgets up to [`FORGET_PER_BATCH`] keys first used more than [`RETENTION_MS`] before `now_ms`.
+///
+/// The scan starts where the last one got to ([`IdempotencyForgotten`]), not at the start of the
+/// expiry index, and stops at its bound (`Txn::scan_keys`): forgotten entries stay as tombstones
+/// until a compaction, before the scan (the index) and after it (the records), and a scan from
+/// the start without a bound stepped over both in every batch. A day after start, under steady
+/// load, that is every key forgotten since the last flush, in each batch: the `fire_close_timer`
+/// benchmark, whose clock moves a day in a hundred entries, took 1.6 ms per close for it.
 pub fn forget_expired(txn: &mut Txn<'_>, now_ms: i64) -> Result<(), StoreError> {
-    let from = [IDEMPOTENCY_EXPIRY_PREFIX];
-    let until = keys::idempotency_expiry(now_ms.saturating_sub(RETENTION_MS), &[]);
-    for index_key in txn.scan_keys(CF_IDEMPOTENCY, &from, &until, FORGET_PER_BATCH)? {
+    let forgotten = txn.meta::<IdempotencyForgotten>()?.unwrap_or(0);
+    let expired = now_ms.saturating_sub(RETENTION_MS);
+    if expired <= forgotten {
+        return Ok(());
+    }
+    let from = keys::idempotency_expiry(forgotten, &[]);
+    let until = keys::idempotency_expiry(expired, &[]);
+    let found = txn.scan_keys(CF_IDEMPOTENCY, &from, &until, FORGET_PER_BATCH)?;
+    if found.is_empty() {
+        return Ok(());
+    }
+    // Every key before `expired` is gone unless the batch's share ran out; then the scan goes
+    // on next time from the last one's time (keys of that millisecond may be left).
+    let reached = if found.len() < FORGET_PER_BATCH {
+        expired
+    } else {
+        found
+            .last()
+            .and_then(|key| keys::idempotency_expiry_time(key))
+            .unwrap_or(forgotten)
+    };
+    for index_key in found {
         if let Some(key) = index_key.get(9..) {
             txn.delete(CF_IDEMPOTENCY, key.to_vec());
         }
         txn.delete(CF_IDEMPOTENCY, index_key);
     }
+    if reached > forgotten {
+        txn.put_meta::<IdempotencyForgotten>(&reached)?;
+    }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outcome::Rejection;
+    use rocksdb::perf::{set_perf_stats, PerfContext, PerfMetric, PerfStatsLevel};
+
+    /// Applies `step` in a batch of its own, as `apply` does.
+    fn batch(db: &rocksdb::DB, step: impl FnOnce(&mut Txn<'_>)) {
+        let mut txn = Txn::new(db);
+        step(&mut txn);
+        db.write(txn.into_write_batch().expect("the batch"))
+            .expect("write");
+    }
+
+    #[test]
+    fn forgetting_does_not_step_over_what_was_forgotten_before() {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let db = crate::db::open(dir.path()).expect("the database");
+        let keys = 3 * FORGET_PER_BATCH + 10;
+        batch(&db, |txn| {
+            for i in 0..keys {
+                let record = IdempotencyRecord {
+                    request_hash: vec![1],
+                    outcome: Err(Rejection::Invalid("x".into())),
+                    at_ms: 1_000 + i as i64,
+                };
+                remember(txn, format!("key-{i}").as_bytes(), &record).expect("remember");
+            }
+        });
+        let late = RETENTION_MS + 1_000_000;
+        for _ in 0..4 {
+            batch(&db, |txn| forget_expired(txn, late).expect("forget"));
+        }
+        let txn = Txn::new(&db);
+        assert!(recall(&txn, b"key-0").expect("read").is_none());
+        assert!(recall(&txn, format!("key-{}", keys - 1).as_bytes())
+            .expect("read")
+            .is_none());
+
+        // The next batch, a moment later, finds nothing to forget and reads past no tombstone.
+        set_perf_stats(PerfStatsLevel::EnableCount);
+        let mut perf = PerfContext::default();
+        perf.reset();
+        batch(&db, |txn| forget_expired(txn, late + 1).expect("forget"));
+        let skipped = perf.metric(PerfMetric::InternalDeleteSkippedCount);
+        set_perf_stats(PerfStatsLevel::Disable);
+        assert!(
+            skipped < 10,
+            "the scan stepped over {skipped} forgotten entries of {keys}"
+        );
+    }
 }

@@ -101,6 +101,8 @@ pub const SM_BATCH_CLOCK: &[u8] = b"batch_clock";
 
 /// `sm_meta` key of the number of timers fired so far.
 pub const SM_TIMERS_FIRED: &[u8] = b"timers_fired";
+/// Key in `sm_meta` of the time idempotency keys are forgotten up to.
+pub const SM_IDEMPOTENCY_FORGOTTEN: &[u8] = b"idempotency_forgotten";
 
 /// Key of a log entry: its index, big-endian so entries sort by index.
 pub fn log_index(index: u64) -> [u8; 8] {
@@ -134,6 +136,12 @@ pub fn idempotency_expiry(at_ms: i64, key: &[u8]) -> Vec<u8> {
     out.extend_from_slice(&(at_ms.max(0) as u64).to_be_bytes());
     out.extend_from_slice(key);
     out
+}
+
+/// The first-use time in an expiry entry's key ([`idempotency_expiry`]).
+pub fn idempotency_expiry_time(key: &[u8]) -> Option<i64> {
+    let at: [u8; 8] = key.get(1..9)?.try_into().ok()?;
+    i64::try_from(u64::from_be_bytes(at)).ok()
 }
 
 /// Key of a user's order in the `user_orders` index: `user 0x00 order_id`.

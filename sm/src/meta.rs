@@ -80,6 +80,14 @@ json_meta!(
     u64
 );
 json_meta!(
+    /// How far idempotency keys have been forgotten: every key first used before this batch
+    /// clock time is gone ([`crate::idempotency::forget_expired`] starts its scan here).
+    IdempotencyForgotten,
+    CF_SM_META,
+    keys::SM_IDEMPOTENCY_FORGOTTEN,
+    i64
+);
+json_meta!(
     /// Timers fired since the state began.
     TimersFired,
     CF_SM_META,

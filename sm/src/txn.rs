@@ -13,7 +13,7 @@ use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::ops::Bound;
 
-use rocksdb::{DBIteratorWithThreadMode, WriteBatch, DB};
+use rocksdb::{DBIteratorWithThreadMode, ReadOptions, WriteBatch, DB};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -165,8 +165,14 @@ impl<'a> Txn<'a> {
             .into_iter()
             .flat_map(|writes| writes.range::<[u8], _>(bounds))
             .peekable();
-        let mut committed = self.db.iterator_cf(
+        // Bounded above, or RocksDB would step over every deleted key after `to` looking for a
+        // live one before this loop saw the bound (the idempotency keys' tombstones follow their
+        // expiry index, and each batch's scan of the index walked all of them).
+        let mut bounded = ReadOptions::default();
+        bounded.set_iterate_upper_bound(to.to_vec());
+        let mut committed = self.db.iterator_cf_opt(
             crate::db::cf(self.db, cf)?,
+            bounded,
             rocksdb::IteratorMode::From(from, rocksdb::Direction::Forward),
         );
         let mut next_committed = next_key_before(&mut committed, to)?;
