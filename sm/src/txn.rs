@@ -218,7 +218,7 @@ impl<'a> Txn<'a> {
         key: Vec<u8>,
         value: &T,
     ) -> Result<(), StoreError> {
-        let bytes = serde_json::to_vec(value).map_err(|e| StoreError::corrupt(cf, e))?;
+        let bytes = encode(cf, value)?;
         self.capture_change(cf, &key, None, Some(&bytes));
         self.stage(cf, key, Some(bytes));
         Ok(())
@@ -231,7 +231,7 @@ impl<'a> Txn<'a> {
         key: Vec<u8>,
         value: &T,
     ) -> Result<(), StoreError> {
-        let bytes = serde_json::to_vec(value).map_err(|e| StoreError::corrupt(cf, e))?;
+        let bytes = encode(cf, value)?;
         self.put_raw(cf, key, bytes);
         Ok(())
     }
@@ -292,6 +292,11 @@ impl<'a> Txn<'a> {
         }
         Ok(batch)
     }
+}
+
+/// A record of `cf` as stored: JSON.
+fn encode<T: Serialize>(cf: &'static str, value: &T) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(value).map_err(|e| StoreError::corrupt(cf, e))
 }
 
 /// The next key of `iter` if it sorts before `to`.

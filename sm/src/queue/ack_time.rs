@@ -49,8 +49,13 @@ impl AckMark {
 
 /// Records that `sub`'s cursor moved to where it is now at `now_ms`.
 pub fn cursor_passed(txn: &mut Txn<'_>, sub: &Subscription, now_ms: i64) -> Result<(), StoreError> {
-    let key = keys::delivery(DeliveryRecord::CursorPassed, &sub.group, sub.cursor);
-    txn.put(CF_DELIVERIES, key, &AckMark::now(sub, now_ms))
+    put_mark(
+        txn,
+        DeliveryRecord::CursorPassed,
+        sub,
+        sub.cursor,
+        AckMark::now(sub, now_ms),
+    )
 }
 
 /// Records that `sub` acknowledged the message at `offset`, behind its cursor, at `now_ms`.
@@ -60,8 +65,13 @@ pub fn acked_behind(
     offset: u64,
     now_ms: i64,
 ) -> Result<(), StoreError> {
-    let key = keys::delivery(DeliveryRecord::AckedBehind, &sub.group, offset);
-    txn.put(CF_DELIVERIES, key, &AckMark::now(sub, now_ms))
+    put_mark(
+        txn,
+        DeliveryRecord::AckedBehind,
+        sub,
+        offset,
+        AckMark::now(sub, now_ms),
+    )
 }
 
 /// Marks the message at `offset`, beyond `sub`'s cursor, settled at `now_ms` (the `Settled`
@@ -72,8 +82,28 @@ pub fn settled_beyond(
     offset: u64,
     now_ms: i64,
 ) -> Result<(), StoreError> {
-    let key = keys::delivery(DeliveryRecord::Settled, &sub.group, offset);
-    txn.put(CF_DELIVERIES, key, &AckMark::now(sub, now_ms))
+    put_mark(
+        txn,
+        DeliveryRecord::Settled,
+        sub,
+        offset,
+        AckMark::now(sub, now_ms),
+    )
+}
+
+/// Stages `mark` as `sub`'s record of `kind` about `offset`.
+fn put_mark(
+    txn: &mut Txn<'_>,
+    kind: DeliveryRecord,
+    sub: &Subscription,
+    offset: u64,
+    mark: AckMark,
+) -> Result<(), StoreError> {
+    txn.put(
+        CF_DELIVERIES,
+        keys::delivery(kind, &sub.group, offset),
+        &mark,
+    )
 }
 
 /// Keeps the time of the `Settled` marker `value` of `offset`, which the cursor just passed, as
@@ -86,8 +116,7 @@ pub fn keep_marker_time(
 ) -> Result<(), StoreError> {
     // Markers written before ack times were kept are empty.
     if let Ok(mark) = serde_json::from_slice::<AckMark>(value) {
-        let key = keys::delivery(DeliveryRecord::AckedBehind, &sub.group, offset);
-        txn.put(CF_DELIVERIES, key, &mark)?;
+        put_mark(txn, DeliveryRecord::AckedBehind, sub, offset, mark)?;
     }
     Ok(())
 }
