@@ -30,9 +30,12 @@ pub const MAX_TRIM: u64 = 1_000;
 /// Removes what `trim` asks for and the state allows; answers the topic's floor after it.
 pub fn trim(txn: &mut Txn<'_>, now_ms: i64, trim: &TrimMessages) -> Result<Outcome, StoreError> {
     let old_floor = store::floor(txn, &trim.topic)?;
-    let settled_by_all = store::subscriptions(txn)?
+    let groups: Vec<_> = store::subscriptions(txn)?
         .into_iter()
         .filter(|sub| sub.topic == trim.topic)
+        .collect();
+    let settled_by_all = groups
+        .iter()
         .map(|sub| sub.cursor)
         .min()
         .unwrap_or(u64::MAX);
@@ -59,10 +62,7 @@ pub fn trim(txn: &mut Txn<'_>, now_ms: i64, trim: &TrimMessages) -> Result<Outco
     if new_floor != old_floor {
         txn.put(CF_DELIVERIES, keys::topic_floor(&trim.topic), &new_floor)?;
         let limit = usize::try_from(MAX_TRIM).unwrap_or(usize::MAX);
-        for sub in store::subscriptions(txn)?
-            .iter()
-            .filter(|sub| sub.topic == trim.topic)
-        {
+        for sub in &groups {
             ack_time::prune(txn, &sub.group, new_floor, limit)?;
         }
     }
