@@ -273,7 +273,7 @@ impl<'a> Txn<'a> {
             return Err(e);
         }
         // Sized once: a batch of a thousand closes is megabytes, and growing it by doubling
-        // copied it again at every step (a fifth of `apply`'s time went to that copying).
+        // copies it again at every step.
         let bytes: usize = self
             .writes
             .values()
