@@ -85,8 +85,10 @@ bench-peers: deps build
 # Micro-benchmarks of apply per command kind and of the codecs (sm/benches). The dev profile is
 # the one the workspace optimises and `make run` serves; plain `cargo bench` would build RocksDB
 # a second time in the release profile.
+# Then what an order costs with RocksDB's background work, and its SST bytes (sm/examples/order_footprint.rs).
 bench-sm: deps
 	cargo bench -p orderq-sm --profile dev $(BENCH_ARGS)
+	cargo run -p orderq-sm --example order_footprint
 
 cluster-start: build
 	ops/local-cluster.sh start

@@ -18,6 +18,12 @@ const BLOCK_CACHE: usize = 32 << 20;
 /// Memory is bounded by design, not by the defaults (64 MiB of memtables per column family):
 /// memtables share [`MEMTABLE_BUDGET`] and reads share one [`BLOCK_CACHE`], so millions of
 /// orders and timers live on disk and the node's resident memory stays small.
+///
+/// SST files are LZ4-compressed: records are JSON, an order's data is repeated in its change
+/// records, event and stored answer, and RocksDB's default (Snappy) is not compiled in, so
+/// files were written raw. LZ4 keeps an order in 583 bytes of SST instead of 2,557 at no more
+/// CPU per order (`order_footprint` example). Files written before stay readable: each SST
+/// names its own compression.
 pub fn open(path: &Path) -> Result<Arc<DB>, StoreError> {
     let (opts, cfs) = options();
     Ok(Arc::new(DB::open_cf_descriptors(&opts, path, cfs)?))
@@ -51,6 +57,7 @@ fn options() -> (Options, Vec<ColumnFamilyDescriptor>) {
             let mut cf_opts = Options::default();
             cf_opts.set_block_based_table_factory(&table);
             cf_opts.set_write_buffer_size(MEMTABLE_BUDGET / 4);
+            cf_opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
             ColumnFamilyDescriptor::new(*name, cf_opts)
         })
         .collect();
