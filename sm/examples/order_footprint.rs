@@ -5,7 +5,7 @@
 //! compactions run on threads of their own, and on a two-core machine they compete with `apply`
 //! for the same CPU. This applies a run of orders as a node does (entries of several commands,
 //! each with an idempotency key), then flushes and compacts, and prints the whole process's CPU
-//! per order, with the SST bytes per order of every column family.
+//! per order, with the SST bytes per order of every column family and the size of a snapshot.
 //!
 //! usage: `cargo run -p orderq-sm --profile dev --example order_footprint [ORDERS]`
 
@@ -113,6 +113,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "  {:12} {:8.1} SST bytes per order",
         "all",
         per_order(total)
+    );
+    let mut snapshot = Vec::new();
+    sm::snapshot::capture(&db, &mut snapshot)?;
+    println!(
+        "  a snapshot of the state: {:.1} bytes per order",
+        per_order(snapshot.len() as u64)
     );
     Ok(())
 }

@@ -17,6 +17,7 @@ use std::fs;
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
+use lz4_flex::frame::{FrameDecoder, FrameEncoder, FrameInfo};
 use rocksdb::{IteratorMode, ReadOptions, WriteBatch, WriteOptions, DB};
 use serde::{Deserialize, Serialize};
 
@@ -26,12 +27,17 @@ use crate::keys::{KEY_END, STATE_CFS};
 use crate::meta::{self, Restoring};
 use crate::raft_types::{LastApplied, LogId, Membership, SnapshotMeta, StoredMembership};
 
+/// What a snapshot stream starts with since its records are LZ4-compressed (an LZ4 frame
+/// follows). A snapshot is the whole state, records JSON: compressed it is a fraction of the
+/// bytes on disk and on the wire to a lagging follower.
+pub const LZ4_FORMAT: &[u8; 4] = b"OQS1";
+
 /// Bytes of puts per write batch while restoring.
 const RESTORE_BATCH_BYTES: usize = 16 << 20;
 
-/// Streams the state column families, read from one RocksDB snapshot, into `out` as
-/// `(cf tag u8, key len u32, key, value len u32, value)*`; answers the log id and membership the
-/// data is the state of.
+/// Streams the state column families, read from one RocksDB snapshot, into `out`: [`LZ4_FORMAT`]
+/// followed by an LZ4 frame of `(cf tag u8, key len u32, key, value len u32, value)*`; answers the
+/// log id and membership the data is the state of.
 pub fn capture(
     db: &DB,
     out: &mut impl Write,
@@ -41,15 +47,38 @@ pub fn capture(
     at_view.set_snapshot(&view);
     let last_applied = meta::read_with::<LastApplied>(db, &at_view)?;
     let membership = meta::read_with::<Membership>(db, &at_view)?.unwrap_or_default();
+    out.write_all(LZ4_FORMAT)?;
+    // The frame's content checksum lets `validate` refuse a damaged transfer, not only a short
+    // one.
+    let mut records = FrameEncoder::with_frame_info(FrameInfo::new().content_checksum(true), out);
     for (tag, name) in STATE_CFS.iter().enumerate() {
         for item in view.iterator_cf(cf(db, name)?, IteratorMode::Start) {
             let (key, value) = item?;
-            out.write_all(&[tag as u8])?;
-            write_bytes(out, &key)?;
-            write_bytes(out, &value)?;
+            records.write_all(&[tag as u8])?;
+            write_bytes(&mut records, &key)?;
+            write_bytes(&mut records, &value)?;
         }
     }
+    records
+        .finish()
+        .map_err(|e| StoreError::Io(std::io::Error::other(e)))?;
     Ok((last_applied, membership))
+}
+
+/// The records of a snapshot stream, as [`capture`] writes them or as nodes before LZ4 wrote
+/// them (the records alone, whose first byte is a column family tag, never `O`), so a snapshot
+/// taken or received before an upgrade still installs.
+fn records<'a>(mut input: impl Read + 'a) -> Result<Box<dyn Read + 'a>, StoreError> {
+    let mut head = Vec::with_capacity(LZ4_FORMAT.len());
+    (&mut input)
+        .take(LZ4_FORMAT.len() as u64)
+        .read_to_end(&mut head)?;
+    if head == LZ4_FORMAT {
+        return Ok(Box::new(FrameDecoder::new(BufReader::new(input))));
+    }
+    Ok(Box::new(BufReader::new(
+        std::io::Cursor::new(head).chain(input),
+    )))
 }
 
 fn write_bytes(out: &mut impl Write, bytes: &[u8]) -> Result<(), StoreError> {
@@ -73,10 +102,10 @@ fn read_bytes(input: &mut impl Read) -> Result<Vec<u8>, StoreError> {
 }
 
 /// Reads a whole snapshot stream without writing anything: every record must be complete and
-/// name a known column family. Run before a received snapshot becomes current, so a transfer
+/// name a known column family, and a compressed stream must match its checksum. Run before a received snapshot becomes current, so a transfer
 /// that arrived cut short is refused (and sent again) instead of half-installed.
 pub fn validate(input: impl Read) -> Result<u64, StoreError> {
-    let mut input = BufReader::new(input);
+    let mut input = records(input)?;
     let mut records = 0u64;
     loop {
         let mut tag = [0u8; 1];
@@ -107,7 +136,7 @@ pub fn restore(db: &DB, input: impl Read, last_index: Option<u64>) -> Result<(),
     for name in STATE_CFS {
         batch.delete_range_cf(cf(db, name)?, [].as_slice(), KEY_END);
     }
-    let mut input = BufReader::new(input);
+    let mut input = records(input)?;
     loop {
         let mut tag = [0u8; 1];
         match input.read(&mut tag)? {

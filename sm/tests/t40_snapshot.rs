@@ -130,9 +130,8 @@ async fn an_install_interrupted_by_a_crash_finishes_on_start() {
 #[tokio::test]
 async fn a_snapshot_cut_short_is_refused_and_changes_nothing() {
     let (_source, snapshot) = snapshot_of_two_entries().await;
-    let mut data = Vec::new();
-    let mut file = snapshot.snapshot.into_std().await;
-    std::io::Read::read_to_end(&mut file, &mut data).unwrap();
+    let meta = snapshot.meta.clone();
+    let data = bytes_of(snapshot).await;
     assert!(sm::snapshot::validate(data.as_slice()).is_ok());
 
     let target_dir = tempfile::tempdir().unwrap();
@@ -146,10 +145,7 @@ async fn a_snapshot_cut_short_is_refused_and_changes_nothing() {
     tokio::io::AsyncWriteExt::write_all(&mut received, &data[..data.len() - 3])
         .await
         .unwrap();
-    let refused = target
-        .state
-        .install_snapshot(&snapshot.meta, received)
-        .await;
+    let refused = target.state.install_snapshot(&meta, received).await;
     assert!(refused.is_err(), "a truncated snapshot is refused");
     assert_eq!(
         target.reader.sku("Z").unwrap().unwrap().stock,
@@ -164,6 +160,73 @@ async fn a_snapshot_cut_short_is_refused_and_changes_nothing() {
         1,
         "and the node starts again"
     );
+}
+
+/// The bytes of `snapshot`'s data file.
+async fn bytes_of(snapshot: openraft::Snapshot<sm::raft_types::TypeConfig>) -> Vec<u8> {
+    let mut data = Vec::new();
+    let mut file = snapshot.snapshot.into_std().await;
+    std::io::Read::read_to_end(&mut file, &mut data).unwrap();
+    data
+}
+
+/// Installs `data` as `meta`'s snapshot on `target`.
+async fn install(target: &mut Storage, meta: &sm::raft_types::SnapshotMeta, data: &[u8]) {
+    let mut received = target.state.begin_receiving_snapshot().await.unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut received, data)
+        .await
+        .unwrap();
+    target.state.install_snapshot(meta, received).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_snapshot_is_compressed_and_one_written_before_compression_still_installs() {
+    // Orders-like records, the same JSON shape many times over, as a shop's state is.
+    let entries = (1..=200)
+        .map(|index| put_entry(index, &format!("sku-{index:05}"), index))
+        .collect();
+    let (_source, snapshot) = snapshot_of(entries).await;
+    let meta = snapshot.meta.clone();
+    let data = bytes_of(snapshot).await;
+    assert!(
+        data.starts_with(sm::snapshot::LZ4_FORMAT),
+        "{:?}",
+        &data[..8]
+    );
+    let mut raw = Vec::new();
+    std::io::Read::read_to_end(
+        &mut lz4_flex::frame::FrameDecoder::new(&data[sm::snapshot::LZ4_FORMAT.len()..]),
+        &mut raw,
+    )
+    .unwrap();
+    assert!(
+        data.len() * 3 < raw.len(),
+        "{} bytes compressed, {} raw",
+        data.len(),
+        raw.len()
+    );
+
+    // The records alone are what a node wrote before: a snapshot it sent or left current.
+    for (name, bytes) in [("compressed", &data), ("raw", &raw)] {
+        let target_dir = tempfile::tempdir().unwrap();
+        let mut target = Storage::open(target_dir.path()).unwrap();
+        install(&mut target, &meta, bytes).await;
+        for index in [1, 200] {
+            let sku = target.reader.sku(&format!("sku-{index:05}")).unwrap();
+            assert_eq!(sku.map(|s| s.stock), Some(index), "{name}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_damaged_snapshot_is_refused() {
+    let (_source, snapshot) = snapshot_of_two_entries().await;
+    let data = bytes_of(snapshot).await;
+    assert!(sm::snapshot::validate(data.as_slice()).is_ok());
+    let mut damaged = data.clone();
+    let middle = sm::snapshot::LZ4_FORMAT.len() + (data.len() - sm::snapshot::LZ4_FORMAT.len()) / 2;
+    damaged[middle] ^= 0x20;
+    assert!(sm::snapshot::validate(damaged.as_slice()).is_err());
 }
 
 #[tokio::test]
