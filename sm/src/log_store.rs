@@ -352,6 +352,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             PurgeLimit::UpTo(_) | PurgeLimit::Any => log_id,
             PurgeLimit::Nothing => return Ok(()),
         };
+        // The state is written without the WAL: put it on disk first, so no restart ever needs
+        // an entry purged here to replay (see `db::unlogged`).
+        crate::db::flush_all(&self.db).map_err(log_err)?;
         self.purge_through(log_id).map_err(log_err)
     }
 }

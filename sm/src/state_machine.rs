@@ -2,7 +2,8 @@
 //!
 //! To ensure correctness:
 //! - Everything one `apply` call changes (state, `last_applied`, membership) goes into one
-//!   `WriteBatch`, so a crash leaves the state of some prefix of the log.
+//!   `WriteBatch`, so a crash leaves the state of some prefix of the log. It is written without
+//!   RocksDB's WAL: the Raft log replays what a crash took from memory (see [`crate::db::unlogged`]).
 //! - `apply` is deterministic (see [`crate::apply`]): replicas applying the same log agree.
 //! - Snapshots are consistent point-in-time views ([`crate::snapshot`]).
 
@@ -146,7 +147,9 @@ impl StateMachine {
             };
             let sold_out = SoldOut::changes(&txn)?;
             crate::failpoints::crash_point(crate::failpoints::APPLY_BEFORE_WRITE);
-            self.db.write(txn.into_write_batch()?)?;
+            // Without the WAL: the Raft log replays it (see `db::unlogged`).
+            self.db
+                .write_opt(txn.into_write_batch()?, &crate::db::unlogged())?;
             crate::failpoints::crash_point(crate::failpoints::APPLY_AFTER_WRITE);
             self.sold_out.record(sold_out);
             self.applied.send_replace(last.index);

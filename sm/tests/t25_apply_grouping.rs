@@ -36,9 +36,11 @@ const GROUPS: &[&str] = &["points-push", "points-pull", "sms-push"];
 
 /// One replica's storage, applied through openraft's state machine interface.
 struct Replica {
-    _dir: tempfile::TempDir,
     storage: Storage,
     runtime: tokio::runtime::Runtime,
+    /// Dropped last (fields drop in order): the database flushes what it holds outside the WAL
+    /// when it closes, into this folder.
+    _dir: tempfile::TempDir,
 }
 
 impl Replica {
@@ -50,9 +52,9 @@ impl Replica {
             .build()
             .expect("runtime");
         Replica {
-            _dir: dir,
             storage,
             runtime,
+            _dir: dir,
         }
     }
 
