@@ -83,6 +83,17 @@ pub struct BatchItem {
     pub body: Value,
 }
 
+/// Refuses an `Idempotency-Key` header on a batch: each item names its own key, and a client
+/// that sent one for the whole batch would believe it protected by it.
+fn refuse_batch_header(req: &HttpRequest) -> Result<(), ApiError> {
+    match req.header("idempotency-key") {
+        Some(_) => Err(ApiError::invalid(format!(
+            "a batch takes no Idempotency-Key header: each item names its own {KEY_FIELD}"
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// Takes the items of a batch's `field` apart: 1 to [`MAX_BATCH_ITEMS`] of them, each key
 /// checked as the header is (1-255 printable ASCII), required by `rule`, and unique in the batch
 /// (two items under one key would make the second a retry of the first, which no client means).
@@ -246,6 +257,7 @@ impl<C: Cluster> Api<C> {
         &self,
         req: &HttpRequest,
     ) -> Result<HttpReply, ApiError> {
+        refuse_batch_header(req)?;
         let body = request::parse_body::<OrderBatchBody>(&req.body)?;
         let items = take_items("orders", body.orders, KeyRule::Required)?;
         let default_pay_within_secs = self.config.default_pay_within_secs;
@@ -266,6 +278,7 @@ impl<C: Cluster> Api<C> {
         topic: String,
     ) -> Result<HttpReply, ApiError> {
         crate::queue::check_publish_topic(&topic)?;
+        refuse_batch_header(req)?;
         let body = request::parse_body::<PublishBatchBody>(&req.body)?;
         let items = take_items("messages", body.messages, KeyRule::Optional)?;
         let commands = item_commands(req, "messages", items, |body| {

@@ -645,3 +645,18 @@ async fn an_overloaded_cluster_refuses_the_batch_whole_with_retry_after() {
     assert_eq!(reply.status, 429);
     assert!(reply.headers.iter().any(|(n, _)| n == "retry-after"));
 }
+
+#[tokio::test]
+async fn a_batch_refuses_an_idempotency_key_header() {
+    let c = Client::new(None);
+    let (s, answer) = c
+        .call(
+            "POST",
+            "/v1/topics/t/messages/batch",
+            &[("idempotency-key", "whole")],
+            r#"{"messages": [{"payload": 1}]}"#,
+        )
+        .await;
+    assert_eq!((s, code(&answer)), (400, "invalid_request"));
+    assert_eq!(c.cluster.writes(), 0);
+}
