@@ -179,16 +179,9 @@ impl Route {
                     _ => None,
                 },
             )),
-            // Before `{id}`: order ids are made by the state machine and never read `batch`, so
-            // a GET here still asks for that order (404), as the spec's `{id}` says.
-            ["v1", "orders", "batch"] => Some((
-                "GET, POST",
-                match method {
-                    "GET" => Some(Ok(Route::GetOrder("batch".into()))),
-                    "POST" => Some(Ok(Route::CreateOrderBatch)),
-                    _ => None,
-                },
-            )),
+            // Before `{id}`: a concrete path wins over a template (OpenAPI says so too), and
+            // order ids are made by the state machine, never `batch`.
+            ["v1", "orders", "batch"] => Some(only("POST", method, || Ok(Route::CreateOrderBatch))),
             ["v1", "orders", id] => Some(only("GET", method, || param(id).map(Route::GetOrder))),
             ["v1", "orders", id, "pay"] => {
                 Some(only("POST", method, || param(id).map(Route::PayOrder)))
@@ -379,5 +372,7 @@ mod tests {
         assert_eq!(refused.allow, Some("PUT, DELETE"));
         let refused = Route::parse("TRACE", "/v1/orders").unwrap_err();
         assert_eq!(refused.allow, Some("GET, POST"));
+        let refused = Route::parse("GET", "/v1/orders/batch").unwrap_err();
+        assert_eq!((refused.status, refused.allow), (405, Some("POST")));
     }
 }
