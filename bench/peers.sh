@@ -13,7 +13,16 @@
 #   soldout  POST /v1/seckill/HOT on a sold-out SKU     vs  Redis 7 Lua EVALSHA stock decrement
 #            (wrk, 256 connections)                         (redis-benchmark, 50 clients)
 #
-# usage: bench/peers.sh [--duration S] [--warmup S] [--conc N] [--pairs N] [--workloads create,publish,soldout]
+# Batch workloads (not counted toward the per-request goals; issue 17's TigerBeetle lever): one
+# peer run, then orderq single requests and batches of each --batches size on fresh clusters, each
+# reported against the same peer run; operations and CPU are counted per item (order, message).
+# Batch runs use min(--conc, 2048 / size) clients, so the items in flight stay within half of a
+# node's admission budget (queue_depth 4096) instead of measuring 429s.
+#   create-batch   POST /v1/orders/batch, N orders      vs  etcd put (as create)
+#   publish-batch  POST /v1/topics/bench/messages/batch vs  NATS JetStream (as publish)
+#
+# usage: bench/peers.sh [--duration S] [--warmup S] [--conc N] [--pairs N] [--batches 10,100]
+#                       [--workloads create,publish,soldout,create-batch,publish-batch]
 # env:   ORDERQ=path/to/orderq (default: built with cargo into $CARGO_TARGET_DIR)
 #        BENCH_DIR=scratch folder for data, logs and the peers' tools (default ~/.cache/orderq-bench)
 # Prints one RESULT line per run and a table of the ratios per pair at the end; the raw outputs
@@ -22,7 +31,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
-DURATION=15 WARMUP=2 CONC=64 PAIRS=2 WORKLOADS=create,publish,soldout
+DURATION=15 WARMUP=2 CONC=64 PAIRS=2 WORKLOADS=create,publish,soldout BATCHES=10,100 BATCH=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --duration) DURATION=$2; shift 2 ;;
@@ -30,7 +39,8 @@ while [ $# -gt 0 ]; do
     --conc) CONC=$2; shift 2 ;;
     --pairs) PAIRS=$2; shift 2 ;;
     --workloads) WORKLOADS=$2; shift 2 ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    --batches) BATCHES=$2; shift 2 ;;
+    -h|--help) sed -n '2,31p' "$0"; exit 0 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -63,7 +73,7 @@ install_peers() {
   LG_TARGET=${PEER_LOADGEN_TARGET:-$HOME/.cache/orderq-peer-loadgen-target}
   LG=$LG_TARGET/release/loadgen
   case ",$WORKLOADS," in
-    *,create,*|*,publish,*) (cd "$here/peer-loadgen" && CARGO_TARGET_DIR=$LG_TARGET cargo build --release -q) ;;
+    *,create,*|*,publish,*|*,create-batch,*|*,publish-batch,*) (cd "$here/peer-loadgen" && CARGO_TARGET_DIR=$LG_TARGET cargo build --release -q) ;;
   esac
   if [ -z "${ORDERQ:-}" ]; then
     (cd "$repo" && cargo build -q --bin orderq)
@@ -135,6 +145,16 @@ orderq_run() { # workload, label
       timeout $((DURATION + WARMUP + 40)) "$LG" http --urls "http://127.0.0.1:818$LEADER" --path /v1/topics/bench/messages \
         --body "$pay" --header 'Idempotency-Key: p{n}' \
         --conc "$CONC" --duration "$DURATION" --warmup "$WARMUP" --name "$label" > "$res" ;;
+    create-batch)
+      timeout $((DURATION + WARMUP + 40)) "$LG" http --urls "http://127.0.0.1:818$LEADER" --path /v1/orders/batch \
+        --body '{"orders":[{items}]}' --batch "$BATCH" \
+        --item '{"idempotency_key":"k{n}","user_id":"u{r}","items":[{"sku":"B","qty":1}]}' \
+        --conc "$(batch_conc)" --duration "$DURATION" --warmup "$WARMUP" --name "$label" > "$res" ;;
+    publish-batch)
+      local item; item=$(python3 -c 'print("{\"idempotency_key\":\"p{n}\",\"key\":\"k{r}\",\"payload\":{\"data\":\"" + "x"*170 + "\"}}")')
+      timeout $((DURATION + WARMUP + 40)) "$LG" http --urls "http://127.0.0.1:818$LEADER" --path /v1/topics/bench/messages/batch \
+        --body '{"messages":[{items}]}' --batch "$BATCH" --item "$item" \
+        --conc "$(batch_conc)" --duration "$DURATION" --warmup "$WARMUP" --name "$label" > "$res" ;;
     soldout)
       timeout $((WARMUP + 20)) wrk -t2 -c256 -d"${WARMUP}s" -s "$here/wrk-seckill.lua" "http://127.0.0.1:818$LEADER/v1/seckill/HOT" >/dev/null
       timeout $((DURATION + 20)) wrk -t2 -c256 -d"${DURATION}s" --latency -s "$here/wrk-seckill.lua" \
@@ -142,7 +162,7 @@ orderq_run() { # workload, label
       wrk_result "$OUT/$label.wrk" "$label" > "$res" ;;
   esac
   wait "$sampler"
-  if [ "$w" = create ]; then
+  if [ "$w" = create ] || [ "$w" = create-batch ]; then
     local orders bytes
     orders=$(curl -s "127.0.0.1:818$LEADER/metrics" | awk '/^orderq_orders\{/{s+=$2} END{print s+0}')
     bytes=$(du -sb "$OUT/oq-n$LEADER" | cut -f1)
@@ -150,6 +170,9 @@ orderq_run() { # workload, label
   fi
   stop_servers
   rm -rf "$OUT"/oq-n*
+}
+batch_conc() { # clients of a batch run: at most 2048 items in flight
+  local c=$(( 2048 / BATCH )); [ "$c" -lt 1 ] && c=1; [ "$c" -gt "$CONC" ] && c=$CONC; echo "$c"
 }
 wrk_result() { # wrk output, label -> RESULT line
   python3 - "$1" "$2" "$CONC" <<'EOF'
@@ -279,7 +302,21 @@ install_peers
 echo "run in $OUT: duration ${DURATION}s warm-up ${WARMUP}s conc $CONC pairs $PAIRS; orderq $ORDERQ; load $(cut -d' ' -f1-3 /proc/loadavg)"
 for p in $(seq "$PAIRS"); do
   for w in ${WORKLOADS//,/ }; do
-    case "$w" in create) peer=etcd_run ;; publish) peer=nats_run ;; soldout) peer=redis_run ;; *) echo "unknown workload $w" >&2; exit 2 ;; esac
+    case "$w" in create|create-batch) peer=etcd_run ;; publish|publish-batch) peer=nats_run ;; soldout) peer=redis_run ;; *) echo "unknown workload $w" >&2; exit 2 ;; esac
+    if [ "${w%-batch}" != "$w" ]; then
+      # One peer run; orderq single requests, then each batch size, against it.
+      pl="$w-peer-$p"
+      $peer "$pl"; grep -h '^RESULT' "$OUT/$pl.txt"
+      ol="$w-orderq-1-$p"
+      orderq_run "${w%-batch}" "$ol"; grep -h '^RESULT' "$OUT/$ol.txt"
+      report "$w/1" "$p" "$pl" "$ol"
+      for b in ${BATCHES//,/ }; do
+        ol="$w-orderq-$b-$p"
+        BATCH=$b orderq_run "$w" "$ol"; grep -h '^RESULT\|^ITEMS' "$OUT/$ol.txt"
+        report "$w/$b" "$p" "$pl" "$ol"
+      done
+      continue
+    fi
     pl="$w-peer-$p" ol="$w-orderq-$p"
     if [ $((p % 2)) = 1 ]; then $peer "$pl"; orderq_run "$w" "$ol"; else orderq_run "$w" "$ol"; $peer "$pl"; fi
     grep -h '^RESULT' "$OUT/$pl.txt" "$OUT/$ol.txt"

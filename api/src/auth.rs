@@ -215,12 +215,16 @@ impl Permission {
             Route::GetSku(_) | Route::ListOrders | Route::GetOrder(_) => {
                 Permission::Client(Needed::OrdersRead)
             }
-            Route::CreateOrder | Route::CancelOrder(_) => Permission::Client(Needed::OrdersWrite),
+            Route::CreateOrder | Route::CreateOrderBatch | Route::CancelOrder(_) => {
+                Permission::Client(Needed::OrdersWrite)
+            }
             Route::PayOrder(_) => Permission::Client(Needed::OrdersPay),
             Route::RefundOrder(_) => Permission::Client(Needed::OrdersRefund),
             Route::Seckill(_) => Permission::Client(Needed::Seckill),
             Route::Changes | Route::ChangeStream => Permission::Client(Needed::ChangesRead),
-            Route::Publish(topic) => Permission::Client(Needed::Publish(topic.clone())),
+            Route::Publish(topic) | Route::PublishBatch(topic) => {
+                Permission::Client(Needed::Publish(topic.clone()))
+            }
             Route::Receive(group) | Route::Ack(group) | Route::Nack(group) => {
                 Permission::Client(Needed::Consume(group.clone()))
             }

@@ -365,9 +365,11 @@ impl<C: Cluster> Api<C> {
                 self.propose(req, Action::CancelOrder(CancelOrder { order_id }))
                     .await
             }
+            Route::CreateOrderBatch => self.create_order_batch(req).await,
             Route::Seckill(sku) => self.seckill(req, sku).await,
             Route::RefundOrder(order_id) => self.refund_order(req, order_id).await,
             Route::Publish(topic) => self.publish(req, topic).await,
+            Route::PublishBatch(topic) => self.publish_batch(req, topic).await,
             Route::ListSubscriptions => self.list_subscriptions(req).await,
             Route::PutSubscription(group) => self.put_subscription(req, group).await,
             Route::RemoveSubscription(group) => self.remove_subscription(req, group).await,

@@ -7,6 +7,8 @@
 //! - [`routes`]: the route table ([`routes::ROUTES`] is what `docs/openapi.yaml` must describe).
 //! - [`request`]: every request body and query (orders, SKUs, the queue's) with its validation.
 //! - [`idempotency`]: `Idempotency-Key` checks and request hashing.
+//! - [`batch`]: the batch endpoints: many orders or publishes per request, each item its own
+//!   command, key and answer, proposed together so they share Raft entries.
 //! - [`auth`]: who may do what: admin, client and metrics tokens, scopes, constant-time checks.
 //! - [`access_log`]: one line per request (target `access`), 5xx with their cause, no secret.
 //! - [`request_id`]: `X-Request-Id` taken or made, returned, carried when forwarding.
@@ -38,6 +40,7 @@
 pub mod access_log;
 pub mod audit;
 pub mod auth;
+pub mod batch;
 pub mod changes;
 pub mod cluster;
 pub mod console;

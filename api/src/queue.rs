@@ -24,6 +24,16 @@ const DEAD_SEARCH_BUDGET: usize = 10_000;
 /// Longest search text.
 const MAX_SEARCH_LEN: usize = 200;
 
+/// Checks that clients may publish to `topic`: a valid id, and not a reserved topic (403), which
+/// the state machine alone writes. Shared by the single and the batch publish.
+pub(crate) fn check_publish_topic(topic: &str) -> Result<(), ApiError> {
+    request::check_id("topic", topic)?;
+    if sm::order::is_reserved(topic) {
+        return Err(ApiError::reserved_topic(topic));
+    }
+    Ok(())
+}
+
 impl<C: Cluster> Api<C> {
     /// `POST /v1/topics/{topic}/messages`: publishes one message (never into a reserved topic).
     pub(crate) async fn publish(
@@ -31,10 +41,7 @@ impl<C: Cluster> Api<C> {
         req: &HttpRequest,
         topic: String,
     ) -> Result<HttpReply, ApiError> {
-        request::check_id("topic", &topic)?;
-        if sm::order::is_reserved(&topic) {
-            return Err(ApiError::reserved_topic(&topic));
-        }
+        check_publish_topic(&topic)?;
         let body = parse_body::<PublishBody>(&req.body)?;
         let publish = body.into_command(topic)?;
         self.propose(req, Action::Publish(publish)).await

@@ -18,6 +18,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("PUT", "/admin/skus/{sku}"),
     ("GET", "/v1/skus/{sku}"),
     ("POST", "/v1/orders"),
+    ("POST", "/v1/orders/batch"),
     ("GET", "/v1/orders"),
     ("GET", "/v1/orders/{id}"),
     ("POST", "/v1/orders/{id}/pay"),
@@ -29,6 +30,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/seckill/{sku}"),
     ("POST", "/v1/orders/{id}/refund"),
     ("POST", "/v1/topics/{topic}/messages"),
+    ("POST", "/v1/topics/{topic}/messages/batch"),
     ("GET", "/admin/subscriptions"),
     ("PUT", "/admin/subscriptions/{group}"),
     ("DELETE", "/admin/subscriptions/{group}"),
@@ -75,6 +77,8 @@ pub enum Route {
     GetSku(String),
     /// `POST /v1/orders`
     CreateOrder,
+    /// `POST /v1/orders/batch`: many orders, each created as `POST /v1/orders` would.
+    CreateOrderBatch,
     /// `GET /v1/orders`
     ListOrders,
     /// `GET /v1/orders/{id}`
@@ -97,6 +101,9 @@ pub enum Route {
     RefundOrder(String),
     /// `POST /v1/topics/{topic}/messages`
     Publish(String),
+    /// `POST /v1/topics/{topic}/messages/batch`: many messages, each published as the single
+    /// publish would.
+    PublishBatch(String),
     /// `GET /admin/subscriptions`
     ListSubscriptions,
     /// `PUT /admin/subscriptions/{group}`
@@ -172,6 +179,9 @@ impl Route {
                     _ => None,
                 },
             )),
+            // Before `{id}`: a concrete path wins over a template (OpenAPI says so too), and
+            // order ids are made by the state machine, never `batch`.
+            ["v1", "orders", "batch"] => Some(only("POST", method, || Ok(Route::CreateOrderBatch))),
             ["v1", "orders", id] => Some(only("GET", method, || param(id).map(Route::GetOrder))),
             ["v1", "orders", id, "pay"] => {
                 Some(only("POST", method, || param(id).map(Route::PayOrder)))
@@ -194,6 +204,9 @@ impl Route {
             ["v1", "topics", topic, "messages"] => {
                 Some(only("POST", method, || param(topic).map(Route::Publish)))
             }
+            ["v1", "topics", topic, "messages", "batch"] => Some(only("POST", method, || {
+                param(topic).map(Route::PublishBatch)
+            })),
             ["admin", "subscriptions"] => {
                 Some(only("GET", method, || Ok(Route::ListSubscriptions)))
             }
@@ -279,6 +292,7 @@ impl Route {
             Route::PutSku(_) => "/admin/skus/{sku}",
             Route::GetSku(_) => "/v1/skus/{sku}",
             Route::CreateOrder | Route::ListOrders => "/v1/orders",
+            Route::CreateOrderBatch => "/v1/orders/batch",
             Route::GetOrder(_) => "/v1/orders/{id}",
             Route::PayOrder(_) => "/v1/orders/{id}/pay",
             Route::CancelOrder(_) => "/v1/orders/{id}/cancel",
@@ -289,6 +303,7 @@ impl Route {
             Route::Seckill(_) => "/v1/seckill/{sku}",
             Route::RefundOrder(_) => "/v1/orders/{id}/refund",
             Route::Publish(_) => "/v1/topics/{topic}/messages",
+            Route::PublishBatch(_) => "/v1/topics/{topic}/messages/batch",
             Route::ListSubscriptions => "/admin/subscriptions",
             Route::PutSubscription(_) | Route::RemoveSubscription(_) => {
                 "/admin/subscriptions/{group}"
@@ -357,5 +372,7 @@ mod tests {
         assert_eq!(refused.allow, Some("PUT, DELETE"));
         let refused = Route::parse("TRACE", "/v1/orders").unwrap_err();
         assert_eq!(refused.allow, Some("GET, POST"));
+        let refused = Route::parse("GET", "/v1/orders/batch").unwrap_err();
+        assert_eq!((refused.status, refused.allow), (405, Some("POST")));
     }
 }

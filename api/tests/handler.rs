@@ -460,3 +460,203 @@ async fn a_405_names_the_methods_the_path_accepts() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_batch_of_orders_answers_each_item_as_the_single_endpoint_would() {
+    let c = Client::new(None);
+    c.call(
+        "PUT",
+        "/admin/skus/A",
+        &[],
+        r#"{"stock": 5, "price_cents": 100}"#,
+    )
+    .await;
+    let batch = r#"{"orders": [
+        {"idempotency_key": "b-1", "user_id": "u1", "items": [{"sku": "A", "qty": 2}]},
+        {"idempotency_key": "b-2", "user_id": "u2", "items": [{"sku": "A", "qty": 9}]},
+        {"idempotency_key": "b-3", "user_id": "u3", "items": [{"sku": "A", "qty": 3}]}
+    ]}"#;
+    let first = c.reply("POST", "/v1/orders/batch", &[], batch).await;
+    assert_eq!(first.status, 200);
+    let answer: Value = serde_json::from_slice(&first.body).unwrap();
+    let results = answer["results"].as_array().unwrap();
+    let statuses: Vec<_> = results.iter().map(|r| r["status"].as_u64()).collect();
+    assert_eq!(statuses, [Some(201), Some(409), Some(201)]);
+    assert_eq!(results[0]["order"]["user_id"], "u1");
+    assert_eq!(results[1]["error"]["code"], "insufficient_stock");
+    let (_, sku) = c.call("GET", "/v1/skus/A", &[], "").await;
+    assert_eq!(sku["reserved"].as_u64(), Some(5));
+
+    // Each answer is the single endpoint's body, byte for byte: a single retry of item 1 with
+    // its key and content is the same request, and answers the body embedded in the batch's.
+    let single = c
+        .reply(
+            "POST",
+            "/v1/orders",
+            &[("idempotency-key", "b-1")],
+            r#"{"user_id": "u1", "items": [{"sku": "A", "qty": 2}]}"#,
+        )
+        .await;
+    assert_eq!(single.status, 201);
+    let text = String::from_utf8(first.body.to_vec()).unwrap();
+    let embedded = format!(
+        r#"{{"status":201,"order":{}}}"#,
+        String::from_utf8(single.body.to_vec()).unwrap()
+    );
+    assert!(text.contains(&embedded), "{text} holds {embedded}");
+
+    let writes = c.cluster.writes();
+    let again = c.reply("POST", "/v1/orders/batch", &[], batch).await;
+    assert_eq!(
+        again.body, first.body,
+        "a retried batch gets the first answers"
+    );
+    let (_, sku) = c.call("GET", "/v1/skus/A", &[], "").await;
+    assert_eq!(sku["reserved"].as_u64(), Some(5));
+
+    let reused = r#"{"orders": [
+        {"idempotency_key": "b-3", "user_id": "u3", "items": [{"sku": "A", "qty": 1}]}
+    ]}"#;
+    let (s, answer) = c.call("POST", "/v1/orders/batch", &[], reused).await;
+    assert_eq!(s, 200);
+    assert_eq!(answer["results"][0]["status"], 422);
+    assert_eq!(code(&answer["results"][0]), "idempotency_key_reused");
+    assert_eq!(
+        c.cluster.writes(),
+        writes + 4,
+        "one write per item, none refused whole"
+    );
+}
+
+#[tokio::test]
+async fn an_invalid_batch_is_refused_whole_and_changes_nothing() {
+    let c = Client::new(None);
+    c.call(
+        "PUT",
+        "/admin/skus/A",
+        &[],
+        r#"{"stock": 5, "price_cents": 100}"#,
+    )
+    .await;
+    let writes = c.cluster.writes();
+    let good = r#"{"idempotency_key": "k1", "user_id": "u1", "items": [{"sku": "A", "qty": 1}]}"#;
+    let cases = [
+        ("/v1/orders/batch", r#"{"orders": []}"#.to_string()),
+        ("/v1/orders/batch", r#"{"orders": {}}"#.to_string()),
+        ("/v1/orders/batch", format!(r#"{{"orders": [{good}], "x": 1}}"#)),
+        ("/v1/orders/batch", format!(r#"{{"orders": [{good}, {good}]}}"#)),
+        (
+            "/v1/orders/batch",
+            format!(r#"{{"orders": [{good}, {{"user_id": "u2", "items": [{{"sku": "A", "qty": 1}}]}}]}}"#),
+        ),
+        (
+            "/v1/orders/batch",
+            format!(r#"{{"orders": [{good}, {{"idempotency_key": "k2", "user_id": "u2", "items": [{{"sku": "A", "qty": 0}}]}}]}}"#),
+        ),
+        (
+            "/v1/orders/batch",
+            format!(r#"{{"orders": [{good}, {{"idempotency_key": "k2", "user_id": "u2", "items": [], "y": 1}}]}}"#),
+        ),
+        (
+            "/v1/topics/t/messages/batch",
+            r#"{"messages": [{"payload": 1, "delay_secs": 1, "deliver_at": "2030-01-01T00:00:00Z"}]}"#
+                .to_string(),
+        ),
+        ("/v1/topics/t/messages/batch", r#"{"messages": [{"key": "k"}]}"#.to_string()),
+        (
+            "/v1/topics/t/messages/batch",
+            format!(r#"{{"messages": [{}]}}"#, vec![r#"{"payload": 1}"#; 1001].join(",")),
+        ),
+    ];
+    for (path, body) in cases {
+        let (s, answer) = c.call("POST", path, &[], &body).await;
+        assert_eq!(
+            (s, code(&answer)),
+            (400, "invalid_request"),
+            "{path} {body}"
+        );
+    }
+    let (s, answer) = c
+        .call(
+            "POST",
+            "/v1/topics/order.paid/messages/batch",
+            &[],
+            r#"{"messages": [{"payload": 1}]}"#,
+        )
+        .await;
+    assert_eq!((s, code(&answer)), (403, "reserved_topic"));
+    assert_eq!(c.cluster.writes(), writes, "nothing was proposed");
+}
+
+#[tokio::test]
+async fn a_batch_of_publishes_takes_consecutive_offsets_with_optional_keys() {
+    let c = Client::new(None);
+    let batch = r#"{"messages": [
+        {"idempotency_key": "m-1", "key": "k", "payload": {"n": 1}},
+        {"payload": [2]},
+        {"idempotency_key": "m-3", "payload": "three", "delay_secs": 60}
+    ]}"#;
+    let (s, answer) = c
+        .call("POST", "/v1/topics/loyalty/messages/batch", &[], batch)
+        .await;
+    assert_eq!(s, 200);
+    let offsets: Vec<_> = answer["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["status"].as_u64(), r["message"]["offset"].as_u64()))
+        .collect();
+    assert_eq!(
+        offsets,
+        [
+            (Some(201), Some(1)),
+            (Some(201), Some(2)),
+            (Some(201), Some(3))
+        ]
+    );
+    assert_eq!(answer["results"][0]["message"]["id"], "loyalty:1");
+
+    // The same key through the single publish, same content: the first answer.
+    let (s, single) = c
+        .call(
+            "POST",
+            "/v1/topics/loyalty/messages",
+            &[("idempotency-key", "m-1")],
+            r#"{"key": "k", "payload": {"n": 1}}"#,
+        )
+        .await;
+    assert_eq!((s, &single), (201, &answer["results"][0]["message"]));
+}
+
+#[tokio::test]
+async fn an_overloaded_cluster_refuses_the_batch_whole_with_retry_after() {
+    let c = Client::new(None);
+    c.cluster
+        .overloaded
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let reply = c
+        .reply(
+            "POST",
+            "/v1/topics/t/messages/batch",
+            &[],
+            r#"{"messages": [{"payload": 1}, {"payload": 2}]}"#,
+        )
+        .await;
+    assert_eq!(reply.status, 429);
+    assert!(reply.headers.iter().any(|(n, _)| n == "retry-after"));
+}
+
+#[tokio::test]
+async fn a_batch_refuses_an_idempotency_key_header() {
+    let c = Client::new(None);
+    let (s, answer) = c
+        .call(
+            "POST",
+            "/v1/topics/t/messages/batch",
+            &[("idempotency-key", "whole")],
+            r#"{"messages": [{"payload": 1}]}"#,
+        )
+        .await;
+    assert_eq!((s, code(&answer)), (400, "invalid_request"));
+    assert_eq!(c.cluster.writes(), 0);
+}

@@ -32,6 +32,42 @@ pub fn create_order(order: &NewOrder) -> Request {
     Request::json(Method::POST, "/v1/orders", order)
 }
 
+/// `POST /v1/orders/batch`: each order under its idempotency key, answered in this order.
+pub fn create_order_batch(orders: &[(String, NewOrder)]) -> Request {
+    let items: Vec<serde_json::Value> = orders
+        .iter()
+        .map(|(key, order)| keyed_item(Some(key), order))
+        .collect();
+    Request::json(
+        Method::POST,
+        "/v1/orders/batch",
+        &json!({ "orders": items }),
+    )
+}
+
+/// `POST /v1/topics/{topic}/messages/batch`: each message under its idempotency key if it has
+/// one, answered in this order.
+pub fn publish_batch(topic: &str, messages: &[(Option<String>, NewMessage)]) -> Request {
+    let items: Vec<serde_json::Value> = messages
+        .iter()
+        .map(|(key, message)| keyed_item(key.as_deref(), message))
+        .collect();
+    Request::json(
+        Method::POST,
+        format!("/v1/topics/{topic}/messages/batch"),
+        &json!({ "messages": items }),
+    )
+}
+
+/// A batch item: the single endpoint's body with `idempotency_key` added when there is one.
+fn keyed_item(key: Option<&str>, body: &impl serde::Serialize) -> serde_json::Value {
+    let mut item = serde_json::to_value(body).unwrap_or_default();
+    if let (Some(key), Some(fields)) = (key, item.as_object_mut()) {
+        fields.insert("idempotency_key".into(), json!(key));
+    }
+    item
+}
+
 /// `POST /v1/orders/{id}/pay`.
 pub fn pay(id: &str, payment_ref: &str) -> Request {
     Request::json(
