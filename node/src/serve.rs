@@ -39,7 +39,7 @@ pub enum ServeError {
         /// The address.
         addr: String,
         /// Why.
-        source: warp::Error,
+        source: warp::hyper::Error,
     },
     /// An address did not parse.
     #[error("address {0:?} is not host:port")]
@@ -243,7 +243,7 @@ pub async fn run(
                     source,
                 })?,
             Some(tls) => crate::tls::serve(
-                warp::service(api::server::filter(api)),
+                api::server::service(api),
                 addr,
                 tls,
                 stopped(),
