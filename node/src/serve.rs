@@ -227,6 +227,7 @@ pub async fn run(
                 seckill_pay_within_secs: config.seckill_pay_within_secs,
                 redrive_step: config.redrive_step,
                 webhook_policy: config.webhook_policy(),
+                access_log: config.access_log,
             },
         )
         .draining_on(api::Drain::on(shutdown.clone())),
