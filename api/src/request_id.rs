@@ -107,9 +107,15 @@ mod tests {
         assert_eq!(made.len(), 100_000, "no id repeats");
         for id in made.iter().take(100) {
             assert_eq!(id.len(), 16, "{id}");
-            assert!(id.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+            assert!(id
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
         }
         let leading: std::collections::HashSet<&str> = made.iter().map(|id| &id[..2]).collect();
-        assert!(leading.len() > 200, "successive ids do not share a prefix: {}", leading.len());
+        assert!(
+            leading.len() > 200,
+            "successive ids do not share a prefix: {}",
+            leading.len()
+        );
     }
 }

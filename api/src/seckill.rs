@@ -55,8 +55,13 @@ impl<C: Cluster> Api<C> {
         if reader.sold_out().contains(&sku) {
             // A retry of a request this node already applied gets its first answer, as the
             // contract promises for every Idempotency-Key, even when the SKU is gone since.
-            if let Some(record) = key.map(|k| reader.idempotency_record(k)).transpose()?.flatten() {
-                if record.request_hash != idempotency::request_hash(&req.method, &req.path, &req.body)
+            if let Some(record) = key
+                .map(|k| reader.idempotency_record(k))
+                .transpose()?
+                .flatten()
+            {
+                if record.request_hash
+                    != idempotency::request_hash(&req.method, &req.path, &req.body)
                 {
                     return Err(sm::outcome::Rejection::IdempotencyKeyReused.into());
                 }

@@ -48,7 +48,8 @@ async fn collect_body(headers: &HeaderMap, mut stream: Body) -> Result<Bytes, Ap
     if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
         return Err(ApiError::payload_too_large());
     }
-    let read_failed = |e: warp::hyper::Error| ApiError::invalid(format!("reading the body failed: {e}"));
+    let read_failed =
+        |e: warp::hyper::Error| ApiError::invalid(format!("reading the body failed: {e}"));
     let mut first = Bytes::new();
     let mut body: Option<BytesMut> = None;
     while let Some(chunk) = stream.data().await {

@@ -77,7 +77,9 @@ where
         event: &Event<'_>,
     ) -> fmt::Result {
         let meta = event.metadata();
-        if meta.target() != ACCESS_TARGET || writer.has_ansi_escapes() || ctx.parent_span().is_some()
+        if meta.target() != ACCESS_TARGET
+            || writer.has_ansi_escapes()
+            || ctx.parent_span().is_some()
         {
             return self.other.format_event(ctx, writer, event);
         }

@@ -682,7 +682,10 @@ refund_status_url = "http://127.0.0.1:1/refunds"
             config: Some(path.clone()),
             ..Default::default()
         };
-        assert_eq!(Config::load(&from_file).unwrap().access_log, AccessLog::Errors);
+        assert_eq!(
+            Config::load(&from_file).unwrap().access_log,
+            AccessLog::Errors
+        );
         let flag = ServeArgs {
             config: Some(path.clone()),
             access_log: Some(AccessLog::Off),
@@ -690,7 +693,10 @@ refund_status_url = "http://127.0.0.1:1/refunds"
         };
         assert_eq!(Config::load(&flag).unwrap().access_log, AccessLog::Off);
         std::fs::write(&path, "access_log = \"some\"\n").unwrap();
-        assert!(Config::load(&from_file).is_err(), "an unknown value is refused");
+        assert!(
+            Config::load(&from_file).is_err(),
+            "an unknown value is refused"
+        );
         assert_eq!(
             Config::load(&ServeArgs::default()).unwrap().access_log,
             AccessLog::All

@@ -228,7 +228,10 @@ mod tests {
         writer.stop();
         let (text, writes) = {
             let captured = out.0.lock().expect("lock");
-            (String::from_utf8(captured.0.clone()).expect("utf8"), captured.1)
+            (
+                String::from_utf8(captured.0.clone()).expect("utf8"),
+                captured.1,
+            )
         };
         let expected: String = (0..lines).map(|n| format!("line {n}\n")).collect();
         assert_eq!(text, expected, "every line, in order, written by stop");

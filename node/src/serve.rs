@@ -243,17 +243,12 @@ pub async fn run(
                     addr: config.api_addr.clone(),
                     source,
                 })?,
-            Some(tls) => crate::tls::serve(
-                api::server::service(api),
-                addr,
-                tls,
-                stopped(),
-            )
-            .map(|(bound, server)| (bound, server.boxed()))
-            .map_err(|source| ServeError::BindTls {
-                addr: config.api_addr.clone(),
-                source,
-            })?,
+            Some(tls) => crate::tls::serve(api::server::service(api), addr, tls, stopped())
+                .map(|(bound, server)| (bound, server.boxed()))
+                .map_err(|source| ServeError::BindTls {
+                    addr: config.api_addr.clone(),
+                    source,
+                })?,
         }
     };
     let api_task = api_runtime.spawn(api_server);
