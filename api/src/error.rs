@@ -157,10 +157,29 @@ impl ApiError {
         Self::new(500, "internal", message)
     }
 
-    /// The HTTP reply carrying this error.
+    /// The HTTP reply carrying this error. The body is written straight from borrowed fields
+    /// (no `serde_json::Value` built first): most answers of a sold-out sale are this reply.
     pub fn into_reply(self) -> HttpReply {
-        let body = serde_json::json!({"error": {"code": self.code, "message": self.message}});
-        let mut headers = vec![("content-type".to_string(), "application/json".to_string())];
+        /// `{"error": {...}}`.
+        #[derive(serde::Serialize)]
+        struct Body<'a> {
+            error: Fields<'a>,
+        }
+        /// `{"code", "message"}`.
+        #[derive(serde::Serialize)]
+        struct Fields<'a> {
+            code: &'a str,
+            message: &'a str,
+        }
+        let body = serde_json::to_vec(&Body {
+            error: Fields {
+                code: self.code,
+                message: &self.message,
+            },
+        })
+        .unwrap_or_default();
+        let mut headers = Vec::with_capacity(2);
+        headers.push(("content-type".to_string(), "application/json".to_string()));
         if let Some(secs) = self.retry_after {
             headers.push(("retry-after".to_string(), secs.to_string()));
         }
@@ -170,7 +189,7 @@ impl ApiError {
         HttpReply {
             status: self.status,
             headers,
-            body: body.to_string().into(),
+            body: body.into(),
         }
     }
 }

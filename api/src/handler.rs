@@ -50,6 +50,8 @@ pub struct ApiConfig {
     pub redrive_step: usize,
     /// Where push URLs may point (never link-local; within `webhook_allow` when set).
     pub webhook_policy: crate::webhook_target::WebhookPolicy,
+    /// Which requests get an access line.
+    pub access_log: access_log::AccessLog,
 }
 
 /// The API of one node.
@@ -174,7 +176,14 @@ impl<C: Cluster> Api<C> {
         let took = started.elapsed();
         self.http_metrics
             .observe(&request.method, template, reply.status, took);
-        access_log::record(&request.method, template, &reply, took, &request_id);
+        access_log::record(
+            self.config.access_log,
+            &request.method,
+            template,
+            &reply,
+            took,
+            &request_id,
+        );
         let mut reply = reply;
         reply
             .headers
@@ -231,6 +240,7 @@ impl<C: Cluster> Api<C> {
             body: Default::default(),
         });
         access_log::record(
+            self.config.access_log,
             &request.method,
             Route::ChangeStream.template(),
             &logged,

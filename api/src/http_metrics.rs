@@ -2,6 +2,7 @@
 //! per (method, route template, status class). Route templates (`/v1/orders/{id}`), never raw
 //! paths, keep the label sets bounded whatever clients send.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -19,7 +20,7 @@ const BUCKETS: [f64; 12] = [
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
     /// Upper-case method.
-    method: String,
+    method: Cow<'static, str>,
     /// The route template, or `unmatched`.
     route: &'static str,
     /// The status code.
@@ -31,7 +32,7 @@ struct RequestLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct LatencyLabels {
     /// Upper-case method.
-    method: String,
+    method: Cow<'static, str>,
     /// The route template, or `unmatched`.
     route: &'static str,
     /// `1xx` to `5xx`.
@@ -53,6 +54,18 @@ impl Default for HttpMetrics {
             requests: Family::default(),
             latency: Family::new_with_constructor(|| Histogram::new(BUCKETS)),
         }
+    }
+}
+
+/// The method as a label value: the contract's methods without a copy (a label set is built for
+/// every request, and only the first of each is kept), any other as it came.
+fn method_label(method: &str) -> Cow<'static, str> {
+    match method {
+        "GET" => Cow::Borrowed("GET"),
+        "POST" => Cow::Borrowed("POST"),
+        "PUT" => Cow::Borrowed("PUT"),
+        "DELETE" => Cow::Borrowed("DELETE"),
+        other => Cow::Owned(other.to_string()),
     }
 }
 
@@ -86,14 +99,14 @@ impl HttpMetrics {
     pub fn observe(&self, method: &str, route: &'static str, status: u16, latency: Duration) {
         self.requests
             .get_or_create(&RequestLabels {
-                method: method.to_string(),
+                method: method_label(method),
                 route,
                 status,
             })
             .inc();
         self.latency
             .get_or_create(&LatencyLabels {
-                method: method.to_string(),
+                method: method_label(method),
                 route,
                 status_class: status_class(status),
             })

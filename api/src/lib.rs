@@ -32,7 +32,7 @@
 //! - [`http_metrics`]: HTTP requests and latency by route template and status.
 //! - [`state_metrics`]: orders, stock, timers and consumer groups, read from the applied state.
 //! - [`cluster`]: the trait the node implements (writes, reads, forwarding, the node's clock).
-//! - [`server`]: the warp glue (1 MiB body cap).
+//! - [`server`]: the hyper service (1 MiB body cap).
 //! - [`drain`]: stopping cleanly: no new request, long polls and streams ended, writes finished.
 
 #![warn(missing_docs)]

@@ -42,7 +42,7 @@ pub const MAX_VISIBILITY_MS: u64 = 12 * 3_600_000;
 /// Parses a JSON body into `T`, refusing unknown fields and wrong types with 400. Every body of
 /// the contract is an object: serde would also read a struct from an array of its fields in
 /// order (`[]` as a body with every field absent), so anything else is refused first.
-pub fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+pub fn parse_body<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, ApiError> {
     let body = if body.iter().all(u8::is_ascii_whitespace) {
         b"{}".as_slice()
     } else {

@@ -14,7 +14,7 @@ pub const MAX_REQUEST_ID_LEN: usize = 128;
 
 /// The request's id: the caller's when it is 1 to [`MAX_REQUEST_ID_LEN`] characters of
 /// letters, digits, `-`, `_`, `.` or `:` (nothing a log reader could mistake for structure),
-/// else 16 random hex digits. Recorded in `request`'s headers, so a forward carries it.
+/// else 16 hex digits made here. Recorded in `request`'s headers, so a forward carries it.
 pub fn take_or_make(request: &mut HttpRequest) -> String {
     let usable = |id: &str| {
         (1..=MAX_REQUEST_ID_LEN).contains(&id.len())
@@ -35,19 +35,32 @@ pub fn take_or_make(request: &mut HttpRequest) -> String {
     id
 }
 
-/// 16 random hex digits; from the clock and a counter if the OS gives no random bytes (an id
-/// only has to be unlikely to repeat, not secret).
+/// 16 hex digits, unique in this process and not guessable from the ones before: a counter
+/// through a keyed permutation of 64-bit numbers (a four-round Feistel network whose round
+/// function is SipHash, keyed from the OS once per process). A permutation of distinct counts
+/// never repeats, as random ids could; and it costs no system call, where a `getrandom` per
+/// request did. An id only has to tell requests apart in the logs, not be a secret.
 fn random_id() -> String {
-    let mut bytes = [0u8; 8];
-    if getrandom::getrandom(&mut bytes).is_err() {
-        static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64);
-        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        bytes = (nanos ^ n.rotate_left(48)).to_be_bytes();
+    use std::hash::BuildHasher;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::OnceLock;
+
+    static KEYS: OnceLock<std::hash::RandomState> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let keys = KEYS.get_or_init(std::hash::RandomState::new);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let (mut left, mut right) = ((n >> 32) as u32, n as u32);
+    for round in 0..4u32 {
+        let mixed = keys.hash_one((round, right)) as u32;
+        (left, right) = (right, left ^ mixed);
     }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    let id = (u64::from(left) << 32) | u64::from(right);
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut text = String::with_capacity(16);
+    for shift in (0..16).rev() {
+        text.push(char::from(HEX[(id >> (shift * 4)) as usize & 0xf]));
+    }
+    text
 }
 
 #[cfg(test)]
@@ -86,5 +99,23 @@ mod tests {
         let made = take_or_make(&mut none);
         assert_eq!(none.header(REQUEST_ID_HEADER), Some(made.as_str()));
         assert_ne!(made, take_or_make(&mut request(&[])), "made ids differ");
+    }
+
+    #[test]
+    fn made_ids_are_hex_and_do_not_repeat() {
+        let made: std::collections::HashSet<String> = (0..100_000).map(|_| random_id()).collect();
+        assert_eq!(made.len(), 100_000, "no id repeats");
+        for id in made.iter().take(100) {
+            assert_eq!(id.len(), 16, "{id}");
+            assert!(id
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+        }
+        let leading: std::collections::HashSet<&str> = made.iter().map(|id| &id[..2]).collect();
+        assert!(
+            leading.len() > 200,
+            "successive ids do not share a prefix: {}",
+            leading.len()
+        );
     }
 }

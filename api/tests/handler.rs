@@ -22,6 +22,7 @@ impl Client {
             seckill_pay_within_secs: 900,
             redrive_step: 1000,
             webhook_policy: Default::default(),
+            access_log: Default::default(),
         };
         let cluster = Arc::new(LocalCluster::new());
         Client {

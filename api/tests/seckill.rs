@@ -25,6 +25,7 @@ impl Client {
             seckill_pay_within_secs: 900,
             redrive_step: 1000,
             webhook_policy: Default::default(),
+            access_log: Default::default(),
         };
         Client {
             api: Api::new(cluster.clone(), config),

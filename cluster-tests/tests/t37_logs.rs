@@ -113,3 +113,69 @@ async fn access_lines_carry_the_request_id_and_no_secret() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_log_errors_keeps_the_lines_of_answers_below_500_out() {
+    let options = ClusterOptions {
+        extra_args: vec![
+            "--log-format".into(),
+            "json".into(),
+            "--access-log".into(),
+            "errors".into(),
+        ],
+        ..ClusterOptions::default()
+    };
+    let admin_token = options.admin_token.clone().expect("admin token");
+    let cluster = Cluster::start(1, options).await.expect("start one node");
+    within(Duration::from_secs(60), async {
+        let leader = cluster.wait_for_leader().await.expect("leader");
+        let http = reqwest::Client::builder().no_proxy().build().expect("http");
+
+        eprintln!("--- a 200 and a 404 with ids of their own");
+        for (path, status) in [("/healthz", 200), ("/v1/orders/t37-missing", 404)] {
+            let answer = http
+                .get(format!("{}{path}", cluster.api(leader)))
+                .bearer_auth(&admin_token)
+                .header("x-request-id", "t37-quiet")
+                .send()
+                .await
+                .expect("request");
+            assert_eq!(answer.status(), status, "{path}");
+            assert_eq!(answer.headers()["x-request-id"], "t37-quiet");
+        }
+
+        eprintln!("--- an admin write after them: its audit line is written after theirs would be");
+        let answer = http
+            .put(format!("{}/admin/skus/T37QUIET", cluster.api(leader)))
+            .bearer_auth(&admin_token)
+            .json(&serde_json::json!({"stock": 1, "price_cents": 1}))
+            .send()
+            .await
+            .expect("put sku");
+        assert_eq!(answer.status(), 200);
+        poll_until("the audit line", Duration::from_secs(10), || async {
+            let audited = cluster.log(leader).unwrap_or_default().lines().any(|line| {
+                serde_json::from_str::<serde_json::Value>(line).is_ok_and(|line| {
+                    line["target"] == "audit" && line["fields"]["path"] == "/admin/skus/T37QUIET"
+                })
+            });
+            cluster::holds(audited)
+        })
+        .await
+        .expect("audit line");
+        assert!(
+            access_lines(&cluster, leader, "t37-quiet").is_empty(),
+            "no access line for answers below 500"
+        );
+        for line in cluster.log(leader).expect("log").lines() {
+            let Ok(line) = serde_json::from_str::<serde_json::Value>(line) else {
+                continue;
+            };
+            if line["target"] == "access" {
+                let status = line["fields"]["status"].as_u64().expect("status");
+                assert!(status >= 500, "only 5xx answers are logged: {line}");
+            }
+        }
+    })
+    .await;
+}

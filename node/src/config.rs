@@ -164,6 +164,9 @@ pub struct Config {
     /// Largest clock offset to the other voters a node may have and still lead: a node off from
     /// more than half of them by more does not campaign and gives up leadership.
     pub max_clock_offset_ms: u64,
+    /// Which requests get an access line: `all`, `errors` (5xx only) or `off`. A flash sale's
+    /// sold-out answers each cost a line under `all`.
+    pub access_log: api::access_log::AccessLog,
 }
 
 impl Default for Config {
@@ -201,6 +204,7 @@ impl Default for Config {
             queue_retention_secs: 3 * 86_400,
             redrive_step: 1_000,
             max_clock_offset_ms: 500,
+            access_log: api::access_log::AccessLog::All,
         }
     }
 }
@@ -356,6 +360,9 @@ pub struct ServeArgs {
     /// Largest clock offset to the other voters a node may have and still lead, in ms.
     #[arg(long, env = "ORDERQ_MAX_CLOCK_OFFSET_MS")]
     pub max_clock_offset_ms: Option<u64>,
+    /// Which requests get an access line: all, errors (5xx only) or off.
+    #[arg(long, env = "ORDERQ_ACCESS_LOG")]
+    pub access_log: Option<api::access_log::AccessLog>,
 }
 
 /// Parses `ID=RAFT_ADDR,API_ADDR`.
@@ -409,7 +416,8 @@ impl Config {
             seckill_queue_depth,
             queue_retention_secs,
             redrive_step,
-            max_clock_offset_ms
+            max_clock_offset_ms,
+            access_log
         );
         for (file, flag) in [
             (&mut config.admin_token_file, &args.admin_token_file),
@@ -661,6 +669,37 @@ refund_status_url = "http://127.0.0.1:1/refunds"
         assert_eq!(
             config.payment.refund_status_url,
             "http://127.0.0.1:1/refunds"
+        );
+    }
+
+    #[test]
+    fn the_access_log_comes_from_the_file_and_the_flag() {
+        use api::access_log::AccessLog;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("n.toml");
+        std::fs::write(&path, "access_log = \"errors\"\n").unwrap();
+        let from_file = ServeArgs {
+            config: Some(path.clone()),
+            ..Default::default()
+        };
+        assert_eq!(
+            Config::load(&from_file).unwrap().access_log,
+            AccessLog::Errors
+        );
+        let flag = ServeArgs {
+            config: Some(path.clone()),
+            access_log: Some(AccessLog::Off),
+            ..Default::default()
+        };
+        assert_eq!(Config::load(&flag).unwrap().access_log, AccessLog::Off);
+        std::fs::write(&path, "access_log = \"some\"\n").unwrap();
+        assert!(
+            Config::load(&from_file).is_err(),
+            "an unknown value is refused"
+        );
+        assert_eq!(
+            Config::load(&ServeArgs::default()).unwrap().access_log,
+            AccessLog::All
         );
     }
 

@@ -8,7 +8,9 @@
 //! - [`config`]: the one configuration struct, from file, environment and flags.
 //! - [`secrets`]: secrets that never print, read from `*_file` settings, compared in constant
 //!   time.
-//! - [`logs`]: log lines on stderr through a buffered writer thread, flushed on every exit.
+//! - [`logs`]: log lines on stderr, filtered by `RUST_LOG`, flushed on every exit.
+//! - [`log_writer`]: the thread that writes log lines in batches, one wake per batch.
+//! - [`access_line`]: the access log's lines, written without tracing-subscriber's formatters.
 //! - [`exposure`]: the start-up guard: no reachable node or cluster without its secrets.
 //! - [`serve`]: start-up and shutdown of a node; cluster initialisation.
 //! - [`backup`]: `orderq backup` (asks a node for a backup) and `orderq restore` (seeds a new
@@ -49,6 +51,7 @@
 
 #![warn(missing_docs)]
 
+pub mod access_line;
 pub mod admin_cli;
 pub mod admission;
 pub mod backup;
@@ -61,6 +64,7 @@ pub mod consumer_lane;
 pub mod delivery_metrics;
 pub mod exposure;
 pub mod leadership;
+pub mod log_writer;
 pub mod logs;
 pub mod membership_check;
 pub mod network;

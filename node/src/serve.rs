@@ -39,7 +39,7 @@ pub enum ServeError {
         /// The address.
         addr: String,
         /// Why.
-        source: warp::Error,
+        source: warp::hyper::Error,
     },
     /// An address did not parse.
     #[error("address {0:?} is not host:port")]
@@ -227,6 +227,7 @@ pub async fn run(
                 seckill_pay_within_secs: config.seckill_pay_within_secs,
                 redrive_step: config.redrive_step,
                 webhook_policy: config.webhook_policy(),
+                access_log: config.access_log,
             },
         )
         .draining_on(api::Drain::on(shutdown.clone())),
@@ -242,17 +243,12 @@ pub async fn run(
                     addr: config.api_addr.clone(),
                     source,
                 })?,
-            Some(tls) => crate::tls::serve(
-                warp::service(api::server::filter(api)),
-                addr,
-                tls,
-                stopped(),
-            )
-            .map(|(bound, server)| (bound, server.boxed()))
-            .map_err(|source| ServeError::BindTls {
-                addr: config.api_addr.clone(),
-                source,
-            })?,
+            Some(tls) => crate::tls::serve(api::server::service(api), addr, tls, stopped())
+                .map(|(bound, server)| (bound, server.boxed()))
+                .map_err(|source| ServeError::BindTls {
+                    addr: config.api_addr.clone(),
+                    source,
+                })?,
         }
     };
     let api_task = api_runtime.spawn(api_server);
