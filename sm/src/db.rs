@@ -76,9 +76,10 @@ fn options() -> (Options, Vec<ColumnFamilyDescriptor>) {
 /// Why: the Raft log is the state's write-ahead log already. Every applied entry is in it,
 /// synced before it was acknowledged, and `apply` is deterministic, so the state only has to be
 /// durable as of some entry, which `last_applied` names; a restart replays the log from there.
-/// Logging the state a second time cost every node about a tenth of its CPU per order (the WAL's
-/// `write` and the larger `fdatasync` of the log behind it), and made the WAL eight times the
-/// log. What keeps this correct:
+/// Logging the state a second time made the WAL about eight times the log (2.5 KB per order
+/// against 300 bytes), and its `write` took 8% of a follower's CPU samples under load; side by
+/// side with etcd, a follower's CPU per order went from 62-64 us to 57-62 us without it. What
+/// keeps this correct:
 /// - flushes are atomic across column families (see [`open`]), so the state on disk is always
 ///   one `last_applied`'s, and the Raft log's memtable goes down with it, so the log on disk
 ///   always reaches the state on disk;
