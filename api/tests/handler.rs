@@ -31,6 +31,19 @@ impl Client {
         }
     }
 
+    /// Loads SKU `A`: 5 units at 100 cents, no per-user limit.
+    async fn sku_a_with_five(&self) {
+        let (status, _) = self
+            .call(
+                "PUT",
+                "/admin/skus/A",
+                &[],
+                r#"{"stock": 5, "price_cents": 100}"#,
+            )
+            .await;
+        assert_eq!(status, 200, "SKU A loaded");
+    }
+
     async fn call(
         &self,
         method: &str,
@@ -327,13 +340,7 @@ async fn bad_input_gets_its_documented_error_and_changes_nothing() {
 #[tokio::test]
 async fn idempotency_keys_replay_the_first_answer() {
     let c = Client::new(None);
-    c.call(
-        "PUT",
-        "/admin/skus/A",
-        &[],
-        r#"{"stock": 5, "price_cents": 100}"#,
-    )
-    .await;
+    c.sku_a_with_five().await;
     let key = [("idempotency-key", "order-1")];
     let body = r#"{"user_id":"u1","items":[{"sku":"A","qty":1}]}"#;
     let first = c.call("POST", "/v1/orders", &key, body).await;
@@ -465,13 +472,7 @@ async fn a_405_names_the_methods_the_path_accepts() {
 #[tokio::test]
 async fn a_batch_of_orders_answers_each_item_as_the_single_endpoint_would() {
     let c = Client::new(None);
-    c.call(
-        "PUT",
-        "/admin/skus/A",
-        &[],
-        r#"{"stock": 5, "price_cents": 100}"#,
-    )
-    .await;
+    c.sku_a_with_five().await;
     let batch = r#"{"orders": [
         {"idempotency_key": "b-1", "user_id": "u1", "items": [{"sku": "A", "qty": 2}]},
         {"idempotency_key": "b-2", "user_id": "u2", "items": [{"sku": "A", "qty": 9}]},
@@ -532,13 +533,7 @@ async fn a_batch_of_orders_answers_each_item_as_the_single_endpoint_would() {
 #[tokio::test]
 async fn an_invalid_batch_is_refused_whole_and_changes_nothing() {
     let c = Client::new(None);
-    c.call(
-        "PUT",
-        "/admin/skus/A",
-        &[],
-        r#"{"stock": 5, "price_cents": 100}"#,
-    )
-    .await;
+    c.sku_a_with_five().await;
     let writes = c.cluster.writes();
     let good = r#"{"idempotency_key": "k1", "user_id": "u1", "items": [{"sku": "A", "qty": 1}]}"#;
     let cases = [

@@ -3,7 +3,7 @@
 //!
 //! Why beside criterion: criterion times the applying thread, while RocksDB's flushes and
 //! compactions run on threads of their own, and on a two-core machine they compete with `apply`
-//! for the same CPU. This applies a run of orders as a node does (entries of several commands,
+//! for the same CPU. This applies a run of orders as a node does (entries of several commands, written without the WAL,
 //! each with an idempotency key), then flushes and compacts, and prints the whole process's CPU
 //! per order, with the SST bytes per order of every column family and the size of a snapshot.
 //!
@@ -48,7 +48,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         };
         let mut txn = Txn::new(&db);
         apply_batch(&mut txn, index, &batch)?;
-        db.write(txn.into_write_batch()?)?;
+        db.write_opt(txn.into_write_batch()?, &sm::db::unlogged())?;
         Ok(())
     };
     let skus = (0..SKUS)
