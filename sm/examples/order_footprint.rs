@@ -3,9 +3,10 @@
 //!
 //! Why beside criterion: criterion times the applying thread, while RocksDB's flushes and
 //! compactions run on threads of their own, and on a two-core machine they compete with `apply`
-//! for the same CPU. This applies a run of orders as a node does (entries of several commands, written without the WAL,
-//! each with an idempotency key), then flushes and compacts, and prints the whole process's CPU
-//! per order, with the SST bytes per order of every column family and the size of a snapshot.
+//! for the same CPU. This applies a run of orders as a node does (entries of several commands,
+//! each with an idempotency key, written without the WAL), then flushes and compacts, and prints
+//! the whole process's CPU per order, with the SST bytes per order of every column family and the
+//! size of a snapshot.
 //!
 //! usage: `cargo run -p orderq-sm --profile dev --example order_footprint [ORDERS]`
 

@@ -102,8 +102,9 @@ fn read_bytes(input: &mut impl Read) -> Result<Vec<u8>, StoreError> {
 }
 
 /// Reads a whole snapshot stream without writing anything: every record must be complete and
-/// name a known column family, and a compressed stream must match its checksum. Run before a received snapshot becomes current, so a transfer
-/// that arrived cut short is refused (and sent again) instead of half-installed.
+/// name a known column family, and a compressed stream must match its checksum. Run before a
+/// received snapshot becomes current, so a transfer that arrived cut short or damaged is refused
+/// (and sent again) instead of half-installed.
 pub fn validate(input: impl Read) -> Result<u64, StoreError> {
     let mut input = records(input)?;
     let mut records = 0u64;

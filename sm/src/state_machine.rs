@@ -3,7 +3,8 @@
 //! To ensure correctness:
 //! - Everything one `apply` call changes (state, `last_applied`, membership) goes into one
 //!   `WriteBatch`, so a crash leaves the state of some prefix of the log. It is written without
-//!   RocksDB's WAL: the Raft log replays what a crash took from memory (see [`crate::db::unlogged`]).
+//!   RocksDB's WAL: the Raft log replays what a crash took from memory
+//!   (see [`crate::db::unlogged`]).
 //! - `apply` is deterministic (see [`crate::apply`]): replicas applying the same log agree.
 //! - Snapshots are consistent point-in-time views ([`crate::snapshot`]).
 
