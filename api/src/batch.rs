@@ -316,11 +316,7 @@ impl<C: Cluster> Api<C> {
             .collect::<Result<Vec<_>, _>>()?;
         let body = serde_json::to_vec(&BatchAnswer { results })
             .map_err(|e| ApiError::internal(format!("the batch answer: {e}")))?;
-        Ok(HttpReply {
-            status: 200,
-            headers: vec![("content-type".into(), "application/json".into())],
-            body: body.into(),
-        })
+        Ok(HttpReply::json(200, body))
     }
 }
 

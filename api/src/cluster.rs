@@ -86,6 +86,18 @@ pub struct HttpReply {
     pub body: Bytes,
 }
 
+impl HttpReply {
+    /// A reply whose body is JSON already encoded: every JSON answer carries the same
+    /// content type.
+    pub fn json(status: u16, body: impl Into<Bytes>) -> Self {
+        HttpReply {
+            status,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: body.into(),
+        }
+    }
+}
+
 /// A summary of this node's view of the cluster, for `GET /admin/cluster`.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ClusterStatus {

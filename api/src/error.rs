@@ -178,19 +178,16 @@ impl ApiError {
             },
         })
         .unwrap_or_default();
-        let mut headers = Vec::with_capacity(2);
-        headers.push(("content-type".to_string(), "application/json".to_string()));
+        let mut reply = HttpReply::json(self.status, body);
         if let Some(secs) = self.retry_after {
-            headers.push(("retry-after".to_string(), secs.to_string()));
+            reply
+                .headers
+                .push(("retry-after".to_string(), secs.to_string()));
         }
         if let Some(allow) = self.allow {
-            headers.push(("allow".to_string(), allow.to_string()));
+            reply.headers.push(("allow".to_string(), allow.to_string()));
         }
-        HttpReply {
-            status: self.status,
-            headers,
-            body: body.into(),
-        }
+        reply
     }
 }
 

@@ -71,11 +71,7 @@ pub struct Api<C: Cluster> {
 }
 
 pub(crate) fn json_reply(status: u16, body: &Value) -> HttpReply {
-    HttpReply {
-        status,
-        headers: vec![("content-type".into(), "application/json".into())],
-        body: body.to_string().into(),
-    }
+    HttpReply::json(status, body.to_string())
 }
 
 pub(crate) fn outcome_reply(outcome: Outcome) -> Result<HttpReply, ApiError> {
@@ -416,11 +412,10 @@ impl<C: Cluster> Api<C> {
                 if self.cluster.reader().restoring()? {
                     return Err(ApiError::restoring());
                 }
-                Ok(HttpReply {
-                    status: 200,
-                    headers: vec![("content-type".into(), "application/json".into())],
-                    body: changes::long_poll(self.cluster.reader(), query).await?,
-                })
+                Ok(HttpReply::json(
+                    200,
+                    changes::long_poll(self.cluster.reader(), query).await?,
+                ))
             }
             Route::ChangeStream => {
                 let query = ChangesQuery::parse(req.query.as_deref())?;
