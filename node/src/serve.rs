@@ -278,20 +278,11 @@ pub async fn run(
         }
     }
 
-    let mut metrics = raft.metrics();
-    tokio::select! {
-        _ = shutdown.wait_for(|stop| *stop) => {}
-        fatal = metrics.wait_for(|m| m.running_state.is_err()) => {
-            // The Raft core stopped (a storage error, a refused snapshot): exit, so a supervisor
-            // restarts the node from its data instead of it answering HTTP with no Raft behind.
-            let reason = fatal
-                .ok()
-                .and_then(|m| m.running_state.clone().err())
-                .map(|e| e.to_string())
-                .unwrap_or_else(|| "metrics closed".into());
-            tracing::error!(%reason, "raft stopped; exiting");
-            return Err(ServeError::Raft(reason));
-        }
+    if let Some(reason) = raft_stopped(&raft, &mut shutdown).await {
+        // The Raft core stopped (a storage error, a refused snapshot): exit, so a supervisor
+        // restarts the node from its data instead of it answering HTTP with no Raft behind.
+        tracing::error!(%reason, "raft stopped; exiting");
+        return Err(ServeError::Raft(reason));
     }
     crate::readiness::stopping();
     tracing::info!("shutting down: draining requests, ending long polls and streams");
@@ -304,4 +295,37 @@ pub async fn run(
         .await
         .map_err(|e| ServeError::Raft(e.to_string()))?;
     Ok(())
+}
+
+/// How often a serving node looks whether its Raft core stopped, besides when the core's server
+/// metrics close.
+const RAFT_CHECK: Duration = Duration::from_millis(200);
+
+/// Waits until `shutdown` turns true (`None`) or the Raft core stops (`Some(why)`).
+///
+/// Why not wait on openraft's full metrics: they are published on every turn of the core's loop,
+/// and a task waiting on them is woken (and a parked thread with it) for each. The server metrics
+/// change only with the state, leader, vote or membership, and close when the core ends.
+async fn raft_stopped(raft: &Raft, shutdown: &mut watch::Receiver<bool>) -> Option<String> {
+    let mut server = raft.server_metrics();
+    let mut check = tokio::time::interval(RAFT_CHECK);
+    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        if let Err(fatal) = &raft.metrics().borrow().running_state {
+            return Some(fatal.to_string());
+        }
+        tokio::select! {
+            _ = shutdown.wait_for(|stop| *stop) => return None,
+            changed = server.changed() => {
+                if changed.is_err() {
+                    let stopped = raft.metrics().borrow().running_state.clone();
+                    return Some(stopped.err().map_or_else(
+                        || "the raft core ended".to_string(),
+                        |fatal| fatal.to_string(),
+                    ));
+                }
+            }
+            _ = check.tick() => {}
+        }
+    }
 }

@@ -288,7 +288,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 .committed_index
                 .set(i64::try_from(committed.index).unwrap_or(i64::MAX));
         }
-        meta::write::<Committed>(&self.db, &committed, false).map_err(log_err)
+        // Without the WAL: this is called for every entry committed, and it is only where a
+        // restart may re-apply up to without waiting for the leader. After a crash it is as old
+        // as the last flush, which flushes the state with it (atomically), so it is never behind
+        // the state on disk; an older one only means the leader confirms the rest.
+        meta::write_with::<Committed>(&self.db, &committed, &crate::db::unlogged()).map_err(log_err)
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
