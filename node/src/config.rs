@@ -134,7 +134,12 @@ pub struct Config {
     /// large entry would miss the heartbeat-long append timeout and churn elections. A single
     /// command larger than this is refused with 413 before it is proposed.
     pub max_batch_bytes: usize,
-    /// Most batches proposed at once.
+    /// Most batches proposed at once. One by default: every entry costs each node a fixed
+    /// amount (an append, its sync, a replication round, a pass of openraft's loop) whatever it
+    /// holds, and with one in flight the requests that arrive meanwhile all form the next entry.
+    /// Beside etcd and NATS on two cores, going from 2 to 1 took entries from about 17 orders to
+    /// about 25, CPU per order from 1.15x etcd's to 0.99-1.01x and per publish from 2.33x NATS's
+    /// to 1.77-1.84x, with p99 no worse.
     pub max_in_flight: usize,
     /// Payment window of orders that name none.
     pub default_pay_within_secs: u64,
@@ -193,7 +198,7 @@ impl Default for Config {
             keep_logs_after_snapshot: 1_000,
             max_batch: 512,
             max_batch_bytes: 2 << 20,
-            max_in_flight: 2,
+            max_in_flight: 1,
             default_pay_within_secs: 86_400,
             join: false,
             changes_retention_secs: 7 * 86_400,
