@@ -5,8 +5,10 @@
 //!   it is synced. Appends are written at once and handed to a flusher thread that syncs the WAL
 //!   once for every append waiting, in order: durable before acknowledged, with group fsync.
 //! - The vote is written with a synced write before `save_vote` returns.
-//! - State-machine writes share the database and its WAL, so after a crash the recovered WAL is a
-//!   prefix: a purge that survived implies every state write before it survived too.
+//! - `apply` writes the state without the WAL ([`crate::db::unlogged`]); the log is purged only
+//!   behind a flush of every column family ([`crate::db::flush_all`]), so the entries a restart
+//!   replays onto the state on disk are still in the log. The committed index is written without
+//!   the WAL too: after a crash it is the one flushed with that state, never ahead of the log.
 
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
