@@ -7,8 +7,8 @@
 //! - The vote is written with a synced write before `save_vote` returns.
 //! - `apply` writes the state without the WAL ([`crate::db::unlogged`]); the log is purged only
 //!   behind a flush of every column family ([`crate::db::flush_all`]), so the entries a restart
-//!   replays onto the state on disk are still in the log. The committed index is written without
-//!   the WAL too: after a crash it is the one flushed with that state, never ahead of the log.
+//!   replays onto the state on disk are still in the log. The committed index keeps the WAL, so a
+//!   restarted node knows at once how far its log is committed.
 
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
@@ -290,11 +290,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 .committed_index
                 .set(i64::try_from(committed.index).unwrap_or(i64::MAX));
         }
-        // Without the WAL: this is called for every entry committed, and it is only where a
-        // restart may re-apply up to without waiting for the leader. After a crash it is as old
-        // as the last flush, which flushes the state with it (atomically), so it is never behind
-        // the state on disk; an older one only means the leader confirms the rest.
-        meta::write_with::<Committed>(&self.db, &committed, &crate::db::unlogged()).map_err(log_err)
+        meta::write::<Committed>(&self.db, &committed, false).map_err(log_err)
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {

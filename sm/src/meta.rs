@@ -180,17 +180,7 @@ pub fn read<M: StoreMeta>(db: &DB) -> Result<Option<M::Value>, StoreError> {
 pub fn write<M: StoreMeta>(db: &DB, value: &M::Value, sync: bool) -> Result<(), StoreError> {
     let mut opts = WriteOptions::default();
     opts.set_sync(sync);
-    write_with::<M>(db, value, &opts)
-}
-
-/// Writes `value` as `M` now with `opts` (for example [`crate::db::unlogged`], for a value that
-/// may go back to an older one after a crash).
-pub fn write_with<M: StoreMeta>(
-    db: &DB,
-    value: &M::Value,
-    opts: &WriteOptions,
-) -> Result<(), StoreError> {
-    db.put_cf_opt(cf(db, M::CF)?, M::KEY, M::encode(value)?, opts)?;
+    db.put_cf_opt(cf(db, M::CF)?, M::KEY, M::encode(value)?, &opts)?;
     Ok(())
 }
 

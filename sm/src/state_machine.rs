@@ -141,11 +141,12 @@ impl StateMachine {
         }
         if let Some(last) = last {
             txn.put_meta::<LastApplied>(&last)?;
-            let armed = if self.armed_timers.receiver_count() > 0 {
-                txn.staged_puts(CF_TIMERS)
-            } else {
-                Vec::new()
-            };
+            // Collected whether or not a time wheel listens now: one may subscribe, and read the
+            // timers on disk, between here and the write below, and it must then hear of these.
+            // (Asking for listeners here lost exactly those: after a leader restarted, entries
+            // re-applied while its time wheel started left their orders unclosed until the next
+            // reload, seconds late; the chaos timers check of t67 caught it.)
+            let armed = txn.staged_puts(CF_TIMERS);
             let sold_out = SoldOut::changes(&txn)?;
             crate::failpoints::crash_point(crate::failpoints::APPLY_BEFORE_WRITE);
             // Without the WAL: the Raft log replays it (see `db::unlogged`).
@@ -154,8 +155,9 @@ impl StateMachine {
             crate::failpoints::crash_point(crate::failpoints::APPLY_AFTER_WRITE);
             self.sold_out.record(sold_out);
             self.applied.send_replace(last.index);
-            if !armed.is_empty() {
-                // No receiver (not the leader, or shutting down) is fine: the wheel reloads from disk.
+            if !armed.is_empty() && self.armed_timers.receiver_count() > 0 {
+                // No receiver (not the leader, or shutting down) is fine: a wheel that subscribes
+                // after the write above reads these timers from disk.
                 let _ = self.armed_timers.send(Arc::new(armed));
             }
             self.metrics
