@@ -2,8 +2,9 @@
 //! from its followers stops calling webhooks and says it is not ready; a membership change that
 //! cannot work is refused instead of bricking the node; a command larger than an entry may be is
 //! refused with 413; a redrive of more letters than one step moves completes in steps; a flood
-//! of large publishes neither starves a small order nor costs the leader its office; and a write
-//! through a follower while leadership moves is committed at most once.
+//! of large publishes neither starves a small order nor costs the leader its office; a write
+//! through a follower while leadership moves is committed at most once; and a leader cut off with
+//! a write in flight takes writes again once a snapshot has caught it up.
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -707,4 +708,123 @@ async fn a_partition_cuts_api_forwarding_too() {
     );
     proxy.heal();
     let _ = ack.await;
+}
+
+/// A leader cut off with a write in flight appends it but cannot commit it; the others elect a
+/// leader, snapshot and purge past that entry, so when the link comes back the old leader is
+/// caught up by a snapshot, which drops its stranded entry without an answer from openraft. The
+/// node must still take writes afterwards: its batcher may not wait for that answer forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_cut_off_with_a_write_in_flight_takes_writes_again_after_a_snapshot() {
+    /// How long each step may take.
+    const LIMIT: Duration = Duration::from_secs(30);
+    let _shared = MACHINE.read().await;
+    use cluster::chaos::proxy::LinkState;
+    let (cluster, proxy) = cluster::chaos::run::start_cluster(13, Vec::new(), Vec::new(), None)
+        .await
+        .unwrap();
+    let old = cluster.wait_for_leader().await.unwrap();
+    let followers = cluster.followers().await.unwrap();
+    cluster
+        .load_sku("T", &SkuSettings::new(1_000_000, 100))
+        .await
+        .unwrap();
+    let before = cluster.status(old).await.unwrap().last_log_index;
+
+    eprintln!("--- cut leader {old} off, then write to it directly");
+    for id in &followers {
+        proxy.set_both(old, *id, LinkState::Down);
+    }
+    let stranded_client = cluster.client(old).clone();
+    let stranded = tokio::spawn(async move {
+        stranded_client
+            .create_order(&NewOrder::single("stranded", "T", 1), Some("stranded"))
+            .await
+    });
+    let stranded_index = poll_until(
+        "the cut-off leader to append the write",
+        Duration::from_secs(10),
+        || async {
+            let status = cluster.status(old).await.map_err(|e| e.to_string())?;
+            match status.last_log_index {
+                Some(index) if status.last_log_index != before => Ok(index),
+                other => Err(format!("last_log_index {other:?}")),
+            }
+        },
+    )
+    .await
+    .unwrap();
+
+    eprintln!("--- the others elect a leader, write on, snapshot and purge past {stranded_index}");
+    let live: Vec<NodeClient> = followers
+        .iter()
+        .map(|id| cluster.client(*id).clone())
+        .collect();
+    for i in 0..60 {
+        let new = NewOrder::single(format!("moved-on-{}", i % 7), "T", 1);
+        cluster::create_order_retrying(&live, i, &new, &format!("moved-on-{i}"), LIMIT)
+            .await
+            .unwrap();
+    }
+    let new_leader = poll_until("the others to agree on a leader", LIMIT, || async {
+        let status = live[0].cluster_status().await.map_err(|e| e.to_string())?;
+        match status.leader_id {
+            Some(id) if id != old => Ok(id),
+            other => Err(format!("leader {other:?}")),
+        }
+    })
+    .await
+    .unwrap();
+    cluster.client(new_leader).snapshot().await.unwrap();
+    let nudged = std::sync::atomic::AtomicUsize::new(0);
+    poll_until(
+        "the new leader to purge past the stranded entry",
+        Duration::from_secs(60),
+        || async {
+            let n = nudged.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let new = NewOrder::single("nudge", "T", 1);
+            cluster::create_order_retrying(&live, n, &new, &format!("nudge-{n}"), LIMIT)
+                .await
+                .map_err(|e| e.to_string())?;
+            let status = cluster
+                .status(new_leader)
+                .await
+                .map_err(|e| e.to_string())?;
+            match status.last_purged_index {
+                Some(purged) if purged > stranded_index => Ok(()),
+                other => Err(format!("last_purged_index {other:?}")),
+            }
+        },
+    )
+    .await
+    .unwrap();
+
+    eprintln!("--- heal: node {old} is caught up by a snapshot");
+    proxy.heal();
+    poll_until("the old leader to install a snapshot", LIMIT, || async {
+        let status = cluster.status(old).await.map_err(|e| e.to_string())?;
+        holds(status.snapshot_index.is_some_and(|s| s > stranded_index))
+    })
+    .await
+    .unwrap();
+
+    eprintln!("--- the stranded write is answered: outcome unknown (503), not left hanging");
+    let answer = stranded.await.expect("the stranded write's task");
+    assert_eq!(
+        answer.as_ref().err().and_then(|e| e.status()),
+        Some(503),
+        "the write stranded by the snapshot: {answer:?}"
+    );
+
+    eprintln!("--- node {old} takes writes again");
+    let order = cluster::create_order_retrying(
+        &[cluster.client(old).clone()],
+        0,
+        &NewOrder::single("after", "T", 1),
+        "after-the-snapshot",
+        LIMIT,
+    )
+    .await
+    .expect("a write through the node caught up by a snapshot");
+    assert_eq!(order.user_id, "after");
 }

@@ -11,6 +11,9 @@
 //!   node whose clock is off from the other voters' ([`ClockWatch`]) proposes nothing.
 //! - At most `max_in_flight` batches are proposed at once; while they are in flight, new requests
 //!   queue up and form the next batch, so batches grow with load and stay small when idle.
+//!   Every proposal ends, so no slot is held for good: a snapshot from the leader installed while
+//!   a batch is in flight answers its commands `Unavailable` (outcome unknown), because openraft
+//!   never answers an entry such a snapshot replaced.
 //! - On a follower, a batch goes to the leader in one peer request ([`WriteForwarder`]) instead
 //!   of one HTTP request per write; the leader batches forwarded commands with its own. This is
 //!   the only way a write reaches the leader: when the leader moved meanwhile (a `ForwardTo`
@@ -34,7 +37,7 @@ use prometheus_client::registry::Registry;
 use sm::command::{Command, CommandBatch};
 use sm::outcome::Outcome;
 use sm::raft_types::{NodeId, PeerAddr, Raft};
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 use tokio::time::Instant;
 
 use api::ClusterError;
@@ -91,6 +94,9 @@ struct Proposer {
     forwarder: WriteForwarder,
     /// Stamps each batch, and refuses to while this node's clock is not confirmed by the others.
     clock: Arc<ClockWatch>,
+    /// Changes when this node installs a snapshot from a leader, which may drop a proposed
+    /// entry without openraft ever answering for it.
+    installs: watch::Receiver<u64>,
     /// Where each proposal's time to commit and apply is observed.
     commit_latency: Histogram,
 }
@@ -117,6 +123,7 @@ impl Batcher {
         raft: Raft,
         forwarder: WriteForwarder,
         clock: Arc<ClockWatch>,
+        installs: watch::Receiver<u64>,
         config: BatcherConfig,
     ) -> Self {
         let admission = Arc::new(Admission::new(
@@ -134,6 +141,7 @@ impl Batcher {
                 raft,
                 forwarder,
                 clock,
+                installs,
                 commit_latency: commit_latency.clone(),
             },
             Lanes {
@@ -418,7 +426,27 @@ async fn propose_here(proposer: &Proposer, waiting: Vec<Pending>) -> Option<Redi
     let commands = waiting.iter().map(|p| p.command.clone()).collect();
     let batch = CommandBatch { now_ms, commands };
     let proposed = Instant::now();
-    match proposer.raft.client_write(batch).await {
+    let mut installs = proposer.installs.clone();
+    installs.mark_unchanged();
+    let written = tokio::select! {
+        written = proposer.raft.client_write(batch) => written,
+        () = snapshot_installed(&mut installs) => {
+            tracing::warn!(
+                commands = waiting.len(),
+                "a snapshot from the leader was installed while a batch proposed here was in \
+                 flight: its outcome is unknown"
+            );
+            for pending in waiting {
+                let _ = pending.reply.send(Err(ClusterError::Unavailable(
+                    "this node was caught up by a snapshot while the write was in flight; it \
+                     may or may not have been committed: retry with the same Idempotency-Key"
+                        .into(),
+                )));
+            }
+            return None;
+        }
+    };
+    match written {
         Ok(written) => {
             proposer
                 .commit_latency
@@ -452,6 +480,19 @@ async fn propose_here(proposer: &Proposer, waiting: Vec<Pending>) -> Option<Redi
             }
             redirected
         }
+    }
+}
+
+/// Resolves when this node installs a snapshot from a leader; never, if it cannot learn of one.
+///
+/// openraft 0.9 keeps the answer channel of a proposed entry until the entry is applied or
+/// truncated. A snapshot that covers the entry purges it without either (the node led, was cut
+/// off with the entry in flight, and the new leader had purged past it by the time the link
+/// came back), so the channel is never answered; waiting for it alone held the batcher's
+/// in-flight slot, and so every later write on this node, forever.
+async fn snapshot_installed(installs: &mut watch::Receiver<u64>) {
+    if installs.changed().await.is_err() {
+        std::future::pending::<()>().await;
     }
 }
 

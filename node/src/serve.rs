@@ -139,6 +139,7 @@ pub async fn run(
         raft.clone(),
         WriteForwarder::new(config.cluster_secret.expose().to_string(), &transport)?,
         clock.clone(),
+        state_machine.watch_installs(),
         BatcherConfig {
             max_batch: config.max_batch,
             max_batch_bytes: config.max_batch_bytes,

@@ -44,6 +44,10 @@ pub struct StateMachine {
     /// The index of the last applied entry, published after each apply and install so that
     /// readers (the change stream's long poll) wake on new state instead of polling.
     applied: Arc<watch::Sender<u64>>,
+    /// How many snapshots sent by a leader this node has installed since it started: an install
+    /// drops the log entries it covers without applying them, so whoever waits for one of those
+    /// to be applied learns here that it never will be (see [`StateMachine::watch_installs`]).
+    installs: Arc<watch::Sender<u64>>,
     /// SKUs with nothing available, updated after each applied batch (shared with the reader).
     sold_out: SoldOut,
     /// How long each apply takes, for `/metrics`.
@@ -74,6 +78,7 @@ impl StateMachine {
             sold_out,
             armed_timers: broadcast::channel(ARMED_TIMER_BACKLOG).0,
             applied: Arc::new(watch::Sender::new(0)),
+            installs: Arc::new(watch::Sender::new(0)),
             metrics: StoreMetrics::default(),
         };
         let index = sm.applied()?.0.map_or(0, |id| id.index);
@@ -95,6 +100,15 @@ impl StateMachine {
     /// A receiver of the last applied index, which changes after every applied batch.
     pub fn watch_applied(&self) -> watch::Receiver<u64> {
         self.applied.subscribe()
+    }
+
+    /// A receiver of the number of snapshots installed from a leader, which changes after each
+    /// install. openraft 0.9 answers a `client_write` when its entry is applied or truncated, but
+    /// not when a snapshot covering the entry replaces it (a leader cut off with a write in
+    /// flight and caught up by a snapshot): a proposer waits on this too, so it is not held
+    /// forever.
+    pub fn watch_installs(&self) -> watch::Receiver<u64> {
+        self.installs.subscribe()
     }
 
     /// Receives the keys of timers armed by every batch applied from now on. A receiver that falls
@@ -197,6 +211,7 @@ impl StateMachine {
         self.sold_out.reload(&self.db)?;
         self.snapshots.installed();
         self.applied.send_replace(last_index.unwrap_or(0));
+        self.installs.send_modify(|installs| *installs += 1);
         Ok(())
     }
 }
