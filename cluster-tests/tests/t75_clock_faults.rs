@@ -116,6 +116,15 @@ async fn orders_close_on_time(cluster: &Cluster, tag: &str, pay_within_secs: u64
     }
 }
 
+/// `clock`'s environment for node 3, plus an election timeout shorter than the others' default
+/// (1000-2000 ms), so that when its leader pauses, node 3 campaigns first and wins if its clock
+/// lets it lead (see [`hand_the_lead_to`]).
+fn eager(clock: &FakeClock) -> Vec<(String, String)> {
+    let mut env = clock.env();
+    env.push(("ORDERQ_ELECTION_TIMEOUT_MS".to_owned(), "400".to_owned()));
+    env
+}
+
 /// Waits until `node` reports `clock_skewed` as `skewed` in `GET /admin/cluster`.
 async fn wait_clock_skewed(node: &NodeClient, skewed: bool, what: &str) {
     poll_until(what, Duration::from_secs(15), || async {
@@ -130,8 +139,13 @@ async fn wait_clock_skewed(node: &NodeClient, skewed: bool, what: &str) {
 }
 
 /// Pauses whoever `node` names leader until it names another, up to ten times, so that `node`
-/// leads if the elections allow it (each pause gives it one chance in two). Answers whom `node`
-/// names leader at the end.
+/// leads if the elections allow it. Answers whom `node` names leader at the end.
+///
+/// openraft 0.9 draws a node's election timeout once, when the node starts, so a pause does not
+/// give each follower a fresh chance: a node whose timeout was drawn longer than both others'
+/// never wins (one start in three). The node to hand the lead to is therefore started with
+/// [`eager`]'s shorter timeout.
+
 async fn hand_the_lead_to(cluster: &Cluster, node: u64) -> u64 {
     let named = || async {
         poll_until("a leader named", Duration::from_secs(15), || async {
@@ -182,7 +196,7 @@ async fn a_node_with_a_bad_clock_never_leads_and_orders_close_on_time() {
         .unwrap();
 
     eprintln!("--- node 3 restarts ten minutes ahead");
-    cluster.restart_with_env(SKEWED, &clock.env()).unwrap();
+    cluster.restart_with_env(SKEWED, &eager(&clock)).unwrap();
     let skewed = cluster.client(SKEWED).clone();
     wait_clock_skewed(&skewed, true, "node 3 to find its clock off").await;
     assert!(
@@ -223,7 +237,7 @@ async fn a_leader_whose_clock_jumps_ahead_stamps_nothing_with_it() {
         .put_sku(1, "J", &SkuSettings::new(10_000_000, 100))
         .await
         .unwrap();
-    cluster.restart_with_env(SKEWED, &clock.env()).unwrap();
+    cluster.restart_with_env(SKEWED, &eager(&clock)).unwrap();
     cluster.wait_for_leader().await.unwrap();
     let leader = hand_the_lead_to(&cluster, SKEWED).await;
     assert_eq!(leader, SKEWED, "ten elections did not hand node 3 the lead");
