@@ -9,6 +9,7 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
+use cluster::chaos::proxy::{LinkProxy, LinkState};
 use cluster::model::{OrderPage, Sku};
 use cluster::{
     holds, poll_until, requests, Cluster, ClusterOptions, Endpoint, NewMessage, NewOrder,
@@ -471,15 +472,28 @@ async fn timers_fire_on_time_while_clients_flood_past_the_queue_depth() {
     assert!(p99 < 1_000, "timer lag p99 {p99} ms under a flood");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_partition_cuts_forwarded_writes_too() {
-    let _shared = MACHINE.read().await;
-    use cluster::chaos::proxy::LinkState;
-    let (cluster, proxy) = cluster::chaos::run::start_cluster(11, Vec::new(), Vec::new(), None)
+/// A three-node cluster behind the harness's link proxy (`chaos::run::start_cluster`), with its
+/// leader and followers.
+async fn behind_the_proxy(seed: u64) -> (Cluster, LinkProxy, u64, Vec<u64>) {
+    let (cluster, proxy) = cluster::chaos::run::start_cluster(seed, Vec::new(), Vec::new(), None)
         .await
         .unwrap();
     let leader = cluster.wait_for_leader().await.unwrap();
     let followers = cluster.followers().await.unwrap();
+    (cluster, proxy, leader, followers)
+}
+
+/// Cuts `leader` off from each of `followers`, both ways.
+fn cut_off(proxy: &LinkProxy, leader: u64, followers: &[u64]) {
+    for id in followers {
+        proxy.set_both(leader, *id, LinkState::Down);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_cuts_forwarded_writes_too() {
+    let _shared = MACHINE.read().await;
+    let (cluster, proxy, leader, followers) = behind_the_proxy(11).await;
     cluster
         .load_sku("P", &SkuSettings::new(10, 100))
         .await
@@ -487,9 +501,7 @@ async fn a_partition_cuts_forwarded_writes_too() {
     let before = cluster.status(leader).await.unwrap().last_log_index;
 
     eprintln!("--- isolate the leader, then write through a follower that still names it");
-    for id in &followers {
-        proxy.set_both(leader, *id, LinkState::Down);
-    }
+    cut_off(&proxy, leader, &followers);
     let follower = cluster.client(followers[0]).clone();
     let write = tokio::spawn(async move {
         follower
@@ -527,16 +539,12 @@ async fn a_partition_cuts_forwarded_writes_too() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_through_a_follower_while_leadership_moves_commit_at_most_once() {
     let _shared = MACHINE.read().await;
-    use cluster::chaos::proxy::LinkState;
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::{Arc, Mutex};
 
     const WRITERS: usize = 4;
-    let (cluster, proxy) = cluster::chaos::run::start_cluster(12, Vec::new(), Vec::new(), None)
-        .await
-        .unwrap();
-    let leader = cluster.wait_for_leader().await.unwrap();
-    let follower = cluster.followers().await.unwrap()[0];
+    let (cluster, proxy, leader, followers) = behind_the_proxy(12).await;
+    let follower = followers[0];
     cluster
         .load_sku("M", &SkuSettings::new(1_000_000, 100))
         .await
@@ -651,12 +659,7 @@ async fn writes_through_a_follower_while_leadership_moves_commit_at_most_once() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partition_cuts_api_forwarding_too() {
     let _shared = MACHINE.read().await;
-    use cluster::chaos::proxy::LinkState;
-    let (cluster, proxy) = cluster::chaos::run::start_cluster(12, Vec::new(), Vec::new(), None)
-        .await
-        .unwrap();
-    let leader = cluster.wait_for_leader().await.unwrap();
-    let followers = cluster.followers().await.unwrap();
+    let (cluster, proxy, leader, followers) = behind_the_proxy(12).await;
     cluster
         .subscribe(
             "pulled",
@@ -688,9 +691,7 @@ async fn a_partition_cuts_api_forwarding_too() {
     let before = cluster.status(leader).await.unwrap().last_log_index;
 
     eprintln!("--- isolate the leader, then ack through a follower that still names it");
-    for id in &followers {
-        proxy.set_both(leader, *id, LinkState::Down);
-    }
+    cut_off(&proxy, leader, &followers);
     let follower = cluster.client(followers[0]).clone();
     let ack = tokio::spawn(async move { follower.ack("pulled", &[receipt]).await });
     let reached = poll_until(
@@ -719,12 +720,7 @@ async fn a_leader_cut_off_with_a_write_in_flight_takes_writes_again_after_a_snap
     /// How long each step may take.
     const LIMIT: Duration = Duration::from_secs(30);
     let _shared = MACHINE.read().await;
-    use cluster::chaos::proxy::LinkState;
-    let (cluster, proxy) = cluster::chaos::run::start_cluster(13, Vec::new(), Vec::new(), None)
-        .await
-        .unwrap();
-    let old = cluster.wait_for_leader().await.unwrap();
-    let followers = cluster.followers().await.unwrap();
+    let (cluster, proxy, old, followers) = behind_the_proxy(13).await;
     cluster
         .load_sku("T", &SkuSettings::new(1_000_000, 100))
         .await
@@ -732,9 +728,7 @@ async fn a_leader_cut_off_with_a_write_in_flight_takes_writes_again_after_a_snap
     let before = cluster.status(old).await.unwrap().last_log_index;
 
     eprintln!("--- cut leader {old} off, then write to it directly");
-    for id in &followers {
-        proxy.set_both(old, *id, LinkState::Down);
-    }
+    cut_off(&proxy, old, &followers);
     let stranded_client = cluster.client(old).clone();
     let stranded = tokio::spawn(async move {
         stranded_client

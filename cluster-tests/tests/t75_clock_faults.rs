@@ -145,7 +145,6 @@ async fn wait_clock_skewed(node: &NodeClient, skewed: bool, what: &str) {
 /// give each follower a fresh chance: a node whose timeout was drawn longer than both others'
 /// never wins (one start in three). The node to hand the lead to is therefore started with
 /// [`eager`]'s shorter timeout.
-
 async fn hand_the_lead_to(cluster: &Cluster, node: u64) -> u64 {
     let named = || async {
         poll_until("a leader named", Duration::from_secs(15), || async {
