@@ -437,10 +437,9 @@ async fn propose_here(proposer: &Proposer, waiting: Vec<Pending>) -> Option<Redi
                  flight: its outcome is unknown"
             );
             for pending in waiting {
+                // The API says "outcome unknown, retry with the same Idempotency-Key" first.
                 let _ = pending.reply.send(Err(ClusterError::Unavailable(
-                    "this node was caught up by a snapshot while the write was in flight; it \
-                     may or may not have been committed: retry with the same Idempotency-Key"
-                        .into(),
+                    "this node was caught up by a snapshot while the write was in flight".into(),
                 )));
             }
             return None;
