@@ -11,9 +11,10 @@
 //!   node whose clock is off from the other voters' ([`ClockWatch`]) proposes nothing.
 //! - At most `max_in_flight` batches are proposed at once; while they are in flight, new requests
 //!   queue up and form the next batch, so batches grow with load and stay small when idle.
-//!   Every proposal ends, so no slot is held for good: a snapshot from the leader installed while
-//!   a batch is in flight answers its commands `Unavailable` (outcome unknown), because openraft
-//!   never answers an entry such a snapshot replaced.
+//!   A proposal whose entry openraft stops tracking still ends, so it holds no slot for good: a
+//!   snapshot from the leader installed while a batch is in flight answers its commands
+//!   `Unavailable` (outcome unknown), because openraft never answers an entry such a snapshot
+//!   replaced.
 //! - On a follower, a batch goes to the leader in one peer request ([`WriteForwarder`]) instead
 //!   of one HTTP request per write; the leader batches forwarded commands with its own. This is
 //!   the only way a write reaches the leader: when the leader moved meanwhile (a `ForwardTo`
@@ -429,6 +430,8 @@ async fn propose_here(proposer: &Proposer, waiting: Vec<Pending>) -> Option<Redi
     let mut installs = proposer.installs.clone();
     installs.mark_unchanged();
     let written = tokio::select! {
+        // An answer that is there wins over an install seen at the same moment.
+        biased;
         written = proposer.raft.client_write(batch) => written,
         () = snapshot_installed(&mut installs) => {
             tracing::warn!(
