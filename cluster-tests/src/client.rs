@@ -452,3 +452,44 @@ pub async fn create_order_retrying(
     })
     .await
 }
+
+/// Writes a trickle of orders of `order` through `clients` (keys `{key_prefix}-0`, `-1`, ...,
+/// each tried on `clients[0]` first and acknowledged within 10 s) until `leader` says its log is
+/// purged past `index`, for up to `limit`; answers the orders acknowledged.
+///
+/// A leader purges its log only when an entry gives it occasion after a snapshot, as real
+/// traffic does: a test that needs a follower caught up by a snapshot, not by the log, waits here.
+pub async fn write_until_purged_past(
+    clients: &[NodeClient],
+    leader: &NodeClient,
+    index: u64,
+    order: &NewOrder,
+    key_prefix: &str,
+    limit: Duration,
+) -> Result<Vec<Order>> {
+    let written = std::sync::Mutex::new(Vec::new());
+    let lock = || {
+        written
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    };
+    crate::wait::poll_until(
+        &format!("the leader to purge its log past index {index}"),
+        limit,
+        || async {
+            let key = format!("{key_prefix}-{}", lock().len());
+            let acked = create_order_retrying(clients, 0, order, &key, Duration::from_secs(10))
+                .await
+                .map_err(|e| e.to_string())?;
+            lock().push(acked);
+            let status = leader.cluster_status().await.map_err(|e| e.to_string())?;
+            match status.last_purged_index {
+                Some(purged) if purged > index => Ok(()),
+                other => Err(format!("last_purged_index {other:?}")),
+            }
+        },
+    )
+    .await?;
+    let orders = std::mem::take(&mut *lock());
+    Ok(orders)
+}

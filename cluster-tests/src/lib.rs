@@ -104,7 +104,9 @@ pub mod wait;
 pub mod writers;
 
 pub use chromedriver::Chromedriver;
-pub use client::{create_order_retrying, ApiResponse, NodeClient, Request};
+pub use client::{
+    create_order_retrying, write_until_purged_past, ApiResponse, NodeClient, Request,
+};
 pub use cluster::{Cluster, ClusterOptions, NodeAddrs};
 pub use endpoint::Endpoint;
 pub use error::{Error, Result};

@@ -1,12 +1,11 @@
 //! A follower that was down while the leader snapshotted and purged the log it would need
 //! catches up by installing a snapshot, and then answers every order from its own state.
 
-use std::sync::Mutex;
 use std::time::Duration;
 
 use cluster::{
-    create_order_retrying, poll_until, within, Cluster, ClusterOptions, NewOrder, NodeClient,
-    Order, SkuSettings,
+    create_order_retrying, within, write_until_purged_past, Cluster, ClusterOptions, NewOrder,
+    NodeClient, Order, SkuSettings,
 };
 use tokio::task::JoinSet;
 
@@ -102,30 +101,17 @@ async fn scenario(cluster: &mut Cluster) {
     );
     // A trickle of writes, as in real traffic, gives the leader occasions to purge; they are
     // acknowledged orders like any other.
-    let nudges: Mutex<Vec<Order>> = Mutex::default();
-    poll_until(
-        "the leader to purge the log the stopped follower would need",
+    let nudges = write_until_purged_past(
+        &live,
+        &live[0],
+        stopped_log,
+        &NewOrder::single("t40-nudge", SKU, 1),
+        "t40-nudge",
         Duration::from_secs(60),
-        || {
-            let (live, nudges) = (&live, &nudges);
-            async move {
-                let key = format!("t40-nudge-{}", nudges.lock().expect("nudges").len());
-                let new = NewOrder::single("t40-nudge", SKU, 1);
-                let order = create_order_retrying(live, 0, &new, &key, Duration::from_secs(10))
-                    .await
-                    .map_err(|e| e.to_string())?;
-                nudges.lock().expect("nudges").push(order);
-                let status = live[0].cluster_status().await.map_err(|e| e.to_string())?;
-                match status.last_purged_index {
-                    Some(purged) if purged > stopped_log => Ok(()),
-                    other => Err(format!("last_purged_index {other:?}")),
-                }
-            }
-        },
     )
     .await
     .expect("leader purges its log");
-    acked.extend(nudges.into_inner().expect("nudges"));
+    acked.extend(nudges);
     let purged = cluster
         .status(leader)
         .await

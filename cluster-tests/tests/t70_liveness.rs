@@ -770,25 +770,13 @@ async fn a_leader_cut_off_with_a_write_in_flight_takes_writes_again_after_a_snap
     .await
     .unwrap();
     cluster.client(new_leader).snapshot().await.unwrap();
-    let nudged = std::sync::atomic::AtomicUsize::new(0);
-    poll_until(
-        "the new leader to purge past the stranded entry",
+    cluster::write_until_purged_past(
+        &live,
+        cluster.client(new_leader),
+        stranded_index,
+        &NewOrder::single("nudge", "T", 1),
+        "nudge",
         Duration::from_secs(60),
-        || async {
-            let n = nudged.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let new = NewOrder::single("nudge", "T", 1);
-            cluster::create_order_retrying(&live, n, &new, &format!("nudge-{n}"), LIMIT)
-                .await
-                .map_err(|e| e.to_string())?;
-            let status = cluster
-                .status(new_leader)
-                .await
-                .map_err(|e| e.to_string())?;
-            match status.last_purged_index {
-                Some(purged) if purged > stranded_index => Ok(()),
-                other => Err(format!("last_purged_index {other:?}")),
-            }
-        },
     )
     .await
     .unwrap();
