@@ -311,19 +311,20 @@ async fn raft_stopped(raft: &Raft, shutdown: &mut watch::Receiver<bool>) -> Opti
     let mut server = raft.server_metrics();
     let mut check = tokio::time::interval(RAFT_CHECK);
     check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let fatal = || {
+        let metrics = raft.metrics();
+        let running = &metrics.borrow().running_state;
+        running.as_ref().err().map(ToString::to_string)
+    };
     loop {
-        if let Err(fatal) = &raft.metrics().borrow().running_state {
-            return Some(fatal.to_string());
+        if let Some(fatal) = fatal() {
+            return Some(fatal);
         }
         tokio::select! {
             _ = shutdown.wait_for(|stop| *stop) => return None,
             changed = server.changed() => {
                 if changed.is_err() {
-                    let stopped = raft.metrics().borrow().running_state.clone();
-                    return Some(stopped.err().map_or_else(
-                        || "the raft core ended".to_string(),
-                        |fatal| fatal.to_string(),
-                    ));
+                    return Some(fatal().unwrap_or_else(|| "the raft core ended".to_owned()));
                 }
             }
             _ = check.tick() => {}
