@@ -40,10 +40,10 @@ pub fn open(path: &Path) -> Result<Arc<DB>, StoreError> {
 /// Why a limit: a flush writes every column family's memtable at once (tens of MB, see
 /// [`open`]), and while it does, the Raft log's own syncs wait behind it on the same disk. In
 /// 15 s of orders from 64 clients, 12 to 21 of the leader's log syncs took over 6.4 ms with
-/// flushes unlimited, 5 to 10 at 8 MiB/s, and none in a run with memtables too large to flush;
-/// the order's p99 followed (37 ms unlimited, 28 ms limited, 20 ms with no flush, means of five
-/// runs). Spread over a second or so, the same bytes leave room for the log's syncs. Flushes go
-/// ahead of compactions under the limit.
+/// flushes unlimited, 5 to 10 at 8 MiB/s, and none in a run with memtables too large to flush.
+/// The order's p99 followed: 39 ms unlimited, 34 ms at 16 MiB/s and 32 ms at 24 MiB/s (30 s
+/// runs, means of three), 20 ms with no flush at all. Spread over a second or so, the same bytes
+/// leave room for the log's syncs. Flushes go ahead of compactions under the limit.
 /// The default is about three times what a node writes in the background at its most orders a
 /// second on the two-core machines the figures come from (7.8 MB/s, flush and compaction
 /// together); a faster machine that takes more orders needs a higher limit, or compactions fall
