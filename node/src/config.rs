@@ -172,9 +172,6 @@ pub struct Config {
     /// Which requests get an access line: `all`, `errors` (5xx only) or `off`. A flash sale's
     /// sold-out answers each cost a line under `all`.
     pub access_log: api::access_log::AccessLog,
-    /// Most MiB a second the database's flushes and compactions write; 0: no limit. Spreads a
-    /// flush's burst so the Raft log's syncs do not wait behind it (see `sm::db::open_with`).
-    pub background_write_mib_per_sec: u64,
 }
 
 impl Default for Config {
@@ -213,7 +210,6 @@ impl Default for Config {
             redrive_step: 1_000,
             max_clock_offset_ms: 500,
             access_log: api::access_log::AccessLog::All,
-            background_write_mib_per_sec: sm::db::DEFAULT_BACKGROUND_WRITE_MIB,
         }
     }
 }
@@ -372,9 +368,6 @@ pub struct ServeArgs {
     /// Which requests get an access line: all, errors (5xx only) or off.
     #[arg(long, env = "ORDERQ_ACCESS_LOG")]
     pub access_log: Option<api::access_log::AccessLog>,
-    /// Most MiB a second the database's flushes and compactions write (0 = no limit).
-    #[arg(long, env = "ORDERQ_BACKGROUND_WRITE_MIB_PER_SEC")]
-    pub background_write_mib_per_sec: Option<u64>,
 }
 
 /// Parses `ID=RAFT_ADDR,API_ADDR`.
@@ -429,8 +422,7 @@ impl Config {
             queue_retention_secs,
             redrive_step,
             max_clock_offset_ms,
-            access_log,
-            background_write_mib_per_sec
+            access_log
         );
         for (file, flag) in [
             (&mut config.admin_token_file, &args.admin_token_file),
@@ -713,35 +705,6 @@ refund_status_url = "http://127.0.0.1:1/refunds"
         assert_eq!(
             Config::load(&ServeArgs::default()).unwrap().access_log,
             AccessLog::All
-        );
-    }
-
-    #[test]
-    fn the_background_write_limit_comes_from_the_file_and_the_flag() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("n.toml");
-        std::fs::write(&path, "background_write_mib_per_sec = 64\n").unwrap();
-        let from_file = ServeArgs {
-            config: Some(path.clone()),
-            ..Default::default()
-        };
-        assert_eq!(
-            Config::load(&from_file)
-                .unwrap()
-                .background_write_mib_per_sec,
-            64
-        );
-        let flag = ServeArgs {
-            config: Some(path),
-            background_write_mib_per_sec: Some(0),
-            ..Default::default()
-        };
-        assert_eq!(Config::load(&flag).unwrap().background_write_mib_per_sec, 0);
-        assert_eq!(
-            Config::load(&ServeArgs::default())
-                .unwrap()
-                .background_write_mib_per_sec,
-            sm::db::DEFAULT_BACKGROUND_WRITE_MIB
         );
     }
 

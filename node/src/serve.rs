@@ -101,7 +101,7 @@ pub async fn run(
         crate::tls::PeerClientTls::from_config(&config.tls)?,
     );
     std::fs::create_dir_all(&config.data_dir).map_err(sm::StoreError::from)?;
-    let storage = Storage::open_with(&config.data_dir, config.background_write_mib_per_sec)?;
+    let storage = Storage::open(&config.data_dir)?;
     let store_metrics = storage.metrics.clone();
     let delivery_metrics = crate::delivery_metrics::DeliveryMetrics::default();
     crate::wipe_guard::check(&config, &storage.log).await?;

@@ -15,9 +15,6 @@ use crate::keys::ALL_CFS;
 const MEMTABLE_BUDGET: usize = 64 << 20;
 /// One block cache shared by every column family.
 const BLOCK_CACHE: usize = 32 << 20;
-/// How many MiB a second flushes and compactions may write unless the node's configuration
-/// says otherwise ([`open_with`]).
-pub const DEFAULT_BACKGROUND_WRITE_MIB: u64 = 24;
 
 /// Opens (creating if needed) the database at `path` with all column families.
 ///
@@ -31,40 +28,9 @@ pub const DEFAULT_BACKGROUND_WRITE_MIB: u64 = 24;
 /// CPU per order (`order_footprint` example). Files written before stay readable: each SST
 /// names its own compression.
 pub fn open(path: &Path) -> Result<Arc<DB>, StoreError> {
-    open_with(path, DEFAULT_BACKGROUND_WRITE_MIB)
-}
-
-/// [`open`], with flushes and compactions writing at most `background_write_mib` MiB a second
-/// (0: as fast as they can).
-///
-/// Why a limit: a flush writes every column family's memtable at once (tens of MB, see
-/// [`open`]), and while it does, the Raft log's own syncs wait behind it on the same disk. In
-/// 15 s of orders from 64 clients, 12 to 21 of the leader's log syncs took over 6.4 ms with
-/// flushes unlimited, 5 to 10 at 8 MiB/s, and none in a run with memtables too large to flush.
-/// The order's p99 followed: 39 ms unlimited, 34 ms at 16 MiB/s and 32 ms at 24 MiB/s (30 s
-/// runs, means of three), 20 ms with no flush at all. Spread over a second or so, the same bytes
-/// leave room for the log's syncs. Flushes go ahead of compactions under the limit.
-/// The default is about three times what a node writes in the background at its most orders a
-/// second on the two-core machines the figures come from (7.8 MB/s, flush and compaction
-/// together); a faster machine that takes more orders needs a higher limit, or compactions fall
-/// behind and RocksDB slows every write.
-pub fn open_with(path: &Path, background_write_mib: u64) -> Result<Arc<DB>, StoreError> {
-    let (mut opts, cfs) = options();
-    if background_write_mib > 0 {
-        let bytes_per_sec = background_write_mib.saturating_mul(1 << 20);
-        opts.set_ratelimiter(
-            i64::try_from(bytes_per_sec).unwrap_or(i64::MAX),
-            RATE_LIMIT_REFILL_US,
-            RATE_LIMIT_FAIRNESS,
-        );
-    }
+    let (opts, cfs) = options();
     Ok(Arc::new(DB::open_cf_descriptors(&opts, path, cfs)?))
 }
-
-/// How often the background-write limit hands out its next share (RocksDB's default).
-const RATE_LIMIT_REFILL_US: i64 = 100_000;
-/// How often a compaction's write is let ahead of a waiting flush's (RocksDB's default: 1 in 10).
-const RATE_LIMIT_FAIRNESS: i32 = 10;
 
 /// Opens the database at `path` (a backup's checkpoint) for reading only: nothing is written
 /// to its directory, and a missing database is an error.
@@ -166,47 +132,4 @@ pub fn sizes(db: &DB) -> Result<DbSizes, StoreError> {
         sizes.pending_compaction_bytes += property("rocksdb.estimate-pending-compaction-bytes")?;
     }
     Ok(sizes)
-}
-
-#[cfg(test)]
-mod tests {
-    use std::time::{Duration, Instant};
-
-    use super::*;
-    use crate::keys::CF_ORDERS;
-
-    /// Writes `count` records of `bytes_each` bytes that LZ4 cannot shrink (xorshift) to the
-    /// orders family.
-    fn fill(db: &DB, count: usize, bytes_each: usize) {
-        let orders = cf(db, CF_ORDERS).expect("the orders family");
-        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
-        for n in 0..count {
-            let value: Vec<u8> = (0..bytes_each)
-                .map(|_| {
-                    state ^= state << 13;
-                    state ^= state >> 7;
-                    state ^= state << 17;
-                    state as u8
-                })
-                .collect();
-            db.put_cf_opt(orders, format!("{n:08}"), value, &unlogged())
-                .expect("a write");
-        }
-    }
-
-    #[test]
-    fn a_flush_writes_no_faster_than_the_background_limit() {
-        // 3 MiB at 1 MiB a second: at least two seconds however fast the disk (the limiter
-        // hands out a tenth of a second's share at a time, so one share may go at once).
-        let dir = tempfile::tempdir().expect("a folder");
-        let db = open_with(dir.path(), 1).expect("the database opens");
-        fill(&db, 3 * 256, 4096);
-        let started = Instant::now();
-        flush_all(&db).expect("the flush");
-        let took = started.elapsed();
-        assert!(
-            took >= Duration::from_secs(2),
-            "3 MiB flushed in {took:?} under a 1 MiB/s limit"
-        );
-    }
 }

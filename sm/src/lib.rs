@@ -100,13 +100,7 @@ impl Storage {
     /// Opens (or creates) the storage under `data_dir`: the database in `db/`, the current
     /// snapshot in `snapshot/`.
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
-        Self::open_with(data_dir, db::DEFAULT_BACKGROUND_WRITE_MIB)
-    }
-
-    /// [`Storage::open`], with the database's flushes and compactions writing at most
-    /// `background_write_mib` MiB a second (0: no limit; see [`db::open_with`]).
-    pub fn open_with(data_dir: &Path, background_write_mib: u64) -> Result<Self, StoreError> {
-        let db = db::open_with(&data_dir.join("db"), background_write_mib)?;
+        let db = db::open(&data_dir.join("db"))?;
         let state = StateMachine::new(db.clone(), &data_dir.join("snapshot"))?;
         let log = LogStore::new(db.clone(), state.snapshots())?;
         let metrics = log.metrics();
