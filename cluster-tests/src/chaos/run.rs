@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::check::progress::{first_ack_after, FaultWindow};
+use super::check::progress::{first_ack_after, FaultWindow, RECOVERY_BOUND_MS};
 use super::check::{self, FinalState, NodeState};
 use super::disk::SmallDisks;
 use super::faults::{self, Fault, FaultKind};
@@ -193,6 +193,9 @@ pub async fn run(options: ChaosOptions) -> Result<Report> {
         });
     }
     tokio::time::sleep_until(faults_end.into()).await;
+    if let Some(last) = injected.last() {
+        await_ack_after(&history, last.healed_ms).await;
+    }
     eprintln!(
         "chaos: {} ms: faults over, stopping clients",
         history.now_ms()
@@ -438,6 +441,24 @@ fn targets(cluster: &Cluster) -> Result<Vec<Target>> {
             client: NodeClient::with_http(cluster.api(id), None, http.clone()),
         })
         .collect())
+}
+
+/// Keeps the clients going after the faults end until a write is acknowledged after the last
+/// heal, or until [`RECOVERY_BOUND_MS`] has passed since it (and a second more, so `progress`
+/// sees the bound exceeded). Without this, a cluster that took no write after a fault healed
+/// late in the run was excused by `progress`: the workload stopped before the bound ran out.
+async fn await_ack_after(history: &History, healed_ms: u64) {
+    let give_up_ms = healed_ms + RECOVERY_BOUND_MS + 1_000;
+    while first_ack_after(&history.operations(), healed_ms).is_none() {
+        if history.now_ms() > give_up_ms {
+            eprintln!(
+                "chaos: {} ms: no write acknowledged since the last fault healed at {healed_ms} ms",
+                history.now_ms()
+            );
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// After a fault is healed: notes (and restarts) any node that died on its own, then waits for
