@@ -26,7 +26,7 @@ use crate::cluster::{Cluster, ClusterOptions, NodeAddrs};
 use crate::error::{Error, Result};
 use crate::model::{Order, OrderPage, Sku};
 use crate::ports::reserve_ports_on;
-use crate::wait::{poll_until, retry_while_unavailable};
+use crate::wait::{holds, poll_until, retry_while_unavailable};
 
 /// Nodes in a chaos cluster.
 const NODES: u64 = 3;
@@ -449,15 +449,18 @@ fn targets(cluster: &Cluster) -> Result<Vec<Target>> {
 /// late in the run was excused by `progress`: the workload stopped before the bound ran out.
 async fn await_ack_after(history: &History, healed_ms: u64) {
     let give_up_ms = healed_ms + RECOVERY_BOUND_MS + 1_000;
-    while first_ack_after(&history.operations(), healed_ms).is_none() {
-        if history.now_ms() > give_up_ms {
-            eprintln!(
-                "chaos: {} ms: no write acknowledged since the last fault healed at {healed_ms} ms",
-                history.now_ms()
-            );
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    let limit = Duration::from_millis(give_up_ms.saturating_sub(history.now_ms()));
+    let acked = poll_until(
+        "a write acknowledged after the last heal",
+        limit,
+        || async { holds(first_ack_after(&history.operations(), healed_ms).is_some()) },
+    )
+    .await;
+    if acked.is_err() {
+        eprintln!(
+            "chaos: {} ms: no write acknowledged since the last fault healed at {healed_ms} ms",
+            history.now_ms()
+        );
     }
 }
 
