@@ -528,6 +528,13 @@ impl ResetBody {
             (Some(other), None, None) => Err(ApiError::invalid(format!(
                 "to must be earliest or latest, not {other:?}"
             ))),
+            // The spec's offsets are int64, as the change stream's are.
+            (None, Some(offset), None) if offset > crate::changes::MAX_OFFSET => {
+                Err(ApiError::invalid(format!(
+                    "offset must be between 0 and {}",
+                    crate::changes::MAX_OFFSET
+                )))
+            }
             (None, Some(offset), None) => Ok(ResetTarget::Offset(offset)),
             (None, None, Some(time)) => {
                 let at = OffsetDateTime::parse(&time, &Rfc3339)
@@ -647,6 +654,19 @@ pub fn message_offset(topic: &str, id: &str) -> Result<u64, ApiError> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_reset_offset_past_int64_is_refused() {
+        let body = |offset: u64| ResetBody {
+            to: None,
+            offset: Some(offset),
+            time: None,
+        };
+        let max = crate::changes::MAX_OFFSET;
+        assert_eq!(body(max).target().unwrap(), ResetTarget::Offset(max));
+        assert_eq!(body(max + 1).target().unwrap_err().status, 400);
+    }
+
     use super::*;
 
     #[test]
